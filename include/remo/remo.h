@@ -1,0 +1,430 @@
+/*
+ * remo.h -- the public interface of libremo, transparent remote objects.
+ *
+ * Read it top to bottom; it is in sections:
+ *
+ *   1. Status codes        every function that can fail returns one
+ *   2. Memory              the one allocator indirection
+ *   3. Values              nil, bool, int, double, str, bytes, tuple,
+ *                          list, dict, and the reserved reference kinds
+ *   4. Error values        named errors and the name hierarchy
+ *   5. Wire codec          values to MessagePack bytes and back
+ *
+ * Ownership words, used the same way in every comment below:
+ *
+ *   new       the caller receives a reference and must give it back with
+ *             remo_value_release() (or pass it to a "stealing" function).
+ *   borrowed  the caller may use the value while the container it came
+ *             from is alive and unchanged; it must not release it.
+ *   stolen    the function takes the caller's reference ALWAYS, on success
+ *             and on failure alike (on failure it releases it), so that
+ *             nested constructors such as
+ *                 remo_list_append(l, remo_str("x"))
+ *             can never leak.
+ *
+ * Everything not named remo_* or REMO_* is private.  The layers, the value
+ * model and the reasons behind them are in doc/design.md; the bytes on the
+ * wire are in doc/wire.md.
+ */
+#ifndef REMO_REMO_H
+#define REMO_REMO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define REMO_API __attribute__((visibility("default")))
+#else
+#define REMO_API
+#endif
+
+/* ======================================================================
+ * 1. Status codes
+ * ======================================================================
+ *
+ * REMO_OK is 0; every other code is a small positive number that never
+ * changes meaning.  The codes a peer or the network can cause (the
+ * REMO_EWIRE_* family, later the session codes) are errors to handle,
+ * never crashes.
+ */
+enum remo_status {
+	REMO_OK = 0,
+	REMO_ENOMEM = 1,      /* an allocation failed                         */
+	REMO_EINVAL = 2,      /* an argument is invalid (see the function)    */
+	REMO_ETYPE = 3,       /* a value is of the wrong kind                 */
+	REMO_ERANGE = 4,      /* an index or a number is out of range         */
+	REMO_ENOTFOUND = 5,   /* no such key or name                          */
+	REMO_EEXIST = 6,      /* the name is registered already, differently  */
+	REMO_EUNHASHABLE = 7, /* a mutable value was used as a dict key       */
+	REMO_EDEPTH = 8,      /* a value nests deeper than REMO_MAX_DEPTH     */
+	REMO_ETOOBIG = 9,     /* a value holds more than REMO_MAX_VALUES, or a
+	                         string or message over 4 GiB - 1 bytes       */
+	REMO_ELIMIT = 10,     /* a stated limit was reached (see its #define) */
+
+	/* Malformed MessagePack: one code for each kind of bad input. */
+	REMO_EWIRE_TRUNCATED = 20, /* the message ends inside a value header  */
+	REMO_EWIRE_RESERVED = 21,  /* the never-used type byte 0xc1           */
+	REMO_EWIRE_LENGTH = 22,    /* str, bin or ext longer than bytes left  */
+	REMO_EWIRE_COUNT = 23,     /* array or map count larger than the
+	                              bytes left could hold                   */
+	REMO_EWIRE_DEPTH = 24,     /* nesting deeper than REMO_MAX_DEPTH      */
+	REMO_EWIRE_VALUES = 25,    /* more than REMO_MAX_VALUES values        */
+	REMO_EWIRE_TRAILING = 26,  /* bytes left over after the value         */
+	REMO_EWIRE_INTRANGE = 27,  /* a uint64 above INT64_MAX                */
+	REMO_EWIRE_EXTTYPE = 28,   /* an extension type remo does not define  */
+	REMO_EWIRE_EXTBODY = 29,   /* a remo extension with a malformed body  */
+	REMO_EWIRE_KEY = 30,       /* a map key that is not immutable         */
+	REMO_EWIRE_DUPKEY = 31,    /* the same map key twice                  */
+	REMO_EWIRE_UTF8 = 32,      /* a str that is not valid UTF-8           */
+};
+
+/*
+ * remo_strerror: a short English sentence for a status code; never NULL.
+ * Unknown codes give "unknown remo status".  The string is static.
+ */
+REMO_API const char *remo_strerror(int status);
+
+/*
+ * remo_status_name: the code's C name ("REMO_EWIRE_COUNT"), or NULL for an
+ * unknown code.  The string is static.
+ */
+REMO_API const char *remo_status_name(int status);
+
+/* ======================================================================
+ * 2. Memory
+ * ======================================================================
+ *
+ * Every allocation libremo makes goes through these three functions, so a
+ * program (or a test) can count allocations or make them fail.  Call
+ * remo_set_allocator() before any other remo function, or not at all;
+ * passing NULL restores malloc, realloc and free.
+ */
+typedef struct remo_allocator {
+	void *(*malloc)(size_t size);
+	void *(*realloc)(void *ptr, size_t size);
+	void (*free)(void *ptr);
+} remo_allocator;
+
+REMO_API void remo_set_allocator(const remo_allocator *a);
+
+/* remo_free: frees memory that a remo function returned (remo_repr()). */
+REMO_API void remo_free(void *ptr);
+
+/* ======================================================================
+ * 3. Values
+ * ======================================================================
+ *
+ * A remo_value is a small struct passed by value.  nil, bool, int and
+ * double live inside it and cost no allocation; every other kind points
+ * to a reference-counted heap part.  A zero-filled remo_value is nil.
+ *
+ * Kinds, and how each crosses to a peer (doc/design.md, "value model"):
+ *   immutable, copied:       nil bool int double str bytes tuple
+ *   mutable, by reference:   list dict
+ *   references:              object callable frame traceback
+ *   error:                   name, message, attributes, traceback slot
+ *
+ * REMO_INVALID is what a constructor returns when it could not allocate;
+ * every function that steals a value accepts it and returns REMO_ENOMEM.
+ */
+typedef enum remo_kind {
+	REMO_NIL = 0,
+	REMO_BOOL,
+	REMO_INT,
+	REMO_DOUBLE,
+	REMO_STR,
+	REMO_BYTES,
+	REMO_TUPLE,
+	REMO_LIST,
+	REMO_DICT,
+	REMO_ERROR,
+	REMO_OBJECT,    /* reserved: a reference to a registered object */
+	REMO_CALLABLE,  /* reserved: a reference to a callable           */
+	REMO_FRAME,     /* reserved: a reference to a stack frame        */
+	REMO_TRACEBACK, /* reserved: a reference to a traceback          */
+	REMO_INVALID = 0xff
+} remo_kind;
+
+struct remo__obj; /* the heap part; private */
+
+typedef struct remo_value {
+	remo_kind kind;
+	union {
+		bool b;
+		int64_t i;
+		double d;
+		struct remo__obj *p;
+	} as;
+} remo_value;
+
+/* Limits that every value, every encoder and every decoder enforces. */
+#define REMO_MAX_DEPTH 64         /* containers inside containers        */
+#define REMO_MAX_VALUES (1u << 20) /* values in one decoded message      */
+
+/* ---- constructors: each returns a new value, or REMO_INVALID ---------- */
+
+static inline remo_value remo_nil(void)
+{
+	remo_value v = {REMO_NIL, {0}};
+	return v;
+}
+
+static inline remo_value remo_bool(bool b)
+{
+	remo_value v = {REMO_BOOL, {0}};
+	v.as.b = b;
+	return v;
+}
+
+static inline remo_value remo_int(int64_t i)
+{
+	remo_value v = {REMO_INT, {0}};
+	v.as.i = i;
+	return v;
+}
+
+static inline remo_value remo_double(double d)
+{
+	remo_value v = {REMO_DOUBLE, {0}};
+	v.as.d = d;
+	return v;
+}
+
+/* remo_str: a copy of the NUL-terminated string s (NULL gives ""). */
+REMO_API remo_value remo_str(const char *s);
+/* remo_strn: a copy of n bytes at s; they may hold NUL bytes. */
+REMO_API remo_value remo_strn(const char *s, size_t n);
+/* remo_bytes: a copy of n bytes at p. */
+REMO_API remo_value remo_bytes(const void *p, size_t n);
+/* remo_tuple: a tuple of n nils, to be filled with remo_tuple_set(). */
+REMO_API remo_value remo_tuple(size_t n);
+/* remo_tuple_of: a tuple of n values, each stolen. */
+REMO_API remo_value remo_tuple_of(size_t n, ...);
+/* remo_list: an empty list. */
+REMO_API remo_value remo_list(void);
+/* remo_dict: an empty dict. */
+REMO_API remo_value remo_dict(void);
+
+/* ---- reference counting ------------------------------------------------ */
+
+/* remo_value_retain: returns v as a new reference (v itself stays). */
+REMO_API remo_value remo_value_retain(remo_value v);
+/* remo_value_release: gives back one reference; v must not be used after. */
+REMO_API void remo_value_release(remo_value v);
+
+/* ---- inspection --------------------------------------------------------- */
+
+static inline bool remo_ok(remo_value v)
+{
+	return v.kind != REMO_INVALID;
+}
+
+/* remo_kind_name: "nil", "int", ..., for messages. */
+REMO_API const char *remo_kind_name(remo_kind k);
+
+/* remo_is_mutable: true for list and dict (they cross by reference). */
+REMO_API bool remo_is_mutable(remo_value v);
+
+/*
+ * remo_hashable: true if v can be a dict key: nil, bool, int, double,
+ * str, bytes, and tuples of hashable values.
+ */
+REMO_API bool remo_hashable(remo_value v);
+
+/*
+ * remo_equal: structural equality.  Kinds must match (1 and 1.0 differ,
+ * as they do on the wire); NaN equals NaN and 0.0 equals -0.0, so that
+ * every value equals itself as a dict key must; dicts compare without
+ * regard to order; references compare by owner and id.
+ */
+REMO_API bool remo_equal(remo_value a, remo_value b);
+
+/*
+ * remo_hash: a hash consistent with remo_equal, keyed with a secret
+ * chosen per process (SipHash-1-3), so that a peer cannot send keys that
+ * collide on purpose.  Returns 0 for an unhashable value.
+ */
+REMO_API uint64_t remo_hash(remo_value v);
+
+/*
+ * remo_repr: a new NUL-terminated string for debugging, in a notation
+ * like Python's: nil true 42 1.5 "a\n" b"\x00" (1,) [1, 2] {"k": 1}
+ * KeyError("msg").  Free it with remo_free().  NULL on allocation failure.
+ */
+REMO_API char *remo_repr(remo_value v);
+
+/* ---- str and bytes ------------------------------------------------------ */
+
+/*
+ * remo_str_data / remo_bytes_data: borrowed pointer to the bytes, which
+ * are always followed by a NUL byte; *len (if not NULL) gets the length.
+ * NULL if v is not of that kind.
+ */
+REMO_API const char *remo_str_data(remo_value v, size_t *len);
+REMO_API const void *remo_bytes_data(remo_value v, size_t *len);
+
+/* ---- tuple -------------------------------------------------------------- */
+
+REMO_API size_t remo_tuple_len(remo_value t);
+/* remo_tuple_get: borrowed item i; nil if i is out of range. */
+REMO_API remo_value remo_tuple_get(remo_value t, size_t i);
+/*
+ * remo_tuple_set: stores item i, stealing v.  Only while building: the
+ * caller must hold the only reference to t (tuples are immutable once
+ * shared).  REMO_ETYPE, REMO_ERANGE, REMO_EINVAL if t is shared,
+ * REMO_ENOMEM if v is REMO_INVALID.
+ */
+REMO_API int remo_tuple_set(remo_value t, size_t i, remo_value v);
+
+/* ---- list --------------------------------------------------------------- */
+
+REMO_API size_t remo_list_len(remo_value l);
+/* remo_list_get: borrowed item i; nil if i is out of range. */
+REMO_API remo_value remo_list_get(remo_value l, size_t i);
+/* remo_list_set: replaces item i, stealing v.  REMO_ETYPE, REMO_ERANGE. */
+REMO_API int remo_list_set(remo_value l, size_t i, remo_value v);
+/* remo_list_append: appends v, stealing it.  REMO_ETYPE, REMO_ENOMEM. */
+REMO_API int remo_list_append(remo_value l, remo_value v);
+/* remo_list_del: removes item i.  REMO_ETYPE, REMO_ERANGE. */
+REMO_API int remo_list_del(remo_value l, size_t i);
+
+/* ---- dict --------------------------------------------------------------- */
+
+REMO_API size_t remo_dict_len(remo_value d);
+/*
+ * remo_dict_set: maps key to val, stealing both.  Insertion order is kept
+ * (and is the order on the wire); setting an existing key replaces its
+ * value in place.  REMO_ETYPE, REMO_EUNHASHABLE, REMO_ENOMEM.
+ */
+REMO_API int remo_dict_set(remo_value d, remo_value key, remo_value val);
+/* remo_dict_set_str: remo_dict_set() with a C-string key; val stolen. */
+REMO_API int remo_dict_set_str(remo_value d, const char *key, remo_value val);
+/*
+ * remo_dict_get: *out gets the borrowed value for key.  REMO_ENOTFOUND,
+ * REMO_ETYPE.  key is borrowed.
+ */
+REMO_API int remo_dict_get(remo_value d, remo_value key, remo_value *out);
+REMO_API int remo_dict_get_str(remo_value d, const char *key, remo_value *out);
+/* remo_dict_del: removes key.  REMO_ENOTFOUND, REMO_ETYPE. */
+REMO_API int remo_dict_del(remo_value d, remo_value key);
+/*
+ * remo_dict_next: iteration in insertion order.  Start with *pos = 0;
+ * each call gives borrowed *key and *val and returns true, or returns
+ * false at the end.  The dict must not change during the iteration.
+ */
+REMO_API bool remo_dict_next(remo_value d, size_t *pos, remo_value *key,
+                             remo_value *val);
+
+/* ======================================================================
+ * 4. Error values and error names
+ * ======================================================================
+ *
+ * An error crosses between processes by NAME, with a message, a dict of
+ * attributes and (filled in by the traceback layer) a traceback.  Names
+ * form a hierarchy with "Error" at the root:
+ *
+ *   Error
+ *     TypeError  ValueError  AttributeError  MemoryError  TimeoutError
+ *     PermissionError  ProtocolError  NotFound
+ *     LookupError      -> KeyError, IndexError
+ *     ArithmeticError  -> ZeroDivisionError, OverflowError
+ *     ConnectionError  -> PeerLost
+ *     OSError          -> every errno name this C library knows (ENOENT...)
+ *
+ * A name nobody registered is still a valid error name: it is kept as it
+ * came, and it is-a "Error" and itself only.
+ */
+
+/*
+ * remo_error: a new error value with the given name and message (both
+ * copied; NULL message gives "").  The name must be 1 to 255 bytes of
+ * letters, digits, '_' and '.'; otherwise REMO_INVALID.
+ */
+REMO_API remo_value remo_error(const char *name, const char *message);
+
+/* Borrowed parts of an error value; NULL or nil if e is not an error. */
+REMO_API const char *remo_error_name(remo_value e);
+REMO_API const char *remo_error_message(remo_value e);
+/* remo_error_attrs: the borrowed attribute dict; add with remo_dict_set. */
+REMO_API remo_value remo_error_attrs(remo_value e);
+/* remo_error_traceback: borrowed; nil until the traceback layer sets it. */
+REMO_API remo_value remo_error_traceback(remo_value e);
+/* remo_error_isa: remo_errname_isa() on the error's name. */
+REMO_API bool remo_error_isa(remo_value e, const char *ancestor);
+
+/* Built-in, errno and registered error names together, at most. */
+#define REMO_MAX_ERROR_NAMES 4096
+
+/*
+ * remo_errname_register: adds name under parent (which must be known).
+ * Registering the same name with the same parent again is REMO_OK;
+ * with another parent it is REMO_EEXIST.  REMO_ENOTFOUND for an unknown
+ * parent, REMO_EINVAL for a malformed name, REMO_ELIMIT past
+ * REMO_MAX_ERROR_NAMES, REMO_ENOMEM.  Names are never removed.
+ * Thread-safe.
+ */
+REMO_API int remo_errname_register(const char *name, const char *parent);
+
+/* remo_errname_known: true if name is built in or registered. */
+REMO_API bool remo_errname_known(const char *name);
+
+/*
+ * remo_errname_parent: the parent's name (static or registry-owned, valid
+ * for the life of the process); NULL for "Error" and for unknown names.
+ */
+REMO_API const char *remo_errname_parent(const char *name);
+
+/*
+ * remo_errname_isa: true if name is ancestor or descends from it.  An
+ * unknown name is-a itself and "Error".
+ */
+REMO_API bool remo_errname_isa(const char *name, const char *ancestor);
+
+/* remo_errno_name: "ENOENT" for ENOENT; NULL if this C library has none. */
+REMO_API const char *remo_errno_name(int errnum);
+/* remo_errno_value: ENOENT for "ENOENT"; 0 for a name that is no errno. */
+REMO_API int remo_errno_value(const char *name);
+
+/* ======================================================================
+ * 5. Wire codec
+ * ======================================================================
+ *
+ * MessagePack, as specified byte by byte in doc/wire.md.  nil, bool,
+ * int, double, str, bytes, tuple (array) and dict (map) are plain
+ * MessagePack; list, error and the references are extension types.
+ */
+
+/* A growable byte buffer.  Zero-fill to start; remo_buf_free to end. */
+typedef struct remo_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+} remo_buf;
+
+REMO_API void remo_buf_free(remo_buf *b);
+
+/*
+ * remo_pack: appends v's MessagePack encoding to out.  v is borrowed.
+ * REMO_EDEPTH past REMO_MAX_DEPTH (which also stops a list that contains
+ * itself), REMO_ETOOBIG for a string over 4 GiB - 1 bytes, REMO_ENOMEM.
+ * On failure out->len is as it was before the call.
+ */
+REMO_API int remo_pack(remo_value v, remo_buf *out);
+
+/*
+ * remo_unpack: decodes exactly one value filling all n bytes at data into
+ * *out (a new value; nil on failure).  The whole message is validated
+ * first without allocating anything, so hostile input costs no memory.
+ * Returns REMO_OK, one of the REMO_EWIRE_* codes, or REMO_ENOMEM.
+ */
+REMO_API int remo_unpack(const void *data, size_t n, remo_value *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* REMO_REMO_H */
