@@ -15,8 +15,9 @@
  * (the immutable kind is the one every MessagePack peer can produce),
  * and a copied list must arrive as a list.
  *
- * The encoder counts depth and items exactly as remo__wire_check does, so
- * it refuses anything a remo peer would refuse, instead of sending it.
+ * The encoder counts depth and items exactly as the reader does and checks
+ * UTF-8, so it refuses what a remo peer would refuse, instead of sending
+ * it.  (A ref's id range is the table's promise, asserted at creation.)
  */
 #include "wire.h"
 
@@ -158,6 +159,10 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 	case REMO_DOUBLE:
 		return remo__wire_put_double(b, v.as.d);
 	case REMO_STR:
+		/* A peer refuses a str that is not UTF-8; refuse to send it. */
+		if (!remo__utf8_valid((const uint8_t *)REMO__STR(v)->data,
+		                      REMO__STR(v)->len))
+			return REMO_EWIRE_UTF8;
 		return remo__wire_put_str(b, REMO__STR(v)->data, REMO__STR(v)->len);
 	case REMO_BYTES:
 		return remo__wire_put_bin(b, REMO__STR(v)->data, REMO__STR(v)->len);

@@ -12,6 +12,16 @@ bool remo__utf8_valid(const uint8_t *p, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
+		/* ASCII eight bytes at a time: most strings are all ASCII. */
+		while (n - i >= 8) {
+			uint64_t w;
+			memcpy(&w, p + i, sizeof w);
+			if (w & UINT64_C(0x8080808080808080))
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
 		uint8_t c = p[i];
 		if (c < 0x80) {
 			i++;

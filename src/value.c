@@ -428,6 +428,7 @@ int remo_list_del(remo_value l, size_t i)
 remo_value remo__ref_new(remo_kind kind, uint64_t id, bool home)
 {
 	REMO__ASSERT(remo__is_ref(kind));
+	REMO__ASSERT(id != 0 && id < (UINT64_C(1) << 63));
 	struct remo__ref *r = remo__malloc(sizeof *r);
 	if (r == NULL)
 		return remo__invalid();

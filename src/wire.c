@@ -14,10 +14,7 @@
 
 /* ==== reading ========================================================== */
 
-/*
- * The tokenizer itself, remo__wire_next, is inline in wire.h: measured
- * with the codec benchmark, the call per item cost as much as the work.
- */
+/* The readers themselves are inline, in wire.h. */
 
 const uint8_t remo__wire_extra[32] = {
 	/* c0 nil */ 0, /* c1 */ 0, /* c2 c3 bool */ 0, 0,

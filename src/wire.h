@@ -2,13 +2,20 @@
  * wire.h -- MessagePack reader and writer (wire.c), and the value codec
  * built on them (pack.c).  doc/wire.md is the specification.
  *
- * The reader is a pull tokenizer over a caller's buffer: it allocates
- * nothing, never reads past the end, and hands out str, bin and ext
- * bodies as pointers into the message.  remo__wire_check() walks one
- * whole value with it and enforces every limit before anybody allocates
- * a byte for that value; callers then read the same bytes again, trusting
- * the structure (but still bounds-checked, so a caller that skipped the
- * check is wrong, never unsafe).
+ * Two readers, both pull tokenizers over a caller's buffer that allocate
+ * nothing, never read past the end, and hand out str, bin and ext bodies
+ * as pointers into the message:
+ *
+ *   remo__wire_next   one item, bounds-checked; no memory of nesting.
+ *   remo__vrd_read    one item of a whole value, with every rule and limit
+ *                     enforced as it goes: the one-pass decoder.
+ *
+ * remo_unpack (pack.c) runs the validating reader over the whole message
+ * first (remo__wire_check), so hostile input is refused before anything
+ * is allocated, then builds values with remo__wire_next.  A reader that
+ * needs no values (the session reading a call's header) reads once with
+ * remo__vrd_read.  Both are inline: measured with bench/bench_codec, a
+ * call per item cost as much as the work itself.
  *
  * The writer appends to a remo_buf and always picks the shortest form,
  * which is also what msgpack-c does, so the differential tests can
@@ -19,7 +26,7 @@
 
 #include "remo_impl.h"
 
-/* remo's extension types; doc/wire.md section 3 gives each body. */
+/* remo's extension types; doc/wire.md sections 2.7 to 2.9 give each body. */
 enum {
 	REMO__EXT_LIST = 1,      /* body: one array, the elements          */
 	REMO__EXT_ERROR = 2,     /* body: [name, message, attrs, traceback] */

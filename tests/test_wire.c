@@ -459,6 +459,52 @@ static void pack_appends_to_what_is_in_the_buffer(void **state)
 	remo_buf_free(&b);
 }
 
+static void encoder_refuses_a_str_that_is_not_utf8(void **state)
+{
+	remo_buf b = {0};
+	remo_value bad = remo_tuple_of(2, remo_int(1), remo_strn("\xff", 1));
+	assert_int_equal(remo_pack(bad, &b), REMO_EWIRE_UTF8);
+	assert_int_equal(b.len, 0);
+	/* the same bytes as bytes are fine */
+	remo_value ok = remo_bytes("\xff", 1);
+	assert_int_equal(remo_pack(ok, &b), REMO_OK);
+	remo_buf_free(&b);
+	remo_value_release(bad);
+	remo_value_release(ok);
+}
+
+static void validating_reader_reads_in_one_pass(void **state)
+{
+	/* [1, [2], {"k": nil}, ref 9] in pre-order, then the end */
+	static const uint8_t msg[] = {0x94, 0x01, 0xd5, 0x01, 0x91, 0x02,
+	                              0x81, 0xa1, 'k', 0xc0, 0xd7, 0x03,
+	                              0, 0, 0, 0, 0, 0, 0, 9};
+	static const uint8_t types[] = {
+		REMO__T_ARRAY, REMO__T_INT, REMO__T_EXT, REMO__T_ARRAY,
+		REMO__T_INT, REMO__T_MAP, REMO__T_STR, REMO__T_NIL, REMO__T_EXT};
+	remo__vrd r;
+	remo__tok t;
+	assert_int_equal(remo__vrd_begin(&r, msg, sizeof msg), REMO_OK);
+	for (size_t i = 0; i < sizeof types; i++) {
+		assert_int_equal(remo__vrd_read(&r, &t), REMO_OK);
+		assert_int_equal(t.type, types[i]);
+	}
+	assert_int_equal(remo__vrd_read(&r, &t), REMO__VRD_END);
+	assert_int_equal(remo__vrd_end(&r), REMO_OK);
+
+	/* stopping early is not the end of the value */
+	assert_int_equal(remo__vrd_begin(&r, msg, sizeof msg), REMO_OK);
+	assert_int_equal(remo__vrd_read(&r, &t), REMO_OK);
+	assert_int_equal(remo__vrd_end(&r), REMO_EWIRE_TRUNCATED);
+
+	/* bytes after the value */
+	static const uint8_t two[] = {0x01, 0x02};
+	assert_int_equal(remo__vrd_begin(&r, two, sizeof two), REMO_OK);
+	assert_int_equal(remo__vrd_read(&r, &t), REMO_OK);
+	assert_int_equal(remo__vrd_end(&r), REMO_EWIRE_TRAILING);
+	assert_int_equal(remo__vrd_begin(&r, two, 0), REMO_EWIRE_TRUNCATED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -478,6 +524,8 @@ int main(void)
 		cmocka_unit_test(non_shortest_forms_are_accepted),
 		cmocka_unit_test(every_allocation_failure_while_decoding_is_clean),
 		cmocka_unit_test(pack_appends_to_what_is_in_the_buffer),
+		cmocka_unit_test(encoder_refuses_a_str_that_is_not_utf8),
+		cmocka_unit_test(validating_reader_reads_in_one_pass),
 	};
 	return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }

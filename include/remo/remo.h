@@ -67,7 +67,7 @@ enum remo_status {
 	REMO_ELIMIT = 10,     /* a stated limit was reached (see its #define) */
 
 	/* Malformed MessagePack: one code for each kind of bad input. */
-	REMO_EWIRE_TRUNCATED = 20, /* the message ends inside a value header  */
+	REMO_EWIRE_TRUNCATED = 20, /* the message ends before its value does  */
 	REMO_EWIRE_RESERVED = 21,  /* the never-used type byte 0xc1           */
 	REMO_EWIRE_LENGTH = 22,    /* str, bin or ext longer than bytes left  */
 	REMO_EWIRE_COUNT = 23,     /* array or map count larger than the
@@ -163,8 +163,17 @@ typedef struct remo_value {
 } remo_value;
 
 /* Limits that every value, every encoder and every decoder enforces. */
-#define REMO_MAX_DEPTH 64         /* containers inside containers        */
-#define REMO_MAX_VALUES (1u << 20) /* values in one decoded message      */
+/*
+ * REMO_MAX_DEPTH: levels of nesting.  Each tuple, list, dict and error
+ * is a level (on the wire: each array and map, the outermost counted;
+ * an error is two, its array and its attrs map).
+ * REMO_MAX_VALUES: MessagePack items in one message: every scalar and
+ * every array or map header, each extension once plus the items of its
+ * body (a list of n nils is n + 2).  doc/wire.md section 4 has examples.
+ * The encoder refuses what the decoder would: REMO_EDEPTH, REMO_ETOOBIG.
+ */
+#define REMO_MAX_DEPTH 64
+#define REMO_MAX_VALUES (1u << 20)
 
 /* ---- constructors: each returns a new value, or REMO_INVALID ---------- */
 
@@ -410,17 +419,22 @@ REMO_API void remo_buf_free(remo_buf *b);
 
 /*
  * remo_pack: appends v's MessagePack encoding to out.  v is borrowed.
- * REMO_EDEPTH past REMO_MAX_DEPTH (which also stops a list that contains
- * itself), REMO_ETOOBIG for a string over 4 GiB - 1 bytes, REMO_ENOMEM.
- * On failure out->len is as it was before the call.
+ * Errors: REMO_EDEPTH past REMO_MAX_DEPTH (which also stops a list that
+ * contains itself); REMO_ETOOBIG past REMO_MAX_VALUES items, or for a
+ * string or container over 2^32 - 1 bytes or items; REMO_EWIRE_UTF8 for
+ * a str that is not UTF-8 (a peer would refuse it); REMO_EINVAL for
+ * REMO_INVALID; REMO_ENOMEM.  On failure out->len is as it was.
  */
 REMO_API int remo_pack(remo_value v, remo_buf *out);
 
 /*
  * remo_unpack: decodes exactly one value filling all n bytes at data into
- * *out (a new value; nil on failure).  The whole message is validated
- * first without allocating anything, so hostile input costs no memory.
- * Returns REMO_OK, one of the REMO_EWIRE_* codes, or REMO_ENOMEM.
+ * *out (a new value; nil on failure).  The message's structure and every
+ * limit are checked first, without allocating, so a hostile message costs
+ * no memory; what needs the values themselves (UTF-8, keys, the shape of
+ * an error) is checked while building, and a failure frees what was
+ * built.  Strings and bytes are copied out of the message.  Returns
+ * REMO_OK, a REMO_EWIRE_* code, REMO_EINVAL (data NULL), REMO_ENOMEM.
  */
 REMO_API int remo_unpack(const void *data, size_t n, remo_value *out);
 
