@@ -8,8 +8,8 @@
  * bytes as the value remo meant, and remo reads msgpack-c's bytes as the
  * value msgpack-c meant.  Bytes can be compared exactly because both
  * encoders pick the shortest form of every int and every str, bin, array
- * and map header, and both always write a double as float64 (remo's
- * wire.c chose that on purpose; see remo__wire_put_int).
+ * and map header, and both always write a double as float64 (remo chose
+ * both on purpose: remo__wire_put_int and remo__wire_put_double).
  *
  * Neither library judges the other.  Each value tree is first made in a
  * model of this file's own (struct node) by a seeded generator; from the
@@ -23,13 +23,14 @@
  * and containers), which remo must read as the same value; input both
  * refuse; and input msgpack-c accepts that remo refuses on purpose, each
  * with its exact status code.  remo's own extension kinds (list, error,
- * references) are opaque bytes to msgpack-c and are not tested here.
+ * references) are opaque bytes to msgpack-c, so the generator leaves
+ * them out.
  *
  * Every random tree has its own seed, printed when a check fails.  Replay
  * that tree alone with REMO_DIFF_SEED=<seed> REMO_DIFF_ITERATIONS=1.
  * REMO_DIFF_ITERATIONS sets how many trees each random test makes
- * (default DIFF_DEFAULT_ITERATIONS); under valgrind a few hundred are
- * plenty.
+ * (default DIFF_DEFAULT_ITERATIONS, which takes a few seconds under
+ * valgrind).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -50,8 +51,9 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Trees per random test; about a second natively for all of them. */
-#define DIFF_DEFAULT_ITERATIONS 2000
+/* Trees per random test: a fraction of a second natively, a few seconds
+ * under valgrind. */
+#define DIFF_DEFAULT_ITERATIONS 3000
 /* First seed of the random tests; tree i uses DIFF_SEED + i. */
 #define DIFF_SEED UINT64_C(0x7e57d1ff00000000)
 
@@ -435,7 +437,7 @@ static void gen_value(struct gen *g, struct node *x, unsigned depth)
 	                                         N_DOUBLE, N_STR, N_BIN};
 	struct rng *r = &g->rng;
 	bool nest = depth < g->max_depth &&
-	            rng_chance(r, depth == 0 ? 90 : 30);
+	            rng_chance(r, depth == 0 ? 90 : 40);
 
 	if (!nest) {
 		gen_scalar(g, x, scalars[rng_below(r, ARRAY_LEN(scalars))]);
@@ -466,7 +468,8 @@ static void gen_value(struct gen *g, struct node *x, unsigned depth)
 	}
 }
 
-/* The tree for seed: 1 to 4 levels of containers. */
+/* The tree for seed: 1 to 4 levels of containers (tuple keys may add
+ * one), far inside msgpack-c's own nesting limit of 32. */
 static void gen_tree(uint64_t seed, struct node *out)
 {
 	struct gen g = {{seed}, 0, GEN_BUDGET};
@@ -709,7 +712,7 @@ struct diff_fixture {
 	remo_value decoded;   /* what remo last decoded                 */
 	uint64_t seed;        /* of tree, when it is a random one       */
 	bool random;
-	char label[64];       /* names a fixed case instead             */
+	char label[128];      /* names a fixed case instead             */
 };
 
 /* Releases everything the last case made, keeping the buffers' memory. */
@@ -1205,8 +1208,11 @@ static void float32_decodes_as_that_double(void **state)
 	diff_clear(f);
 }
 
-enum fix_form { FIX_U8, FIX_U16, FIX_U32, FIX_U64,
-	        FIX_I8, FIX_I16, FIX_I32, FIX_I64 };
+/* msgpack-c's msgpack_pack_fix_*: a fixed width, whatever the value. */
+enum fix_form {
+	FIX_U8, FIX_U16, FIX_U32, FIX_U64,
+	FIX_I8, FIX_I16, FIX_I32, FIX_I64,
+};
 
 static int pack_fix(msgpack_packer *pk, enum fix_form form, int64_t v)
 {
@@ -1265,15 +1271,15 @@ static void ints_in_signed_and_wide_forms_decode_alike(void **state)
 		if (v >= 0) {
 			assert_int_equal(f->unp.data.type,
 			                 MSGPACK_OBJECT_POSITIVE_INTEGER);
-			assert_true(f->unp.data.via.u64 == (uint64_t)v);
+			assert_int_equal(f->unp.data.via.u64, (uint64_t)v);
 		} else {
 			assert_int_equal(f->unp.data.type,
 			                 MSGPACK_OBJECT_NEGATIVE_INTEGER);
-			assert_true(f->unp.data.via.i64 == v);
+			assert_int_equal(f->unp.data.via.i64, v);
 		}
 		assert_int_equal(remo_read(f, f->sbuf.data, f->sbuf.size), REMO_OK);
 		assert_int_equal(f->decoded.kind, REMO_INT);
-		assert_true(f->decoded.as.i == v);
+		assert_int_equal(f->decoded.as.i, v);
 
 		msgpack_sbuffer_clear(&f->sbuf);
 		assert_int_equal(msgpack_pack_int64(&f->pk, v), 0);
@@ -1805,6 +1811,35 @@ static void foreign_extension_is_exttype(void **state)
 	diff_clear(f);
 }
 
+/*
+ * REMO_MAX_VALUES bounds the items of one message (a header counts as
+ * one).  An array of REMO_MAX_VALUES - 1 nils is exactly the limit and
+ * round-trips byte for byte; one nil more and remo refuses what msgpack-c
+ * reads.  Both messages are over REMO_MAX_VALUES bytes, the size from
+ * which remo's reader starts counting at all.
+ */
+static void more_than_max_values_is_values_error(void **state)
+{
+	struct diff_fixture *f = *state;
+	const size_t most = REMO_MAX_VALUES - 1;
+
+	fixed_case(f, "array of %zu nils", most);
+	msgpack_pack_array(&f->pk, most);
+	for (size_t i = 0; i < most; i++)
+		msgpack_pack_nil(&f->pk);
+	expect_remo_accepts(f);
+	assert_int_equal(remo_tuple_len(f->decoded), most);
+	assert_repacks_as_sbuf(f);
+
+	fixed_case(f, "array of %zu nils", most + 1);
+	msgpack_pack_array(&f->pk, most + 1);
+	for (size_t i = 0; i < most + 1; i++)
+		msgpack_pack_nil(&f->pk);
+	expect_remo_refuses(f, REMO_EWIRE_VALUES);
+	assert_int_equal(f->unp.data.via.array.size, most + 1);
+	diff_clear(f);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, diff_setup, diff_teardown)
@@ -1825,6 +1860,7 @@ int main(void)
 		T(duplicate_map_key_is_dupkey),
 		T(mutable_map_key_is_key_error),
 		T(foreign_extension_is_exttype),
+		T(more_than_max_values_is_values_error),
 	};
 #undef T
 	return cmocka_run_group_tests_name("differential", tests, NULL, NULL);
