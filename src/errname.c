@@ -53,6 +53,9 @@ static const struct {
 	{"ProtocolError", "Error"},
 	{"NotFound", "Error"},
 	{"OSError", "Error"},
+	{"RecursionError", "Error"},
+	{"LimitError", "Error"},
+	{"ReferenceError", "LookupError"},
 };
 
 bool remo__errname_valid(const char *name, size_t len)

@@ -9,7 +9,8 @@
  *   dict                            map, in insertion order
  *   list                            ext 1 around an array
  *   error                           ext 2 around [name, message, attrs, tb]
- *   object callable frame traceback ext 3..6, fixext 8: home bit + id
+ *   object callable frame traceback ext 3..6, 12 bytes: home bit + id,
+ *                                   shape id
  *
  * A list needs an extension because a plain array already means tuple
  * (the immutable kind is the one every MessagePack peer can produce),
@@ -26,6 +27,7 @@
 struct pack_state {
 	remo_buf *b;
 	size_t values;
+	const remo__codec *codec;
 };
 
 static int pack_value(struct pack_state *st, remo_value v, unsigned depth);
@@ -92,9 +94,18 @@ static int pack_ext_body(struct pack_state *st, int8_t type, remo_value v,
 		const struct remo__list *l = REMO__LIST(v);
 		rc = pack_items(st, l->items, l->len, depth);
 	} else {
+		/* An error crosses by value, attributes included (a session
+		 * would otherwise send the attrs dict as a reference). */
 		const struct remo__error *e = REMO__ERROR(v);
-		remo_value parts[4] = {e->name, e->message, e->attrs, e->tb};
-		rc = pack_items(st, parts, 4, depth);
+		rc = pack_open(st, 4, depth, false);
+		if (rc == REMO_OK)
+			rc = pack_value(st, e->name, depth + 1);
+		if (rc == REMO_OK)
+			rc = pack_value(st, e->message, depth + 1);
+		if (rc == REMO_OK)
+			rc = pack_dict(st, e->attrs, depth + 1);
+		if (rc == REMO_OK)
+			rc = pack_value(st, e->tb, depth + 1);
 	}
 	if (rc != REMO_OK)
 		return rc;
@@ -112,7 +123,8 @@ static int pack_ext_body(struct pack_state *st, int8_t type, remo_value v,
 	return REMO_OK;
 }
 
-static int pack_ref(remo_buf *b, remo_value v)
+int remo__put_ref(remo_buf *b, remo_kind kind, uint64_t id, bool home,
+                  uint32_t shape)
 {
 	static const int8_t ext[] = {
 		[REMO_OBJECT] = REMO__EXT_OBJECT,
@@ -120,16 +132,26 @@ static int pack_ref(remo_buf *b, remo_value v)
 		[REMO_FRAME] = REMO__EXT_FRAME,
 		[REMO_TRACEBACK] = REMO__EXT_TRACEBACK,
 	};
-	const struct remo__ref *r = REMO__REF(v);
-	uint64_t word = r->id | (r->home ? REMO__REF_HOME : 0);
-	int rc = remo__wire_put_ext(b, ext[v.kind], 8);
+	uint64_t word = id | (home ? REMO__REF_HOME : 0);
+	int rc = remo__wire_put_ext(b, ext[kind], REMO__REF_BODY);
+	if (rc == REMO_OK)
+		rc = remo__buf_grow(b, REMO__REF_BODY);
 	if (rc != REMO_OK)
-		return rc;
-	if ((rc = remo__buf_grow(b, 8)) != REMO_OK)
 		return rc;
 	for (int i = 0; i < 8; i++)
 		b->data[b->len++] = (uint8_t)(word >> (56 - 8 * i));
+	for (int i = 0; i < 4; i++)
+		b->data[b->len++] = (uint8_t)(shape >> (24 - 8 * i));
 	return REMO_OK;
+}
+
+/* A reference with no session: only a bare one (as decoded) can go. */
+static int pack_ref(remo_buf *b, remo_value v)
+{
+	const struct remo__ref *r = REMO__REF(v);
+	if (r->id == 0)
+		return REMO_EINVAL; /* a local object needs a session */
+	return remo__put_ref(b, v.kind, r->id, r->home, r->shape_id);
 }
 
 static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
@@ -143,12 +165,19 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 		return pack_items(st, t->items, t->len, depth);
 	}
 	case REMO_DICT:
-		return pack_dict(st, v, depth);
+		if (st->codec == NULL)
+			return pack_dict(st, v, depth);
+		break;
 	default:
 		break;
 	}
 	if ((rc = pack_count(st)) != REMO_OK)
 		return rc;
+	/* In a session, mutable containers and references cross as
+	 * references: the session decides the id. */
+	if (st->codec != NULL &&
+	    (v.kind == REMO_LIST || v.kind == REMO_DICT || remo__is_ref(v.kind)))
+		return st->codec->put_ref(st->codec->ctx, b, v);
 	switch (v.kind) {
 	case REMO_NIL:
 		return remo__wire_put_nil(b);
@@ -180,9 +209,19 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 	}
 }
 
+int remo__pack_with(remo_value v, remo_buf *out, const remo__codec *c)
+{
+	struct pack_state st = {out, 0, c};
+	size_t mark = out->len;
+	int rc = pack_value(&st, v, 0);
+	if (rc != REMO_OK)
+		out->len = mark;
+	return rc;
+}
+
 int remo_pack(remo_value v, remo_buf *out)
 {
-	struct pack_state st = {out, 0};
+	struct pack_state st = {out, 0, NULL};
 	size_t mark = out->len;
 	int rc = pack_value(&st, v, 0);
 	if (rc != REMO_OK)
@@ -205,9 +244,10 @@ void remo_buf_free(remo_buf *b)
  * check cannot know (UTF-8, keys, the shape of an error body) is checked
  * here, and a failure releases whatever was built so far.
  */
-static int build(remo__rd *rd, remo_value *out);
+static int build(remo__rd *rd, const remo__codec *c, remo_value *out);
 
-static int build_tok(remo__rd *rd, const remo__tok *t, remo_value *out)
+static int build_tok(remo__rd *rd, const remo__codec *c, const remo__tok *t,
+                     remo_value *out)
 {
 	int rc;
 	*out = remo_nil();
@@ -237,7 +277,7 @@ static int build_tok(remo__rd *rd, const remo__tok *t, remo_value *out)
 		if (!remo_ok(tup))
 			return REMO_ENOMEM;
 		for (uint32_t i = 0; i < t->n; i++) {
-			if ((rc = build(rd, &REMO__TUPLE(tup)->items[i])) != REMO_OK) {
+			if ((rc = build(rd, c, &REMO__TUPLE(tup)->items[i])) != REMO_OK) {
 				remo_value_release(tup);
 				return rc;
 			}
@@ -252,9 +292,9 @@ static int build_tok(remo__rd *rd, const remo__tok *t, remo_value *out)
 		rc = remo__dict_reserve(d, t->n);
 		for (uint32_t i = 0; rc == REMO_OK && i < t->n; i++) {
 			remo_value k, v;
-			if ((rc = build(rd, &k)) != REMO_OK)
+			if ((rc = build(rd, c, &k)) != REMO_OK)
 				break;
-			if ((rc = build(rd, &v)) != REMO_OK) {
+			if ((rc = build(rd, c, &v)) != REMO_OK) {
 				remo_value_release(k);
 				break;
 			}
@@ -300,7 +340,7 @@ static int build_tok(remo__rd *rd, const remo__tok *t, remo_value *out)
 			x->cap = inner.n;
 		}
 		for (uint32_t i = 0; i < inner.n; i++) {
-			if ((rc = build(&body, &x->items[i])) != REMO_OK) {
+			if ((rc = build(&body, c, &x->items[i])) != REMO_OK) {
 				remo_value_release(l);
 				return rc;
 			}
@@ -316,7 +356,7 @@ static int build_tok(remo__rd *rd, const remo__tok *t, remo_value *out)
 		if (inner.type != REMO__T_ARRAY || inner.n != 4)
 			return REMO_EWIRE_EXTBODY;
 		for (int i = 0; i < 4; i++) {
-			if ((rc = build(&body, &part[i])) != REMO_OK)
+			if ((rc = build(&body, c, &part[i])) != REMO_OK)
 				break;
 		}
 		if (rc == REMO_OK) {
@@ -340,12 +380,16 @@ static int build_tok(remo__rd *rd, const remo__tok *t, remo_value *out)
 	case REMO__EXT_CALLABLE:
 	case REMO__EXT_FRAME:
 	case REMO__EXT_TRACEBACK: {
-		if (t->n != 8)
+		if (t->n != REMO__REF_BODY)
 			return REMO_EWIRE_EXTBODY;
 		uint64_t word = 0;
+		uint32_t shape = 0;
 		for (int i = 0; i < 8; i++)
 			word = word << 8 | t->v.p[i];
+		for (int i = 8; i < 12; i++)
+			shape = shape << 8 | t->v.p[i];
 		uint64_t id = word & ~REMO__REF_HOME;
+		bool home = (word & REMO__REF_HOME) != 0;
 		if (id == 0)
 			return REMO_EWIRE_EXTBODY;
 		static const remo_kind kinds[] = {
@@ -354,16 +398,21 @@ static int build_tok(remo__rd *rd, const remo__tok *t, remo_value *out)
 			[REMO__EXT_FRAME] = REMO_FRAME,
 			[REMO__EXT_TRACEBACK] = REMO_TRACEBACK,
 		};
-		*out = remo__ref_new(kinds[t->ext], id,
-		                     (word & REMO__REF_HOME) != 0);
-		return remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
+		if (c != NULL)
+			return c->get_ref(c->ctx, kinds[t->ext], id, home, shape,
+			                  out);
+		*out = remo__ref_new(kinds[t->ext], id, home);
+		if (!remo_ok(*out))
+			return REMO_ENOMEM;
+		REMO__REF(*out)->shape_id = shape;
+		return REMO_OK;
 	}
 	default:
 		return REMO_EWIRE_EXTTYPE;
 	}
 }
 
-static int build(remo__rd *rd, remo_value *out)
+static int build(remo__rd *rd, const remo__codec *c, remo_value *out)
 {
 	remo__tok t;
 	int rc = remo__wire_next(rd, &t);
@@ -371,7 +420,17 @@ static int build(remo__rd *rd, remo_value *out)
 		*out = remo_nil();
 		return rc;
 	}
-	return build_tok(rd, &t, out);
+	return build_tok(rd, c, &t, out);
+}
+
+int remo__unpack_with(remo__rd *rd, const remo__codec *c, remo_value *out)
+{
+	int rc = build(rd, c, out);
+	if (rc != REMO_OK) {
+		remo_value_release(*out);
+		*out = remo_nil();
+	}
+	return rc;
 }
 
 int remo_unpack(const void *data, size_t n, remo_value *out)
@@ -385,7 +444,7 @@ int remo_unpack(const void *data, size_t n, remo_value *out)
 	if (rc != REMO_OK)
 		return rc;
 	remo__rd rd = {data, (const uint8_t *)data + n};
-	rc = build(&rd, out);
+	rc = build(&rd, NULL, out);
 	if (rc != REMO_OK) {
 		remo_value_release(*out);
 		*out = remo_nil();

@@ -20,6 +20,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include <ffi.h>
+
 #include "remo/remo.h"
 
 /* Bugs are asserted; anything a peer can cause returns a status code. */
@@ -92,16 +94,114 @@ struct remo__error {
 	remo_value tb;      /* nil, or a traceback reference */
 };
 
+/* ---- types, signatures, functions (types.c, sig.c) ---------------------- */
+
+/* One parameter or result of a signature. */
+struct remo__param {
+	char code;               /* a type letter, or '<' for an object */
+	char *name;              /* NULL if the signature gave none      */
+	char *type_name;         /* for '<': the type's name             */
+	const remo_type *type;   /* for '<': resolved, or NULL (remote)  */
+};
+
+struct remo__sig {
+	char *text;
+	struct remo__param ret;
+	size_t nargs;
+	struct remo__param *args;
+	bool method;          /* the C function takes self first        */
+	bool has_cif;         /* prepared for libffi (local functions)  */
+	unsigned nc;          /* C-level parameters                     */
+	ffi_type **ctypes;
+	ffi_cif cif;
+};
+
+/* A function: local (fn set) or a peer's function shape (fn NULL). */
+struct remo__func {
+	char *name;
+	char *doc;
+	uint32_t shape_id;
+	struct remo__sig sig;
+	void (*fn)(void);
+};
+
+struct remo__field {
+	char *name;
+	struct remo__param p;
+	size_t offset;
+	unsigned flags;
+};
+
+/* A type: registered here (remote false) or a peer's shape. */
+struct remo_type {
+	char *name;
+	char *doc;
+	const remo_type *base;
+	uint32_t shape_id;
+	bool remote;
+	size_t nfields, nmethods;
+	struct remo__field *fields;
+	struct remo__func *methods;
+};
+
+/* Shape ids 1 and 2 are the built-in list and dict; others are >= 16. */
+#define REMO__SHAPE_LIST 1
+#define REMO__SHAPE_DICT 2
+extern const remo_type remo__type_list, remo__type_dict;
+
+/* remo__sig_parse: parses text.  resolve: look up <T> names (local
+ * registration); otherwise they are kept as names (a peer's shape).  With
+ * resolve, the libffi interface is prepared too.  REMO_ESIGNATURE,
+ * REMO_ENOTFOUND (unknown type), REMO_ENOMEM. */
+int remo__sig_parse(struct remo__sig *sig, const char *text, bool method,
+                    bool resolve);
+void remo__sig_free(struct remo__sig *sig);
+/* remo__sig_check: the arguments fit (count, kinds); raises TypeError. */
+int remo__sig_check(const struct remo__sig *sig, const char *fname,
+                    remo_value args);
+/* remo__func_call: converts args (tuple, borrowed), calls fn with self
+ * (NULL for functions), converts the result into *out.  Failures are
+ * raised (remo__raise) and give REMO_ERAISED. */
+int remo__func_call(const struct remo__func *f, void *self, remo_value args,
+                    remo_value *out);
+/* remo__field_store: converts v and stores it in the field of obj;
+ * raises TypeError or OverflowError. */
+int remo__field_store(const struct remo__field *f, void *obj, remo_value v);
+/* remo__type_isa: t is base or derives from it (by name for shapes). */
+bool remo__type_isa(const remo_type *t, const char *name);
+uint32_t remo__next_shape_id(void);
+void remo__func_free(struct remo__func *f);
+const struct remo__field *remo__type_field(const remo_type *t,
+                                           const char *name);
+const struct remo__func *remo__type_method(const remo_type *t,
+                                           const char *name);
+
+/* ---- references: objects, callables, proxies (value.c, session.c) ------ */
+
+struct remo_session;
+
 /*
- * A reference to an object in a peer's table (or, with home set, in our
- * own).  The session layer (protocol issue) fills in owner; the codec
- * only carries id and home.
+ * One struct for every reference kind, local or remote:
+ *   local object     type, ptr, dtor                 (owner NULL)
+ *   local function   func                            (owner NULL)
+ *   bound method     func, self (an object: local or proxy)
+ *   proxy            owner, id, type or func shape, received
+ *   bare reference   id, home, shape_id only: what remo_unpack gives
+ *                    without a session
  */
 struct remo__ref {
 	struct remo__obj hdr;
-	uint64_t id;  /* 1 .. 2^63 - 1; never 0 */
-	bool home;    /* the id is in the table of the side that receives it */
-	void *owner;  /* the session it belongs to; NULL in the codec */
+	uint64_t id;             /* on the wire; 1 .. 2^63 - 1; 0 if local */
+	bool home;               /* the id is in the receiver's own table */
+	uint32_t shape_id;       /* on the wire */
+	struct remo_session *owner; /* proxies: the session (retained)    */
+	uint32_t received;       /* proxies: times the peer sent it       */
+	const remo_type *type;   /* objects: local type or peer's shape   */
+	const struct remo__func *func; /* callables                       */
+	struct remo__func *own_func;   /* a local function value owns it  */
+	void *ptr;               /* local objects                         */
+	void (*dtor)(void *);
+	remo_value self;         /* bound methods: the object (retained)  */
 };
 
 static inline bool remo__is_heap(remo_kind k)
@@ -122,8 +222,41 @@ static inline bool remo__is_ref(remo_kind k)
 #define REMO__REF(v) ((struct remo__ref *)(v).as.p)
 
 remo_value remo__invalid(void);
-/* remo__ref_new: a new reference value of a reserved kind. */
+/* remo__ref_new: a new bare reference value (no session). */
 remo_value remo__ref_new(remo_kind kind, uint64_t id, bool home);
+/* remo__ref_alloc: a new zeroed reference value of kind. */
+remo_value remo__ref_alloc(remo_kind kind);
+/* session.c: a proxy's last reference is gone. */
+void remo__session_proxy_gone(struct remo__ref *r);
+
+/* ---- sessions (session.c) and operations (ops.c) ------------------------ */
+
+/* The operations a request can ask for; on the wire, so never renumber. */
+enum {
+	REMO__OP_LOOKUP = 1,   /* a: name                       */
+	REMO__OP_GETATTR = 2,  /* target, a: name               */
+	REMO__OP_SETATTR = 3,  /* target, a: name, b: value     */
+	REMO__OP_CALL = 4,     /* target: callable, a: args     */
+	REMO__OP_CALLM = 5,    /* target, a: method name, b: args */
+	REMO__OP_LEN = 6,      /* target                        */
+	REMO__OP_GETITEM = 7,  /* target, a: key                */
+	REMO__OP_SETITEM = 8,  /* target, a: key, b: value      */
+	REMO__OP_CONTAINS = 9, /* target, a: key                */
+	REMO__OP_CHUNK = 10,   /* target, a: start index        */
+};
+
+/* remo__session_request: sends one request and waits for its reply,
+ * serving nested requests meanwhile.  Values are borrowed; *out is new.
+ * Failures are raised (remo_last_error) and returned as a status. */
+int remo__session_request(struct remo_session *s, int op, remo_value target,
+                          remo_value a, remo_value b, remo_value *out);
+/* remo__chunk: up to REMO_FORCE_CHUNK items of a local list from start
+ * (a dict: key, value, key, value...) as a new tuple. */
+int remo__chunk(remo_value v, size_t start, remo_value *out);
+/* For tests: sizes of a session's tables, and sending what is batched. */
+size_t remo__session_table_len(struct remo_session *s);
+size_t remo__session_proxies_len(struct remo_session *s);
+int remo__session_flush(struct remo_session *s);
 /* remo__dict_free / remo__dict_reserve: for value.c and the decoder. */
 void remo__dict_free(struct remo__dict *d);
 int remo__dict_reserve(remo_value d, size_t n);
@@ -131,6 +264,30 @@ int remo__dict_reserve(remo_value d, size_t n);
  * (both released) if key is there already.  Used by the decoder, which
  * must reject duplicate keys. */
 int remo__dict_insert_new(remo_value d, remo_value key, remo_value val);
+
+/* ---- uint64 -> pointer maps (map.c) ------------------------------------ */
+
+struct remo__map_slot {
+	uint64_t key;
+	void *val; /* NULL: empty */
+};
+
+/* Zero-fill to start.  Values must not be NULL. */
+struct remo__map {
+	struct remo__map_slot *slots;
+	size_t mask; /* slots - 1, or 0 before the first put */
+	size_t len;
+};
+
+void *remo__map_get(const struct remo__map *m, uint64_t key);
+/* remo__map_put: inserts or replaces.  REMO_ENOMEM (map unchanged). */
+int remo__map_put(struct remo__map *m, uint64_t key, void *val);
+/* remo__map_del: removes key; returns its value or NULL. */
+void *remo__map_del(struct remo__map *m, uint64_t key);
+/* remo__map_next: iteration from *pos = 0; no changes meanwhile. */
+bool remo__map_next(const struct remo__map *m, size_t *pos, uint64_t *key,
+                    void **val);
+void remo__map_free(struct remo__map *m);
 
 /* ---- hashing (hash.c) -------------------------------------------------- */
 
@@ -142,6 +299,22 @@ uint64_t remo__hash_u64(uint64_t x);
 /* ---- UTF-8 (utf8.c) ---------------------------------------------------- */
 
 bool remo__utf8_valid(const uint8_t *p, size_t n);
+
+/* ---- raising (raise.c) ------------------------------------------------- */
+
+/* remo__raise: sets this thread's last error (stolen) and returns
+ * REMO_ERAISED, so "return remo__raise(...)" reads well. */
+int remo__raise(remo_value err);
+/* remo__raisef: the same from a name and a printf-style message. */
+int remo__raisef(const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* remo__fail: sets last error for a status code (PeerLost for
+ * REMO_EPEERLOST, ...) and returns the code. */
+int remo__fail(int status, const char *what);
+/* remo__take_pending: the error a C function raised during a call, or
+ * nil; clears it. */
+remo_value remo__take_pending(void);
+void remo__clear_pending(void);
 
 /* ---- error names (errname.c) ------------------------------------------- */
 

@@ -63,6 +63,22 @@ static void value_free(remo_value v)
 		remo_value_release(e->tb);
 		break;
 	}
+	case REMO_OBJECT:
+	case REMO_CALLABLE:
+	case REMO_FRAME:
+	case REMO_TRACEBACK: {
+		struct remo__ref *r = REMO__REF(v);
+		if (r->owner != NULL)
+			remo__session_proxy_gone(r); /* tells the peer, in a batch */
+		if (r->dtor != NULL)
+			r->dtor(r->ptr);
+		if (r->own_func != NULL) {
+			remo__func_free(r->own_func);
+			remo__free(r->own_func);
+		}
+		remo_value_release(r->self);
+		break;
+	}
 	default:
 		break;
 	}
@@ -182,8 +198,15 @@ bool remo_equal(remo_value a, remo_value b)
 		       remo_equal(x->attrs, y->attrs) && remo_equal(x->tb, y->tb);
 	}
 	default: {
+		/* identity: the same proxy target, the same local object or
+		 * function, the same bound method */
 		const struct remo__ref *x = REMO__REF(a), *y = REMO__REF(b);
-		return x->id == y->id && x->home == y->home && x->owner == y->owner;
+		if (x == y)
+			return true;
+		if (x->owner != y->owner || x->id != y->id || x->home != y->home ||
+		    x->ptr != y->ptr || x->func != y->func)
+			return false;
+		return remo_equal(x->self, y->self);
 	}
 	}
 }
@@ -425,15 +448,24 @@ int remo_list_del(remo_value l, size_t i)
 
 /* ==== references ======================================================= */
 
-remo_value remo__ref_new(remo_kind kind, uint64_t id, bool home)
+remo_value remo__ref_alloc(remo_kind kind)
 {
 	REMO__ASSERT(remo__is_ref(kind));
-	REMO__ASSERT(id != 0 && id < (UINT64_C(1) << 63));
 	struct remo__ref *r = remo__malloc(sizeof *r);
 	if (r == NULL)
 		return remo__invalid();
-	r->id = id;
-	r->home = home;
-	r->owner = NULL;
+	memset(r, 0, sizeof *r);
+	r->self = remo_nil();
 	return value_heap(kind, &r->hdr);
+}
+
+remo_value remo__ref_new(remo_kind kind, uint64_t id, bool home)
+{
+	REMO__ASSERT(id != 0 && id < (UINT64_C(1) << 63));
+	remo_value v = remo__ref_alloc(kind);
+	if (remo_ok(v)) {
+		REMO__REF(v)->id = id;
+		REMO__REF(v)->home = home;
+	}
+	return v;
 }

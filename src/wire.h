@@ -30,13 +30,15 @@
 enum {
 	REMO__EXT_LIST = 1,      /* body: one array, the elements          */
 	REMO__EXT_ERROR = 2,     /* body: [name, message, attrs, traceback] */
-	REMO__EXT_OBJECT = 3,    /* body: 8 bytes, home bit + 63-bit id    */
+	REMO__EXT_OBJECT = 3,    /* body: 12 bytes, home bit + 63-bit id,
+	                            then the 32-bit shape id              */
 	REMO__EXT_CALLABLE = 4,
 	REMO__EXT_FRAME = 5,
 	REMO__EXT_TRACEBACK = 6,
 };
 
 #define REMO__REF_HOME (UINT64_C(1) << 63)
+#define REMO__REF_BODY 12
 
 enum remo__tok_type {
 	REMO__T_NIL,
@@ -390,7 +392,7 @@ static inline int remo__vrd_container(remo__vrd *r, const remo__tok *t)
 		case REMO__EXT_FRAME:
 		case REMO__EXT_TRACEBACK:
 			/* Id 0 is never handed out, so it can only be forged. */
-			if (t->n != 8 ||
+			if (t->n != REMO__REF_BODY ||
 			    (remo__get64(t->v.p) & ~REMO__REF_HOME) == 0)
 				return REMO_EWIRE_EXTBODY;
 			return REMO_OK;
@@ -442,6 +444,32 @@ int remo__vrd_end(remo__vrd *r);
  * REMO_OK or a REMO_EWIRE_* code.
  */
 int remo__wire_check(const uint8_t *p, size_t n);
+
+/* ---- the value codec with a session's references (pack.c) ---------------- */
+
+/*
+ * Hooks a session gives the value codec, so the codec stays ignorant of
+ * object tables: put_ref writes a reference for a list, dict, object or
+ * callable (the session exports it and picks the id); get_ref turns a
+ * reference read off the wire into a value (a proxy, or the original
+ * object when it comes home).  Both return a status; get_ref may refuse
+ * a stale or forged id.
+ */
+typedef struct remo__codec {
+	void *ctx;
+	int (*put_ref)(void *ctx, remo_buf *b, remo_value v);
+	int (*get_ref)(void *ctx, remo_kind kind, uint64_t id, bool home,
+	               uint32_t shape, remo_value *out);
+} remo__codec;
+
+/* remo__pack_with: remo_pack with hooks (NULL: none). */
+int remo__pack_with(remo_value v, remo_buf *out, const remo__codec *c);
+/* remo__unpack_with: builds the value at rd, whose bytes a validating
+ * reader has accepted, with hooks (NULL: none). */
+int remo__unpack_with(remo__rd *rd, const remo__codec *c, remo_value *out);
+/* remo__put_ref: writes a reference ext: kind, id, home, shape. */
+int remo__put_ref(remo_buf *b, remo_kind kind, uint64_t id, bool home,
+                  uint32_t shape);
 
 /* ---- writer ------------------------------------------------------------- */
 

@@ -156,9 +156,10 @@ static void containers_and_refs_round_trip(void **state)
 	remo_buf b = test_roundtrip(d);
 	remo_buf_free(&b);
 
-	/* the home bit is the top bit of the id word */
-	BYTES(remo__ref_new(REMO_TRACEBACK, 5, true), 0xd7, 0x06, 0x80, 0, 0, 0,
-	      0, 0, 0, 5);
+	/* the home bit is the top bit of the id word; the shape id follows */
+	remo_value tb = remo__ref_new(REMO_TRACEBACK, 5, true);
+	REMO__REF(tb)->shape_id = 0x01020304;
+	BYTES(tb, 0xc7, 0x0c, 0x06, 0x80, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4);
 	remo_value_release(d);
 }
 
@@ -348,10 +349,14 @@ static void one_test_per_wire_error(void **state)
 	/* unknown extension types, MessagePack's timestamp (-1) included */
 	EXPECT(REMO_EWIRE_EXTTYPE, 0xd4, 0x07, 0x00);
 	EXPECT(REMO_EWIRE_EXTTYPE, 0xd6, 0xff, 0, 0, 0, 0);
-	/* references: body of 4 bytes, id 0 */
+	/* references: a body of 4 or 8 bytes (not 12), id 0, home id 0 */
 	EXPECT(REMO_EWIRE_EXTBODY, 0xd6, 0x03, 0, 0, 0, 1);
-	EXPECT(REMO_EWIRE_EXTBODY, 0xd7, 0x03, 0, 0, 0, 0, 0, 0, 0, 0);
-	EXPECT(REMO_EWIRE_EXTBODY, 0xd7, 0x03, 0x80, 0, 0, 0, 0, 0, 0, 0);
+	EXPECT(REMO_EWIRE_EXTBODY, 0xd7, 0x03, 0, 0, 0, 0, 0, 0, 0, 1);
+	EXPECT(REMO_EWIRE_EXTBODY, 0xc7, 0x0c, 0x03, 0, 0, 0, 0, 0, 0, 0, 0,
+	       0, 0, 0, 1);
+	EXPECT(REMO_EWIRE_EXTBODY, 0xc7, 0x0c, 0x03, 0x80, 0, 0, 0, 0, 0, 0, 0,
+	       0, 0, 0, 1);
+	EXPECT(REMO_OK, 0xc7, 0x0c, 0x03, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0);
 	/* a list whose body is not an array, or holds two values */
 	EXPECT(REMO_EWIRE_EXTBODY, 0xd4, 0x01, 0x05);
 	EXPECT(REMO_EWIRE_EXTBODY, 0xd5, 0x01, 0x90, 0xc0);
@@ -385,7 +390,8 @@ static void non_shortest_forms_are_accepted(void **state)
 	static const uint8_t i[] = {0xd3, 0, 0, 0, 0, 0, 0, 0, 5};
 	static const uint8_t s[] = {0xdb, 0, 0, 0, 2, 'h', 'i'};
 	static const uint8_t a[] = {0xdd, 0, 0, 0, 1, 0x07};
-	static const uint8_t r[] = {0xc7, 0x08, 0x03, 0, 0, 0, 0, 0, 0, 0, 9};
+	static const uint8_t r[] = {0xc8, 0x00, 0x0c, 0x03, 0, 0, 0, 0, 0, 0, 0,
+	                            9, 0, 0, 0, 0};
 	assert_int_equal(remo_unpack(i, sizeof i, &v), REMO_OK);
 	assert_int_equal(v.as.i, 5);
 	assert_int_equal(remo_unpack(s, sizeof s, &v), REMO_OK);
@@ -477,8 +483,8 @@ static void validating_reader_reads_in_one_pass(void **state)
 {
 	/* [1, [2], {"k": nil}, ref 9] in pre-order, then the end */
 	static const uint8_t msg[] = {0x94, 0x01, 0xd5, 0x01, 0x91, 0x02,
-	                              0x81, 0xa1, 'k', 0xc0, 0xd7, 0x03,
-	                              0, 0, 0, 0, 0, 0, 0, 9};
+	                              0x81, 0xa1, 'k', 0xc0, 0xc7, 0x0c, 0x03,
+	                              0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0};
 	static const uint8_t types[] = {
 		REMO__T_ARRAY, REMO__T_INT, REMO__T_EXT, REMO__T_ARRAY,
 		REMO__T_INT, REMO__T_MAP, REMO__T_STR, REMO__T_NIL, REMO__T_EXT};

@@ -9,6 +9,10 @@
  *                          list, dict, and the reserved reference kinds
  *   4. Error values        named errors and the name hierarchy
  *   5. Wire codec          values to MessagePack bytes and back
+ *   6. Channels            the smallest transport: send, receive, a pointer
+ *   7. Types and functions registering C code, signatures, raising
+ *   8. Sessions            two peers joined by a channel; exports
+ *   9. Operations          getattr, call, len, getitem...: local or remote
  *
  * Ownership words, used the same way in every comment below:
  *
@@ -65,6 +69,13 @@ enum remo_status {
 	REMO_ETOOBIG = 9,     /* a value holds more than REMO_MAX_VALUES, or a
 	                         string or message over 4 GiB - 1 bytes       */
 	REMO_ELIMIT = 10,     /* a stated limit was reached (see its #define) */
+	REMO_ERAISED = 11,    /* the operation raised an error value: see
+	                         remo_last_error()                           */
+	REMO_ECLOSED = 12,    /* the session or channel was closed here       */
+	REMO_EPEERLOST = 13,  /* the peer went away (closed, died, vanished)  */
+	REMO_ETIMEDOUT = 14,  /* the operation's timeout passed               */
+	REMO_EPROTO = 15,     /* the peer broke the protocol; session closed  */
+	REMO_ESIGNATURE = 16, /* a signature string that does not parse       */
 
 	/* Malformed MessagePack: one code for each kind of bad input. */
 	REMO_EWIRE_TRUNCATED = 20, /* the message ends before its value does  */
@@ -340,7 +351,10 @@ REMO_API bool remo_dict_next(remo_value d, size_t *pos, remo_value *key,
  *   Error
  *     TypeError  ValueError  AttributeError  MemoryError  TimeoutError
  *     PermissionError  ProtocolError  NotFound
- *     LookupError      -> KeyError, IndexError
+ *     RecursionError (callbacks nested past the limit)
+ *     LimitError (any other stated limit)
+ *     LookupError      -> KeyError, IndexError, ReferenceError (a
+ *                         stale or forged object id)
  *     ArithmeticError  -> ZeroDivisionError, OverflowError
  *     ConnectionError  -> PeerLost
  *     OSError          -> every errno name this C library knows (ENOENT...)
@@ -437,6 +451,284 @@ REMO_API int remo_pack(remo_value v, remo_buf *out);
  * REMO_OK, a REMO_EWIRE_* code, REMO_EINVAL (data NULL), REMO_ENOMEM.
  */
 REMO_API int remo_unpack(const void *data, size_t n, remo_value *out);
+
+/* ======================================================================
+ * 6. Channels
+ * ======================================================================
+ *
+ * A channel is a reliable, ordered, message-framed, two-way link to one
+ * peer.  The smallest one is two functions and a pointer; the transports
+ * (nanomsg, sockets, exec) are channels too.  remo calls send from one
+ * thread at a time and recv from one thread at a time (possibly a
+ * different one each time, and concurrently with send).
+ */
+typedef struct remo_channel {
+	/*
+	 * send: sends the n bytes at msg as one message.  The bytes are
+	 * borrowed for the call.  REMO_OK, or REMO_EPEERLOST / REMO_ECLOSED.
+	 */
+	int (*send)(void *user, const void *msg, size_t n);
+	/*
+	 * recv: waits up to timeout_ms (-1: forever) for one message and
+	 * appends it to msg (grow it with remo_buf_reserve).  REMO_OK,
+	 * REMO_ETIMEDOUT, REMO_EPEERLOST when the peer closed, REMO_ECLOSED
+	 * after close.
+	 */
+	int (*recv)(void *user, remo_buf *msg, int timeout_ms);
+	/*
+	 * close (optional): makes a blocked or later recv return REMO_ECLOSED
+	 * and tells the peer, if the channel can.  Without it, closing a
+	 * session waits for the peer to close.
+	 */
+	void (*close)(void *user);
+	/* destroy (optional): frees user; called once, when the session that
+	 * owns the channel is freed. */
+	void (*destroy)(void *user);
+	void *user;
+} remo_channel;
+
+/* remo_buf_reserve: makes room for n more bytes at b->data + b->len. */
+REMO_API int remo_buf_reserve(remo_buf *b, size_t n);
+
+/*
+ * remo_pipe: two connected in-process channels, a and b: what one sends
+ * the other receives.  Each end is given to one session, which destroys
+ * it.  Messages are copied.  REMO_ENOMEM.
+ */
+REMO_API int remo_pipe(remo_channel *a, remo_channel *b);
+
+/* ======================================================================
+ * 7. Types and functions
+ * ======================================================================
+ *
+ * No IDL: C functions and structs are registered with a signature string,
+ * and libffi makes the call.  A signature is "R(A...)": the result type,
+ * then the argument types in parentheses, each optionally named
+ * ("d(x:d y:d)"; names make error messages clearer).  Types:
+ *
+ *   v void (result only)   ? bool      f float        d double
+ *   b B  int8 / uint8      h H  short / unsigned short
+ *   i I  int / unsigned    l L  long / unsigned long
+ *   q Q  int64 / uint64    n N  ssize_t / size_t
+ *   s    const char *: a str in, copied out (NULL <-> nil)
+ *   y    bytes: as an argument two C parameters (const void *, size_t);
+ *        as a result the function returns const void * and takes one
+ *        more, last parameter size_t * for the length; copied out
+ *   r    remo_value: borrowed as an argument, a new reference as a result
+ *   <T>  pointer to an object of registered type T (or a subtype); nil
+ *        is NULL
+ *
+ * A method's C function takes the object pointer first; its signature
+ * leaves it out.  A call with the wrong count or kinds of arguments is
+ * refused with TypeError naming the parameter, before the C function
+ * runs; an integer that does not fit its C type is OverflowError.
+ */
+typedef struct remo_type remo_type;
+
+/*
+ * remo_type_new: registers a type.  name must be unique in the process
+ * (REMO_EEXIST), base may be NULL, doc may be NULL.  Types are never
+ * freed.  NULL on failure, with *status set if status is not NULL.
+ */
+REMO_API remo_type *remo_type_new(const char *name, const remo_type *base,
+                                  const char *doc, int *status);
+
+/* remo_type_find: a registered type by name, or NULL. */
+REMO_API const remo_type *remo_type_find(const char *name);
+
+#define REMO_READONLY 1u
+
+/*
+ * remo_type_field: a field of code (one type letter, or "<T>") at offset
+ * in the C struct.  flags: REMO_READONLY.  s and <T> fields are always
+ * read-only (remo would not know who owns what it stored).
+ * REMO_ESIGNATURE, REMO_EEXIST (name taken), REMO_ENOMEM.
+ */
+REMO_API int remo_type_field(remo_type *t, const char *name,
+                             const char *code, size_t offset,
+                             unsigned flags);
+
+/*
+ * remo_type_method: a method; fn takes the object pointer first, then
+ * the arguments of sig.  REMO_ESIGNATURE, REMO_EEXIST, REMO_ENOMEM.
+ */
+REMO_API int remo_type_method(remo_type *t, const char *name,
+                              const char *sig, void (*fn)(void),
+                              const char *doc);
+
+/*
+ * remo_object: a new value standing for the C object ptr of type t.  The
+ * program keeps ownership of ptr unless dtor is given: then dtor(ptr)
+ * runs when the last reference, local or remote, is gone.
+ */
+REMO_API remo_value remo_object(const remo_type *t, void *ptr,
+                                void (*dtor)(void *));
+
+/*
+ * remo_object_ptr: the C pointer of a local object value if its type is
+ * t or derives from t; NULL otherwise (also for proxies).
+ */
+REMO_API void *remo_object_ptr(remo_value v, const remo_type *t);
+
+/*
+ * remo_function: a new callable value for the C function fn with
+ * signature sig.  REMO_INVALID if sig does not parse (or no memory).
+ */
+REMO_API remo_value remo_function(const char *name, const char *sig,
+                                  void (*fn)(void), const char *doc);
+
+/*
+ * remo_raise: called from inside a registered C function to make the
+ * call fail with an error of that name and a printf-style message.  The
+ * function should then return at once; its result is ignored.
+ */
+REMO_API void remo_raise(const char *name, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/* remo_raise_value: the same with an error value (stolen), for attrs. */
+REMO_API void remo_raise_value(remo_value error);
+
+/*
+ * remo_last_error: the error value of the last operation in section 9
+ * that failed on this thread (borrowed; nil if none).  Like errno, it is
+ * only meaningful right after a failure.
+ */
+REMO_API remo_value remo_last_error(void);
+
+/* ======================================================================
+ * 8. Sessions
+ * ======================================================================
+ *
+ * A session joins two peers over one channel.  Peers are symmetric: each
+ * side can call the other.  What a side makes reachable is its exports
+ * (names) and whatever objects it passes in calls (references).
+ *
+ * Threads: any number of threads may make calls on one session.  A thread
+ * that waits for its reply also serves the requests that belong to its
+ * call (callbacks), so callbacks nest both ways in the threads that made
+ * the calls.  Requests that belong to no call of this side are served by
+ * threads in remo_session_serve(), or, if none is serving, by any waiting
+ * thread.  doc/design.md "thread model" says why.
+ */
+typedef struct remo_session remo_session;
+typedef struct remo_exports remo_exports;
+
+/* remo_exports_new: an empty name table, to share between sessions. */
+REMO_API remo_exports *remo_exports_new(void);
+/* remo_export: makes v (borrowed) reachable as name.  REMO_EEXIST. */
+REMO_API int remo_export(remo_exports *e, const char *name, remo_value v);
+REMO_API void remo_exports_free(remo_exports *e);
+
+/* Limits, each with its default; 0 in a field means the default. */
+typedef struct remo_session_opts {
+	size_t max_message;     /* bytes in one message: 16 MiB           */
+	unsigned max_call_depth;/* callbacks nested across both peers: 32 */
+	size_t max_refs;        /* objects the peer may hold: 1 << 20     */
+	int timeout_ms;         /* default per-call timeout: -1 (none)    */
+} remo_session_opts;
+
+#define REMO_DEFAULT_MAX_MESSAGE (16u << 20)
+#define REMO_DEFAULT_MAX_CALL_DEPTH 32
+#define REMO_DEFAULT_MAX_REFS (1u << 20)
+
+/*
+ * remo_session_new: starts a session on ch (the session takes ownership
+ * of the channel: it calls ch->destroy when freed) and sends the opening
+ * handshake.  exports may be NULL and must outlive the session.  NULL on
+ * failure with *status set (if status is not NULL); ch is then destroyed.
+ */
+REMO_API remo_session *remo_session_new(const remo_channel *ch,
+                                        remo_exports *exports,
+                                        const remo_session_opts *opts,
+                                        int *status);
+
+/*
+ * remo_session_serve: serves requests until the session ends, or for at
+ * most timeout_ms (-1: until it ends).  Returns REMO_ETIMEDOUT when time
+ * ran out, otherwise why the session ended: REMO_ECLOSED (closed here),
+ * REMO_EPEERLOST, REMO_EPROTO.
+ */
+REMO_API int remo_session_serve(remo_session *s, int timeout_ms);
+
+/*
+ * remo_session_close: ends the session in order: tells the peer, fails
+ * every pending call with REMO_ECLOSED, releases every reference the
+ * peer held.  Safe to call more than once and from any thread.
+ */
+REMO_API void remo_session_close(remo_session *s);
+
+/* remo_session_free: closes (if needed) and drops the caller's handle.
+ * Proxies keep the session's memory until they are released. */
+REMO_API void remo_session_free(remo_session *s);
+
+/* remo_session_status: REMO_OK while open, else why it ended. */
+REMO_API int remo_session_status(const remo_session *s);
+
+/* remo_lookup: a new proxy for what the peer exported as name.  The
+ * failure is also in remo_last_error(): NotFound for an unknown name. */
+REMO_API int remo_lookup(remo_session *s, const char *name, remo_value *out);
+
+/* ======================================================================
+ * 9. Operations
+ * ======================================================================
+ *
+ * Each works on local values and on proxies alike; on a proxy it is one
+ * round trip (or none, where the shape answers).  Each returns REMO_OK or
+ * a status; on failure *out (if any) is nil and remo_last_error() holds an
+ * error value: the remote error by name for REMO_ERAISED, PeerLost for
+ * REMO_EPEERLOST, TimeoutError for REMO_ETIMEDOUT, and so on.  Arguments
+ * are borrowed; results are new.
+ *
+ * Transfer: immutable values are copied; lists, dicts and objects cross as
+ * references (proxies); a proxy that comes home arrives as the original.
+ */
+REMO_API int remo_getattr(remo_value obj, const char *name, remo_value *out);
+REMO_API int remo_setattr(remo_value obj, const char *name, remo_value val);
+/* remo_call: calls fn with args, a tuple (or nil for none). */
+REMO_API int remo_call(remo_value fn, remo_value args, remo_value *out);
+REMO_API int remo_call_method(remo_value obj, const char *name,
+                              remo_value args, remo_value *out);
+REMO_API int remo_len(remo_value v, size_t *out);
+REMO_API int remo_getitem(remo_value v, remo_value key, remo_value *out);
+REMO_API int remo_setitem(remo_value v, remo_value key, remo_value val);
+REMO_API int remo_contains(remo_value v, remo_value key, bool *out);
+
+/*
+ * remo_force: a local copy of a list or dict, local or remote: a remote
+ * one is fetched in chunks of at most REMO_FORCE_CHUNK items.  Elements
+ * that are themselves lists, dicts or objects stay references.
+ */
+#define REMO_FORCE_CHUNK 4096
+REMO_API int remo_force(remo_value v, remo_value *out);
+
+/* Iteration over a list or dict (its keys), local or remote (fetched in
+ * chunks).  remo_iter_next gives a new item and true, or false at the
+ * end or on failure (then *status, if asked, says which). */
+typedef struct remo_iter {
+	remo_value src;    /* retained */
+	remo_value chunk;  /* the current local chunk */
+	size_t pos, base;
+	bool done;
+	int status;
+} remo_iter;
+REMO_API int remo_iter_init(remo_iter *it, remo_value v);
+REMO_API bool remo_iter_next(remo_iter *it, remo_value *item);
+REMO_API void remo_iter_free(remo_iter *it);
+
+/* From the shape: no round trip. */
+/* remo_type_name: "int", "list", "Calc"...; static or shape-owned. */
+REMO_API const char *remo_type_name(remo_value v);
+/* remo_isinstance: v's type is type_name or derives from it. */
+REMO_API bool remo_isinstance(remo_value v, const char *type_name);
+/* remo_dir: a new tuple of the member names (fields, then methods). */
+REMO_API int remo_dir(remo_value v, remo_value *out);
+/* remo_signature: a callable's signature string (borrowed), or NULL. */
+REMO_API const char *remo_signature(remo_value fn);
+/* remo_is_proxy: true if v stands for an object in a peer. */
+REMO_API bool remo_is_proxy(remo_value v);
 
 #ifdef __cplusplus
 }
