@@ -113,6 +113,8 @@ struct remo_session {
 	bool *shape_queue_is_type;
 	size_t nshape_queue, capshape_queue;
 	int put_error;               /* a put_ref failure while encoding */
+	uint64_t *put_ids;           /* ids counted by the message being  */
+	size_t nput_ids, capput_ids; /* encoded, to undo if it fails      */
 };
 
 struct remo_exports {
@@ -297,10 +299,13 @@ static int shape_need(remo_session *s, const void *p, bool is_type)
 			return REMO_OK;
 		id = f->shape_id;
 	}
+	/* Marked as sent only once it is sent (send_preamble): a message
+	 * that fails to go must not leave its shapes marked. */
 	if (remo__map_get(&s->shapes_out, id) != NULL)
 		return REMO_OK;
-	if (remo__map_put(&s->shapes_out, id, (void *)1) != REMO_OK)
-		return REMO_ENOMEM;
+	for (size_t i = 0; i < s->nshape_queue; i++)
+		if (s->shape_queue[i] == p)
+			return REMO_OK;
 	if (s->nshape_queue == s->capshape_queue) {
 		size_t cap = s->capshape_queue ? s->capshape_queue * 2 : 8;
 		const void **q = remo__realloc(s->shape_queue, cap * sizeof *q);
@@ -534,6 +539,29 @@ static uint64_t entry_key(remo_value v)
 	return (uint64_t)(uintptr_t)v.as.p;
 }
 
+/* Takes back one count of id (a message that carried it did not go). */
+static void put_undo(remo_session *s, uint64_t id)
+{
+	remo_value drop = remo_nil();
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = remo__map_get(&s->table, id);
+	if (e != NULL && e->count > 0 && --e->count == 0) {
+		remo__map_del(&s->table, id);
+		remo__map_del(&s->table_key, e->key);
+		drop = e->value;
+		remo__free(e);
+	}
+	pthread_mutex_unlock(&s->lock);
+	remo_value_release(drop);
+}
+
+static void put_rollback(remo_session *s)
+{
+	for (size_t i = 0; i < s->nput_ids; i++)
+		put_undo(s, s->put_ids[i]);
+	s->nput_ids = 0;
+}
+
 /* Encoding: export v (or send a proxy home).  Under send_lock. */
 static int hook_put_ref(void *ctx, remo_buf *b, remo_value v)
 {
@@ -599,6 +627,20 @@ static int hook_put_ref(void *ctx, remo_buf *b, remo_value v)
 		id = e->id;
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (rc == REMO_OK && s->nput_ids == s->capput_ids) {
+		size_t cap = s->capput_ids ? s->capput_ids * 2 : 16;
+		uint64_t *ids = remo__realloc(s->put_ids, cap * sizeof *ids);
+		if (ids == NULL)
+			rc = REMO_ENOMEM;
+		else {
+			s->put_ids = ids;
+			s->capput_ids = cap;
+		}
+	}
+	if (rc == REMO_OK)
+		s->put_ids[s->nput_ids++] = id;
+	else if (e != NULL)
+		put_undo(s, id);
 	if (rc != REMO_OK) {
 		s->put_error = rc;
 		return rc;
@@ -738,6 +780,8 @@ static int send_preamble(remo_session *s)
 		remo_value_release(m);
 		if (rc == REMO_OK)
 			rc = send_raw(s, &s->shapebuf);
+		if (rc == REMO_OK)
+			rc = remo__map_put(&s->shapes_out, id, (void *)1);
 	}
 	s->nshape_queue = 0;
 
@@ -784,24 +828,17 @@ static int send_msg(remo_session *s, const int64_t *ints, size_t nints,
 		rc = remo__pack_with(vals[i], b, &codec);
 	if (rc == REMO_OK && b->len > s->peer_max_message)
 		rc = REMO_ETOOBIG;
-	int sent = rc;
-	if (rc == REMO_OK) {
+	if (rc == REMO_OK)
 		rc = send_preamble(s);
-		if (rc == REMO_OK)
-			rc = send_raw(s, b);
-		sent = rc;
-	} else {
-		/* Shapes queued for a message that did not go: they were never
-		 * sent, so forget that they were. */
-		for (size_t i = 0; i < s->nshape_queue; i++) {
-			const void *p = s->shape_queue[i];
-			remo__map_del(&s->shapes_out,
-			              s->shape_queue_is_type[i]
-			                      ? ((const remo_type *)p)->shape_id
-			                      : ((const struct remo__func *)p)->shape_id);
-		}
-		s->nshape_queue = 0;
-	}
+	if (rc == REMO_OK)
+		rc = send_raw(s, b);
+	int sent = rc;
+	/* A message that did not go gave the peer nothing: undo what its
+	 * encoding counted, or the peer could never release it. */
+	s->nshape_queue = 0;
+	if (rc != REMO_OK)
+		put_rollback(s);
+	s->nput_ids = 0;
 	if (s->sendbuf.cap > (1u << 20)) /* do not keep a huge buffer */
 		remo_buf_free(&s->sendbuf);
 	pthread_mutex_unlock(&s->send_lock);
@@ -940,95 +977,76 @@ static void handle_shape(remo_session *s, struct msg *m)
 }
 
 /*
- * Routes one received message.  Called by the reader with s->lock held;
- * returns a message the reader must handle itself after unlocking
- * (releases, shapes, hello), or NULL.
+ * Routes a request or a reply to the thread that waits for it.  Under
+ * s->lock.
  */
-static struct msg *route(remo_session *s, struct msg *m, int *end)
+static void route(remo_session *s, struct msg *m)
 {
-	if (!s->hello_seen) {
-		if (m->type != MSG_HELLO) {
-			*end = REMO_EPROTO;
-			msg_free(m);
-			return NULL;
-		}
-		s->hello_seen = true;
-		return m;
-	}
-	switch (m->type) {
-	case MSG_REPLY:
-	case MSG_ERROR: {
-		struct waiter *w = remo__map_get(&s->pending, m->reqid);
-		if (w != NULL && w->reply == NULL) {
-			w->reply = m;
-		} else {
-			/* the call timed out, or a peer's stray reply: dropped */
-			msg_free(m);
-		}
-		return NULL;
-	}
-	case MSG_REQ: {
+	if (m->type == MSG_REQ) {
 		struct waiter *w = m->cause ? remo__map_get(&s->pending, m->cause)
 		                            : NULL;
 		if (w != NULL)
 			queue_push(&w->head, &w->tail, m);
 		else
 			queue_push(&s->top_head, &s->top_tail, m);
-		return NULL;
+		return;
 	}
-	case MSG_BYE:
-		*end = REMO_EPEERLOST;
-		msg_free(m);
-		return NULL;
-	case MSG_HELLO:
-		*end = REMO_EPROTO; /* only once */
-		msg_free(m);
-		return NULL;
-	default:
-		return m; /* release, shape */
-	}
+	struct waiter *w = remo__map_get(&s->pending, m->reqid);
+	if (w != NULL && w->reply == NULL)
+		w->reply = m;
+	else
+		msg_free(m); /* the call timed out, or a stray reply: dropped */
 }
 
-/* The reader's work after recv returned a message (s->lock not held). */
-static void reader_handle(remo_session *s, remo_buf buf)
+/*
+ * The reader's work on one received message, done while it still holds
+ * the reader role and not s->lock: parse it, and handle what belongs to
+ * the session itself (hello, shapes, releases) before anyone can read the
+ * next message, because a shape must be known before the message that
+ * uses it is decoded.  Returns a request or reply to route, or NULL;
+ * sets *end when the session must end.
+ */
+static struct msg *reader_take(remo_session *s, remo_buf buf, int *end)
 {
 	struct msg *m = remo__malloc(sizeof *m);
-	int end = REMO_OK;
 	if (m == NULL) {
 		remo_buf_free(&buf);
-		session_end(s, REMO_ENOMEM);
-		return;
+		*end = REMO_ENOMEM;
+		return NULL;
 	}
 	memset(m, 0, sizeof *m);
 	m->buf = buf;
 	if (buf.len > s->opts.max_message || msg_parse(m) != REMO_OK) {
 		msg_free(m);
-		session_end(s, REMO_EPROTO);
-		return;
+		*end = REMO_EPROTO;
+		return NULL;
 	}
-	pthread_mutex_lock(&s->lock);
-	struct msg *mine = route(s, m, &end);
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	if (end != REMO_OK) {
-		msg_free(mine);
-		session_end(s, end);
-		return;
+	if (!s->hello_seen || m->type == MSG_HELLO) {
+		if (s->hello_seen || m->type != MSG_HELLO)
+			*end = REMO_EPROTO; /* first, and only once */
+		else
+			handle_hello(s, m);
+		s->hello_seen = true;
+		msg_free(m);
+		return NULL;
 	}
-	if (mine == NULL)
-		return;
-	switch (mine->type) {
-	case MSG_HELLO:
-		handle_hello(s, mine);
+	switch (m->type) {
+	case MSG_REQ:
+	case MSG_REPLY:
+	case MSG_ERROR:
+		return m;
+	case MSG_BYE:
+		*end = REMO_EPEERLOST;
 		break;
 	case MSG_RELEASE:
-		handle_release(s, mine);
+		handle_release(s, m);
 		break;
 	case MSG_SHAPE:
-		handle_shape(s, mine);
+		handle_shape(s, m);
 		break;
 	}
-	msg_free(mine);
+	msg_free(m);
+	return NULL;
 }
 
 /* ==== serving ========================================================== */
@@ -1187,23 +1205,32 @@ static int wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 			return REMO_ETIMEDOUT;
 		}
 		if (!s->reading) {
+			/* Become the reader.  The role is given back only after
+			 * the message is routed: a waiter must never block in
+			 * recv while its reply sits routed but unseen. */
 			s->reading = true;
 			pthread_mutex_unlock(&s->lock);
 			remo_buf buf = {0};
+			int end = REMO_OK;
+			struct msg *got = NULL;
 			int rc = s->ch.recv(s->ch.user, &buf,
 			                    left > INT32_MAX ? INT32_MAX : (int)left);
-			pthread_mutex_lock(&s->lock);
-			s->reading = false;
-			pthread_cond_broadcast(&s->cond); /* someone else may read */
-			pthread_mutex_unlock(&s->lock);
 			if (rc == REMO_OK)
-				reader_handle(s, buf);
+				got = reader_take(s, buf, &end);
 			else
 				remo_buf_free(&buf);
 			if (rc != REMO_OK && rc != REMO_ETIMEDOUT)
-				session_end(s, rc == REMO_ECLOSED ? REMO_ECLOSED
-				               : rc == REMO_ENOMEM ? REMO_ENOMEM
-				                                   : REMO_EPEERLOST);
+				end = rc == REMO_ECLOSED ? REMO_ECLOSED
+				      : rc == REMO_ENOMEM ? REMO_ENOMEM
+				                          : REMO_EPEERLOST;
+			pthread_mutex_lock(&s->lock);
+			if (got != NULL)
+				route(s, got);
+			s->reading = false;
+			pthread_cond_broadcast(&s->cond);
+			pthread_mutex_unlock(&s->lock);
+			if (end != REMO_OK)
+				session_end(s, end);
 			pthread_mutex_lock(&s->lock);
 			continue;
 		}
@@ -1411,6 +1438,7 @@ static void session_destroy(remo_session *s)
 	remo__free(s->releases);
 	remo__free(s->shape_queue);
 	remo__free(s->shape_queue_is_type);
+	remo__free(s->put_ids);
 	remo_buf_free(&s->sendbuf);
 	remo_buf_free(&s->shapebuf);
 	if (s->ch.destroy != NULL)

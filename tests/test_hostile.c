@@ -1,0 +1,1268 @@
+/*
+ * test_hostile.c -- one real session against a peer the test plays by
+ * hand, frame by frame: the handshake, valid requests, and the hostile
+ * and confused messages a peer can send (garbage, forged and released
+ * ids, oversize messages, missing members, recursion past the limit,
+ * references to shapes never sent, callbacks into the peer and the
+ * answers a hostile peer gives them, a peer that takes only small
+ * messages).
+ *
+ * The peer is a recording transport written here: a remo_channel whose
+ * send() keeps a copy of every frame the session sends, and whose recv()
+ * hands out frames from a script the test fills.  The session never
+ * waits for a thread or a clock it does not own: recv() answers at once
+ * (REMO_ETIMEDOUT when the script is drained), so each test pushes its
+ * frames, runs remo_session_serve() for a few milliseconds in its own
+ * thread, then decodes what was recorded and asserts on it.
+ *
+ * Rejected: two sessions over remo_pipe (tests/test_session.c does that).
+ * A real peer only ever sends what a real peer sends; hostile bytes need
+ * a fake one, and frame-level assertions (a SHAPE before the reply that
+ * uses it) need the frames themselves.
+ *
+ * The message formats are at the top of src/session.c; references are
+ * ext 3..6 with a 12-byte body (src/pack.c), written with remo__put_ref.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "wire.h"
+#include "testutil.h"
+
+/* How long each test lets the session work through its script.  The
+ * session serves everything pushed well within this; the rest of the
+ * time it finds the script empty. */
+#define SERVE_MS 20
+
+enum { HELLO = 0, REQ = 1, REPLY = 2, ERROR = 3, RELEASE = 4, SHAPE = 5,
+       BYE = 6 };
+enum { OP_LOOKUP = 1, OP_GETATTR = 2, OP_SETATTR = 3, OP_CALL = 4,
+       OP_CALLM = 5 };
+
+/* ==== the recording transport ========================================== */
+
+struct frame {
+	struct frame *next;
+	size_t n;
+	uint8_t data[];
+};
+
+struct rec {
+	struct frame *script_head, *script_tail; /* for the session to recv */
+	bool script_closed;  /* the fake peer went away after its script */
+	bool closed_here;    /* the session called close                 */
+	struct frame **sent; /* every frame the session sent, in order   */
+	size_t nsent, capsent;
+	size_t late_sends;   /* send attempts after close                */
+};
+
+/* What destroy saw; the transport itself is gone by then. */
+static unsigned g_destroyed;
+static size_t g_sent_at_destroy, g_late_at_destroy;
+
+static struct frame *frame_new(const void *p, size_t n)
+{
+	struct frame *f = malloc(sizeof *f + n);
+	assert_non_null(f);
+	f->next = NULL;
+	f->n = n;
+	memcpy(f->data, p, n);
+	return f;
+}
+
+static int rec_send(void *user, const void *msg, size_t n)
+{
+	struct rec *r = user;
+	if (r->closed_here) {
+		r->late_sends++;
+		return REMO_ECLOSED;
+	}
+	if (r->nsent == r->capsent) {
+		r->capsent = r->capsent ? 2 * r->capsent : 16;
+		r->sent = realloc(r->sent, r->capsent * sizeof *r->sent);
+		assert_non_null(r->sent);
+	}
+	r->sent[r->nsent++] = frame_new(msg, n);
+	return REMO_OK;
+}
+
+static int rec_recv(void *user, remo_buf *msg, int timeout_ms)
+{
+	struct rec *r = user;
+	if (r->closed_here)
+		return REMO_ECLOSED;
+	struct frame *f = r->script_head;
+	if (f == NULL) {
+		/* Nobody else can push in a one-thread test: waiting for ever
+		 * would hang, so a drained script with no timeout is a peer
+		 * that went away. */
+		if (r->script_closed || timeout_ms < 0)
+			return REMO_EPEERLOST;
+		if (timeout_ms > 0) {
+			/* a short nap, so that serve does not spin */
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+		return REMO_ETIMEDOUT;
+	}
+	if ((r->script_head = f->next) == NULL)
+		r->script_tail = NULL;
+	int rc = remo_buf_reserve(msg, f->n);
+	if (rc == REMO_OK) {
+		memcpy(msg->data + msg->len, f->data, f->n);
+		msg->len += f->n;
+	}
+	free(f);
+	return rc;
+}
+
+static void rec_close(void *user)
+{
+	struct rec *r = user;
+	r->closed_here = true;
+}
+
+static void rec_destroy(void *user)
+{
+	struct rec *r = user;
+	struct frame *f, *next;
+	g_destroyed++;
+	g_sent_at_destroy = r->nsent;
+	g_late_at_destroy = r->late_sends;
+	for (f = r->script_head; f != NULL; f = next) {
+		next = f->next;
+		free(f);
+	}
+	for (size_t i = 0; i < r->nsent; i++)
+		free(r->sent[i]);
+	free(r->sent);
+	free(r);
+}
+
+/* ==== server-side content ============================================== */
+
+struct counter {
+	int n;
+};
+
+static int counter_inc(struct counter *c, int by)
+{
+	c->n += by;
+	return c->n;
+}
+
+static int add(int a, int b)
+{
+	return a + b;
+}
+
+static remo_exports *g_exports;
+static struct counter g_counter;
+
+/* Type names are process-global: registered once, for the whole group. */
+static int group_setup(void **state)
+{
+	int st;
+	remo_type *t = remo_type_new("Counter", NULL,
+	                              "counts, for the hostile-peer tests", &st);
+	if (t == NULL ||
+	    remo_type_field(t, "n", "i", offsetof(struct counter, n), 0) ||
+	    remo_type_method(t, "inc", "i(by:i)", (void (*)(void))counter_inc,
+	                     "adds by to n"))
+		return -1;
+	g_exports = remo_exports_new();
+	remo_value fn = remo_function("add", "i(a:i b:i)", (void (*)(void))add,
+	                              "a + b");
+	remo_value obj = remo_object(t, &g_counter, NULL);
+	/* a reply too big for a peer that takes 64 bytes, with a reference */
+	remo_value pair = remo_tuple_of(2, remo_str(
+		"a str long enough that this tuple cannot fit in 64 bytes"),
+		remo_value_retain(fn));
+	int rc = g_exports == NULL || !remo_ok(fn) || !remo_ok(obj) ||
+	         !remo_ok(pair) ||
+	         remo_export(g_exports, "add", fn) != REMO_OK ||
+	         remo_export(g_exports, "counter", obj) != REMO_OK ||
+	         remo_export(g_exports, "pair", pair) != REMO_OK;
+	remo_value_release(fn);
+	remo_value_release(obj);
+	remo_value_release(pair);
+	return rc ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+	remo_exports_free(g_exports);
+	return 0;
+}
+
+/* ==== the fixture ====================================================== */
+
+struct fx {
+	remo_session *s;
+	struct rec *r; /* owned by the session: valid until it is freed */
+};
+
+static void fx_open(struct fx *fx, const remo_session_opts *opts)
+{
+	int st = -1;
+	fx->r = calloc(1, sizeof *fx->r);
+	assert_non_null(fx->r);
+	remo_channel ch = {rec_send, rec_recv, rec_close, rec_destroy, fx->r};
+	g_destroyed = 0;
+	fx->s = remo_session_new(&ch, g_exports, opts, &st);
+	assert_int_equal(st, REMO_OK);
+	assert_non_null(fx->s);
+}
+
+/* Frees the session; the channel must be destroyed exactly once. */
+static void fx_close(struct fx *fx)
+{
+	if (fx->s == NULL)
+		return;
+	remo_session_free(fx->s);
+	fx->s = NULL;
+	fx->r = NULL;
+	assert_int_equal(g_destroyed, 1);
+}
+
+static void fx_reopen(struct fx *fx, const remo_session_opts *opts)
+{
+	fx_close(fx);
+	fx_open(fx, opts);
+}
+
+static int setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof *fx);
+	if (fx == NULL)
+		return -1;
+	fx_open(fx, NULL);
+	g_counter.n = 0;
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *fx = *state;
+	fx_close(fx);
+	free(fx);
+	return 0;
+}
+
+/* ==== the fake peer: frames to push ==================================== */
+
+static void push_bytes(struct fx *fx, const void *p, size_t n)
+{
+	struct frame *f = frame_new(p, n);
+	if (fx->r->script_tail != NULL)
+		fx->r->script_tail->next = f;
+	else
+		fx->r->script_head = f;
+	fx->r->script_tail = f;
+}
+
+static void push_buf(struct fx *fx, remo_buf *b)
+{
+	push_bytes(fx, b->data, b->len);
+	remo_buf_free(b);
+}
+
+/* An array of n ints, as the message headers are. */
+static void put_ints(remo_buf *b, size_t n, const int64_t *v)
+{
+	assert_int_equal(remo__wire_put_array(b, (uint32_t)n), REMO_OK);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(remo__wire_put_int(b, v[i]), REMO_OK);
+}
+
+static void push_ints(struct fx *fx, size_t n, const int64_t *v)
+{
+	remo_buf b = {0};
+	put_ints(&b, n, v);
+	push_buf(fx, &b);
+}
+
+static void push_hello(struct fx *fx)
+{
+	int64_t m[4] = {HELLO, 1, REMO_DEFAULT_MAX_MESSAGE,
+	                REMO_DEFAULT_MAX_CALL_DEPTH};
+	push_ints(fx, 4, m);
+}
+
+/*
+ * The header of a REQ and its target: [1, reqid, 0, depth, op, target,
+ * then the caller appends a and b.  tid 0 is a nil target; otherwise a
+ * reference of kind tkind with the home bit set (an id of our table).
+ */
+static void req_begin(remo_buf *b, int64_t reqid, int64_t depth, int op,
+                      remo_kind tkind, uint64_t tid)
+{
+	int64_t head[5] = {REQ, reqid, 0, depth, op};
+	assert_int_equal(remo__wire_put_array(b, 8), REMO_OK);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(remo__wire_put_int(b, head[i]), REMO_OK);
+	if (tid == 0)
+		assert_int_equal(remo__wire_put_nil(b), REMO_OK);
+	else
+		assert_int_equal(remo__put_ref(b, tkind, tid, true, 0), REMO_OK);
+}
+
+/* A REQ at depth 1 with plain values a and b (both stolen). */
+static void push_req(struct fx *fx, int64_t reqid, int op, remo_kind tkind,
+                     uint64_t tid, remo_value a, remo_value b)
+{
+	remo_buf m = {0};
+	req_begin(&m, reqid, 1, op, tkind, tid);
+	assert_int_equal(remo_pack(a, &m), REMO_OK);
+	assert_int_equal(remo_pack(b, &m), REMO_OK);
+	remo_value_release(a);
+	remo_value_release(b);
+	push_buf(fx, &m);
+}
+
+static void push_lookup(struct fx *fx, int64_t reqid, const char *name)
+{
+	push_req(fx, reqid, OP_LOOKUP, REMO_NIL, 0, remo_str(name), remo_nil());
+}
+
+static void push_call(struct fx *fx, int64_t reqid, uint64_t fn,
+                      remo_value args)
+{
+	push_req(fx, reqid, OP_CALL, REMO_CALLABLE, fn, args, remo_nil());
+}
+
+static void push_release(struct fx *fx, uint64_t id, uint64_t count)
+{
+	remo_buf b = {0};
+	assert_int_equal(remo__wire_put_array(&b, 2), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, RELEASE), REMO_OK);
+	int64_t pair[2] = {(int64_t)id, (int64_t)count};
+	put_ints(&b, 2, pair);
+	push_buf(fx, &b);
+}
+
+static int serve(struct fx *fx)
+{
+	return remo_session_serve(fx->s, SERVE_MS);
+}
+
+/* ==== the recorded frames ============================================== */
+
+/* Frame i, decoded: a new tuple (references come out bare). */
+static remo_value frame_at(struct fx *fx, size_t i)
+{
+	remo_value v;
+	assert_true(i < fx->r->nsent);
+	assert_int_equal(remo_unpack(fx->r->sent[i]->data, fx->r->sent[i]->n,
+	                             &v), REMO_OK);
+	assert_int_equal(v.kind, REMO_TUPLE);
+	assert_true(remo_tuple_len(v) >= 1);
+	assert_int_equal(remo_tuple_get(v, 0).kind, REMO_INT);
+	return v;
+}
+
+static int64_t frame_type(struct fx *fx, size_t i)
+{
+	remo_value v = frame_at(fx, i);
+	int64_t t = remo_tuple_get(v, 0).as.i;
+	remo_value_release(v);
+	return t;
+}
+
+/*
+ * The one REPLY or ERROR frame for reqid: *type gets its type, *at (if
+ * not NULL) its index; returns its value (new).  Fails the test if there
+ * is none, or more than one.
+ */
+static remo_value answer_for(struct fx *fx, int64_t reqid, int64_t *type,
+                             size_t *at)
+{
+	remo_value found = remo_nil();
+	size_t hits = 0;
+	for (size_t i = 0; i < fx->r->nsent; i++) {
+		remo_value v = frame_at(fx, i);
+		int64_t t = remo_tuple_get(v, 0).as.i;
+		if ((t == REPLY || t == ERROR) &&
+		    remo_tuple_get(v, 1).as.i == reqid) {
+			assert_int_equal(remo_tuple_len(v), 3);
+			remo_value_release(found);
+			found = remo_value_retain(remo_tuple_get(v, 2));
+			*type = t;
+			if (at != NULL)
+				*at = i;
+			hits++;
+		}
+		remo_value_release(v);
+	}
+	if (hits != 1) {
+		remo_value_release(found);
+		fail_msg("%zu answers for request %lld, not 1", hits,
+		         (long long)reqid);
+	}
+	return found;
+}
+
+static bool has_answer(struct fx *fx, int64_t reqid)
+{
+	for (size_t i = 0; i < fx->r->nsent; i++) {
+		remo_value v = frame_at(fx, i);
+		int64_t t = remo_tuple_get(v, 0).as.i;
+		bool hit = (t == REPLY || t == ERROR) &&
+		           remo_tuple_get(v, 1).as.i == reqid;
+		remo_value_release(v);
+		if (hit)
+			return true;
+	}
+	return false;
+}
+
+/* The REPLY to reqid must be an int equal to want. */
+static void expect_int(struct fx *fx, int64_t reqid, int64_t want)
+{
+	int64_t type;
+	remo_value v = answer_for(fx, reqid, &type, NULL);
+	if (type != REPLY) {
+		char what[300];
+		snprintf(what, sizeof what, "%s(\"%s\")",
+		         remo_error_name(v) ? remo_error_name(v) : "?",
+		         remo_error_message(v) ? remo_error_message(v) : "");
+		remo_value_release(v);
+		fail_msg("request %lld: %s, not a reply", (long long)reqid, what);
+	}
+	assert_int_equal(v.kind, REMO_INT);
+	assert_int_equal(v.as.i, want);
+	remo_value_release(v);
+}
+
+/* The answer to reqid must be an ERROR named name; returns its message
+ * (copied into buf). */
+static const char *expect_error(struct fx *fx, int64_t reqid,
+                                const char *name, char *buf, size_t size)
+{
+	int64_t type;
+	remo_value e = answer_for(fx, reqid, &type, NULL);
+	assert_int_equal(type, ERROR);
+	assert_int_equal(e.kind, REMO_ERROR);
+	assert_string_equal(remo_error_name(e), name);
+	snprintf(buf, size, "%s", remo_error_message(e));
+	remo_value_release(e);
+	return buf;
+}
+
+/* The reference the REPLY to reqid carries: the peer's view of it
+ * (home 0: an id in the session's table). */
+static uint64_t expect_ref(struct fx *fx, int64_t reqid, remo_kind kind,
+                           uint32_t *shape, size_t *at)
+{
+	int64_t type;
+	remo_value v = answer_for(fx, reqid, &type, at);
+	assert_int_equal(type, REPLY);
+	assert_int_equal(v.kind, kind);
+	const struct remo__ref *r = REMO__REF(v);
+	assert_false(r->home);
+	assert_true(r->id != 0);
+	uint64_t id = r->id;
+	if (shape != NULL)
+		*shape = r->shape_id;
+	remo_value_release(v);
+	return id;
+}
+
+/* The index of the SHAPE frame for shape id, or SIZE_MAX; *count gets
+ * how many there are. */
+static size_t shape_frame(struct fx *fx, uint32_t id, size_t *count)
+{
+	size_t at = SIZE_MAX;
+	*count = 0;
+	for (size_t i = 0; i < fx->r->nsent; i++) {
+		remo_value v = frame_at(fx, i);
+		if (remo_tuple_get(v, 0).as.i == SHAPE &&
+		    remo_tuple_get(v, 1).as.i == id) {
+			if (at == SIZE_MAX)
+				at = i;
+			(*count)++;
+		}
+		remo_value_release(v);
+	}
+	return at;
+}
+
+/*
+ * The rule the peer relies on: a reference to one of our shapes comes
+ * after the SHAPE frame that describes it.  Checks every REPLY so far
+ * whose value is a reference; returns how many it checked.
+ */
+static size_t assert_shapes_precede(struct fx *fx)
+{
+	size_t checked = 0;
+	for (size_t i = 0; i < fx->r->nsent; i++) {
+		remo_value v = frame_at(fx, i);
+		remo_value x = remo_tuple_get(v, 2);
+		bool is_ref = remo_tuple_get(v, 0).as.i == REPLY &&
+		              (x.kind == REMO_OBJECT || x.kind == REMO_CALLABLE) &&
+		              REMO__REF(x)->shape_id >= 16;
+		uint32_t shape = is_ref ? REMO__REF(x)->shape_id : 0;
+		long long reqid = (long long)remo_tuple_get(v, 1).as.i;
+		remo_value_release(v);
+		if (!is_ref)
+			continue;
+		size_t n, at = shape_frame(fx, shape, &n);
+		if (at > i)
+			fail_msg("frame %zu (reply to %lld) uses shape %u, which "
+			         "was %s", i, reqid, (unsigned)shape,
+			         at == SIZE_MAX ? "never sent" : "sent after it");
+		checked++;
+	}
+	return checked;
+}
+
+/* Hello, then LOOKUP "add" as request 1: the callable's id. */
+static uint64_t lookup_add(struct fx *fx)
+{
+	push_hello(fx);
+	push_lookup(fx, 1, "add");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	return expect_ref(fx, 1, REMO_CALLABLE, NULL, NULL);
+}
+
+/* ==== 1. handshake ===================================================== */
+
+static void handshake_frame_by_frame(void **state)
+{
+	struct fx *fx = *state;
+	/* the session speaks first, before it has heard anything */
+	assert_int_equal(fx->r->nsent, 1);
+	remo_value h = frame_at(fx, 0);
+	assert_int_equal(remo_tuple_len(h), 4);
+	assert_int_equal(remo_tuple_get(h, 0).as.i, HELLO);
+	assert_int_equal(remo_tuple_get(h, 1).kind, REMO_INT);
+	assert_int_equal(remo_tuple_get(h, 1).as.i, 1);
+	assert_int_equal(remo_tuple_get(h, 2).as.i, REMO_DEFAULT_MAX_MESSAGE);
+	assert_int_equal(remo_tuple_get(h, 3).as.i, REMO_DEFAULT_MAX_CALL_DEPTH);
+	remo_value_release(h);
+
+	/* the peer's hello is taken silently: nothing more is sent */
+	push_hello(fx);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+	assert_int_equal(fx->r->nsent, 1);
+}
+
+/* ==== 2. a valid lookup and call ======================================= */
+
+static void lookup_then_call(void **state)
+{
+	struct fx *fx = *state;
+	uint32_t shape;
+	size_t reply_at, nshapes;
+
+	push_hello(fx);
+	push_lookup(fx, 1, "add");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	uint64_t id = expect_ref(fx, 1, REMO_CALLABLE, &shape, &reply_at);
+	assert_true(shape >= 16); /* below 16 are the built-in shapes */
+
+	/* the shape goes first, once, and says what the callable is */
+	size_t shape_at = shape_frame(fx, shape, &nshapes);
+	assert_int_equal(nshapes, 1);
+	assert_true(shape_at < reply_at);
+	remo_value m = frame_at(fx, shape_at);
+	assert_int_equal(remo_tuple_len(m), 3);
+	remo_value sh = remo_tuple_get(m, 2);
+	assert_int_equal(sh.kind, REMO_TUPLE);
+	assert_int_equal(remo_tuple_len(sh), 4);
+	assert_string_equal(remo_str_data(remo_tuple_get(sh, 0), NULL), "F");
+	assert_string_equal(remo_str_data(remo_tuple_get(sh, 1), NULL), "add");
+	assert_string_equal(remo_str_data(remo_tuple_get(sh, 2), NULL),
+	                    "i(a:i b:i)");
+	assert_string_equal(remo_str_data(remo_tuple_get(sh, 3), NULL), "a + b");
+	remo_value_release(m);
+
+	push_call(fx, 2, id, remo_tuple_of(2, remo_int(2), remo_int(3)));
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_int(fx, 2, 5);
+
+	/* the same function again: the same id, and no second shape */
+	push_lookup(fx, 3, "add");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	assert_int_equal(expect_ref(fx, 3, REMO_CALLABLE, NULL, NULL), id);
+	shape_frame(fx, shape, &nshapes);
+	assert_int_equal(nshapes, 1);
+	assert_int_equal(assert_shapes_precede(fx), 2);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+}
+
+/* ==== 3. the first message must be HELLO ================================ */
+
+static void first_message_not_hello(void **state)
+{
+	struct fx *fx = *state;
+	push_lookup(fx, 1, "add");
+	assert_int_equal(serve(fx), REMO_EPROTO);
+	assert_int_equal(remo_session_status(fx->s), REMO_EPROTO);
+	assert_false(has_answer(fx, 1)); /* nothing served before the hello */
+	assert_true(fx->r->closed_here); /* the channel was closed */
+	/* serving a dead session returns at once with why it ended */
+	assert_int_equal(remo_session_serve(fx->s, -1), REMO_EPROTO);
+}
+
+/* ==== 4. garbage after the hello ======================================== */
+
+struct garbage {
+	const char *what;
+	size_t n;
+	uint8_t bytes[24];
+};
+
+static void garbage_ends_the_session(void **state)
+{
+	struct fx *fx = *state;
+	static const struct garbage cases[] = {
+		{"random bytes", 8, {0x17, 0xfe, 0x9a, 0x42, 0xde, 0xad, 0xbe, 0xef}},
+		{"a truncated array", 3, {0x93, 0x02, 0x01}},
+		{"the reserved byte 0xc1", 1, {0xc1}},
+		{"an array holding 0xc1", 3, {0x92, 0x02, 0xc1}},
+		{"REPLY with 2 items", 3, {0x92, 0x02, 0x01}},
+		{"REQ with 7 items", 8, {0x97, 0x01, 0x01, 0x00, 0x01, 0x01, 0xc0,
+		                         0xc0}},
+		{"BYE with 2 items", 3, {0x92, 0x06, 0x00}},
+		{"unknown type 99", 2, {0x91, 0x63}},
+		{"a negative type", 2, {0x91, 0xff}},
+		{"not an array", 1, {0x01}},
+		{"an empty array", 1, {0x90}},
+		{"REQ with reqid 0", 9, {0x98, 0x01, 0x00, 0x00, 0x01, 0x01, 0xc0,
+		                         0xa0, 0xc0}},
+		{"REQ with op 77", 9, {0x98, 0x01, 0x01, 0x00, 0x01, 0x4d, 0xc0,
+		                       0xa0, 0xc0}},
+		{"REQ with op 0", 9, {0x98, 0x01, 0x01, 0x00, 0x01, 0x00, 0xc0,
+		                      0xa0, 0xc0}},
+		{"a second HELLO", 7, {0x94, 0x00, 0x01, 0xcd, 0x04, 0x00, 0x20}},
+		{"RELEASE with an odd count", 5, {0x92, 0x04, 0x93, 0x01, 0x01}},
+		/* GETATTR on a home reference with id 0, which is never
+		 * handed out: refused by the reader, not looked up */
+		{"a reference with id 0", 24, {0x98, 0x01, 0x01, 0x00, 0x01, 0x02,
+		                               0xc7, 0x0c, 0x03, 0x80, 0, 0, 0,
+		                               0, 0, 0, 0, 0, 0, 0, 0, 0xa1,
+		                               'n', 0xc0}},
+		{"REQ with a negative reqid", 9, {0x98, 0x01, 0xff, 0x00, 0x01,
+		                                  0x01, 0xc0, 0xa0, 0xc0}},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		if (i > 0)
+			fx_reopen(fx, NULL);
+		print_message("  %s\n", cases[i].what);
+		push_hello(fx);
+		push_bytes(fx, cases[i].bytes, cases[i].n);
+		int rc = serve(fx);
+		if (rc != REMO_EPROTO)
+			fail_msg("%s: serve returned %s, not REMO_EPROTO",
+			         cases[i].what, remo_status_name(rc));
+		assert_int_equal(remo_session_status(fx->s), REMO_EPROTO);
+		/* no ERROR reply is owed, and none was sent: only our hello */
+		assert_int_equal(fx->r->nsent, 1);
+		assert_int_equal(frame_type(fx, 0), HELLO);
+		assert_true(fx->r->closed_here);
+	}
+}
+
+/* ==== 5. a forged id ==================================================== */
+
+static void forged_id_is_a_reference_error(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	push_hello(fx);
+	push_call(fx, 7, 12345, remo_tuple_of(2, remo_int(2), remo_int(3)));
+	push_lookup(fx, 8, "add");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 7, "ReferenceError", msg, sizeof msg);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+	expect_ref(fx, 8, REMO_CALLABLE, NULL, NULL);
+	/* the forged id did not enter the table */
+	assert_int_equal(remo__session_table_len(fx->s), 1);
+}
+
+/* ==== 6. released ids, and releases that claim too much ================= */
+
+static void released_id_is_a_reference_error(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	uint64_t id = lookup_add(fx);
+	assert_int_equal(remo__session_table_len(fx->s), 1);
+
+	push_release(fx, id, 1);
+	push_call(fx, 2, id, remo_tuple_of(2, remo_int(2), remo_int(3)));
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 2, "ReferenceError", msg, sizeof msg);
+	assert_int_equal(remo__session_table_len(fx->s), 0);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+
+	/* sent again, it gets a new id: ids are not reused */
+	push_lookup(fx, 3, "add");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	uint64_t id2 = expect_ref(fx, 3, REMO_CALLABLE, NULL, NULL);
+	assert_true(id2 != id);
+	push_call(fx, 4, id, remo_tuple_of(2, remo_int(2), remo_int(3)));
+	push_call(fx, 5, id2, remo_tuple_of(2, remo_int(2), remo_int(3)));
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 4, "ReferenceError", msg, sizeof msg);
+	expect_int(fx, 5, 5);
+}
+
+static void release_count_too_large_is_ignored(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	uint64_t id = lookup_add(fx); /* sent once */
+
+	/* more than was sent: not believed, not even in part */
+	push_release(fx, id, 2);
+	push_release(fx, id, INT64_MAX);
+	push_call(fx, 2, id, remo_tuple_of(2, remo_int(2), remo_int(3)));
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_int(fx, 2, 5);
+	assert_int_equal(remo__session_table_len(fx->s), 1);
+
+	/* sent twice: the first release of one keeps it */
+	push_lookup(fx, 3, "add");
+	push_release(fx, id, 1);
+	push_call(fx, 4, id, remo_tuple_of(2, remo_int(20), remo_int(3)));
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	assert_int_equal(expect_ref(fx, 3, REMO_CALLABLE, NULL, NULL), id);
+	expect_int(fx, 4, 23);
+
+	/* the true count frees it */
+	push_release(fx, id, 1);
+	push_call(fx, 5, id, remo_tuple_of(2, remo_int(2), remo_int(3)));
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 5, "ReferenceError", msg, sizeof msg);
+	assert_int_equal(remo__session_table_len(fx->s), 0);
+
+	/* releasing an id never sent, or gone, changes nothing */
+	push_release(fx, id, 1);
+	push_release(fx, 999, 1);
+	push_lookup(fx, 6, "add");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_ref(fx, 6, REMO_CALLABLE, NULL, NULL);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+}
+
+/* ==== 7. an oversize message ============================================ */
+
+static void oversize_message_ends_the_session(void **state)
+{
+	struct fx *fx = *state;
+	remo_session_opts opts = {0};
+	opts.max_message = 1024;
+	fx_reopen(fx, &opts);
+
+	/* our hello announces the limit */
+	remo_value h = frame_at(fx, 0);
+	assert_int_equal(remo_tuple_get(h, 2).as.i, 1024);
+	remo_value_release(h);
+
+	/* a well-formed LOOKUP of exactly 4096 bytes */
+	char name[4096];
+	memset(name, 'x', sizeof name);
+	remo_buf m = {0};
+	req_begin(&m, 1, 1, OP_LOOKUP, REMO_NIL, 0);
+	size_t head = m.len + 3 + 1; /* str16 header, then the nil b */
+	assert_int_equal(remo__wire_put_str(&m, name, 4096 - head), REMO_OK);
+	assert_int_equal(remo__wire_put_nil(&m), REMO_OK);
+	assert_int_equal(m.len, 4096);
+	assert_int_equal(remo__wire_check(m.data, m.len), REMO_OK);
+
+	push_hello(fx);
+	push_buf(fx, &m);
+	assert_int_equal(serve(fx), REMO_EPROTO);
+	assert_int_equal(remo_session_status(fx->s), REMO_EPROTO);
+	assert_false(has_answer(fx, 1));
+}
+
+/* A message of exactly max_message bytes is still allowed. */
+static void message_at_the_limit_is_served(void **state)
+{
+	struct fx *fx = *state;
+	remo_session_opts opts = {0};
+	opts.max_message = 1024;
+	fx_reopen(fx, &opts);
+
+	char name[1024];
+	char msg[256];
+	memset(name, 'x', sizeof name);
+	remo_buf m = {0};
+	req_begin(&m, 1, 1, OP_LOOKUP, REMO_NIL, 0);
+	size_t head = m.len + 3 + 1;
+	assert_int_equal(remo__wire_put_str(&m, name, 1024 - head), REMO_OK);
+	assert_int_equal(remo__wire_put_nil(&m), REMO_OK);
+	assert_int_equal(m.len, 1024);
+
+	push_hello(fx);
+	push_buf(fx, &m);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 1, "NotFound", msg, sizeof msg);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+}
+
+/* ==== 8. missing members and bad arguments ============================== */
+
+static void members_and_arguments_are_checked(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	push_hello(fx);
+	push_lookup(fx, 1, "counter");
+	push_lookup(fx, 2, "add");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	uint32_t shape;
+	size_t reply_at, nshapes;
+	uint64_t obj = expect_ref(fx, 1, REMO_OBJECT, &shape, &reply_at);
+	assert_true(shape_frame(fx, shape, &nshapes) < reply_at);
+	assert_int_equal(nshapes, 1);
+	uint64_t fn = expect_ref(fx, 2, REMO_CALLABLE, NULL, NULL);
+
+	/* first, what is there works */
+	push_req(fx, 10, OP_CALLM, REMO_OBJECT, obj, remo_str("inc"),
+	         remo_tuple_of(1, remo_int(5)));
+	push_req(fx, 11, OP_GETATTR, REMO_OBJECT, obj, remo_str("n"),
+	         remo_nil());
+	push_req(fx, 12, OP_SETATTR, REMO_OBJECT, obj, remo_str("n"),
+	         remo_int(40));
+	push_req(fx, 13, OP_CALLM, REMO_OBJECT, obj, remo_str("inc"),
+	         remo_tuple_of(1, remo_int(2)));
+
+	/* then what is not */
+	push_req(fx, 20, OP_CALLM, REMO_OBJECT, obj, remo_str("nosuch"),
+	         remo_tuple(0));
+	push_req(fx, 21, OP_GETATTR, REMO_OBJECT, obj, remo_str("nosuch"),
+	         remo_nil());
+	push_req(fx, 22, OP_SETATTR, REMO_OBJECT, obj, remo_str("inc"),
+	         remo_int(1));
+	push_call(fx, 23, fn, remo_tuple_of(1, remo_int(1)));
+	push_call(fx, 24, fn, remo_tuple_of(2, remo_int(1), remo_str("x")));
+	push_call(fx, 25, fn, remo_tuple_of(2, remo_int(1),
+	                                    remo_int(INT64_C(1) << 40)));
+	push_req(fx, 26, OP_CALLM, REMO_OBJECT, obj, remo_str("inc"),
+	         remo_tuple_of(2, remo_int(1), remo_int(2)));
+	push_req(fx, 27, OP_CALLM, REMO_OBJECT, obj, remo_str("inc"),
+	         remo_tuple_of(1, remo_int(-(INT64_C(1) << 40))));
+	push_call(fx, 28, obj, remo_tuple(0)); /* an object is not callable */
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+
+	expect_int(fx, 10, 5);
+	expect_int(fx, 11, 5);
+	int64_t type;
+	remo_value v = answer_for(fx, 12, &type, NULL);
+	assert_int_equal(type, REPLY);
+	assert_int_equal(v.kind, REMO_NIL);
+	expect_int(fx, 13, 42);
+	assert_int_equal(g_counter.n, 42);
+
+	expect_error(fx, 20, "AttributeError", msg, sizeof msg);
+	assert_non_null(strstr(msg, "nosuch"));
+	expect_error(fx, 21, "AttributeError", msg, sizeof msg);
+	assert_non_null(strstr(msg, "nosuch"));
+	expect_error(fx, 22, "AttributeError", msg, sizeof msg);
+	assert_non_null(strstr(msg, "inc"));
+	expect_error(fx, 23, "TypeError", msg, sizeof msg);
+	assert_non_null(strstr(msg, "2 arguments"));
+	assert_non_null(strstr(msg, "1 given"));
+	expect_error(fx, 24, "TypeError", msg, sizeof msg);
+	assert_non_null(strstr(msg, "'b'"));
+	expect_error(fx, 25, "OverflowError", msg, sizeof msg);
+	assert_non_null(strstr(msg, "'b'"));
+	expect_error(fx, 26, "TypeError", msg, sizeof msg);
+	assert_non_null(strstr(msg, "1 argument"));
+	assert_non_null(strstr(msg, "2 given"));
+	expect_error(fx, 27, "OverflowError", msg, sizeof msg);
+	assert_non_null(strstr(msg, "'by'"));
+	expect_error(fx, 28, "TypeError", msg, sizeof msg);
+
+	/* none of it ran the C function, and the session is fine */
+	assert_int_equal(g_counter.n, 42);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+}
+
+/* ==== 9. recursion past the limit ======================================= */
+
+static void depth_past_the_limit_is_a_recursion_error(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	uint64_t fn = lookup_add(fx);
+	int64_t depths[2] = {REMO_DEFAULT_MAX_CALL_DEPTH,
+	                     REMO_DEFAULT_MAX_CALL_DEPTH + 1};
+	for (int i = 0; i < 2; i++) {
+		remo_buf m = {0};
+		req_begin(&m, 10 + i, depths[i], OP_CALL, REMO_CALLABLE, fn);
+		remo_value args = remo_tuple_of(2, remo_int(2), remo_int(3));
+		assert_int_equal(remo_pack(args, &m), REMO_OK);
+		remo_value_release(args);
+		assert_int_equal(remo__wire_put_nil(&m), REMO_OK);
+		push_buf(fx, &m);
+	}
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_int(fx, 10, 5); /* at the limit: allowed */
+	expect_error(fx, 11, "RecursionError", msg, sizeof msg);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+}
+
+/*
+ * The same limit across both peers: a request at depth d that calls back
+ * into the peer sends its request at depth d + 1, naming the request it
+ * serves as the cause; past the limit it is refused before it is sent.
+ * The peer's function comes with its shape, sent first as a peer must.
+ */
+static void push_peer_function(struct fx *fx)
+{
+	remo_buf b = {0};
+	remo_value m = remo_tuple_of(3, remo_int(SHAPE), remo_int(100),
+	                             remo_tuple_of(4, remo_str("F"),
+	                                           remo_str("cb"),
+	                                           remo_str("i(x:i)"),
+	                                           remo_str("")));
+	assert_int_equal(remo_pack(m, &b), REMO_OK);
+	remo_value_release(m);
+	push_buf(fx, &b);
+}
+
+/* CALL, at depth, of the peer's own function 9 (home 0, shape 100). */
+static void push_call_peer(struct fx *fx, int64_t reqid, int64_t depth)
+{
+	remo_buf m = {0};
+	req_begin(&m, reqid, depth, OP_CALL, REMO_NIL, 0);
+	m.len--; /* the nil target, replaced by the peer's reference */
+	assert_int_equal(remo__put_ref(&m, REMO_CALLABLE, 9, false, 100),
+	                 REMO_OK);
+	remo_value args = remo_tuple_of(1, remo_int(1));
+	assert_int_equal(remo_pack(args, &m), REMO_OK);
+	remo_value_release(args);
+	assert_int_equal(remo__wire_put_nil(&m), REMO_OK);
+	push_buf(fx, &m);
+}
+
+static size_t count_type(struct fx *fx, int64_t type)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < fx->r->nsent; i++)
+		n += frame_type(fx, i) == type;
+	return n;
+}
+
+static void callback_depth_counts_across_peers(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	int64_t reply[3] = {REPLY, 1, 42};
+	push_hello(fx);
+	push_peer_function(fx);
+	push_call_peer(fx, 5, 1);
+	/* the answer to the session's first request, which will be reqid 1 */
+	push_ints(fx, 3, reply);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+
+	/* [1, 1, cause 5, depth 2, CALL, <our 9, home>, (1,), nil] */
+	assert_int_equal(count_type(fx, REQ), 1);
+	size_t i = 0;
+	while (frame_type(fx, i) != REQ)
+		i++;
+	remo_value q = frame_at(fx, i);
+	assert_int_equal(remo_tuple_len(q), 8);
+	assert_int_equal(remo_tuple_get(q, 1).as.i, 1);
+	assert_int_equal(remo_tuple_get(q, 2).as.i, 5);
+	assert_int_equal(remo_tuple_get(q, 3).as.i, 2);
+	assert_int_equal(remo_tuple_get(q, 4).as.i, OP_CALL);
+	remo_value target = remo_tuple_get(q, 5);
+	assert_int_equal(target.kind, REMO_CALLABLE);
+	assert_true(REMO__REF(target)->home);
+	assert_int_equal(REMO__REF(target)->id, 9);
+	assert_int_equal(remo_tuple_get(remo_tuple_get(q, 6), 0).as.i, 1);
+	remo_value_release(q);
+	expect_int(fx, 5, 42);
+
+	/* from depth 32 the callback would be 33: refused, never sent */
+	push_call_peer(fx, 6, REMO_DEFAULT_MAX_CALL_DEPTH);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 6, "RecursionError", msg, sizeof msg);
+	assert_int_equal(count_type(fx, REQ), 1);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+}
+
+/* An ERROR answer that holds no error value breaks the protocol. */
+static void error_answer_without_an_error(void **state)
+{
+	struct fx *fx = *state;
+	int64_t bad[3] = {ERROR, 1, 5};
+	push_hello(fx);
+	push_peer_function(fx);
+	push_call_peer(fx, 5, 1);
+	push_ints(fx, 3, bad);
+	assert_int_equal(serve(fx), REMO_EPROTO);
+	assert_int_equal(remo_session_status(fx->s), REMO_EPROTO);
+}
+
+/* An answer naming one of our ids that does not exist, likewise. */
+static void answer_with_a_forged_id(void **state)
+{
+	struct fx *fx = *state;
+	remo_buf b = {0};
+	assert_int_equal(remo__wire_put_array(&b, 3), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, REPLY), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, 1), REMO_OK);
+	assert_int_equal(remo__put_ref(&b, REMO_OBJECT, 12345, true, 0),
+	                 REMO_OK);
+	push_hello(fx);
+	push_peer_function(fx);
+	push_call_peer(fx, 5, 1);
+	push_buf(fx, &b);
+	assert_int_equal(serve(fx), REMO_EPROTO);
+	assert_int_equal(remo_session_status(fx->s), REMO_EPROTO);
+}
+
+/* ==== 10. the peer says goodbye ========================================= */
+
+static void bye_from_the_peer(void **state)
+{
+	struct fx *fx = *state;
+	int64_t bye[1] = {BYE};
+	push_hello(fx);
+	push_ints(fx, 1, bye);
+	push_lookup(fx, 1, "add"); /* after the BYE: never read */
+	assert_int_equal(serve(fx), REMO_EPEERLOST);
+	assert_int_equal(remo_session_status(fx->s), REMO_EPEERLOST);
+	assert_true(fx->r->closed_here);
+	assert_false(has_answer(fx, 1));
+	size_t sent = fx->r->nsent;
+
+	/* freeing says nothing more to a peer that left */
+	fx_close(fx);
+	assert_int_equal(g_destroyed, 1);
+	assert_int_equal(g_sent_at_destroy, sent);
+	assert_int_equal(g_late_at_destroy, 0); /* not even tried */
+}
+
+/* A peer that vanishes without a BYE ends the session the same way. */
+static void peer_vanishes(void **state)
+{
+	struct fx *fx = *state;
+	push_hello(fx);
+	fx->r->script_closed = true;
+	assert_int_equal(serve(fx), REMO_EPEERLOST);
+	assert_int_equal(remo_session_status(fx->s), REMO_EPEERLOST);
+}
+
+/* Freeing an open session says BYE, last. */
+static void free_says_bye(void **state)
+{
+	struct fx *fx = *state;
+	push_hello(fx);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	struct rec *r = fx->r;
+	remo_session_close(fx->s);
+	assert_int_equal(remo_session_status(fx->s), REMO_ECLOSED);
+	assert_int_equal(r->nsent, 2);
+	assert_int_equal(frame_type(fx, 1), BYE);
+	remo_value v = frame_at(fx, 1);
+	assert_int_equal(remo_tuple_len(v), 1);
+	remo_value_release(v);
+	assert_true(r->closed_here);
+	assert_int_equal(remo_session_serve(fx->s, SERVE_MS), REMO_ECLOSED);
+}
+
+/* ==== 11. a stray reply ================================================= */
+
+static void stray_reply_is_dropped(void **state)
+{
+	struct fx *fx = *state;
+	remo_buf b = {0};
+	assert_int_equal(remo__wire_put_array(&b, 3), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, REPLY), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, 999), REMO_OK);
+	assert_int_equal(remo__wire_put_nil(&b), REMO_OK);
+	push_hello(fx);
+	push_buf(fx, &b);
+	/* and a stray error, for good measure */
+	remo_value e = remo_error("KeyError", "stray");
+	assert_int_equal(remo__wire_put_array(&b, 3), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, ERROR), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, 998), REMO_OK);
+	assert_int_equal(remo_pack(e, &b), REMO_OK);
+	remo_value_release(e);
+	push_buf(fx, &b);
+	push_lookup(fx, 1, "add");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+	expect_ref(fx, 1, REMO_CALLABLE, NULL, NULL);
+	/* the hello, the shape of add, the reply: no answer to the strays */
+	assert_int_equal(fx->r->nsent, 3);
+}
+
+/* ==== 12. a reference to a shape never sent ============================= */
+
+static void unknown_shape_in_an_argument(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	uint64_t fn = lookup_add(fx);
+
+	/* CALL add((<object 77 of shape 999>, 1)) */
+	remo_buf m = {0};
+	req_begin(&m, 2, 1, OP_CALL, REMO_CALLABLE, fn);
+	assert_int_equal(remo__wire_put_array(&m, 2), REMO_OK);
+	assert_int_equal(remo__put_ref(&m, REMO_OBJECT, 77, false, 999), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&m, 1), REMO_OK);
+	assert_int_equal(remo__wire_put_nil(&m), REMO_OK);
+	push_buf(fx, &m);
+	push_lookup(fx, 3, "add");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+
+	/* What the code does: an ERROR for that request; the session stays. */
+	expect_error(fx, 2, "ProtocolError", msg, sizeof msg);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+	expect_ref(fx, 3, REMO_CALLABLE, NULL, NULL);
+	/* no proxy was made for it */
+	assert_int_equal(remo__session_proxies_len(fx->s), 0);
+}
+
+/*
+ * A reference to one of the peer's lists (a built-in shape) becomes a
+ * proxy; when the request is done with it, the release goes back to the
+ * peer with the next message, before the answer.
+ */
+static void peer_reference_is_released(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	uint64_t fn = lookup_add(fx);
+	size_t before = fx->r->nsent;
+
+	remo_buf m = {0};
+	req_begin(&m, 2, 1, OP_CALL, REMO_CALLABLE, fn);
+	assert_int_equal(remo__wire_put_array(&m, 2), REMO_OK);
+	assert_int_equal(remo__put_ref(&m, REMO_OBJECT, 77, false,
+	                               REMO__SHAPE_LIST), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&m, 1), REMO_OK);
+	assert_int_equal(remo__wire_put_nil(&m), REMO_OK);
+	push_buf(fx, &m);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+
+	size_t at;
+	int64_t type;
+	remo_value e = answer_for(fx, 2, &type, &at);
+	remo_value_release(e);
+	expect_error(fx, 2, "TypeError", msg, sizeof msg);
+	assert_int_equal(remo__session_proxies_len(fx->s), 0);
+	/* [4, (77, 1)] before the answer */
+	size_t rel = SIZE_MAX;
+	for (size_t i = before; i < fx->r->nsent; i++)
+		if (frame_type(fx, i) == RELEASE)
+			rel = i;
+	assert_true(rel < at);
+	remo_value r = frame_at(fx, rel);
+	remo_value pairs = remo_tuple_get(r, 1);
+	assert_int_equal(remo_tuple_len(pairs), 2);
+	assert_int_equal(remo_tuple_get(pairs, 0).as.i, 77);
+	assert_int_equal(remo_tuple_get(pairs, 1).as.i, 1);
+	remo_value_release(r);
+}
+
+/* ==== 13. a peer with a small max_message ============================== */
+
+/*
+ * Both tests below FAIL against the session as of this writing: they
+ * show two bugs in src/session.c send_msg(), where an encoded message
+ * that is not sent leaves state behind as if it had been.
+ */
+
+/*
+ * The peer announces max_message 64, the least it may.  The reply to
+ * LOOKUP "counter" fits; the SHAPE of Counter, which must go first, does
+ * not.  Whatever the session answers, it must never send a reference to
+ * a shape the peer was not sent: a second LOOKUP must not get a reply
+ * whose shape was marked as sent by the first, failed, attempt.
+ */
+static void shape_too_big_for_the_peer(void **state)
+{
+	struct fx *fx = *state;
+	int64_t hello[4] = {HELLO, 1, 64, REMO_DEFAULT_MAX_CALL_DEPTH};
+	push_ints(fx, 4, hello);
+	push_lookup(fx, 1, "counter");
+	push_lookup(fx, 2, "counter");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	assert_true(has_answer(fx, 1));
+	assert_true(has_answer(fx, 2));
+	for (size_t i = 0; i < fx->r->nsent; i++)
+		assert_true(fx->r->sent[i]->n <= 64);
+	assert_shapes_precede(fx);
+}
+
+/*
+ * A reply that is too big for the peer is not sent (the peer gets a
+ * LimitError instead), so the references in it were never given: the
+ * peer cannot release them, and they must not stay in the table.  Here
+ * the peer then receives "add" once, releases it once, and the table
+ * must be empty.
+ */
+static void failed_reply_does_not_pin_objects(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	int64_t hello[4] = {HELLO, 1, 64, REMO_DEFAULT_MAX_CALL_DEPTH};
+	push_ints(fx, 4, hello);
+	push_lookup(fx, 1, "pair");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 1, "LimitError", msg, sizeof msg);
+	/* nothing was given, so nothing is held for the peer */
+	assert_int_equal(remo__session_table_len(fx->s), 0);
+
+	push_lookup(fx, 2, "add");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	uint64_t id = expect_ref(fx, 2, REMO_CALLABLE, NULL, NULL);
+	assert_shapes_precede(fx);
+	push_release(fx, id, 1);
+	push_lookup(fx, 3, "nosuch"); /* something after, to be sure */
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 3, "NotFound", msg, sizeof msg);
+	assert_int_equal(remo__session_table_len(fx->s), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(handshake_frame_by_frame),
+		T(lookup_then_call),
+		T(first_message_not_hello),
+		T(garbage_ends_the_session),
+		T(forged_id_is_a_reference_error),
+		T(released_id_is_a_reference_error),
+		T(release_count_too_large_is_ignored),
+		T(oversize_message_ends_the_session),
+		T(message_at_the_limit_is_served),
+		T(members_and_arguments_are_checked),
+		T(depth_past_the_limit_is_a_recursion_error),
+		T(callback_depth_counts_across_peers),
+		T(error_answer_without_an_error),
+		T(answer_with_a_forged_id),
+		T(bye_from_the_peer),
+		T(peer_vanishes),
+		T(free_says_bye),
+		T(stray_reply_is_dropped),
+		T(unknown_shape_in_an_argument),
+		T(peer_reference_is_released),
+		T(shape_too_big_for_the_peer),        /* fails: bug */
+		T(failed_reply_does_not_pin_objects), /* fails: bug */
+#undef T
+	};
+	return cmocka_run_group_tests_name("hostile", tests, group_setup,
+	                                   group_teardown);
+}
