@@ -189,6 +189,8 @@ struct pair {
 	remo_exports *client_exports;
 };
 
+static int client_timeout_ms; /* 0: the default, no timeout */
+
 static void *serve_thread(void *arg)
 {
 	struct pair *p = arg;
@@ -246,7 +248,8 @@ static int pair_setup(void **state)
 	p->server = remo_session_new(&a, p->exports, NULL, &st);
 	assert_non_null(p->server);
 	p->client_exports = remo_exports_new();
-	p->client = remo_session_new(&b, p->client_exports, NULL, &st);
+	remo_session_opts copts = {.timeout_ms = client_timeout_ms};
+	p->client = remo_session_new(&b, p->client_exports, &copts, &st);
 	assert_non_null(p->client);
 	the_calc.acc = 0;
 	the_calc.count = 0;
@@ -798,6 +801,32 @@ static void closing_here_fails_later_calls_with_closed(void **state)
 	remo_value_release(f);
 }
 
+static int pair_setup_timeout(void **state)
+{
+	client_timeout_ms = 100;
+	int rc = pair_setup(state);
+	client_timeout_ms = 0;
+	return rc;
+}
+
+static void a_timeout_fails_the_call_and_drops_the_late_reply(void **state)
+{
+	struct pair *p = *state;
+	remo_value slow_fn = lookup(p, "slow"), f = lookup(p, "add_ints"), out;
+	remo_value args = remo_tuple_of(1, remo_int(400));
+	expect_fail(remo_call(slow_fn, args, &out), REMO_ETIMEDOUT,
+	            "TimeoutError", NULL);
+	remo_value_release(args);
+	usleep(450 * 1000); /* the late reply arrives meanwhile */
+	args = remo_tuple_of(2, remo_int(20), remo_int(22));
+	assert_int_equal(remo_call(f, args, &out), REMO_OK);
+	assert_int_equal(out.as.i, 42); /* not the late reply's nil */
+	assert_int_equal(remo_session_status(p->client), REMO_OK);
+	remo_value_release(args);
+	remo_value_release(f);
+	remo_value_release(slow_fn);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, pair_setup, pair_teardown)
@@ -818,6 +847,9 @@ int main(void)
 		T(replies_go_to_the_thread_that_asked),
 		T(a_pending_call_fails_with_peer_lost),
 		T(closing_here_fails_later_calls_with_closed),
+		cmocka_unit_test_setup_teardown(
+			a_timeout_fails_the_call_and_drops_the_late_reply,
+			pair_setup_timeout, pair_teardown),
 	};
 #undef T
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
