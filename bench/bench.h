@@ -8,9 +8,11 @@
  *
  *     bench NAME key=value ... ratio=X
  *
- * The figures are median nanoseconds per operation.  ratio is always
- * baseline / remo: how many times faster remo is, so above 1 remo wins
- * and below 1 it loses.
+ * The figures are median nanoseconds per operation.  Which way ratio goes
+ * is said in each program's header, following how its targets are
+ * written: bench_codec's is baseline / remo (a speed-up: above 1 remo
+ * wins), bench_session's is remo / raw transport (a cost: 1.10 means 10%
+ * over the raw round trip).
  *
  * Method, and why:
  *   - One operation (tens of nanoseconds) is too short to time alone:

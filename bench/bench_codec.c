@@ -98,7 +98,7 @@ static remo_value msg_build_remo(void)
 /* The same message through msgpack-c's packer; aborts on failure. */
 static void msg_pack_msgpack(msgpack_packer *pk)
 {
-	uint8_t ref[8];
+	uint8_t ref[REMO__REF_BODY] = {0}; /* id word, then shape id 0 */
 	uint64_t word = MSG_TARGET_ID | REMO__REF_HOME;
 	for (int i = 0; i < 8; i++)
 		ref[i] = (uint8_t)(word >> (56 - 8 * i));
