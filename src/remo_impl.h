@@ -23,6 +23,7 @@
 #include <ffi.h>
 
 #include "remo/remo.h"
+#include "remo/transport.h"
 
 /* Bugs are asserted; anything a peer can cause returns a status code. */
 #define REMO__ASSERT(x) assert(x)
@@ -253,6 +254,14 @@ int remo__session_request(struct remo_session *s, int op, remo_value target,
 /* remo__chunk: up to REMO_FORCE_CHUNK items of a local list from start
  * (a dict: key, value, key, value...) as a new tuple. */
 int remo__chunk(remo_value v, size_t start, remo_value *out);
+/* transport.c: a connection in the core's memory, as a channel. */
+struct remo__conn;
+struct remo__conn *remo__conn_alloc(const remo_transport_ops *t);
+void *remo__conn_state(struct remo__conn *c);
+const remo_transport_ops *remo__conn_ops(const struct remo__conn *c);
+/* remo__conn_channel: the channel owns c from now on (destroy frees). */
+void remo__conn_channel(struct remo__conn *c, remo_channel *out);
+
 /* For tests: sizes of a session's tables, and sending what is batched. */
 size_t remo__session_table_len(struct remo_session *s);
 size_t remo__session_proxies_len(struct remo_session *s);

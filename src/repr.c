@@ -132,11 +132,28 @@ static int repr_value(remo_buf *b, remo_value v, unsigned depth)
 	case REMO_OBJECT:
 	case REMO_CALLABLE:
 	case REMO_FRAME:
-	case REMO_TRACEBACK:
-		snprintf(num, sizeof num, "<%s #%llu%s>", remo_kind_name(v.kind),
-		         (unsigned long long)REMO__REF(v)->id,
-		         REMO__REF(v)->home ? " home" : "");
-		return repr_puts(b, num);
+	case REMO_TRACEBACK: {
+		/* <Calc proxy #1>, <Calc object>, <function add>, <object #7> */
+		const struct remo__ref *r = REMO__REF(v);
+		char text[160];
+		const char *what = v.kind == REMO_OBJECT && r->type ? r->type->name
+		                   : v.kind == REMO_CALLABLE && r->func
+		                           ? (r->self.kind != REMO_NIL ? "method"
+		                                                       : "function")
+		                           : remo_kind_name(v.kind);
+		if (v.kind == REMO_CALLABLE && r->func)
+			snprintf(text, sizeof text, "<%s %s%s>", what, r->func->name,
+			         remo_is_proxy(v) ? " proxy" : "");
+		else if (r->owner != NULL)
+			snprintf(text, sizeof text, "<%s proxy #%llu>", what,
+			         (unsigned long long)r->id);
+		else if (r->id == 0)
+			snprintf(text, sizeof text, "<%s object>", what);
+		else
+			snprintf(text, sizeof text, "<%s #%llu%s>", what,
+			         (unsigned long long)r->id, r->home ? " home" : "");
+		return repr_puts(b, text);
+	}
 	default:
 		return repr_puts(b, "<invalid>");
 	}

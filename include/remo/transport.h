@@ -1,0 +1,156 @@
+/*
+ * transport.h -- writing a remo transport, and choosing one by URL.
+ *
+ * A transport turns an address into channels (remo.h section 6): it
+ * connects to a peer, or listens and accepts peers, and then sends and
+ * receives whole messages.  Transports are plugins: one folder under
+ * transport/, built into one shared module that exports one symbol,
+ *
+ *     const remo_transport_ops *remo_transport_NAME(void);
+ *
+ * returning a static const table.  The core finds a module by the URL's
+ * scheme, checks the table before trusting it (ABI version, every
+ * required operation), and allocates the state the table asks for: the
+ * plugin initialises it and releases what it acquired, but never frees
+ * the memory itself, so memory never crosses the plugin boundary.
+ *
+ * Lifecycle of a connection, as nng's: connect or accept initialises it
+ * (after a failure there is nothing to undo); close is non-blocking and
+ * makes a blocked recv return; fini releases everything and is called
+ * once, last.  A listener likewise: listen, accept..., close_listener,
+ * fini_listener.
+ *
+ * remo_transport(7) walks through writing one; demo/custom-transport is a
+ * complete example.
+ */
+#ifndef REMO_TRANSPORT_H
+#define REMO_TRANSPORT_H
+
+#include <remo/remo.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The ABI this header describes.  A module built for another is refused. */
+#define REMO_TRANSPORT_ABI 1
+
+typedef struct remo_transport_ops {
+	unsigned abi;                /* REMO_TRANSPORT_ABI                   */
+	const char *name;            /* "stream": the module remo_transport_stream */
+	const char *const *schemes;  /* NULL-terminated: {"unix", "tcp", NULL} */
+	size_t conn_size;            /* bytes of one connection's state      */
+	size_t listener_size;        /* bytes of one listener's state        */
+	size_t max_message;          /* the largest message it carries; 0: no
+	                                limit of its own                     */
+
+	/*
+	 * connect: initialises conn (conn_size zeroed bytes) as a connection
+	 * to url, waiting at most timeout_ms (-1: the transport's default).
+	 * REMO_OK; REMO_EINVAL for a malformed URL; REMO_EPEERLOST when the
+	 * peer refuses or cannot be reached; REMO_ETIMEDOUT.  A plugin may
+	 * say why with remo_raise().  On failure conn holds nothing to
+	 * release.
+	 */
+	int (*connect)(void *conn, const char *url, int timeout_ms);
+	/* send, recv: as remo_channel's (remo.h section 6). */
+	int (*send)(void *conn, const void *msg, size_t n);
+	int (*recv)(void *conn, remo_buf *msg, int timeout_ms);
+	/* close: non-blocking; a blocked or later recv returns REMO_ECLOSED. */
+	void (*close)(void *conn);
+	/* fini: releases what connect or accept acquired. */
+	void (*fini)(void *conn);
+
+	/*
+	 * listen: initialises lst (listener_size zeroed bytes) listening on
+	 * url.  bound (if not NULL) gets the address actually bound, in URL
+	 * form, e.g. with the port chosen.  REMO_EINVAL (malformed, or not
+	 * permitted), REMO_EEXIST (address in use).  Optional: a connect-only
+	 * transport leaves the four listener operations NULL.
+	 */
+	int (*listen)(void *lst, const char *url, char *bound, size_t boundlen);
+	/*
+	 * accept: waits up to timeout_ms for a peer and initialises conn for
+	 * it.  REMO_OK, REMO_ETIMEDOUT, REMO_ECLOSED after close_listener.
+	 */
+	int (*accept)(void *lst, void *conn, int timeout_ms);
+	void (*close_listener)(void *lst);
+	void (*fini_listener)(void *lst);
+} remo_transport_ops;
+
+/*
+ * remo_transport_register: makes a transport compiled into the program
+ * available for its schemes (checked as a module would be).  Registered
+ * transports are found before modules.  REMO_EINVAL (bad table: the
+ * reason is in remo_last_error()), REMO_EEXIST (a scheme is taken).
+ */
+REMO_API int remo_transport_register(const remo_transport_ops *ops);
+
+/*
+ * remo_transport_find: the transport for url's scheme: registered, or
+ * loaded from a module.  Modules are searched in the directories of
+ * $REMO_TRANSPORT_PATH (colon-separated), then the install directory.
+ * NULL on failure, with *status REMO_ENOTFOUND (no module for the
+ * scheme) or REMO_EINVAL (a module that is not a valid transport); the
+ * error value in remo_last_error() says which file and why.
+ */
+REMO_API const remo_transport_ops *remo_transport_find(const char *url,
+                                                       int *status);
+
+/*
+ * remo_channel_connect: a channel connected to url.  The channel owns the
+ * connection; give it to remo_session_new.  Errors as connect's, plus
+ * remo_transport_find's.
+ */
+REMO_API int remo_channel_connect(const char *url, int timeout_ms,
+                                  remo_channel *out);
+
+/*
+ * remo_connect: remo_channel_connect then remo_session_new: a session
+ * with the peer at url.  exports may be NULL.
+ */
+REMO_API int remo_connect(const char *url, int timeout_ms,
+                          remo_exports *exports,
+                          const remo_session_opts *opts,
+                          remo_session **out);
+
+/* ---- servers --------------------------------------------------------- */
+
+/*
+ * A server listens on one or more addresses and serves every session in
+ * a thread of its own (doc/design.md says why), until remo_server_stop.
+ * A client that vanishes ends only its own session; its references are
+ * released.
+ */
+typedef struct remo_server remo_server;
+
+/* Sessions one server serves at once; more are accepted and closed. */
+#define REMO_DEFAULT_MAX_SESSIONS 1024
+
+typedef struct remo_server_opts {
+	remo_session_opts session;  /* for every session                 */
+	unsigned max_sessions;      /* 0: REMO_DEFAULT_MAX_SESSIONS       */
+} remo_server_opts;
+
+REMO_API remo_server *remo_server_new(remo_exports *exports,
+                                      const remo_server_opts *opts,
+                                      int *status);
+/* remo_server_listen: adds an address; bound as for listen. */
+REMO_API int remo_server_listen(remo_server *srv, const char *url,
+                                char *bound, size_t boundlen);
+/* remo_server_run: serves until remo_server_stop; returns REMO_OK. */
+REMO_API int remo_server_run(remo_server *srv);
+/*
+ * remo_server_stop: makes remo_server_run return after closing every
+ * listener and session.  Async-signal-safe, so a SIGINT or SIGTERM
+ * handler may call it.
+ */
+REMO_API void remo_server_stop(remo_server *srv);
+/* remo_server_sessions: sessions being served now. */
+REMO_API unsigned remo_server_sessions(remo_server *srv);
+REMO_API void remo_server_free(remo_server *srv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* REMO_TRANSPORT_H */

@@ -1,0 +1,495 @@
+/*
+ * stream.c -- the stream transport: unix:// and tcp:// over plain stream
+ * sockets, each message framed by a 4-byte big-endian length.
+ *
+ *   unix:///run/calc.sock    a unix-domain socket at that path
+ *   tcp://127.0.0.1:7000     TCP; tcp://[::1]:7000 for IPv6; port 0 when
+ *                            listening picks a free port (see bound)
+ *
+ * Why it exists beside nanomsg: measured on this 2-core machine, a 64-byte
+ * round trip costs 8.5 us over a unix socketpair and 13.5 us over TCP
+ * loopback, against 49 us over nanomsg PAIR on ipc: nanomsg's worker
+ * threads cost more than remo's own work.  And it has no 512-socket cap.
+ *
+ * Limits: STREAM_MAX_MESSAGE (64 MiB) a message; a longer length prefix
+ * is a broken or hostile peer and ends the connection (REMO_EPROTO)
+ * before anything is allocated for it.  TCP_NODELAY is always set (Nagle
+ * would hold back every small request for a delayed ACK).
+ *
+ * Neighbours: include/remo/transport.h is the contract; the core
+ * (src/transport.c) allocates the state structs below and calls in.
+ */
+#include "config.h"
+
+#include <remo/transport.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STREAM_MAX_MESSAGE (64u << 20)
+#define STREAM_CONNECT_TIMEOUT_MS 10000 /* when the caller gives -1 */
+
+struct stream_conn {
+	int fd;
+	atomic_bool closed;
+	/* a message being received, kept across recv calls that time out */
+	unsigned char hdr[4];
+	size_t hdr_got;
+	remo_buf body;
+	size_t body_len;
+};
+
+struct stream_listener {
+	int fd;
+	atomic_bool closed;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* ==== addresses ========================================================= */
+
+/* Parses unix://PATH into sun; false if it does not fit. */
+static bool stream_unix_addr(const char *url, struct sockaddr_un *sun)
+{
+	const char *path = url + strlen("unix://");
+	if (*path == '\0' || strlen(path) >= sizeof sun->sun_path)
+		return false;
+	memset(sun, 0, sizeof *sun);
+	sun->sun_family = AF_UNIX;
+	strcpy(sun->sun_path, path);
+	return true;
+}
+
+/* Parses tcp://HOST:PORT (HOST may be [v6]); resolves with getaddrinfo. */
+static int stream_tcp_addr(const char *url, bool passive,
+                           struct addrinfo **res)
+{
+	char host[256], port[16];
+	const char *p = url + strlen("tcp://"), *colon;
+	if (*p == '[') {
+		const char *end = strchr(p, ']');
+		if (end == NULL || end[1] != ':' || (size_t)(end - p - 1) >= sizeof host)
+			return REMO_EINVAL;
+		memcpy(host, p + 1, (size_t)(end - p - 1));
+		host[end - p - 1] = '\0';
+		colon = end + 1;
+	} else {
+		colon = strrchr(p, ':');
+		if (colon == NULL || (size_t)(colon - p) >= sizeof host)
+			return REMO_EINVAL;
+		memcpy(host, p, (size_t)(colon - p));
+		host[colon - p] = '\0';
+	}
+	if (strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof port ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return REMO_EINVAL;
+	strcpy(port, colon + 1);
+	struct addrinfo hints = {0};
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, res);
+	if (gai != 0) {
+		remo_raise("ValueError", "%s: %s", url, gai_strerror(gai));
+		return REMO_EINVAL;
+	}
+	return REMO_OK;
+}
+
+static bool stream_is_unix(const char *url)
+{
+	return strncmp(url, "unix://", 7) == 0;
+}
+
+static void stream_nodelay(int fd)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* ==== connecting ======================================================== */
+
+/* A non-blocking connect waited for with poll, so it has a timeout. */
+static int stream_connect_one(int family, const struct sockaddr *sa,
+                              socklen_t len, int timeout_ms, int *out)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return REMO_ENOMEM;
+	int rc = REMO_OK;
+	if (connect(fd, sa, len) != 0) {
+		if (errno != EINPROGRESS && errno != EAGAIN) {
+			rc = errno == ECONNREFUSED || errno == ENOENT ||
+			     errno == ENETUNREACH || errno == EHOSTUNREACH
+			             ? REMO_EPEERLOST : REMO_EINVAL;
+		} else {
+			struct pollfd p = {fd, POLLOUT, 0};
+			int n = poll(&p, 1, timeout_ms);
+			int err = 0;
+			socklen_t el = sizeof err;
+			if (n == 0)
+				rc = REMO_ETIMEDOUT;
+			else if (n < 0 ||
+			         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 ||
+			         err != 0)
+				rc = REMO_EPEERLOST;
+		}
+	}
+	if (rc != REMO_OK) {
+		close(fd);
+		return rc;
+	}
+	/* back to blocking: recv and send wait with poll themselves */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	*out = fd;
+	return REMO_OK;
+}
+
+static int stream_connect(void *state, const char *url, int timeout_ms)
+{
+	struct stream_conn *c = state;
+	int fd = -1, rc;
+	if (timeout_ms < 0)
+		timeout_ms = STREAM_CONNECT_TIMEOUT_MS;
+	if (stream_is_unix(url)) {
+		struct sockaddr_un sun;
+		if (!stream_unix_addr(url, &sun))
+			return REMO_EINVAL;
+		rc = stream_connect_one(AF_UNIX, (struct sockaddr *)&sun,
+		                        sizeof sun, timeout_ms, &fd);
+	} else {
+		struct addrinfo *res;
+		if ((rc = stream_tcp_addr(url, false, &res)) != REMO_OK)
+			return rc;
+		rc = REMO_EPEERLOST;
+		for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+			rc = stream_connect_one(a->ai_family, a->ai_addr,
+			                        a->ai_addrlen, timeout_ms, &fd);
+			if (rc == REMO_OK || rc == REMO_ETIMEDOUT)
+				break;
+		}
+		freeaddrinfo(res);
+		if (rc == REMO_OK)
+			stream_nodelay(fd);
+	}
+	if (rc != REMO_OK) {
+		remo_raise(rc == REMO_ETIMEDOUT ? "TimeoutError" : "ConnectionError",
+		           "cannot connect to %s: %s", url,
+		           rc == REMO_ETIMEDOUT ? "timed out" : strerror(errno));
+		return rc;
+	}
+	c->fd = fd;
+	return REMO_OK;
+}
+
+/* ==== sending and receiving ============================================== */
+
+static int stream_send(void *state, const void *msg, size_t n)
+{
+	struct stream_conn *c = state;
+	if (atomic_load(&c->closed))
+		return REMO_ECLOSED;
+	if (n > STREAM_MAX_MESSAGE)
+		return REMO_ETOOBIG;
+	unsigned char hdr[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+	                        (unsigned char)(n >> 8), (unsigned char)n};
+	struct iovec iov[2] = {{hdr, 4}, {(void *)msg, n}};
+	struct msghdr mh = {0};
+	mh.msg_iov = iov;
+	mh.msg_iovlen = 2;
+	size_t left = 4 + n;
+	while (left > 0) {
+		/* MSG_NOSIGNAL: a vanished peer is EPIPE, not a SIGPIPE death */
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return atomic_load(&c->closed) ? REMO_ECLOSED : REMO_EPEERLOST;
+		}
+		left -= (size_t)w;
+		while (w > 0 && mh.msg_iovlen > 0) {
+			size_t take = (size_t)w < mh.msg_iov->iov_len
+			              ? (size_t)w : mh.msg_iov->iov_len;
+			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + take;
+			mh.msg_iov->iov_len -= take;
+			w -= (ssize_t)take;
+			if (mh.msg_iov->iov_len == 0) {
+				mh.msg_iov++;
+				mh.msg_iovlen--;
+			}
+		}
+	}
+	return REMO_OK;
+}
+
+static int64_t stream_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads what is there into the message being received.  REMO_OK when a
+ * whole message is in c->body, EAGAIN-like REMO_ETIMEDOUT when more is
+ * needed, or the end. */
+static int stream_read_some(struct stream_conn *c)
+{
+	if (c->hdr_got < 4) {
+		ssize_t r = read(c->fd, c->hdr + c->hdr_got, 4 - c->hdr_got);
+		if (r <= 0)
+			return r < 0 && errno == EINTR ? REMO_ETIMEDOUT : -1;
+		c->hdr_got += (size_t)r;
+		if (c->hdr_got < 4)
+			return REMO_ETIMEDOUT;
+		c->body_len = (size_t)c->hdr[0] << 24 | (size_t)c->hdr[1] << 16 |
+		              (size_t)c->hdr[2] << 8 | c->hdr[3];
+		/* refused before a byte is allocated for it */
+		if (c->body_len > STREAM_MAX_MESSAGE)
+			return REMO_EPROTO;
+		c->body.len = 0;
+		if (remo_buf_reserve(&c->body, c->body_len) != REMO_OK)
+			return REMO_ENOMEM;
+		if (c->body_len == 0)
+			return REMO_OK;
+	}
+	ssize_t r = read(c->fd, c->body.data + c->body.len,
+	                 c->body_len - c->body.len);
+	if (r <= 0)
+		return r < 0 && errno == EINTR ? REMO_ETIMEDOUT : -1;
+	c->body.len += (size_t)r;
+	return c->body.len == c->body_len ? REMO_OK : REMO_ETIMEDOUT;
+}
+
+static int stream_recv(void *state, remo_buf *out, int timeout_ms)
+{
+	struct stream_conn *c = state;
+	int64_t deadline = timeout_ms < 0 ? -1 : stream_now_ms() + timeout_ms;
+	for (;;) {
+		if (atomic_load(&c->closed))
+			return REMO_ECLOSED;
+		int wait = deadline < 0 ? -1 : (int)(deadline - stream_now_ms());
+		if (deadline >= 0 && wait < 0)
+			wait = 0;
+		struct pollfd p = {c->fd, POLLIN, 0};
+		int n = poll(&p, 1, wait);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (atomic_load(&c->closed))
+			return REMO_ECLOSED;
+		if (n == 0)
+			return REMO_ETIMEDOUT; /* a partial message waits in c */
+		int rc = stream_read_some(c);
+		if (rc == REMO_ETIMEDOUT)
+			continue;
+		if (rc == -1)
+			return atomic_load(&c->closed) ? REMO_ECLOSED : REMO_EPEERLOST;
+		if (rc != REMO_OK)
+			return rc;
+		/* a whole message: hand it over without copying when we can */
+		if (out->len == 0) {
+			remo_buf done = c->body;
+			c->body = *out;
+			*out = done;
+			c->body.len = 0;
+		} else {
+			if (remo_buf_reserve(out, c->body.len) != REMO_OK)
+				return REMO_ENOMEM;
+			memcpy(out->data + out->len, c->body.data, c->body.len);
+			out->len += c->body.len;
+		}
+		c->hdr_got = 0;
+		c->body_len = 0;
+		return REMO_OK;
+	}
+}
+
+static void stream_close(void *state)
+{
+	struct stream_conn *c = state;
+	atomic_store(&c->closed, true);
+	/* wakes a poll in recv at once, and tells the peer */
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+static void stream_fini(void *state)
+{
+	struct stream_conn *c = state;
+	if (c->fd > 0)
+		close(c->fd);
+	remo_buf_free(&c->body);
+}
+
+/* ==== listening ========================================================== */
+
+static int stream_listen(void *state, const char *url, char *bound,
+                         size_t boundlen)
+{
+	struct stream_listener *l = state;
+	int fd = -1;
+	if (stream_is_unix(url)) {
+		struct sockaddr_un sun;
+		if (!stream_unix_addr(url, &sun))
+			return REMO_EINVAL;
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return REMO_ENOMEM;
+		int b = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+		if (b != 0 && errno == EADDRINUSE) {
+			/* a socket file is there: alive, or left by a dead server? */
+			int probe;
+			if (stream_connect_one(AF_UNIX, (struct sockaddr *)&sun,
+			                       sizeof sun, 1000, &probe) == REMO_OK) {
+				close(probe);
+				close(fd);
+				remo_raise("ConnectionError", "%s: a server is "
+				           "already listening there", url);
+				return REMO_EEXIST;
+			}
+			unlink(sun.sun_path);
+			b = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+		}
+		if (b != 0) {
+			int err = errno;
+			remo_raise("ConnectionError", "cannot listen on %s: %s", url,
+			           strerror(err));
+			close(fd);
+			return err == EADDRINUSE ? REMO_EEXIST : REMO_EINVAL;
+		}
+		strcpy(l->path, sun.sun_path);
+		if (bound != NULL)
+			snprintf(bound, boundlen, "%s", url);
+	} else {
+		struct addrinfo *res;
+		int rc = stream_tcp_addr(url, true, &res);
+		if (rc != REMO_OK)
+			return rc;
+		rc = REMO_EINVAL;
+		for (struct addrinfo *a = res; a != NULL && rc != REMO_OK;
+		     a = a->ai_next) {
+			fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (fd < 0)
+				continue;
+			int one = 1;
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+			if (bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
+				rc = REMO_OK;
+				break;
+			}
+			rc = errno == EADDRINUSE ? REMO_EEXIST : REMO_EINVAL;
+			close(fd);
+			fd = -1;
+		}
+		freeaddrinfo(res);
+		if (rc != REMO_OK) {
+			remo_raise("ConnectionError", "cannot listen on %s: %s", url,
+			           rc == REMO_EEXIST ? "address in use" : "bind failed");
+			return rc;
+		}
+		if (bound != NULL) {
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof ss;
+			char host[NI_MAXHOST], port[NI_MAXSERV];
+			getsockname(fd, (struct sockaddr *)&ss, &sl);
+			getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port,
+			            sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
+			snprintf(bound, boundlen, ss.ss_family == AF_INET6
+			                          ? "tcp://[%s]:%s" : "tcp://%s:%s",
+			         host, port);
+		}
+	}
+	if (listen(fd, 128) != 0) {
+		close(fd);
+		return REMO_EINVAL;
+	}
+	l->fd = fd;
+	return REMO_OK;
+}
+
+static int stream_accept(void *state, void *conn, int timeout_ms)
+{
+	struct stream_listener *l = state;
+	struct stream_conn *c = conn;
+	for (;;) {
+		if (atomic_load(&l->closed))
+			return REMO_ECLOSED;
+		struct pollfd p = {l->fd, POLLIN, 0};
+		int n = poll(&p, 1, timeout_ms);
+		if (atomic_load(&l->closed))
+			return REMO_ECLOSED;
+		if (n == 0)
+			return REMO_ETIMEDOUT;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return REMO_ECLOSED;
+		}
+		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
+				continue;
+			/* out of descriptors and the like: try again later */
+			return REMO_ETIMEDOUT;
+		}
+		if (l->path[0] == '\0')
+			stream_nodelay(fd);
+		c->fd = fd;
+		return REMO_OK;
+	}
+}
+
+static void stream_close_listener(void *state)
+{
+	struct stream_listener *l = state;
+	atomic_store(&l->closed, true);
+	shutdown(l->fd, SHUT_RDWR);
+}
+
+static void stream_fini_listener(void *state)
+{
+	struct stream_listener *l = state;
+	if (l->fd > 0)
+		close(l->fd);
+	if (l->path[0] != '\0')
+		unlink(l->path);
+}
+
+/* ==== the entry ========================================================== */
+
+static const char *const stream_schemes[] = {"unix", "tcp", NULL};
+
+static const remo_transport_ops stream_ops = {
+	.abi = REMO_TRANSPORT_ABI,
+	.name = "stream",
+	.schemes = stream_schemes,
+	.conn_size = sizeof(struct stream_conn),
+	.listener_size = sizeof(struct stream_listener),
+	.max_message = STREAM_MAX_MESSAGE,
+	.connect = stream_connect,
+	.send = stream_send,
+	.recv = stream_recv,
+	.close = stream_close,
+	.fini = stream_fini,
+	.listen = stream_listen,
+	.accept = stream_accept,
+	.close_listener = stream_close_listener,
+	.fini_listener = stream_fini_listener,
+};
+
+REMO_API const remo_transport_ops *remo_transport_stream(void);
+
+const remo_transport_ops *remo_transport_stream(void)
+{
+	return &stream_ops;
+}
