@@ -181,6 +181,8 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 		return;
 	}
 	remo_session_opts o = srv->opts.session;
+	if (o.lease_ms == 0)
+		o.lease_ms = REMO_DEFAULT_LEASE_MS;
 	const remo_transport_ops *t = remo__conn_ops(c);
 	if (t->max_message != 0 &&
 	    (o.max_message == 0 || o.max_message > t->max_message))

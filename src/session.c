@@ -37,6 +37,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PROTO_VERSION 1
 
@@ -48,6 +49,7 @@ enum msg_type {
 	MSG_RELEASE = 4, /* [4, (id, count, id, count, ...)]                */
 	MSG_SHAPE = 5,   /* [5, shape_id, shape]                            */
 	MSG_BYE = 6,     /* [6]                                             */
+	MSG_PING = 7,    /* [7]: a heartbeat, for the lease               */
 };
 
 /* Release batches go out when this many ids wait, or with the next
@@ -84,6 +86,8 @@ struct shape {
 
 struct remo_session {
 	atomic_uint refs;
+	struct remo_session *lease_next; /* in the lease list, if leased */
+	atomic_llong last_recv_ms, last_send_ms;
 	remo_channel ch;
 	remo_exports *exports;
 	remo_session_opts opts;
@@ -759,7 +763,10 @@ static int send_raw(remo_session *s, const remo_buf *b)
 {
 	if (b->len > s->peer_max_message)
 		return REMO_ETOOBIG;
-	return s->ch.send(s->ch.user, b->data, b->len);
+	int rc = s->ch.send(s->ch.user, b->data, b->len);
+	if (rc == REMO_OK)
+		atomic_store(&s->last_send_ms, now_ms());
+	return rc;
 }
 
 /* Sends queued shapes and the release batch.  Under send_lock. */
@@ -895,6 +902,7 @@ static int msg_parse(struct msg *m)
 			return REMO_EPROTO;
 		break;
 	case MSG_BYE:
+	case MSG_PING:
 		if (n != 1)
 			return REMO_EPROTO;
 		break;
@@ -1021,6 +1029,7 @@ static struct msg *reader_take(remo_session *s, remo_buf buf, int *end)
 		*end = REMO_EPROTO;
 		return NULL;
 	}
+	atomic_store(&s->last_recv_ms, now_ms());
 	if (!s->hello_seen || m->type == MSG_HELLO) {
 		if (s->hello_seen || m->type != MSG_HELLO)
 			*end = REMO_EPROTO; /* first, and only once */
@@ -1044,6 +1053,8 @@ static struct msg *reader_take(remo_session *s, remo_buf buf, int *end)
 	case MSG_SHAPE:
 		handle_shape(s, m);
 		break;
+	case MSG_PING:
+		break; /* its arrival was the point */
 	}
 	msg_free(m);
 	return NULL;
@@ -1220,9 +1231,8 @@ static int wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 			else
 				remo_buf_free(&buf);
 			if (rc != REMO_OK && rc != REMO_ETIMEDOUT)
-				end = rc == REMO_ECLOSED ? REMO_ECLOSED
-				      : rc == REMO_ENOMEM ? REMO_ENOMEM
-				                          : REMO_EPEERLOST;
+				end = rc == REMO_ECLOSED || rc == REMO_ENOMEM ||
+				      rc == REMO_EPROTO ? rc : REMO_EPEERLOST;
 			pthread_mutex_lock(&s->lock);
 			if (got != NULL)
 				route(s, got);
@@ -1340,6 +1350,94 @@ int remo__session_request(remo_session *s, int op, remo_value target,
 	return REMO_OK;
 }
 
+/* ==== leases =========================================================== */
+
+/*
+ * One thread per process keeps every leased session's lease: it sends a
+ * PING on a session that sent nothing for T, and ends a session that
+ * heard nothing for 3T with REMO_EPEERLOST.  It must be a thread of its
+ * own: the threads of a session may all be busy in a long call, and the
+ * peer must still hear from us (and we must still notice a peer that
+ * stopped, say by SIGSTOP, while we wait).  The thread starts with the
+ * first leased session and ticks every LEASE_TICK_MS.
+ */
+#define LEASE_TICK_MS 20
+
+static pthread_mutex_t lease_lock = PTHREAD_MUTEX_INITIALIZER;
+static remo_session *lease_list;
+static bool lease_running;
+
+static void *lease_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		usleep(LEASE_TICK_MS * 1000);
+		remo_session *due[64];
+		int ndue = 0;
+		int64_t now = now_ms();
+		pthread_mutex_lock(&lease_lock);
+		for (remo_session *s = lease_list; s && ndue < 64; s = s->lease_next) {
+			int64_t T = s->opts.lease_ms;
+			if (now - atomic_load(&s->last_send_ms) < T &&
+			    now - atomic_load(&s->last_recv_ms) < 3 * T)
+				continue;
+			/* a session whose count reached 0 is being destroyed
+			 * (and waits for lease_lock to leave this list) */
+			unsigned n = atomic_load(&s->refs);
+			while (n != 0 &&
+			       !atomic_compare_exchange_weak(&s->refs, &n, n + 1))
+				;
+			if (n != 0)
+				due[ndue++] = s;
+		}
+		pthread_mutex_unlock(&lease_lock);
+		for (int i = 0; i < ndue; i++) {
+			remo_session *s = due[i];
+			int64_t T = s->opts.lease_ms;
+			if (now - atomic_load(&s->last_recv_ms) >= 3 * T) {
+				session_end(s, REMO_EPEERLOST);
+			} else if (remo_session_status(s) == REMO_OK &&
+			           pthread_mutex_trylock(&s->send_lock) == 0) {
+				/* busy sending means not idle: skip it then */
+				s->shapebuf.len = 0;
+				if (remo__wire_put_array(&s->shapebuf, 1) == REMO_OK &&
+				    remo__wire_put_int(&s->shapebuf, MSG_PING) == REMO_OK)
+					send_raw(s, &s->shapebuf);
+				pthread_mutex_unlock(&s->send_lock);
+			}
+			session_release(s);
+		}
+	}
+	return NULL;
+}
+
+static void lease_add(remo_session *s)
+{
+	pthread_mutex_lock(&lease_lock);
+	s->lease_next = lease_list;
+	lease_list = s;
+	if (!lease_running) {
+		pthread_t th;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		lease_running = pthread_create(&th, &a, lease_main, NULL) == 0;
+		pthread_attr_destroy(&a);
+	}
+	pthread_mutex_unlock(&lease_lock);
+}
+
+static void lease_remove(remo_session *s)
+{
+	pthread_mutex_lock(&lease_lock);
+	for (remo_session **pp = &lease_list; *pp; pp = &(*pp)->lease_next)
+		if (*pp == s) {
+			*pp = s->lease_next;
+			break;
+		}
+	pthread_mutex_unlock(&lease_lock);
+}
+
 /* ==== lifetime ========================================================= */
 
 remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
@@ -1366,6 +1464,10 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 		s->opts.max_refs = REMO_DEFAULT_MAX_REFS;
 	if (opts == NULL || opts->timeout_ms == 0)
 		s->opts.timeout_ms = -1;
+	if (s->opts.lease_ms < 0)
+		s->opts.lease_ms = 0;
+	atomic_init(&s->last_recv_ms, now_ms());
+	atomic_init(&s->last_send_ms, now_ms());
 	s->peer_max_message = s->opts.max_message;
 	s->status = REMO_OK;
 	pthread_mutex_init(&s->lock, NULL);
@@ -1386,6 +1488,8 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 			*status = rc;
 		return NULL;
 	}
+	if (s->opts.lease_ms > 0)
+		lease_add(s);
 	if (status != NULL)
 		*status = REMO_OK;
 	return s;
@@ -1425,6 +1529,8 @@ static void session_destroy(remo_session *s)
 	size_t pos = 0;
 	uint64_t id;
 	void *p;
+	if (s->opts.lease_ms > 0)
+		lease_remove(s);
 	session_end(s, REMO_ECLOSED);
 	while (remo__map_next(&s->shapes_in, &pos, &id, &p))
 		shape_free(p);

@@ -307,10 +307,14 @@ int remo_connect(const char *url, int timeout_ms, remo_exports *exports,
 		return rc;
 	/* the transport's own limit bounds what the session may send */
 	remo_session_opts o = opts ? *opts : (remo_session_opts){0};
+	if (o.lease_ms == 0)
+		o.lease_ms = REMO_DEFAULT_LEASE_MS;
 	const remo_transport_ops *t = remo__conn_ops(ch.user);
 	if (t->max_message != 0 &&
 	    (o.max_message == 0 || o.max_message > t->max_message))
 		o.max_message = t->max_message;
 	*out = remo_session_new(&ch, exports, &o, &rc);
+	if (*out == NULL)
+		remo__fail(rc, url); /* the peer went before our hello did */
 	return rc;
 }

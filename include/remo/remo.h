@@ -465,14 +465,17 @@ REMO_API int remo_unpack(const void *data, size_t n, remo_value *out);
 typedef struct remo_channel {
 	/*
 	 * send: sends the n bytes at msg as one message.  The bytes are
-	 * borrowed for the call.  REMO_OK, or REMO_EPEERLOST / REMO_ECLOSED.
+	 * borrowed for the call.  REMO_OK, or REMO_EPEERLOST / REMO_ECLOSED,
+	 * or REMO_ETOOBIG for a message over the channel's own limit.
 	 */
 	int (*send)(void *user, const void *msg, size_t n);
 	/*
 	 * recv: waits up to timeout_ms (-1: forever) for one message and
 	 * appends it to msg (grow it with remo_buf_reserve).  REMO_OK,
 	 * REMO_ETIMEDOUT, REMO_EPEERLOST when the peer closed, REMO_ECLOSED
-	 * after close.
+	 * after close, REMO_EPROTO when the framing is broken (the session
+	 * then ends with REMO_EPROTO), REMO_ENOMEM.  A recv that times out
+	 * in the middle of a message keeps what it read for the next call.
 	 */
 	int (*recv)(void *user, remo_buf *msg, int timeout_ms);
 	/*
@@ -628,7 +631,13 @@ typedef struct remo_session_opts {
 	unsigned max_call_depth;/* callbacks nested across both peers: 32 */
 	size_t max_refs;        /* objects the peer may hold: 1 << 20     */
 	int timeout_ms;         /* default per-call timeout: -1 (none)    */
+	int lease_ms;           /* T: a heartbeat after T idle, the peer
+	                           lost after 3T of silence.  0: none for
+	                           remo_session_new, REMO_DEFAULT_LEASE_MS
+	                           for remo_connect and servers; -1: none */
 } remo_session_opts;
+
+#define REMO_DEFAULT_LEASE_MS 10000
 
 #define REMO_DEFAULT_MAX_MESSAGE (16u << 20)
 #define REMO_DEFAULT_MAX_CALL_DEPTH 32

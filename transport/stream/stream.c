@@ -44,6 +44,7 @@
 
 struct stream_conn {
 	int fd;
+	bool open;   /* fd is ours (the state starts zeroed: fd 0 is valid) */
 	atomic_bool closed;
 	/* a message being received, kept across recv calls that time out */
 	unsigned char hdr[4];
@@ -54,6 +55,7 @@ struct stream_conn {
 
 struct stream_listener {
 	int fd;
+	bool open;
 	atomic_bool closed;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -191,6 +193,7 @@ static int stream_connect(void *state, const char *url, int timeout_ms)
 		return rc;
 	}
 	c->fd = fd;
+	c->open = true;
 	return REMO_OK;
 }
 
@@ -326,7 +329,7 @@ static void stream_close(void *state)
 static void stream_fini(void *state)
 {
 	struct stream_conn *c = state;
-	if (c->fd > 0)
+	if (c->open)
 		close(c->fd);
 	remo_buf_free(&c->body);
 }
@@ -414,6 +417,7 @@ static int stream_listen(void *state, const char *url, char *bound,
 		return REMO_EINVAL;
 	}
 	l->fd = fd;
+	l->open = true;
 	return REMO_OK;
 }
 
@@ -445,6 +449,7 @@ static int stream_accept(void *state, void *conn, int timeout_ms)
 		if (l->path[0] == '\0')
 			stream_nodelay(fd);
 		c->fd = fd;
+		c->open = true;
 		return REMO_OK;
 	}
 }
@@ -459,7 +464,7 @@ static void stream_close_listener(void *state)
 static void stream_fini_listener(void *state)
 {
 	struct stream_listener *l = state;
-	if (l->fd > 0)
+	if (l->open)
 		close(l->fd);
 	if (l->path[0] != '\0')
 		unlink(l->path);
