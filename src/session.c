@@ -1180,6 +1180,36 @@ static void serve(remo_session *s, struct msg *m)
 /* ==== waiting ========================================================== */
 
 /*
+ * One turn as the reader: the caller set s->reading under s->lock.
+ * Receives at most one message within timeout_ms, handles or routes it,
+ * and only then gives the role back: a waiter must never block in recv
+ * while its reply sits routed but unseen.  Returns recv's status.
+ */
+static int reader_turn(remo_session *s, int timeout_ms)
+{
+	remo_buf buf = {0};
+	int end = REMO_OK;
+	struct msg *got = NULL;
+	int rc = s->ch.recv(s->ch.user, &buf, timeout_ms);
+	if (rc == REMO_OK)
+		got = reader_take(s, buf, &end);
+	else
+		remo_buf_free(&buf);
+	if (rc != REMO_OK && rc != REMO_ETIMEDOUT)
+		end = rc == REMO_ECLOSED || rc == REMO_ENOMEM || rc == REMO_EPROTO
+		      ? rc : REMO_EPEERLOST;
+	pthread_mutex_lock(&s->lock);
+	if (got != NULL)
+		route(s, got);
+	s->reading = false;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (end != REMO_OK)
+		session_end(s, end);
+	return rc;
+}
+
+/*
  * Waits until w has a reply (call waiters) or the deadline passes (serve
  * waiters), serving what belongs to w meanwhile and reading for everyone
  * when nobody else is.  Returns REMO_OK (a reply is in *reply), or
@@ -1216,31 +1246,9 @@ static int wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 			return REMO_ETIMEDOUT;
 		}
 		if (!s->reading) {
-			/* Become the reader.  The role is given back only after
-			 * the message is routed: a waiter must never block in
-			 * recv while its reply sits routed but unseen. */
 			s->reading = true;
 			pthread_mutex_unlock(&s->lock);
-			remo_buf buf = {0};
-			int end = REMO_OK;
-			struct msg *got = NULL;
-			int rc = s->ch.recv(s->ch.user, &buf,
-			                    left > INT32_MAX ? INT32_MAX : (int)left);
-			if (rc == REMO_OK)
-				got = reader_take(s, buf, &end);
-			else
-				remo_buf_free(&buf);
-			if (rc != REMO_OK && rc != REMO_ETIMEDOUT)
-				end = rc == REMO_ECLOSED || rc == REMO_ENOMEM ||
-				      rc == REMO_EPROTO ? rc : REMO_EPEERLOST;
-			pthread_mutex_lock(&s->lock);
-			if (got != NULL)
-				route(s, got);
-			s->reading = false;
-			pthread_cond_broadcast(&s->cond);
-			pthread_mutex_unlock(&s->lock);
-			if (end != REMO_OK)
-				session_end(s, end);
+			reader_turn(s, left > INT32_MAX ? INT32_MAX : (int)left);
 			pthread_mutex_lock(&s->lock);
 			continue;
 		}
@@ -1394,6 +1402,18 @@ static void *lease_main(void *arg)
 		for (int i = 0; i < ndue; i++) {
 			remo_session *s = due[i];
 			int64_t T = s->opts.lease_ms;
+			/* Nobody may be reading (an idle client): read what has
+			 * arrived, so heartbeats count and requests get queued. */
+			for (int k = 0; k < 16; k++) {
+				pthread_mutex_lock(&s->lock);
+				bool mine = !s->reading && s->status == REMO_OK;
+				if (mine)
+					s->reading = true;
+				pthread_mutex_unlock(&s->lock);
+				if (!mine || reader_turn(s, 0) != REMO_OK)
+					break;
+			}
+			now = now_ms();
 			if (now - atomic_load(&s->last_recv_ms) >= 3 * T) {
 				session_end(s, REMO_EPEERLOST);
 			} else if (remo_session_status(s) == REMO_OK &&

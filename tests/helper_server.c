@@ -2,12 +2,13 @@
  * helper_server.c -- the server process the transport tests start with
  * fork+exec (they never fork after creating sockets themselves).
  *
- *   helper_server URL [--max-message N] [--raw-echo]
+ *   helper_server URL [--max-message N] [--lease MS] [--raw-echo]
  *
  * Prints "READY <bound url>" on stdout once listening, then serves until
  * SIGTERM.  Exports: add(a:q b:q) -> q; echo(v:r) -> r; slow(ms:i);
  * call_back(fn:r x:q) -> q, which returns fn(x) + 1, calling the client
- * back; size(b:y) -> N.  With --raw-echo it uses the transport directly,
+ * back; size(b:y) -> N; sessions() -> I, the sessions being served.
+ * With --raw-echo it uses the transport directly,
  * no session: every message received is sent back, for ordering tests.
  */
 #include <remo/remo.h>
@@ -41,6 +42,11 @@ static int64_t h_call_back(remo_value fn, int64_t x)
 
 static remo_server *server;
 static volatile sig_atomic_t stop_raw;
+
+static unsigned h_sessions(void)
+{
+	return remo_server_sessions(server);
+}
 
 static void on_term(int sig)
 {
@@ -123,6 +129,8 @@ int main(int argc, char **argv)
 			raw = true;
 		else if (strcmp(argv[i], "--max-message") == 0 && i + 1 < argc)
 			opts.session.max_message = strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--lease") == 0 && i + 1 < argc)
+			opts.session.lease_ms = atoi(argv[++i]);
 		else
 			url = argv[i];
 	}
@@ -144,6 +152,7 @@ int main(int argc, char **argv)
 	export_fn(ex, "slow", "v(ms:i)", (void (*)(void))h_slow);
 	export_fn(ex, "size", "N(b:y)", (void (*)(void))h_size);
 	export_fn(ex, "call_back", "q(fn:r x:q)", (void (*)(void))h_call_back);
+	export_fn(ex, "sessions", "I()", (void (*)(void))h_sessions);
 	int rc;
 	server = remo_server_new(ex, &opts, &rc);
 	char bound[256];

@@ -9,8 +9,14 @@
  *   ordering               1000 messages sent back to back come back in order
  *   SIGKILL mid-call       the pending call fails with PeerLost, promptly
  *   close while pending    the pending call fails with ECLOSED, promptly
- *   many sessions          40 sessions at once, from 8 threads, all served
- *   callbacks              the server calls back into the client
+ *   many sessions          40 sessions at once, from 8 threads, all served,
+ *                          each call with a callback into the client
+ *   SIGTERM                the server stops cleanly
+ *   leases                 a SIGSTOPped server is lost after 3T; an idle
+ *                          healthy session is not; a SIGSTOPped client's
+ *                          session is ended by the server
+ *   100 processes          100 client processes calling with callbacks:
+ *                          no lost, duplicated or misrouted reply
  *
  * A new transport is tested by adding its URLs to transports[] below.
  * The suite runs once per transport, as a cmocka group named after it.
@@ -55,12 +61,58 @@ struct helper {
 	char url[512];
 };
 
+static const char *helper_path_of(const char *name)
+{
+	static _Thread_local char path[4096];
+	const char *dir = getenv("HELPER_DIR");
+	snprintf(path, sizeof path, "%s/%s", dir ? dir : "tests", name);
+	return path;
+}
+
 static const char *helper_path(void)
 {
-	static char path[4096];
-	const char *dir = getenv("HELPER_DIR");
-	snprintf(path, sizeof path, "%s/helper_server", dir ? dir : "tests");
-	return path;
+	return helper_path_of("helper_server");
+}
+
+/* Starts helper_client with up to 4 arguments; stdout to a pipe whose
+ * read end is returned in *out (or closed if out is NULL). */
+static pid_t client_start(int *out, const char *a1, const char *a2,
+                          const char *a3, const char *a4, const char *a5)
+{
+	int p[2];
+	if (pipe(p) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execl(helper_path_of("helper_client"), "helper_client", a1, a2, a3,
+		      a4, a5, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	if (out != NULL)
+		*out = p[0];
+	else
+		close(p[0]);
+	return pid;
+}
+
+/* Reads a line from fd within 10 s into buf. */
+static void read_line(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+	buf[0] = '\0';
+	struct pollfd p = {fd, POLLIN, 0};
+	while (got < len - 1 && strchr(buf, '\n') == NULL &&
+	       poll(&p, 1, 10000) > 0) {
+		ssize_t r = read(fd, buf + got, len - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		buf[got] = '\0';
+	}
 }
 
 /* Starts helper_server on url with extra args; waits for READY. */
@@ -416,6 +468,88 @@ static void the_server_stops_cleanly_on_sigterm(void **state)
 	remo_session_free(s);
 }
 
+static void an_idle_leased_session_stays_and_a_stopped_server_is_lost(void **state)
+{
+	struct fx *f = *state;
+	helper_start(&f->h, f->listen, "--lease", "100");
+	remo_session_opts o = {.lease_ms = 100};
+	remo_session *s;
+	assert_int_equal(remo_connect(f->h.url, 5000, NULL, &o, &s), REMO_OK);
+	/* idle for ten leases: heartbeats keep it, both ways */
+	usleep(1000 * 1000);
+	assert_int_equal(remo_session_status(s), REMO_OK);
+	remo_value args = remo_tuple_of(2, remo_int(1), remo_int(2)), out;
+	assert_int_equal(call2(s, "add", args, &out), REMO_OK);
+	/* a stopped server says nothing: lost after 3T */
+	kill(f->h.pid, SIGSTOP);
+	int64_t t0 = now_ms();
+	while (remo_session_status(s) == REMO_OK && now_ms() - t0 < 5000)
+		usleep(10 * 1000);
+	assert_int_equal(remo_session_status(s), REMO_EPEERLOST);
+	assert_int_not_equal(call2(s, "add", args, &out), REMO_OK);
+	assert_string_equal(remo_error_name(remo_last_error()), "PeerLost");
+	kill(f->h.pid, SIGCONT);
+	remo_value_release(args);
+	remo_session_free(s);
+}
+
+static unsigned server_sessions(remo_session *s)
+{
+	remo_value out;
+	if (call2(s, "sessions", remo_nil(), &out) != REMO_OK)
+		return 0;
+	return (unsigned)out.as.i;
+}
+
+static void a_stopped_client_is_released_by_the_server(void **state)
+{
+	struct fx *f = *state;
+	helper_start(&f->h, f->listen, "--lease", "100");
+	int out;
+	char line[64];
+	pid_t client = client_start(&out, f->h.url, "0", "--hold", "--lease",
+	                            "100");
+	read_line(out, line, sizeof line);
+	close(out);
+	assert_string_equal(line, "READY\n");
+	remo_session *s = connect_ok(f->h.url);
+	assert_int_equal(server_sessions(s), 2);
+	kill(client, SIGSTOP);
+	int64_t t0 = now_ms();
+	unsigned n = 2;
+	while ((n = server_sessions(s)) == 2 && now_ms() - t0 < 5000)
+		usleep(20 * 1000);
+	assert_int_equal(n, 1);
+	kill(client, SIGKILL);
+	waitpid(client, NULL, 0);
+	remo_session_free(s);
+}
+
+static void a_hundred_client_processes_with_callbacks(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 100 };
+	helper_start(&f->h, f->listen, NULL, NULL);
+	pid_t pids[N];
+	int outs[N];
+	for (int i = 0; i < N; i++) {
+		pids[i] = client_start(&outs[i], f->h.url, "20", NULL, NULL, NULL);
+		assert_true(pids[i] > 0);
+	}
+	int ok = 0;
+	for (int i = 0; i < N; i++) {
+		char line[64];
+		int status;
+		read_line(outs[i], line, sizeof line);
+		close(outs[i]);
+		waitpid(pids[i], &status, 0);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+		    strcmp(line, "OK 20\n") == 0)
+			ok++;
+	}
+	assert_int_equal(ok, N);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -428,6 +562,9 @@ int main(void)
 		T(close_while_a_call_is_pending),
 		T(many_sessions_at_once_with_callbacks),
 		T(the_server_stops_cleanly_on_sigterm),
+		T(an_idle_leased_session_stays_and_a_stopped_server_is_lost),
+		T(a_stopped_client_is_released_by_the_server),
+		T(a_hundred_client_processes_with_callbacks),
 	};
 #undef T
 	int failed = 0;

@@ -1,0 +1,82 @@
+/*
+ * helper_client.c -- a client process for the transport tests.
+ *
+ *   helper_client URL CALLS [--lease MS] [--hold]
+ *
+ * Connects, then makes CALLS calls of the server's call_back(fn, x),
+ * passing its own function, which the server calls back: each reply must
+ * be fn(x) + 1 for this process's own x, so a lost, duplicated or
+ * misrouted reply shows.  Prints "OK n" and exits 0, or says what went
+ * wrong and exits 1.  With --hold it prints "READY" after connecting and
+ * then waits for ever (to be stopped or killed by the test).
+ */
+#include <remo/remo.h>
+#include <remo/transport.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int64_t twice(int64_t x)
+{
+	return 2 * x;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: helper_client URL CALLS [--lease MS] "
+		                "[--hold]\n");
+		return 2;
+	}
+	const char *url = argv[1];
+	long calls = atol(argv[2]);
+	bool hold = false;
+	remo_session_opts opts = {0};
+	for (int i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--hold") == 0)
+			hold = true;
+		else if (strcmp(argv[i], "--lease") == 0 && i + 1 < argc)
+			opts.lease_ms = atoi(argv[++i]);
+	}
+	remo_session *s;
+	if (remo_connect(url, 10000, NULL, &opts, &s) != REMO_OK) {
+		fprintf(stderr, "helper_client: connect: %s\n",
+		        remo_error_message(remo_last_error()));
+		return 1;
+	}
+	if (hold) {
+		printf("READY\n");
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
+	remo_value fn = remo_function("twice", "q(x:q)", (void (*)(void))twice,
+	                              NULL);
+	remo_value cb;
+	if (remo_lookup(s, "call_back", &cb) != REMO_OK) {
+		fprintf(stderr, "helper_client: lookup failed\n");
+		return 1;
+	}
+	int64_t base = (int64_t)getpid() * 100000;
+	for (long i = 0; i < calls; i++) {
+		remo_value args = remo_tuple_of(2, remo_value_retain(fn),
+		                                remo_int(base + i)), out;
+		int rc = remo_call(cb, args, &out);
+		remo_value_release(args);
+		if (rc != REMO_OK || out.kind != REMO_INT ||
+		    out.as.i != 2 * (base + i) + 1) {
+			fprintf(stderr, "helper_client %d: call %ld: %s\n",
+			        (int)getpid(), i,
+			        rc != REMO_OK ? remo_error_message(remo_last_error())
+			                      : "a wrong reply");
+			return 1;
+		}
+	}
+	remo_value_release(cb);
+	remo_value_release(fn);
+	remo_session_free(s);
+	printf("OK %ld\n", calls);
+	return 0;
+}
