@@ -266,6 +266,7 @@ void remo__conn_channel(struct remo__conn *c, remo_channel *out);
 size_t remo__session_table_len(struct remo_session *s);
 size_t remo__session_proxies_len(struct remo_session *s);
 int remo__session_flush(struct remo_session *s);
+void remo__session_set_max_queued(struct remo_session *s, size_t n);
 /* remo__dict_free / remo__dict_reserve: for value.c and the decoder. */
 void remo__dict_free(struct remo__dict *d);
 int remo__dict_reserve(remo_value d, size_t n);

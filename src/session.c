@@ -56,6 +56,13 @@ enum msg_type {
  * message sent, whichever is first. */
 #define RELEASE_BATCH 64
 
+/* What a peer may make us hold: shapes it sent, and requests waiting to
+ * be served.  A remo peer makes calls one per thread and shapes one per
+ * type, so these are far above real use; past them the peer is flooding
+ * and the session ends (REMO_EPROTO). */
+#define MAX_SHAPES 65536
+#define MAX_QUEUED 4096
+
 struct msg {
 	struct msg *next;
 	remo_buf buf;
@@ -103,6 +110,8 @@ struct remo_session {
 	unsigned nservers;     /* threads in remo_session_serve */
 	struct remo__map pending;   /* reqid -> waiter */
 	struct msg *top_head, *top_tail;
+	size_t nqueued;             /* requests in all queues */
+	size_t max_queued;          /* MAX_QUEUED; lower in tests */
 	struct remo__map table;     /* id -> entry */
 	struct remo__map table_key; /* identity -> entry */
 	struct remo__map proxies;   /* id -> remo__ref, weak */
@@ -974,8 +983,9 @@ static void handle_shape(remo_session *s, struct msg *m)
 	if (rc == REMO_OK) {
 		pthread_mutex_lock(&s->lock);
 		struct shape *old = remo__map_get(&s->shapes_in, id);
-		rc = old != NULL ? REMO_EPROTO /* shapes are sent once */
-		                 : remo__map_put(&s->shapes_in, id, sh);
+		rc = old != NULL || s->shapes_in.len >= MAX_SHAPES
+		     ? REMO_EPROTO /* shapes are sent once, and not without end */
+		     : remo__map_put(&s->shapes_in, id, sh);
 		pthread_mutex_unlock(&s->lock);
 		if (rc != REMO_OK)
 			shape_free(sh);
@@ -991,6 +1001,7 @@ static void handle_shape(remo_session *s, struct msg *m)
 static void route(remo_session *s, struct msg *m)
 {
 	if (m->type == MSG_REQ) {
+		s->nqueued++;
 		struct waiter *w = m->cause ? remo__map_get(&s->pending, m->cause)
 		                            : NULL;
 		if (w != NULL)
@@ -1201,6 +1212,8 @@ static int reader_turn(remo_session *s, int timeout_ms)
 	pthread_mutex_lock(&s->lock);
 	if (got != NULL)
 		route(s, got);
+	if (s->nqueued > s->max_queued)
+		end = REMO_EPROTO; /* a peer flooding us with requests */
 	s->reading = false;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
@@ -1224,6 +1237,7 @@ static int wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 		if (m == NULL && (w->reqid == 0 || s->nservers == 0))
 			m = queue_pop(&s->top_head, &s->top_tail);
 		if (m != NULL) {
+			s->nqueued--;
 			pthread_mutex_unlock(&s->lock);
 			serve(s, m);
 			pthread_mutex_lock(&s->lock);
@@ -1489,6 +1503,7 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 	atomic_init(&s->last_recv_ms, now_ms());
 	atomic_init(&s->last_send_ms, now_ms());
 	s->peer_max_message = s->opts.max_message;
+	s->max_queued = MAX_QUEUED;
 	s->status = REMO_OK;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->send_lock, NULL);
@@ -1613,6 +1628,13 @@ size_t remo__session_proxies_len(remo_session *s)
 	size_t n = s->proxies.len;
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+void remo__session_set_max_queued(remo_session *s, size_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	s->max_queued = n;
+	pthread_mutex_unlock(&s->lock);
 }
 
 int remo__session_flush(remo_session *s)

@@ -29,9 +29,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "wire.h"
 #include "testutil.h"
@@ -62,6 +64,9 @@ struct rec {
 	size_t nsent, capsent;
 	size_t late_sends;   /* send attempts after close                */
 };
+
+/* The script is shared with remo's lease thread in the flood test. */
+static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* What destroy saw; the transport itself is gone by then. */
 static unsigned g_destroyed;
@@ -98,7 +103,11 @@ static int rec_recv(void *user, remo_buf *msg, int timeout_ms)
 	struct rec *r = user;
 	if (r->closed_here)
 		return REMO_ECLOSED;
+	pthread_mutex_lock(&rec_lock);
 	struct frame *f = r->script_head;
+	if (f != NULL && (r->script_head = f->next) == NULL)
+		r->script_tail = NULL;
+	pthread_mutex_unlock(&rec_lock);
 	if (f == NULL) {
 		/* Nobody else can push in a one-thread test: waiting for ever
 		 * would hang, so a drained script with no timeout is a peer
@@ -112,8 +121,6 @@ static int rec_recv(void *user, remo_buf *msg, int timeout_ms)
 		}
 		return REMO_ETIMEDOUT;
 	}
-	if ((r->script_head = f->next) == NULL)
-		r->script_tail = NULL;
 	int rc = remo_buf_reserve(msg, f->n);
 	if (rc == REMO_OK) {
 		memcpy(msg->data + msg->len, f->data, f->n);
@@ -262,11 +269,13 @@ static int teardown(void **state)
 static void push_bytes(struct fx *fx, const void *p, size_t n)
 {
 	struct frame *f = frame_new(p, n);
+	pthread_mutex_lock(&rec_lock);
 	if (fx->r->script_tail != NULL)
 		fx->r->script_tail->next = f;
 	else
 		fx->r->script_head = f;
 	fx->r->script_tail = f;
+	pthread_mutex_unlock(&rec_lock);
 }
 
 static void push_buf(struct fx *fx, remo_buf *b)
@@ -1235,6 +1244,42 @@ static void failed_reply_does_not_pin_objects(void **state)
 	assert_int_equal(remo__session_table_len(fx->s), 0);
 }
 
+/* Requests nobody serves pile up (here: drained by the lease thread of
+ * an idle session); past the session's limit the peer is flooding. */
+static void a_flood_of_requests_ends_the_session(void **state)
+{
+	struct fx *fx = *state;
+	remo_session_opts o = {.lease_ms = 20};
+	fx_reopen(fx, &o);
+	remo__session_set_max_queued(fx->s, 8);
+	push_hello(fx);
+	for (int i = 1; i <= 40; i++)
+		push_lookup(fx, i, "add");
+	for (int i = 0; i < 200 && remo_session_status(fx->s) == REMO_OK; i++)
+		usleep(10 * 1000);
+	assert_int_equal(remo_session_status(fx->s), REMO_EPROTO);
+}
+
+/* Shapes are sent once each; a peer that sends the same id twice is
+ * broken (and one that sends without end is flooding). */
+static void a_shape_sent_twice_ends_the_session(void **state)
+{
+	struct fx *fx = *state;
+	push_hello(fx);
+	for (int k = 0; k < 2; k++) {
+		remo_buf b = {0};
+		remo_value shape = remo_tuple_of(4, remo_str("F"), remo_str("f"),
+		                                 remo_str("v()"), remo_str(""));
+		remo__wire_put_array(&b, 3);
+		remo__wire_put_int(&b, SHAPE);
+		remo__wire_put_int(&b, 77);
+		assert_int_equal(remo_pack(shape, &b), REMO_OK);
+		remo_value_release(shape);
+		push_buf(fx, &b);
+	}
+	assert_int_equal(serve(fx), REMO_EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1259,8 +1304,10 @@ int main(void)
 		T(stray_reply_is_dropped),
 		T(unknown_shape_in_an_argument),
 		T(peer_reference_is_released),
-		T(shape_too_big_for_the_peer),        /* fails: bug */
-		T(failed_reply_does_not_pin_objects), /* fails: bug */
+		T(shape_too_big_for_the_peer),
+		T(failed_reply_does_not_pin_objects),
+		T(a_flood_of_requests_ends_the_session),
+		T(a_shape_sent_twice_ends_the_session),
 #undef T
 	};
 	return cmocka_run_group_tests_name("hostile", tests, group_setup,
