@@ -19,6 +19,7 @@
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #ifndef REMO_PLUGINDIR
 #define REMO_PLUGINDIR "/usr/local/lib/remo"
@@ -109,13 +110,14 @@ static int transport_load_file(const char *path, const char *module,
                                const remo_transport_ops **out)
 {
 	char sym[96];
+	/* Absent is normal (the next directory may have it).  Asked of the
+	 * file system, not read from dlerror's text: a module that is there
+	 * but lacks a library it needs must say so, not look absent. */
+	if (access(path, F_OK) != 0)
+		return REMO_ENOTFOUND;
 	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (h == NULL) {
 		const char *err = dlerror();
-		/* absent is normal (the next directory may have it); anything
-		 * else is a broken module, and says so */
-		if (err != NULL && strstr(err, "No such file") != NULL)
-			return REMO_ENOTFOUND;
 		remo__raisef("ValueError", "transport module %s: %s", path,
 		             err ? err : "dlopen failed");
 		return REMO_EINVAL;

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
@@ -66,8 +67,11 @@ struct stream_listener {
 static bool stream_unix_addr(const char *url, struct sockaddr_un *sun)
 {
 	const char *path = url + strlen("unix://");
-	if (*path == '\0' || strlen(path) >= sizeof sun->sun_path)
+	if (*path == '\0' || strlen(path) >= sizeof sun->sun_path) {
+		remo_raise("ValueError", "%s: a unix socket path of 1 to %zu "
+		           "bytes", url, sizeof sun->sun_path - 1);
 		return false;
+	}
 	memset(sun, 0, sizeof *sun);
 	sun->sun_family = AF_UNIX;
 	strcpy(sun->sun_path, path);
@@ -82,21 +86,29 @@ static int stream_tcp_addr(const char *url, bool passive,
 	const char *p = url + strlen("tcp://"), *colon;
 	if (*p == '[') {
 		const char *end = strchr(p, ']');
-		if (end == NULL || end[1] != ':' || (size_t)(end - p - 1) >= sizeof host)
+		if (end == NULL || end[1] != ':' ||
+		    (size_t)(end - p - 1) >= sizeof host) {
+			remo_raise("ValueError", "%s: not tcp://[HOST]:PORT", url);
 			return REMO_EINVAL;
+		}
 		memcpy(host, p + 1, (size_t)(end - p - 1));
 		host[end - p - 1] = '\0';
 		colon = end + 1;
 	} else {
 		colon = strrchr(p, ':');
-		if (colon == NULL || (size_t)(colon - p) >= sizeof host)
+		if (colon == NULL || (size_t)(colon - p) >= sizeof host) {
+			remo_raise("ValueError", "%s: not tcp://HOST:PORT", url);
 			return REMO_EINVAL;
+		}
 		memcpy(host, p, (size_t)(colon - p));
 		host[colon - p] = '\0';
 	}
-	if (strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof port ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+	if (strlen(colon + 1) == 0 || strlen(colon + 1) > 5 ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    atoi(colon + 1) > 65535) {
+		remo_raise("ValueError", "%s: the port must be 0 to 65535", url);
 		return REMO_EINVAL;
+	}
 	strcpy(port, colon + 1);
 	struct addrinfo hints = {0};
 	hints.ai_family = AF_UNSPEC;
@@ -145,8 +157,11 @@ static int stream_connect_one(int family, const struct sockaddr *sa,
 				rc = REMO_ETIMEDOUT;
 			else if (n < 0 ||
 			         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 ||
-			         err != 0)
+			         err != 0) {
 				rc = REMO_EPEERLOST;
+				if (err != 0)
+					errno = err; /* the real reason, for the message */
+			}
 		}
 	}
 	if (rc != REMO_OK) {
@@ -360,7 +375,13 @@ static int stream_listen(void *state, const char *url, char *bound,
 				           "already listening there", url);
 				return REMO_EEXIST;
 			}
-			unlink(sun.sun_path);
+			/* nobody answers: replace it, but only if it is a socket,
+			 * never a file that happens to have that name */
+			struct stat st;
+			if (lstat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+				unlink(sun.sun_path);
+			else
+				errno = EADDRINUSE;
 			b = bind(fd, (struct sockaddr *)&sun, sizeof sun);
 		}
 		if (b != 0) {
