@@ -100,6 +100,7 @@ struct remo__error {
 /* One parameter or result of a signature. */
 struct remo__param {
 	char code;               /* a type letter, or '<' for an object */
+	bool deref;              /* "&q": a pointer to it (closures only) */
 	char *name;              /* NULL if the signature gave none      */
 	char *type_name;         /* for '<': the type's name             */
 	const remo_type *type;   /* for '<': resolved, or NULL (remote)  */
@@ -165,6 +166,8 @@ int remo__sig_check(const struct remo__sig *sig, const char *fname,
  * raised (remo__raise) and give REMO_ERAISED. */
 int remo__func_call(const struct remo__func *f, void *self, remo_value args,
                     remo_value *out);
+/* remo__sig_has_deref: some argument is "&X" (allowed in closures only). */
+bool remo__sig_has_deref(const struct remo__sig *sig);
 /* remo__field_store: converts v and stores it in the field of obj;
  * raises TypeError or OverflowError. */
 int remo__field_store(const struct remo__field *f, void *obj, remo_value v);

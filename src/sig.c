@@ -66,11 +66,26 @@ static int sig_type(const char **pp, struct remo__param *p, bool resolve)
 		*pp = e + 1;
 		return REMO_OK;
 	}
+	if (*s == '&') {
+		/* a pointer to a number: read (or written) through it */
+		if (s[1] == '\0' || strchr("?bBhHiIlLqQnNfd", s[1]) == NULL)
+			return REMO_ESIGNATURE;
+		p->deref = true;
+		s++;
+	}
 	if (!sig_is_code(*s))
 		return REMO_ESIGNATURE;
 	p->code = *s;
 	*pp = s + 1;
 	return REMO_OK;
+}
+
+bool remo__sig_has_deref(const struct remo__sig *sig)
+{
+	for (size_t i = 0; i < sig->nargs; i++)
+		if (sig->args[i].deref)
+			return true;
+	return false;
 }
 
 static ffi_type *sig_value_elems[] = {&ffi_type_sint32, &ffi_type_uint64,
@@ -117,7 +132,8 @@ static int sig_prep(struct remo__sig *sig)
 	if (sig->method)
 		sig->ctypes[k++] = &ffi_type_pointer;
 	for (size_t i = 0; i < sig->nargs; i++) {
-		sig->ctypes[k++] = sig_ffi(sig->args[i].code);
+		sig->ctypes[k++] = sig->args[i].deref ? &ffi_type_pointer
+		                                      : sig_ffi(sig->args[i].code);
 		if (sig->args[i].code == 'y')
 			sig->ctypes[k++] = sig_ffi('N');
 	}
@@ -147,6 +163,9 @@ int remo__sig_parse(struct remo__sig *sig, const char *text, bool method,
 		p++;
 	if ((rc = sig_type(&p, &sig->ret, resolve)) != REMO_OK)
 		goto fail;
+	rc = REMO_ESIGNATURE;
+	if (sig->ret.deref)
+		goto fail; /* a result is a value, not a pointer to one */
 	while (*p == ' ')
 		p++;
 	rc = REMO_ESIGNATURE;

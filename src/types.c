@@ -146,7 +146,8 @@ int remo_type_field(remo_type *t, const char *name, const char *code,
 	int rc = remo__sig_parse(&sig, text, false, true);
 	if (rc != REMO_OK)
 		return rc;
-	if (sig.nargs != 1 || sig.args[0].code == 'y' || sig.args[0].name) {
+	if (sig.nargs != 1 || sig.args[0].code == 'y' || sig.args[0].name ||
+	    sig.args[0].deref) {
 		remo__sig_free(&sig);
 		return REMO_ESIGNATURE;
 	}
@@ -182,6 +183,12 @@ static int types_func_init(struct remo__func *f, const char *name,
 	int rc = remo__sig_parse(&f->sig, sig, method, true);
 	if (rc != REMO_OK)
 		return rc;
+	if (remo__sig_has_deref(&f->sig)) {
+		/* "&X" describes what a caller's pointer points to: it is for
+		 * closures (remo_closure_new), where C code passes pointers */
+		remo__sig_free(&f->sig);
+		return REMO_ESIGNATURE;
+	}
 	f->name = types_strdup(name);
 	f->doc = types_strdup(doc ? doc : "");
 	f->fn = fn;

@@ -13,6 +13,8 @@
  *   7. Types and functions registering C code, signatures, raising
  *   8. Sessions            two peers joined by a channel; exports
  *   9. Operations          getattr, call, len, getitem...: local or remote
+ *  10. C function pointers remote callables as plain C functions; ops
+ *                          structs filled from a remote object
  *
  * Ownership words, used the same way in every comment below:
  *
@@ -738,6 +740,53 @@ REMO_API int remo_dir(remo_value v, remo_value *out);
 REMO_API const char *remo_signature(remo_value fn);
 /* remo_is_proxy: true if v stands for an object in a peer. */
 REMO_API bool remo_is_proxy(remo_value v);
+
+/* ======================================================================
+ * 10. C function pointers
+ * ======================================================================
+ *
+ * A callable -- a proxy of a peer's function or method, or a local one --
+ * as a real C function pointer (a libffi closure): pass it to qsort, a
+ * plugin API, pthread_create.  Each call converts the C arguments by the
+ * signature, calls (one round trip for a proxy) and converts the result.
+ * Signatures are those of section 7, plus "&X" for an argument that is a
+ * pointer to a number X, read through (qsort's comparator: "i(&q &q)").
+ *
+ * Errors: C callers have no error channel, so a failed call returns zero
+ * (0, 0.0, NULL) and sets this thread's remo_closure_status() (REMO_OK
+ * after a call that worked) and remo_last_error(), like errno.  A str or
+ * bytes result stays valid until the same thread's next closure call that
+ * returns one.  The pointer is valid until remo_closure_free; any thread
+ * may call it, as any thread may use a session.
+ */
+typedef struct remo_closure remo_closure;
+
+/* remo_closure_new: fn is retained.  REMO_EINVAL (not a callable),
+ * REMO_ESIGNATURE, REMO_ENOTFOUND (unknown <T>), REMO_ENOMEM. */
+REMO_API remo_closure *remo_closure_new(remo_value fn, const char *sig,
+                                        int *status);
+/* remo_closure_fn: the function pointer; cast it to its C type. */
+REMO_API void (*remo_closure_fn(const remo_closure *c))(void);
+REMO_API void remo_closure_free(remo_closure *c);
+/* remo_closure_status: the status of this thread's last closure call. */
+REMO_API int remo_closure_status(void);
+
+/*
+ * Ops structs: a struct of function pointers described once, in order,
+ * filled from an object's methods so that a host calls a plugin in
+ * another process through its usual table.  remo_ops_fill sets table[i]
+ * to a closure calling obj's method slots[i].name with slots[i].sig, for
+ * i < n; the handle owns the closures (remo_ops_free).  Fails (NULL) if
+ * a method is missing: AttributeError, answered from the shape.
+ */
+typedef struct remo_ops_slot {
+	const char *name;
+	const char *sig;
+} remo_ops_slot;
+typedef struct remo_ops remo_ops;
+REMO_API remo_ops *remo_ops_fill(remo_value obj, const remo_ops_slot *slots,
+                                 size_t n, void (**table)(void), int *status);
+REMO_API void remo_ops_free(remo_ops *ops);
 
 #ifdef __cplusplus
 }
