@@ -142,6 +142,35 @@ static inline struct bench_ab bench_ab(bench_fn *a, void *actx,
 	                         bench_median(sb, BENCH_SAMPLES)};
 }
 
+#define BENCH_MAX_SIDES 8
+
+/*
+ * bench_abn: bench_ab for n sides (1 <= n <= BENCH_MAX_SIDES), when remo
+ * is compared with more than one baseline, or a baseline with several
+ * variants, in the same run.  Each side is calibrated and warmed as in
+ * bench_ab, then BENCH_SAMPLES rounds each time every side once, in
+ * order; out_ns[i] gets side i's median time per operation.
+ */
+static inline void bench_abn(size_t n, bench_fn *const fn[],
+                             void *const ctx[], double out_ns[])
+{
+	double s[BENCH_MAX_SIDES][BENCH_SAMPLES];
+	uint64_t iters[BENCH_MAX_SIDES];
+
+	if (n > BENCH_MAX_SIDES)
+		abort();
+	for (size_t k = 0; k < n; k++)
+		iters[k] = bench_calibrate(fn[k], ctx[k], BENCH_BATCH_NS);
+	for (size_t k = 0; k < n; k++)
+		bench_warm(fn[k], ctx[k], iters[k], BENCH_WARMUP_NS);
+	for (int i = 0; i < BENCH_SAMPLES; i++)
+		for (size_t k = 0; k < n; k++)
+			s[k][i] = bench_run_ns(fn[k], ctx[k], iters[k]) /
+			          (double)iters[k];
+	for (size_t k = 0; k < n; k++)
+		out_ns[k] = bench_median(s[k], BENCH_SAMPLES);
+}
+
 /*
  * bench_print: prints "bench NAME", then the key=value pairs that the
  * printf format fmt makes of the arguments (e.g. "remo_ns=%.1f
