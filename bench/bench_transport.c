@@ -530,7 +530,7 @@ static remo_value rsess_lookup(struct rsess *r, const char *name)
 
 /*
  * A session to url with the options remo_connect would give it (lease,
- * the transport's message limit), on a counting channel.
+ * spin, the transport's message limit), on a counting channel.
  */
 static void rsess_open(struct rsess *r, const char *url)
 {
@@ -549,6 +549,9 @@ static void rsess_open(struct rsess *r, const char *url)
 	                   counting_destroy, r->counts};
 	remo_session_opts o = {0};
 	o.lease_ms = REMO_DEFAULT_LEASE_MS;
+	o.spin_us = getenv("REMO_SPIN_US") ? atoi(getenv("REMO_SPIN_US")) : 20;
+	if (o.spin_us == 0)
+		o.spin_us = -1;
 	if (t->max_message != 0 && t->max_message < REMO_DEFAULT_MAX_MESSAGE)
 		o.max_message = t->max_message;
 	if ((r->s = remo_session_new(&cc, NULL, &o, &rc)) == NULL)

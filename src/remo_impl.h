@@ -270,6 +270,7 @@ size_t remo__session_table_len(struct remo_session *s);
 size_t remo__session_proxies_len(struct remo_session *s);
 int remo__session_flush(struct remo_session *s);
 void remo__session_set_max_queued(struct remo_session *s, size_t n);
+int remo__spin_us(void);
 /* remo__dict_free / remo__dict_reserve: for value.c and the decoder. */
 void remo__dict_free(struct remo__dict *d);
 int remo__dict_reserve(remo_value d, size_t n);

@@ -183,6 +183,8 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 	remo_session_opts o = srv->opts.session;
 	if (o.lease_ms == 0)
 		o.lease_ms = REMO_DEFAULT_LEASE_MS;
+	if (o.spin_us == 0)
+		o.spin_us = remo__spin_us();
 	const remo_transport_ops *t = remo__conn_ops(c);
 	if (t->max_message != 0 &&
 	    (o.max_message == 0 || o.max_message > t->max_message))

@@ -311,6 +311,8 @@ int remo_connect(const char *url, int timeout_ms, remo_exports *exports,
 	remo_session_opts o = opts ? *opts : (remo_session_opts){0};
 	if (o.lease_ms == 0)
 		o.lease_ms = REMO_DEFAULT_LEASE_MS;
+	if (o.spin_us == 0)
+		o.spin_us = remo__spin_us();
 	const remo_transport_ops *t = remo__conn_ops(ch.user);
 	if (t->max_message != 0 &&
 	    (o.max_message == 0 || o.max_message > t->max_message))

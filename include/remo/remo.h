@@ -637,6 +637,13 @@ typedef struct remo_session_opts {
 	                           lost after 3T of silence.  0: none for
 	                           remo_session_new, REMO_DEFAULT_LEASE_MS
 	                           for remo_connect and servers; -1: none */
+	int spin_us;            /* before a waiting thread blocks in recv, it
+	                           polls, yielding, for this long: a reply
+	                           from a peer on another core then costs
+	                           ~5 us instead of ~60 (doc/design.md).  0:
+	                           none for remo_session_new, $REMO_SPIN_US
+	                           or 20 for remo_connect and servers; -1:
+	                           none */
 } remo_session_opts;
 
 #define REMO_DEFAULT_LEASE_MS 10000
