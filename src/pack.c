@@ -189,12 +189,14 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 		return remo__wire_put_double(b, v.as.d);
 	case REMO_STR:
 		/* A peer refuses a str that is not UTF-8; refuse to send it. */
-		if (!remo__utf8_valid((const uint8_t *)REMO__STR(v)->data,
+		if (!remo__utf8_valid((const uint8_t *)remo__str_ptr(REMO__STR(v)),
 		                      REMO__STR(v)->len))
 			return REMO_EWIRE_UTF8;
-		return remo__wire_put_str(b, REMO__STR(v)->data, REMO__STR(v)->len);
+		return remo__wire_put_str(b, remo__str_ptr(REMO__STR(v)),
+		                          REMO__STR(v)->len);
 	case REMO_BYTES:
-		return remo__wire_put_bin(b, REMO__STR(v)->data, REMO__STR(v)->len);
+		return remo__wire_put_bin(b, remo__str_ptr(REMO__STR(v)),
+		                          REMO__STR(v)->len);
 	case REMO_LIST:
 		return pack_ext_body(st, REMO__EXT_LIST, v, depth);
 	case REMO_ERROR:
@@ -270,7 +272,12 @@ static int build_tok(remo__rd *rd, const remo__codec *c, const remo__tok *t,
 		*out = remo_strn((const char *)t->v.p, t->n);
 		break;
 	case REMO__T_BIN:
-		*out = remo_bytes(t->v.p, t->n);
+		/* a large bytes in a message kept alive as c->base: a view */
+		if (c != NULL && c->base.kind == REMO_BYTES &&
+		    t->n >= REMO__VIEW_MIN)
+			*out = remo__bytes_view(c->base, t->v.p, t->n);
+		else
+			*out = remo_bytes(t->v.p, t->n);
 		break;
 	case REMO__T_ARRAY: {
 		remo_value tup = remo_tuple(t->n);

@@ -49,8 +49,22 @@ struct remo__obj {
 struct remo__str { /* REMO_STR and REMO_BYTES */
 	struct remo__obj hdr;
 	size_t len;
-	char data[]; /* len bytes, then a NUL */
+	/*
+	 * ext, when set, is where the bytes are instead of data: a view into
+	 * a received message (base, retained, owns that memory), or memory
+	 * this value owns (own_ext).  Views let a large bytes argument reach
+	 * the C function without a copy.  A view has no NUL after it.
+	 */
+	const char *ext;
+	bool own_ext;
+	remo_value base;
+	char data[]; /* len bytes, then a NUL (when ext is NULL) */
 };
+
+static inline const char *remo__str_ptr(const struct remo__str *s)
+{
+	return s->ext ? s->ext : s->data;
+}
 
 struct remo__tuple {
 	struct remo__obj hdr;
@@ -226,6 +240,12 @@ static inline bool remo__is_ref(remo_kind k)
 #define REMO__REF(v) ((struct remo__ref *)(v).as.p)
 
 remo_value remo__invalid(void);
+/* remo__bytes_own: a bytes value taking ownership of n bytes at p
+ * (remo__malloc'd), freed with it: no copy.  On failure (REMO_INVALID)
+ * the caller still owns p. */
+remo_value remo__bytes_own(void *p, size_t n);
+/* remo__bytes_view: bytes at p inside base's memory; base retained. */
+remo_value remo__bytes_view(remo_value base, const void *p, size_t n);
 /* remo__ref_new: a new bare reference value (no session). */
 remo_value remo__ref_new(remo_kind kind, uint64_t id, bool home);
 /* remo__ref_alloc: a new zeroed reference value of kind. */

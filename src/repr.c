@@ -78,7 +78,7 @@ static int repr_value(remo_buf *b, remo_value v, unsigned depth)
 		return repr_puts(b, num);
 	case REMO_STR:
 	case REMO_BYTES:
-		return repr_quoted(b, REMO__STR(v)->data, REMO__STR(v)->len,
+		return repr_quoted(b, remo__str_ptr(REMO__STR(v)), REMO__STR(v)->len,
 		                   v.kind == REMO_BYTES);
 	case REMO_TUPLE:
 	case REMO_LIST: {

@@ -879,7 +879,8 @@ static int send_preamble(remo_session *s)
 static int send_msg(remo_session *s, const int64_t *ints, size_t nints,
                     const remo_value *vals, size_t nvals)
 {
-	remo__codec codec = {s, hook_put_ref, hook_get_ref};
+	remo__codec codec = {.ctx = s, .put_ref = hook_put_ref,
+	                     .get_ref = hook_get_ref};
 	pthread_mutex_lock(&s->send_lock);
 	remo_buf *b = &s->sendbuf;
 	b->len = 0;
@@ -1120,9 +1121,27 @@ static struct msg *reader_take(remo_session *s, remo_buf buf, int *end)
 
 /* ==== serving ========================================================== */
 
-static const remo__codec *session_codec(remo_session *s, remo__codec *c)
+/*
+ * The codec for decoding m.  A large message becomes a bytes value that
+ * owns its buffer (no copy), and large bytes inside it decode as views of
+ * it: a 1 MiB argument reaches the C function without being copied.
+ * *base gets that value (or nil), to release after decoding.
+ */
+#define VIEW_MSG_MIN (64u << 10)
+static const remo__codec *session_codec_for(remo_session *s, remo__codec *c,
+                                            struct msg *m, remo_value *base)
 {
-	*c = (remo__codec){s, hook_put_ref, hook_get_ref};
+	*c = (remo__codec){.ctx = s, .put_ref = hook_put_ref,
+	                   .get_ref = hook_get_ref};
+	*base = remo_nil();
+	if (m->buf.len >= VIEW_MSG_MIN) {
+		remo_value b = remo__bytes_own(m->buf.data, m->buf.len);
+		if (remo_ok(b)) {
+			m->buf = (remo_buf){0}; /* the value owns it now */
+			c->base = b;
+			*base = b;
+		}
+	}
 	return c;
 }
 
@@ -1195,8 +1214,10 @@ static void serve(remo_session *s, struct msg *m)
 		                  (unsigned long long)m->depth,
 		                  s->opts.max_call_depth);
 	}
+	remo_value base;
+	session_codec_for(s, &codec, m, &base);
 	for (int i = 0; rc == REMO_OK && i < 3; i++) {
-		rc = remo__unpack_with(&m->rest, session_codec(s, &codec), &vals[i]);
+		rc = remo__unpack_with(&m->rest, &codec, &vals[i]);
 		if (rc == REMO_ENOTFOUND)
 			rc = remo__raisef("ReferenceError",
 			                  "no object with that id in this session "
@@ -1207,6 +1228,7 @@ static void serve(remo_session *s, struct msg *m)
 		else if (rc != REMO_OK)
 			rc = remo__fail(rc, "decoding the arguments");
 	}
+	remo_value_release(base); /* views keep what they need */
 	if (rc == REMO_OK)
 		rc = serve_op(s, (int)m->op, vals[0], vals[1], vals[2], &result);
 	for (int i = 0; i < 3; i++)
@@ -1428,8 +1450,10 @@ int remo__session_request(remo_session *s, int op, remo_value target,
 		return remo__fail(rc, op_names[op]);
 	}
 	remo__codec codec;
-	remo_value v;
-	rc = remo__unpack_with(&reply->rest, session_codec(s, &codec), &v);
+	remo_value v, base;
+	session_codec_for(s, &codec, reply, &base);
+	rc = remo__unpack_with(&reply->rest, &codec, &v);
+	remo_value_release(base);
 	int type = reply->type;
 	msg_done(s, reply);
 	if (rc != REMO_OK) {

@@ -63,6 +63,14 @@ static void value_free(remo_value v)
 		remo_value_release(e->tb);
 		break;
 	}
+	case REMO_STR:
+	case REMO_BYTES: {
+		struct remo__str *x = REMO__STR(v);
+		if (x->own_ext)
+			remo__free((void *)x->ext);
+		remo_value_release(x->base);
+		break;
+	}
 	case REMO_OBJECT:
 	case REMO_CALLABLE:
 	case REMO_FRAME:
@@ -161,7 +169,8 @@ bool remo_equal(remo_value a, remo_value b)
 	case REMO_STR:
 	case REMO_BYTES: {
 		const struct remo__str *x = REMO__STR(a), *y = REMO__STR(b);
-		return x->len == y->len && memcmp(x->data, y->data, x->len) == 0;
+		return x->len == y->len &&
+		       memcmp(remo__str_ptr(x), remo__str_ptr(y), x->len) == 0;
 	}
 	case REMO_TUPLE: {
 		const struct remo__tuple *x = REMO__TUPLE(a), *y = REMO__TUPLE(b);
@@ -230,7 +239,7 @@ uint64_t remo_hash(remo_value v)
 	case REMO_STR:
 	case REMO_BYTES: {
 		const struct remo__str *s = REMO__STR(v);
-		return remo__siphash(s->data, s->len) ^ (uint64_t)v.kind;
+		return remo__siphash(remo__str_ptr(s), s->len) ^ (uint64_t)v.kind;
 	}
 	case REMO_TUPLE: {
 		const struct remo__tuple *t = REMO__TUPLE(v);
@@ -257,10 +266,38 @@ static remo_value value_str(remo_kind kind, const void *p, size_t n)
 	if (s == NULL)
 		return remo__invalid();
 	s->len = n;
+	s->ext = NULL;
+	s->own_ext = false;
+	s->base = remo_nil();
 	if (n != 0)
 		memcpy(s->data, p, n);
 	s->data[n] = '\0';
 	return value_heap(kind, &s->hdr);
+}
+
+static remo_value value_bytes_ext(const void *p, size_t n, bool own,
+                                  remo_value base)
+{
+	struct remo__str *s = remo__malloc(sizeof *s + 1);
+	if (s == NULL)
+		return remo__invalid();
+	s->len = n;
+	s->ext = p;
+	s->own_ext = own;
+	s->base = remo_value_retain(base);
+	s->data[0] = '\0';
+	return value_heap(REMO_BYTES, &s->hdr);
+}
+
+remo_value remo__bytes_own(void *p, size_t n)
+{
+	/* on failure the caller still owns p */
+	return value_bytes_ext(p, n, true, remo_nil());
+}
+
+remo_value remo__bytes_view(remo_value base, const void *p, size_t n)
+{
+	return value_bytes_ext(p, n, false, base);
 }
 
 remo_value remo_str(const char *s)
@@ -284,7 +321,7 @@ const char *remo_str_data(remo_value v, size_t *len)
 		return NULL;
 	if (len != NULL)
 		*len = REMO__STR(v)->len;
-	return REMO__STR(v)->data;
+	return remo__str_ptr(REMO__STR(v));
 }
 
 const void *remo_bytes_data(remo_value v, size_t *len)
@@ -293,7 +330,7 @@ const void *remo_bytes_data(remo_value v, size_t *len)
 		return NULL;
 	if (len != NULL)
 		*len = REMO__STR(v)->len;
-	return REMO__STR(v)->data;
+	return remo__str_ptr(REMO__STR(v));
 }
 
 /* ==== tuple ============================================================ */

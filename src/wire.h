@@ -455,8 +455,12 @@ int remo__wire_check(const uint8_t *p, size_t n);
  * object when it comes home).  Both return a status; get_ref may refuse
  * a stale or forged id.
  */
+/* bytes at least this long decode as views when the codec has a base */
+#define REMO__VIEW_MIN 4096
+
 typedef struct remo__codec {
 	void *ctx;
+	remo_value base; /* the message, as a bytes value, or nil */
 	int (*put_ref)(void *ctx, remo_buf *b, remo_value v);
 	int (*get_ref)(void *ctx, remo_kind kind, uint64_t id, bool home,
 	               uint32_t shape, remo_value *out);

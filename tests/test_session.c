@@ -136,6 +136,14 @@ static int64_t bounce(remo_value fn, remo_value other, int64_t n)
 	return r;
 }
 
+static remo_value kept; /* what keep() was given, for the view test */
+
+static void keep(remo_value v)
+{
+	remo_value_release(kept);
+	kept = remo_value_retain(v);
+}
+
 static void slow(int ms)
 {
 	usleep((useconds_t)ms * 1000);
@@ -230,6 +238,9 @@ static int pair_setup(void **state)
 	f = remo_function("bounce", "q(fn:r other:r n:q)", (void (*)(void))bounce,
 	                  NULL);
 	remo_export(p->exports, "bounce", f);
+	remo_value_release(f);
+	f = remo_function("keep", "v(v:r)", (void (*)(void))keep, NULL);
+	remo_export(p->exports, "keep", f);
 	remo_value_release(f);
 	f = remo_function("slow", "v(ms:i)", (void (*)(void))slow, NULL);
 	remo_export(p->exports, "slow", f);
@@ -714,6 +725,44 @@ static void released_proxies_free_the_servers_references(void **state)
 	remo_value_release(calc);
 }
 
+static void a_large_bytes_argument_arrives_without_a_copy(void **state)
+{
+	struct pair *p = *state;
+	remo_value keep_fn = lookup(p, "keep"), out;
+	enum { N = 200 * 1024 };
+	char *blob = malloc(N);
+	for (int i = 0; i < N; i++)
+		blob[i] = (char)(i * 7);
+	remo_value args = remo_tuple_of(1, remo_bytes(blob, N));
+	assert_int_equal(remo_call(keep_fn, args, &out), REMO_OK);
+	remo_value_release(args);
+	/* the server holds a view into the message it received... */
+	assert_int_equal(kept.kind, REMO_BYTES);
+	assert_non_null(REMO__STR(kept)->ext);
+	assert_int_equal(REMO__STR(kept)->base.kind, REMO_BYTES);
+	/* ...which stays valid after more messages came and went */
+	remo_value f = lookup(p, "add_ints");
+	for (int i = 0; i < 10; i++) {
+		args = remo_tuple_of(2, remo_int(i), remo_int(i));
+		assert_int_equal(remo_call(f, args, &out), REMO_OK);
+		remo_value_release(args);
+	}
+	size_t n;
+	const void *d = remo_bytes_data(kept, &n);
+	assert_int_equal(n, N);
+	assert_memory_equal(d, blob, N);
+	/* and a small one is an ordinary copy */
+	args = remo_tuple_of(1, remo_bytes(blob, 100));
+	assert_int_equal(remo_call(keep_fn, args, &out), REMO_OK);
+	assert_null(REMO__STR(kept)->ext);
+	remo_value_release(args);
+	remo_value_release(kept);
+	kept = remo_nil();
+	free(blob);
+	remo_value_release(f);
+	remo_value_release(keep_fn);
+}
+
 /* ==== threads =========================================================== */
 
 struct worker {
@@ -844,6 +893,7 @@ int main(void)
 		T(dicts_cross_by_reference),
 		T(a_proxy_sent_home_arrives_as_the_original),
 		T(released_proxies_free_the_servers_references),
+		T(a_large_bytes_argument_arrives_without_a_copy),
 		T(replies_go_to_the_thread_that_asked),
 		T(a_pending_call_fails_with_peer_lost),
 		T(closing_here_fails_later_calls_with_closed),

@@ -283,9 +283,11 @@ REMO_API char *remo_repr(remo_value v);
 /* ---- str and bytes ------------------------------------------------------ */
 
 /*
- * remo_str_data / remo_bytes_data: borrowed pointer to the bytes, which
- * are always followed by a NUL byte; *len (if not NULL) gets the length.
- * NULL if v is not of that kind.
+ * remo_str_data / remo_bytes_data: borrowed pointer to the bytes; *len
+ * (if not NULL) gets the length.  NULL if v is not of that kind.  A str
+ * is always followed by a NUL byte.  Bytes need not be: a large bytes
+ * value received in a session is a view into the message it came in
+ * (which it keeps alive), so that it is never copied.
  */
 REMO_API const char *remo_str_data(remo_value v, size_t *len);
 REMO_API const void *remo_bytes_data(remo_value v, size_t *len);
