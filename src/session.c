@@ -226,8 +226,10 @@ int remo__spin_us(void)
 	if (v < 0) {
 		const char *e = getenv("REMO_SPIN_US");
 		v = e ? atoi(e) : 20;
-		if (v < 0 || v > 10000)
-			v = 20;
+		if (v < 0)
+			v = 0; /* REMO_SPIN_US=0 or negative: no spinning */
+		if (v > 10000)
+			v = 10000;
 		atomic_store(&cached, v);
 	}
 	return v;
