@@ -52,6 +52,9 @@ struct transport {
 static const struct transport transports[] = {
 	{"stream-unix", "unix://%s/s.sock", "unix://%s/nobody.sock"},
 	{"stream-tcp", "tcp://127.0.0.1:0", "tcp://127.0.0.1:1"},
+	{"nanomsg-ipc", "nn+ipc://%s/rv.ipc", "nn+ipc://%s/nobody.ipc"},
+	/* nanomsg cannot bind port 0: fx_setup picks a port (%d) */
+	{"nanomsg-tcp", "nn+tcp://127.0.0.1:%d", "nn+tcp://127.0.0.1:1"},
 };
 
 /* ==== the helper process ================================================ */
@@ -178,7 +181,16 @@ static int fx_setup(void **state)
 	f->t = current;
 	snprintf(f->dir, sizeof f->dir, "/tmp/remo-conf-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->listen, sizeof f->listen, f->t->listen, f->dir);
+	if (strstr(f->t->listen, "%d") != NULL) {
+		/* a fresh port per test (a closed one may linger in
+		 * TIME_WAIT), with room above it for the sessions' ports
+		 * (nanomsg's NANOMSG_PORT_RANGE), differing between runs */
+		static int next;
+		int port = 20000 + (getpid() % 8) * 100 + (next++ % 20) * 1500;
+		snprintf(f->listen, sizeof f->listen, f->t->listen, port);
+	} else {
+		snprintf(f->listen, sizeof f->listen, f->t->listen, f->dir);
+	}
 	*state = f;
 	return 0;
 }

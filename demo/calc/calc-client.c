@@ -2,7 +2,7 @@
  * calc-client -- uses the calc server's calculator from another process,
  * printing each call and what crossed.
  *
- *   calc-client [--callback] [URL]     (default unix:///tmp/remo-calc.sock)
+ *   calc-client [--callback] [URL]     (default nn+ipc:///tmp/remo-calc.ipc)
  *
  * Without --callback it looks the calculator up, reads its shape (type,
  * members, signatures: no round trip), calls methods, reads and writes a

@@ -1,7 +1,7 @@
 /*
  * calc-server -- exports a calculator and serves it until SIGINT/SIGTERM.
  *
- *   calc-server [URL]        (default unix:///tmp/remo-calc.sock)
+ *   calc-server [URL]        (default nn+ipc:///tmp/remo-calc.ipc)
  *
  * The calculator is a plain C struct with plain C functions, registered
  * with signature strings: no IDL, no stubs.  It has a read-write field

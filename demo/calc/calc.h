@@ -6,6 +6,6 @@
 #ifndef CALC_H
 #define CALC_H
 
-#define CALC_DEFAULT_URL "unix:///tmp/remo-calc.sock"
+#define CALC_DEFAULT_URL "nn+ipc:///tmp/remo-calc.ipc"
 
 #endif

@@ -475,7 +475,9 @@ typedef struct remo_channel {
 	int (*send)(void *user, const void *msg, size_t n);
 	/*
 	 * recv: waits up to timeout_ms (-1: forever) for one message and
-	 * appends it to msg (grow it with remo_buf_reserve).  REMO_OK,
+	 * appends it to msg (grow it with remo_buf_reserve).  A timeout
+	 * of 0 means one look and no wait: remo polls with it while it
+	 * spins, so it must cost microseconds, not a millisecond.  REMO_OK,
 	 * REMO_ETIMEDOUT, REMO_EPEERLOST when the peer closed, REMO_ECLOSED
 	 * after close, REMO_EPROTO when the framing is broken (the session
 	 * then ends with REMO_EPROTO), REMO_ENOMEM.  A recv that times out

@@ -53,7 +53,9 @@ typedef struct remo_transport_ops {
 	 * release.
 	 */
 	int (*connect)(void *conn, const char *url, int timeout_ms);
-	/* send, recv: as remo_channel's (remo.h section 6). */
+	/* send, recv: as remo_channel's (remo.h section 6); recv with a
+	 * timeout of 0 is one look, no wait.  close may be called more than
+	 * once; fini may come without close before it. */
 	int (*send)(void *conn, const void *msg, size_t n);
 	int (*recv)(void *conn, remo_buf *msg, int timeout_ms);
 	/* close: non-blocking; a blocked or later recv returns REMO_ECLOSED. */
@@ -71,7 +73,9 @@ typedef struct remo_transport_ops {
 	int (*listen)(void *lst, const char *url, char *bound, size_t boundlen);
 	/*
 	 * accept: waits up to timeout_ms for a peer and initialises conn for
-	 * it.  REMO_OK, REMO_ETIMEDOUT, REMO_ECLOSED after close_listener.
+	 * it.  REMO_OK, REMO_ETIMEDOUT, REMO_ECLOSED after close_listener,
+	 * REMO_ELIMIT when the transport can hold no more connections (the
+	 * server keeps accepting; the peer is refused).
 	 */
 	int (*accept)(void *lst, void *conn, int timeout_ms);
 	void (*close_listener)(void *lst);
