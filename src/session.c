@@ -1499,14 +1499,20 @@ static void *lease_main(void *arg)
 	(void)arg;
 	for (;;) {
 		usleep(LEASE_TICK_MS * 1000);
-		remo_session *due[64];
+		remo_session *due[256];
 		int ndue = 0;
 		int64_t now = now_ms();
 		pthread_mutex_lock(&lease_lock);
-		for (remo_session *s = lease_list; s && ndue < 64; s = s->lease_next) {
+		for (remo_session *s = lease_list; s && ndue < 256;
+		     s = s->lease_next) {
 			int64_t T = s->opts.lease_ms;
+			/* Due: time for a heartbeat, or silence to judge, or
+			 * nobody reading it (all its threads busy in calls, or
+			 * an idle client), so that a peer that died is noticed
+			 * within a tick instead of when a call returns. */
+			bool unread = !__atomic_load_n(&s->reading, __ATOMIC_RELAXED);
 			if (now - atomic_load(&s->last_send_ms) < T &&
-			    now - atomic_load(&s->last_recv_ms) < 3 * T)
+			    now - atomic_load(&s->last_recv_ms) < 3 * T && !unread)
 				continue;
 			/* a session whose count reached 0 is being destroyed
 			 * (and waits for lease_lock to leave this list) */
@@ -1536,6 +1542,7 @@ static void *lease_main(void *arg)
 			if (now - atomic_load(&s->last_recv_ms) >= 3 * T) {
 				session_end(s, REMO_EPEERLOST);
 			} else if (remo_session_status(s) == REMO_OK &&
+			           now - atomic_load(&s->last_send_ms) >= T &&
 			           pthread_mutex_trylock(&s->send_lock) == 0) {
 				/* busy sending means not idle: skip it then */
 				s->shapebuf.len = 0;

@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "remo_impl.h"
@@ -144,9 +145,13 @@ static void keep(remo_value v)
 	kept = remo_value_retain(v);
 }
 
+static atomic_bool slow_running;
+
 static void slow(int ms)
 {
+	atomic_store(&slow_running, true);
 	usleep((useconds_t)ms * 1000);
+	atomic_store(&slow_running, false);
 }
 
 static void register_types(void)
@@ -198,6 +203,7 @@ struct pair {
 };
 
 static int client_timeout_ms; /* 0: the default, no timeout */
+static int server_lease_ms;   /* 0: no lease */
 
 static void *serve_thread(void *arg)
 {
@@ -256,7 +262,8 @@ static int pair_setup(void **state)
 	remo_dict_set_str(p->config, "size", remo_int(3));
 	remo_export(p->exports, "config", p->config);
 
-	p->server = remo_session_new(&a, p->exports, NULL, &st);
+	remo_session_opts sopts = {.lease_ms = server_lease_ms};
+	p->server = remo_session_new(&a, p->exports, &sopts, &st);
 	assert_non_null(p->server);
 	p->client_exports = remo_exports_new();
 	remo_session_opts copts = {.timeout_ms = client_timeout_ms};
@@ -858,6 +865,65 @@ static int pair_setup_timeout(void **state)
 	return rc;
 }
 
+static int pair_setup_lease(void **state)
+{
+	/* the default lease: 10 s, far longer than the call below, so only
+	 * reading for a busy session can notice the peer in time */
+	server_lease_ms = REMO_DEFAULT_LEASE_MS;
+	int rc = pair_setup(state);
+	server_lease_ms = 0;
+	return rc;
+}
+
+struct bg_call {
+	remo_session *s;
+	int rc;
+	atomic_bool done;
+};
+
+static void *bg_slow(void *arg)
+{
+	struct bg_call *b = arg;
+	remo_value f, out;
+	if (remo_lookup(b->s, "slow", &f) != REMO_OK)
+		return NULL;
+	remo_value args = remo_tuple_of(1, remo_int(3000));
+	b->rc = remo_call(f, args, &out);
+	atomic_store(&b->done, true);
+	remo_value_release(args);
+	remo_value_release(f);
+	return NULL;
+}
+
+static int64_t ms_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The server's only thread is inside a 3 s call when the client goes:
+ * the lease thread reads for it and ends the session at once, not when
+ * the call returns (nor after a 10 s lease). */
+static void a_peer_gone_during_a_long_call_is_noticed_at_once(void **state)
+{
+	struct pair *p = *state;
+	struct bg_call b = {p->client, -1, false};
+	pthread_t th;
+	pthread_create(&th, NULL, bg_slow, &b);
+	usleep(200 * 1000); /* the server is in slow() now */
+	int64_t t0 = ms_now();
+	remo_session_close(p->client); /* the peer goes away */
+	while (remo_session_status(p->server) == REMO_OK && ms_now() - t0 < 9000)
+		usleep(5 * 1000);
+	/* noticed while the server's call is still running */
+	bool call_still_running = atomic_load(&slow_running);
+	assert_int_not_equal(remo_session_status(p->server), REMO_OK);
+	assert_true(call_still_running);
+	pthread_join(th, NULL);
+	assert_int_equal(b.rc, REMO_ECLOSED);
+}
+
 static void a_timeout_fails_the_call_and_drops_the_late_reply(void **state)
 {
 	struct pair *p = *state;
@@ -900,6 +966,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			a_timeout_fails_the_call_and_drops_the_late_reply,
 			pair_setup_timeout, pair_teardown),
+		cmocka_unit_test_setup_teardown(
+			a_peer_gone_during_a_long_call_is_noticed_at_once,
+			pair_setup_lease, pair_teardown),
 	};
 #undef T
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
