@@ -157,3 +157,14 @@ void remo__clear_pending(void)
 	if (slot != NULL)
 		slot->raised = false;
 }
+
+int remo__fail_pending(int status, const char *what)
+{
+	/* keep the plugin's own reason, if it raised one */
+	remo_value why = remo__take_pending();
+	if (why.kind != REMO_NIL)
+		remo__raise(why);
+	else
+		remo__fail(status, what);
+	return status;
+}

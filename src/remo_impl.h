@@ -345,6 +345,10 @@ int remo__raisef(const char *name, const char *fmt, ...)
 /* remo__fail: sets last error for a status code (PeerLost for
  * REMO_EPEERLOST, ...) and returns the code. */
 int remo__fail(int status, const char *what);
+/* remo__fail_pending: after a plugin's operation failed with status: keep
+ * the error it raised since remo__clear_pending, or raise one for status.
+ * Returns status. */
+int remo__fail_pending(int status, const char *what);
 /* remo__take_pending: the error a C function raised during a call, or
  * nil; clears it. */
 remo_value remo__take_pending(void);

@@ -109,12 +109,7 @@ int remo_server_listen(remo_server *srv, const char *url, char *bound,
 	rc = t->listen(state, url, bound, boundlen);
 	if (rc != REMO_OK) {
 		remo__free(state);
-		remo_value why = remo__take_pending();
-		if (why.kind != REMO_NIL)
-			remo__raise(why);
-		else
-			remo__fail(rc, url);
-		return rc;
+		return remo__fail_pending(rc, url);
 	}
 	pthread_mutex_lock(&srv->lock);
 	srv->listeners[srv->nlisteners++] =

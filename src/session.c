@@ -602,19 +602,32 @@ static uint64_t entry_key(remo_value v)
 }
 
 /* Takes back one count of id (a message that carried it did not go). */
-static void put_undo(remo_session *s, uint64_t id)
+/*
+ * Takes count from id's entry (if it has that many: a peer cannot free
+ * what it was not given) and drops the entry at 0.  The value is released
+ * after unlocking, since a release can run a program's destructor.
+ */
+static void table_uncount(remo_session *s, uint64_t id, uint64_t count)
 {
 	remo_value drop = remo_nil();
 	pthread_mutex_lock(&s->lock);
 	struct entry *e = remo__map_get(&s->table, id);
-	if (e != NULL && e->count > 0 && --e->count == 0) {
-		remo__map_del(&s->table, id);
-		remo__map_del(&s->table_key, e->key);
-		drop = e->value;
-		remo__free(e);
+	if (e != NULL && count <= e->count) {
+		e->count -= count;
+		if (e->count == 0) {
+			remo__map_del(&s->table, id);
+			remo__map_del(&s->table_key, e->key);
+			drop = e->value;
+			remo__free(e);
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	remo_value_release(drop);
+}
+
+static void put_undo(remo_session *s, uint64_t id)
+{
+	table_uncount(s, id, 1);
 }
 
 static void put_rollback(remo_session *s)
@@ -998,22 +1011,7 @@ static void handle_release(remo_session *s, struct msg *m)
 			session_end(s, REMO_EPROTO);
 			return;
 		}
-		remo_value drop = remo_nil();
-		pthread_mutex_lock(&s->lock);
-		struct entry *e = remo__map_get(&s->table, id);
-		/* A count above what was sent is a confused or hostile peer:
-		 * it cannot make us free what it was not given. */
-		if (e != NULL && count <= e->count) {
-			e->count -= count;
-			if (e->count == 0) {
-				remo__map_del(&s->table, id);
-				remo__map_del(&s->table_key, e->key);
-				drop = e->value;
-				remo__free(e);
-			}
-		}
-		pthread_mutex_unlock(&s->lock);
-		remo_value_release(drop);
+		table_uncount(s, id, count);
 	}
 }
 

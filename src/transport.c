@@ -287,13 +287,7 @@ int remo_channel_connect(const char *url, int timeout_ms, remo_channel *out)
 	rc = t->connect(c->state, url, timeout_ms);
 	if (rc != REMO_OK) {
 		remo__free(c);
-		/* keep the plugin's own reason if it raised one */
-		remo_value why = remo__take_pending();
-		if (why.kind != REMO_NIL)
-			remo__raise(why);
-		else
-			remo__fail(rc, url);
-		return rc;
+		return remo__fail_pending(rc, url);
 	}
 	remo__conn_channel(c, out);
 	return REMO_OK;
