@@ -1191,9 +1191,21 @@ static struct proc_mem proc_mem(pid_t pid)
 }
 
 /* Waits until pid has at least threads threads (each connection gets
- * one), then a little longer for them to settle in their first wait. */
+ * one), then a little longer for them to settle in their first wait.
+ * With threads 0 (a baseline), waits until the count stops changing:
+ * the threads of connections an earlier line closed may still be
+ * exiting, and counting them would make the target unreachable. */
 static struct proc_mem proc_mem_settled(const struct peer *p, int threads)
 {
+	if (threads == 0) {
+		int last = -1, stable = 0;
+		for (int t = 0; t < 400 && stable < 4; t++) {
+			int now = proc_mem(p->pid).threads;
+			stable = now == last ? stable + 1 : 0;
+			last = now;
+			usleep(50000);
+		}
+	}
 	for (int t = 0; t < 1000; t++) {
 		if (proc_mem(p->pid).threads >= threads)
 			break;
