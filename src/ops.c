@@ -451,6 +451,12 @@ int remo_force(remo_value v, remo_value *out)
 		start += dict ? n / 2 : n;
 		if (n < (dict ? REMO_FORCE_CHUNK / 2 * 2 : REMO_FORCE_CHUNK) || n == 0)
 			break;
+		/* a peer that never stops sending full chunks is not a list */
+		if (start > REMO_MAX_FORCE) {
+			remo_value_release(copy);
+			return remo__raisef("LimitError", "force: more than %u items",
+			                    (unsigned)REMO_MAX_FORCE);
+		}
 	}
 	*out = copy;
 	return REMO_OK;

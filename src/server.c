@@ -51,6 +51,7 @@ struct remo_server {
 	struct srv_session *sessions;
 	unsigned nsessions;
 	int wake[2];          /* the stop pipe */
+	pthread_cond_t stopped; /* remo_server_run has returned */
 	atomic_bool stopping;
 	bool running;
 };
@@ -77,6 +78,7 @@ remo_server *remo_server_new(remo_exports *exports,
 		return NULL;
 	}
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->stopped, NULL);
 	if (status)
 		*status = REMO_OK;
 	return srv;
@@ -253,11 +255,12 @@ int remo_server_run(remo_server *srv)
 			pthread_join(l->thread, NULL);
 		l->running = false;
 	}
-	/* close every session: each serve returns, each thread ends */
-	pthread_mutex_lock(&srv->lock);
+	/* close every session: each serve returns, each thread ends.  The
+	 * list is only changed by reap, which now only this thread calls
+	 * (the accept threads are joined), so it is walked without the lock:
+	 * a close may wait, and session threads need the lock to finish. */
 	for (struct srv_session *ss = srv->sessions; ss; ss = ss->next)
 		remo_session_close(ss->s);
-	pthread_mutex_unlock(&srv->lock);
 	for (;;) {
 		pthread_mutex_lock(&srv->lock);
 		bool empty = srv->sessions == NULL;
@@ -274,6 +277,7 @@ int remo_server_run(remo_server *srv)
 	}
 	pthread_mutex_lock(&srv->lock);
 	srv->running = false;
+	pthread_cond_broadcast(&srv->stopped);
 	pthread_mutex_unlock(&srv->lock);
 	return REMO_OK;
 }
@@ -300,17 +304,22 @@ void remo_server_free(remo_server *srv)
 {
 	if (srv == NULL)
 		return;
+	/* remo_server_run may still be running in another thread: stop it
+	 * and wait until it has let go of everything freed below */
+	pthread_mutex_lock(&srv->lock);
 	if (srv->running) {
 		remo_server_stop(srv);
-		/* remo_server_run is still unwinding in another thread: its
-		 * caller must join it before freeing */
+		while (srv->running)
+			pthread_cond_wait(&srv->stopped, &srv->lock);
 	}
+	pthread_mutex_unlock(&srv->lock);
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		srv->listeners[i].ops->fini_listener(srv->listeners[i].state);
 		remo__free(srv->listeners[i].state);
 	}
 	close(srv->wake[0]);
 	close(srv->wake[1]);
+	pthread_cond_destroy(&srv->stopped);
 	pthread_mutex_destroy(&srv->lock);
 	remo__free(srv);
 }

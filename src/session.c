@@ -100,12 +100,12 @@ struct remo_session {
 	remo_channel ch;
 	remo_exports *exports;
 	remo_session_opts opts;
-	size_t peer_max_message;
+	_Atomic size_t peer_max_message; /* written by the reader, read by senders */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int status;            /* REMO_OK while open */
-	bool reading;
+	atomic_bool reading;   /* written under lock; the lease thread peeks */
 	bool hello_seen;
 	uint64_t next_reqid;
 	uint64_t next_id;
@@ -572,8 +572,10 @@ static int shape_from_value(remo_session *s, uint32_t id, remo_value v,
 		}
 		for (size_t i = 0; i < nm; i++) {
 			remo_value m = remo_tuple_get(methods, i);
-			if (remo_tuple_len(m) != 3)
+			if (remo_tuple_len(m) != 3) {
+				rc = REMO_EPROTO; /* a method parsed before set rc */
 				goto out;
+			}
 			rc = shape_func_init(&t->methods[i], remo_tuple_get(m, 0),
 			                     remo_tuple_get(m, 1), remo_tuple_get(m, 2),
 			                     true);
@@ -1334,6 +1336,18 @@ static int wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 {
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
+		if (w->reply != NULL) {
+			*reply = w->reply;
+			w->reply = NULL;
+			pthread_mutex_unlock(&s->lock);
+			return REMO_OK;
+		}
+		/* an ended session serves nothing more, even what was queued */
+		if (s->status != REMO_OK) {
+			int st = s->status;
+			pthread_mutex_unlock(&s->lock);
+			return st;
+		}
 		struct msg *m = queue_pop(&w->head, &w->tail);
 		if (m == NULL && (w->reqid == 0 || s->nservers == 0))
 			m = queue_pop(&s->top_head, &s->top_tail);
@@ -1343,17 +1357,6 @@ static int wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 			serve(s, m);
 			pthread_mutex_lock(&s->lock);
 			continue;
-		}
-		if (w->reply != NULL) {
-			*reply = w->reply;
-			w->reply = NULL;
-			pthread_mutex_unlock(&s->lock);
-			return REMO_OK;
-		}
-		if (s->status != REMO_OK) {
-			int st = s->status;
-			pthread_mutex_unlock(&s->lock);
-			return st;
 		}
 		int64_t left = deadline < 0 ? -1 : deadline - now_ms();
 		if (deadline >= 0 && left <= 0) {
@@ -1387,7 +1390,9 @@ int remo_session_serve(remo_session *s, int timeout_ms)
 	pthread_mutex_unlock(&s->lock);
 	int rc = wait_for(s, &w, deadline, &none);
 	pthread_mutex_lock(&s->lock);
-	s->nservers--;
+	/* with no server left, callers serve the top-level queue: wake them */
+	if (--s->nservers == 0)
+		pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -1436,8 +1441,10 @@ int remo__session_request(remo_session *s, int op, remo_value target,
 	remo__map_del(&s->pending, w.reqid);
 	/* requests for a call that gave up go to whoever serves */
 	struct msg *m;
-	while ((m = queue_pop(&w.head, &w.tail)) != NULL)
+	while ((m = queue_pop(&w.head, &w.tail)) != NULL) {
 		queue_push(&s->top_head, &s->top_tail, m);
+		pthread_cond_broadcast(&s->cond); /* someone must serve it */
+	}
 	if (w.reply != NULL && reply == NULL)
 		reply = w.reply;
 	pthread_mutex_unlock(&s->lock);
@@ -1508,7 +1515,7 @@ static void *lease_main(void *arg)
 			 * nobody reading it (all its threads busy in calls, or
 			 * an idle client), so that a peer that died is noticed
 			 * within a tick instead of when a call returns. */
-			bool unread = !__atomic_load_n(&s->reading, __ATOMIC_RELAXED);
+			bool unread = !atomic_load(&s->reading);
 			if (now - atomic_load(&s->last_send_ms) < T &&
 			    now - atomic_load(&s->last_recv_ms) < 3 * T && !unread)
 				continue;
@@ -1656,7 +1663,11 @@ void remo_session_close(remo_session *s)
 	pthread_mutex_lock(&s->lock);
 	bool open = s->status == REMO_OK;
 	pthread_mutex_unlock(&s->lock);
-	if (open) {
+	/* A BYE is a courtesy: if a send is stuck (a peer that stopped
+	 * reading), closing the channel below is what unsticks it, so do
+	 * not wait behind it for the send lock. */
+	if (open && pthread_mutex_trylock(&s->send_lock) == 0) {
+		pthread_mutex_unlock(&s->send_lock);
 		int64_t bye[1] = {MSG_BYE};
 		send_msg(s, bye, 1, NULL, 0);
 	}

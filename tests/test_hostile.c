@@ -63,6 +63,8 @@ struct rec {
 	struct frame **sent; /* every frame the session sent, in order   */
 	size_t nsent, capsent;
 	size_t late_sends;   /* send attempts after close                */
+	atomic_bool stuck;   /* sends block until close: a peer that has
+	                        stopped reading                           */
 };
 
 /* The script is shared with remo's lease thread in the flood test. */
@@ -85,6 +87,8 @@ static struct frame *frame_new(const void *p, size_t n)
 static int rec_send(void *user, const void *msg, size_t n)
 {
 	struct rec *r = user;
+	while (atomic_load(&r->stuck) && !r->closed_here)
+		usleep(1000); /* as a full socket buffer would hold it */
 	if (r->closed_here) {
 		r->late_sends++;
 		return REMO_ECLOSED;
@@ -134,6 +138,7 @@ static void rec_close(void *user)
 {
 	struct rec *r = user;
 	r->closed_here = true;
+	atomic_store(&r->stuck, false);
 }
 
 static void rec_destroy(void *user)
@@ -1280,6 +1285,70 @@ static void a_shape_sent_twice_ends_the_session(void **state)
 	assert_int_equal(serve(fx), REMO_EPROTO);
 }
 
+/* A type shape whose second method entry is malformed: the first one
+ * parsing must not make the whole shape pass. */
+static void a_shape_with_a_bad_method_ends_the_session(void **state)
+{
+	struct fx *fx = *state;
+	push_hello(fx);
+	remo_buf b = {0};
+	remo_value methods = remo_tuple_of(2,
+		remo_tuple_of(3, remo_str("m"), remo_str("v()"), remo_str("")),
+		remo_int(5));
+	remo_value shape = remo_tuple_of(6, remo_str("T"), remo_str("X"),
+	                                 remo_int(0), remo_str(""), remo_tuple(0),
+	                                 methods);
+	remo__wire_put_array(&b, 3);
+	remo__wire_put_int(&b, SHAPE);
+	remo__wire_put_int(&b, 100);
+	assert_int_equal(remo_pack(shape, &b), REMO_OK);
+	remo_value_release(shape);
+	push_buf(fx, &b);
+	assert_int_equal(serve(fx), REMO_EPROTO);
+}
+
+struct closer {
+	remo_session *s;
+	atomic_bool done;
+};
+
+static void *close_it(void *arg)
+{
+	struct closer *c = arg;
+	remo_session_close(c->s);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+static void *serve_it(void *arg)
+{
+	remo_session_serve(arg, 2000);
+	return NULL;
+}
+
+/* A reply stuck in send (the peer stopped reading) must not make close
+ * wait for it: closing the channel is what unsticks it. */
+static void close_does_not_wait_behind_a_stuck_send(void **state)
+{
+	struct fx *fx = *state;
+	push_hello(fx);
+	push_lookup(fx, 1, "add");
+	atomic_store(&fx->r->stuck, true);
+	pthread_t server, closer;
+	pthread_create(&server, NULL, serve_it, fx->s);
+	usleep(100 * 1000); /* the reply is stuck in send now */
+	struct closer c = {fx->s, false};
+	pthread_create(&closer, NULL, close_it, &c);
+	for (int i = 0; i < 300 && !atomic_load(&c.done); i++)
+		usleep(10 * 1000);
+	bool closed = atomic_load(&c.done);
+	atomic_store(&fx->r->stuck, false); /* let a broken run finish */
+	pthread_join(closer, NULL);
+	pthread_join(server, NULL);
+	assert_true(closed);
+	assert_int_equal(remo_session_status(fx->s), REMO_ECLOSED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1308,6 +1377,8 @@ int main(void)
 		T(failed_reply_does_not_pin_objects),
 		T(a_flood_of_requests_ends_the_session),
 		T(a_shape_sent_twice_ends_the_session),
+		T(a_shape_with_a_bad_method_ends_the_session),
+		T(close_does_not_wait_behind_a_stuck_send),
 #undef T
 	};
 	return cmocka_run_group_tests_name("hostile", tests, group_setup,

@@ -562,6 +562,35 @@ static void a_hundred_client_processes_with_callbacks(void **state)
 	assert_int_equal(ok, N);
 }
 
+static void *run_server(void *arg)
+{
+	remo_server_run(arg);
+	return NULL;
+}
+
+/* remo_server_free from another thread while remo_server_run runs: it
+ * stops the server and waits for run to let go (valgrind and ASan check
+ * that nothing is used after it is freed). */
+static void a_server_freed_while_it_runs(void **state)
+{
+	struct fx *f = *state;
+	int rc;
+	remo_exports *ex = remo_exports_new();
+	remo_server *srv = remo_server_new(ex, NULL, &rc);
+	char bound[512];
+	assert_int_equal(remo_server_listen(srv, f->listen, bound, sizeof bound),
+	                 REMO_OK);
+	pthread_t th;
+	pthread_create(&th, NULL, run_server, srv);
+	remo_session *s = connect_ok(bound);
+	remo_server_free(srv);
+	pthread_join(th, NULL);
+	remo_value v;
+	assert_int_not_equal(remo_lookup(s, "x", &v), REMO_OK);
+	remo_session_free(s);
+	remo_exports_free(ex);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -577,6 +606,7 @@ int main(void)
 		T(an_idle_leased_session_stays_and_a_stopped_server_is_lost),
 		T(a_stopped_client_is_released_by_the_server),
 		T(a_hundred_client_processes_with_callbacks),
+		T(a_server_freed_while_it_runs),
 	};
 #undef T
 	int failed = 0;

@@ -724,6 +724,7 @@ REMO_API int remo_contains(remo_value v, remo_value key, bool *out);
  * that are themselves lists, dicts or objects stay references.
  */
 #define REMO_FORCE_CHUNK 4096
+#define REMO_MAX_FORCE (1u << 24) /* items: past it, LimitError */
 REMO_API int remo_force(remo_value v, remo_value *out);
 
 /* Iteration over a list or dict (its keys), local or remote (fetched in

@@ -152,6 +152,9 @@ REMO_API int remo_server_run(remo_server *srv);
 REMO_API void remo_server_stop(remo_server *srv);
 /* remo_server_sessions: sessions being served now. */
 REMO_API unsigned remo_server_sessions(remo_server *srv);
+/* remo_server_free: if remo_server_run is running in another thread,
+ * stops it and waits for it to return first; that thread must not use
+ * srv after remo_server_run returns. */
 REMO_API void remo_server_free(remo_server *srv);
 
 #ifdef __cplusplus
