@@ -864,6 +864,8 @@ static int send_preamble(remo_session *s)
 			rc = remo__map_put(&s->shapes_out, id, (void *)1);
 	}
 	s->nshape_queue = 0;
+	if (rc != REMO_OK)
+		return rc; /* the release batch waits for a message that goes */
 
 	pthread_mutex_lock(&s->lock);
 	uint64_t *rel = s->releases;
@@ -871,17 +873,23 @@ static int send_preamble(remo_session *s)
 	s->releases = NULL;
 	s->nreleases = s->capreleases = 0;
 	pthread_mutex_unlock(&s->lock);
-	if (n != 0 && rc == REMO_OK) {
+
+	/* In messages that fit the peer's limit: a pair takes at most 18
+	 * bytes (two uint64), the header at most 8. */
+	size_t per = (atomic_load(&s->peer_max_message) - 8) / 18;
+	for (size_t at = 0; rc == REMO_OK && at < n;) {
+		size_t k = n - at > 2 * per ? 2 * per : n - at;
 		s->shapebuf.len = 0;
 		rc = remo__wire_put_array(&s->shapebuf, 2);
 		if (rc == REMO_OK)
 			rc = remo__wire_put_int(&s->shapebuf, MSG_RELEASE);
 		if (rc == REMO_OK)
-			rc = remo__wire_put_array(&s->shapebuf, (uint32_t)n);
-		for (size_t i = 0; rc == REMO_OK && i < n; i++)
-			rc = remo__wire_put_int(&s->shapebuf, (int64_t)rel[i]);
+			rc = remo__wire_put_array(&s->shapebuf, (uint32_t)k);
+		for (size_t i = 0; rc == REMO_OK && i < k; i++)
+			rc = remo__wire_put_int(&s->shapebuf, (int64_t)rel[at + i]);
 		if (rc == REMO_OK)
 			rc = send_raw(s, &s->shapebuf);
+		at += k;
 	}
 	remo__free(rel);
 	return rc;

@@ -1349,6 +1349,40 @@ static void close_does_not_wait_behind_a_stuck_send(void **state)
 	assert_int_equal(remo_session_status(fx->s), REMO_ECLOSED);
 }
 
+/* Releases are split to fit a peer's small max_message (a batch of 12
+ * pairs is more than 64 bytes); none is lost. */
+static void releases_fit_a_small_peer_limit(void **state)
+{
+	struct fx *fx = *state;
+	int64_t hello[4] = {HELLO, 1, 64, REMO_DEFAULT_MAX_CALL_DEPTH};
+	push_ints(fx, 4, hello);
+	/* a LOOKUP whose unused argument holds 12 of the peer's lists: the
+	 * session makes 12 proxies and drops them after serving */
+	remo_buf m = {0};
+	req_begin(&m, 1, 1, OP_LOOKUP, REMO_NIL, 0);
+	assert_int_equal(remo__wire_put_str(&m, "nothing", 7), REMO_OK);
+	assert_int_equal(remo__wire_put_array(&m, 12), REMO_OK);
+	/* ids that take 5 bytes each: one batch of 24 ints is over 64 */
+	for (uint64_t id = 1000000; id < 1000012; id++)
+		assert_int_equal(remo__put_ref(&m, REMO_OBJECT, id, false,
+		                               REMO__SHAPE_LIST), REMO_OK);
+	push_buf(fx, &m);
+	push_lookup(fx, 2, "nothing"); /* a message after: it carries them */
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	assert_true(has_answer(fx, 1));
+	assert_true(has_answer(fx, 2));
+	size_t pairs = 0;
+	for (size_t i = 0; i < fx->r->nsent; i++) {
+		assert_true(fx->r->sent[i]->n <= 64);
+		if (frame_type(fx, i) == RELEASE) {
+			remo_value r = frame_at(fx, i);
+			pairs += remo_tuple_len(remo_tuple_get(r, 1)) / 2;
+			remo_value_release(r);
+		}
+	}
+	assert_int_equal(pairs, 12);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1379,6 +1413,7 @@ int main(void)
 		T(a_shape_sent_twice_ends_the_session),
 		T(a_shape_with_a_bad_method_ends_the_session),
 		T(close_does_not_wait_behind_a_stuck_send),
+		T(releases_fit_a_small_peer_limit),
 #undef T
 	};
 	return cmocka_run_group_tests_name("hostile", tests, group_setup,

@@ -154,7 +154,8 @@ REMO_API void remo_server_stop(remo_server *srv);
 REMO_API unsigned remo_server_sessions(remo_server *srv);
 /* remo_server_free: if remo_server_run is running in another thread,
  * stops it and waits for it to return first; that thread must not use
- * srv after remo_server_run returns. */
+ * srv after remo_server_run returns.  (Freeing a server whose run has
+ * not started yet is the caller's race, as with any object.) */
 REMO_API void remo_server_free(remo_server *srv);
 
 #ifdef __cplusplus
