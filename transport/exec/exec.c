@@ -384,13 +384,25 @@ static int exec_read_some(struct exec_conn *c)
 		if (c->body_len > EXEC_MAX_MESSAGE)
 			return REMO_EPROTO;
 		c->body.len = 0;
-		if (remo_buf_reserve(&c->body, c->body_len) != REMO_OK)
+		/* memory follows the bytes that came, not the length a peer
+		 * announced: a hostile 4-byte header costs no 64 MiB */
+		if (remo_buf_reserve(&c->body, c->body_len < (1u << 20)
+		                                   ? c->body_len : (1u << 20))
+		    != REMO_OK)
 			return REMO_ENOMEM;
 		if (c->body_len == 0)
 			return REMO_OK;
 	}
+	/* grow by at most what already came (doubling), never to the
+	 * announced length in one step */
+	size_t left = c->body_len - c->body.len;
+	size_t step = c->body.len > (1u << 20) ? c->body.len : (1u << 20);
+	if (c->body.cap == c->body.len &&
+	    remo_buf_reserve(&c->body, left < step ? left : step) != REMO_OK)
+		return REMO_ENOMEM;
+	size_t room = c->body.cap - c->body.len;
 	ssize_t r = read(c->fd, c->body.data + c->body.len,
-	                 c->body_len - c->body.len);
+	                 left < room ? left : room);
 	if (r <= 0)
 		return r < 0 && errno == EINTR ? REMO_ETIMEDOUT : -1;
 	c->body.len += (size_t)r;
