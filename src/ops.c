@@ -21,12 +21,19 @@ static bool ops_is_proxy(remo_value v)
 	return remo__is_ref(v.kind) && REMO__REF(v)->owner != NULL;
 }
 
+/* This thread's timeout for the operation under way (remo_call_with). */
+static _Thread_local int ops_timeout_ms;
+
 static int ops_request(remo_value target, int op, remo_value a,
                        remo_value b, remo_value *out)
 {
 	remo_value ignored;
-	return remo__session_request(REMO__REF(target)->owner, op, target, a, b,
-	                             out ? out : &ignored);
+	/* taken by this request alone: callbacks served while it waits run
+	 * their own operations with their own (default) timeouts */
+	int t = ops_timeout_ms;
+	ops_timeout_ms = 0;
+	return remo__session_request_timed(REMO__REF(target)->owner, op, target,
+	                                   a, b, t, out ? out : &ignored);
 }
 
 static int ops_no_attr(remo_value obj, const char *name)
@@ -172,6 +179,31 @@ int remo_call(remo_value fn, remo_value args, remo_value *out)
 	if (r->func == NULL || r->func->fn == NULL)
 		return remo__raisef("TypeError", "not a callable remo can call");
 	return remo__func_call(r->func, NULL, args, out);
+}
+
+/*
+ * The _with forms set the timeout for the one request they make, through
+ * a per-thread value that ops_request takes (resetting it), so nested
+ * operations (callbacks served meanwhile) keep their own; restored after.
+ */
+int remo_call_with(remo_value fn, remo_value args, const remo_call_opts *o,
+                   remo_value *out)
+{
+	int saved = ops_timeout_ms;
+	ops_timeout_ms = o ? o->timeout_ms : 0;
+	int rc = remo_call(fn, args, out);
+	ops_timeout_ms = saved;
+	return rc;
+}
+
+int remo_call_method_with(remo_value obj, const char *name, remo_value args,
+                          const remo_call_opts *o, remo_value *out)
+{
+	int saved = ops_timeout_ms;
+	ops_timeout_ms = o ? o->timeout_ms : 0;
+	int rc = remo_call_method(obj, name, args, out);
+	ops_timeout_ms = saved;
+	return rc;
 }
 
 int remo_call_method(remo_value obj, const char *name, remo_value args,

@@ -274,6 +274,11 @@ enum {
  * Failures are raised (remo_last_error) and returned as a status. */
 int remo__session_request(struct remo_session *s, int op, remo_value target,
                           remo_value a, remo_value b, remo_value *out);
+/* remo__session_request_timed: the same with this call's timeout (0:
+ * the session's timeout_ms; -1: none). */
+int remo__session_request_timed(struct remo_session *s, int op,
+                                remo_value target, remo_value a, remo_value b,
+                                int timeout_ms, remo_value *out);
 /* remo__chunk: up to REMO_FORCE_CHUNK items of a local list from start
  * (a dict: key, value, key, value...) as a new tuple. */
 int remo__chunk(remo_value v, size_t start, remo_value *out);

@@ -1410,6 +1410,13 @@ int remo_session_serve(remo_session *s, int timeout_ms)
 int remo__session_request(remo_session *s, int op, remo_value target,
                           remo_value a, remo_value b, remo_value *out)
 {
+	return remo__session_request_timed(s, op, target, a, b, 0, out);
+}
+
+int remo__session_request_timed(remo_session *s, int op, remo_value target,
+                                remo_value a, remo_value b, int timeout_ms,
+                                remo_value *out)
+{
 	struct serving *ctx = tls_serving;
 	uint64_t cause = 0, depth = 1;
 	*out = remo_nil();
@@ -1440,8 +1447,9 @@ int remo__session_request(remo_session *s, int op, remo_value target,
 	rc = send_msg(s, ints, 5, vals, 3);
 	struct msg *reply = NULL;
 	if (rc == REMO_OK) {
-		int64_t deadline = s->opts.timeout_ms < 0
-		                   ? -1 : now_ms() + s->opts.timeout_ms;
+		/* 0: the session's default; -1: none; else this call's */
+		int t = timeout_ms != 0 ? timeout_ms : s->opts.timeout_ms;
+		int64_t deadline = t < 0 ? -1 : now_ms() + t;
 		rc = wait_for(s, &w, deadline, &reply);
 	}
 

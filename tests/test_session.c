@@ -924,6 +924,34 @@ static void a_peer_gone_during_a_long_call_is_noticed_at_once(void **state)
 	assert_int_equal(b.rc, REMO_ECLOSED);
 }
 
+static void a_per_call_timeout(void **state)
+{
+	struct pair *p = *state;
+	remo_value slow_fn = lookup(p, "slow"), f = lookup(p, "add_ints"), out;
+	remo_value args = remo_tuple_of(1, remo_int(400));
+	remo_call_opts quick = {.timeout_ms = 100};
+	expect_fail(remo_call_with(slow_fn, args, &quick, &out), REMO_ETIMEDOUT,
+	            "TimeoutError", NULL);
+	remo_value_release(args);
+	usleep(450 * 1000); /* the late reply arrives meanwhile, dropped */
+	/* the next call, with no timeout of its own, waits as long as it
+	 * takes (the session has none) and gets its own reply */
+	args = remo_tuple_of(2, remo_int(40), remo_int(2));
+	assert_int_equal(remo_call(f, args, &out), REMO_OK);
+	assert_int_equal(out.as.i, 42);
+	remo_value_release(args);
+	/* a method with a generous timeout succeeds */
+	remo_value calc = lookup(p, "calc");
+	remo_call_opts ample = {.timeout_ms = 5000};
+	args = remo_tuple_of(1, remo_double(1));
+	assert_int_equal(remo_call_method_with(calc, "add", args, &ample, &out),
+	                 REMO_OK);
+	remo_value_release(args);
+	remo_value_release(calc);
+	remo_value_release(f);
+	remo_value_release(slow_fn);
+}
+
 static void a_timeout_fails_the_call_and_drops_the_late_reply(void **state)
 {
 	struct pair *p = *state;
@@ -963,6 +991,7 @@ int main(void)
 		T(replies_go_to_the_thread_that_asked),
 		T(a_pending_call_fails_with_peer_lost),
 		T(closing_here_fails_later_calls_with_closed),
+		T(a_per_call_timeout),
 		cmocka_unit_test_setup_teardown(
 			a_timeout_fails_the_call_and_drops_the_late_reply,
 			pair_setup_timeout, pair_teardown),

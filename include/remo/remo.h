@@ -713,6 +713,22 @@ REMO_API int remo_setattr(remo_value obj, const char *name, remo_value val);
 REMO_API int remo_call(remo_value fn, remo_value args, remo_value *out);
 REMO_API int remo_call_method(remo_value obj, const char *name,
                               remo_value args, remo_value *out);
+
+/*
+ * Per-call options.  timeout_ms: 0 uses the session's timeout_ms, -1
+ * waits for ever, more than 0 fails this call with REMO_ETIMEDOUT
+ * (TimeoutError) after that long; its late reply is dropped.  There is
+ * no hidden short default.
+ */
+typedef struct remo_call_opts {
+	int timeout_ms;
+} remo_call_opts;
+REMO_API int remo_call_with(remo_value fn, remo_value args,
+                            const remo_call_opts *opts, remo_value *out);
+REMO_API int remo_call_method_with(remo_value obj, const char *name,
+                                   remo_value args,
+                                   const remo_call_opts *opts,
+                                   remo_value *out);
 REMO_API int remo_len(remo_value v, size_t *out);
 REMO_API int remo_getitem(remo_value v, remo_value key, remo_value *out);
 REMO_API int remo_setitem(remo_value v, remo_value key, remo_value val);
