@@ -676,9 +676,11 @@ REMO_API remo_session *remo_session_new(const remo_channel *ch,
 REMO_API int remo_session_serve(remo_session *s, int timeout_ms);
 
 /*
- * remo_session_close: ends the session in order: tells the peer, fails
- * every pending call with REMO_ECLOSED, releases every reference the
- * peer held.  Safe to call more than once and from any thread.
+ * remo_session_close: ends the session in order: tells the peer (unless
+ * a send is stuck on a peer that stopped reading: then closing the
+ * channel is what frees it), fails every pending call with
+ * REMO_ECLOSED, releases every reference the peer held.  Safe to call
+ * more than once and from any thread.
  */
 REMO_API void remo_session_close(remo_session *s);
 
