@@ -82,6 +82,42 @@ typedef struct remo_transport_ops {
 	void (*fini_listener)(void *lst);
 } remo_transport_ops;
 
+/* ---- framing, for transports over a stream descriptor ----------------- */
+
+/*
+ * A message on a stream (a socket, a pipe, a socketpair) is a frame: a
+ * 4-byte big-endian length, then the bytes.  The stream and exec
+ * transports use these; so can any plugin.
+ *
+ * remo_frame_send: writes one frame to fd, resuming partial writes,
+ * without raising SIGPIPE.  REMO_OK, REMO_ETOOBIG (n > max), or
+ * REMO_EPEERLOST when the write fails (the plugin turns that into
+ * REMO_ECLOSED if it closed the descriptor itself).
+ */
+REMO_API int remo_frame_send(int fd, const void *msg, size_t n, size_t max);
+
+/* A frame being received, kept across calls that time out.  Zero-fill
+ * to start; remo_frame_rx_free to end. */
+typedef struct remo_frame_rx {
+	unsigned char hdr[4];
+	size_t hdr_got;
+	remo_buf body;
+	size_t body_len;
+} remo_frame_rx;
+
+/*
+ * remo_frame_recv: waits up to timeout_ms (-1: forever, 0: one look) for
+ * one whole frame and appends it to out (handing rx's buffer over when
+ * out is empty).  A length over max is refused before anything is
+ * allocated (REMO_EPROTO); memory grows with the bytes that came, not
+ * the length announced.  REMO_OK, REMO_ETIMEDOUT (a partial frame stays
+ * in rx), REMO_EPEERLOST at end of stream or on an error, REMO_EPROTO,
+ * REMO_ENOMEM.
+ */
+REMO_API int remo_frame_recv(int fd, remo_frame_rx *rx, remo_buf *out,
+                             int timeout_ms, size_t max);
+REMO_API void remo_frame_rx_free(remo_frame_rx *rx);
+
 /*
  * remo_transport_register: makes a transport compiled into the program
  * available for its schemes (checked as a module would be).  Registered

@@ -35,7 +35,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,11 +46,7 @@ struct stream_conn {
 	int fd;
 	bool open;   /* fd is ours (the state starts zeroed: fd 0 is valid) */
 	atomic_bool closed;
-	/* a message being received, kept across recv calls that time out */
-	unsigned char hdr[4];
-	size_t hdr_got;
-	remo_buf body;
-	size_t body_len;
+	remo_frame_rx rx; /* a frame being received, kept across timeouts */
 };
 
 struct stream_listener {
@@ -219,130 +214,22 @@ static int stream_send(void *state, const void *msg, size_t n)
 	struct stream_conn *c = state;
 	if (atomic_load(&c->closed))
 		return REMO_ECLOSED;
-	if (n > STREAM_MAX_MESSAGE)
-		return REMO_ETOOBIG;
-	unsigned char hdr[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
-	                        (unsigned char)(n >> 8), (unsigned char)n};
-	struct iovec iov[2] = {{hdr, 4}, {(void *)msg, n}};
-	struct msghdr mh = {0};
-	mh.msg_iov = iov;
-	mh.msg_iovlen = 2;
-	size_t left = 4 + n;
-	while (left > 0) {
-		/* MSG_NOSIGNAL: a vanished peer is EPIPE, not a SIGPIPE death */
-		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return atomic_load(&c->closed) ? REMO_ECLOSED : REMO_EPEERLOST;
-		}
-		left -= (size_t)w;
-		while (w > 0 && mh.msg_iovlen > 0) {
-			size_t take = (size_t)w < mh.msg_iov->iov_len
-			              ? (size_t)w : mh.msg_iov->iov_len;
-			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + take;
-			mh.msg_iov->iov_len -= take;
-			w -= (ssize_t)take;
-			if (mh.msg_iov->iov_len == 0) {
-				mh.msg_iov++;
-				mh.msg_iovlen--;
-			}
-		}
-	}
-	return REMO_OK;
-}
-
-static int64_t stream_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Reads what is there into the message being received.  REMO_OK when a
- * whole message is in c->body, EAGAIN-like REMO_ETIMEDOUT when more is
- * needed, or the end. */
-static int stream_read_some(struct stream_conn *c)
-{
-	if (c->hdr_got < 4) {
-		ssize_t r = read(c->fd, c->hdr + c->hdr_got, 4 - c->hdr_got);
-		if (r <= 0)
-			return r < 0 && errno == EINTR ? REMO_ETIMEDOUT : -1;
-		c->hdr_got += (size_t)r;
-		if (c->hdr_got < 4)
-			return REMO_ETIMEDOUT;
-		c->body_len = (size_t)c->hdr[0] << 24 | (size_t)c->hdr[1] << 16 |
-		              (size_t)c->hdr[2] << 8 | c->hdr[3];
-		/* refused before a byte is allocated for it */
-		if (c->body_len > STREAM_MAX_MESSAGE)
-			return REMO_EPROTO;
-		c->body.len = 0;
-		/* memory follows the bytes that came, not the length a peer
-		 * announced: a hostile 4-byte header costs no 64 MiB */
-		if (remo_buf_reserve(&c->body, c->body_len < (1u << 20)
-		                                   ? c->body_len : (1u << 20))
-		    != REMO_OK)
-			return REMO_ENOMEM;
-		if (c->body_len == 0)
-			return REMO_OK;
-	}
-	/* grow by at most what already came (doubling), never to the
-	 * announced length in one step */
-	size_t left = c->body_len - c->body.len;
-	size_t step = c->body.len > (1u << 20) ? c->body.len : (1u << 20);
-	if (c->body.cap == c->body.len &&
-	    remo_buf_reserve(&c->body, left < step ? left : step) != REMO_OK)
-		return REMO_ENOMEM;
-	size_t room = c->body.cap - c->body.len;
-	ssize_t r = read(c->fd, c->body.data + c->body.len,
-	                 left < room ? left : room);
-	if (r <= 0)
-		return r < 0 && errno == EINTR ? REMO_ETIMEDOUT : -1;
-	c->body.len += (size_t)r;
-	return c->body.len == c->body_len ? REMO_OK : REMO_ETIMEDOUT;
+	int rc = remo_frame_send(c->fd, msg, n, STREAM_MAX_MESSAGE);
+	if (rc == REMO_EPEERLOST && atomic_load(&c->closed))
+		rc = REMO_ECLOSED;
+	return rc;
 }
 
 static int stream_recv(void *state, remo_buf *out, int timeout_ms)
 {
 	struct stream_conn *c = state;
-	int64_t deadline = timeout_ms < 0 ? -1 : stream_now_ms() + timeout_ms;
-	for (;;) {
-		if (atomic_load(&c->closed))
-			return REMO_ECLOSED;
-		int wait = deadline < 0 ? -1 : (int)(deadline - stream_now_ms());
-		if (deadline >= 0 && wait < 0)
-			wait = 0;
-		struct pollfd p = {c->fd, POLLIN, 0};
-		int n = poll(&p, 1, wait);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (atomic_load(&c->closed))
-			return REMO_ECLOSED;
-		if (n == 0)
-			return REMO_ETIMEDOUT; /* a partial message waits in c */
-		int rc = stream_read_some(c);
-		if (rc == REMO_ETIMEDOUT)
-			continue;
-		if (rc == -1)
-			return atomic_load(&c->closed) ? REMO_ECLOSED : REMO_EPEERLOST;
-		if (rc != REMO_OK)
-			return rc;
-		/* a whole message: hand it over without copying when we can */
-		if (out->len == 0) {
-			remo_buf done = c->body;
-			c->body = *out;
-			*out = done;
-			c->body.len = 0;
-		} else {
-			if (remo_buf_reserve(out, c->body.len) != REMO_OK)
-				return REMO_ENOMEM;
-			memcpy(out->data + out->len, c->body.data, c->body.len);
-			out->len += c->body.len;
-		}
-		c->hdr_got = 0;
-		c->body_len = 0;
-		return REMO_OK;
-	}
+	if (atomic_load(&c->closed))
+		return REMO_ECLOSED;
+	int rc = remo_frame_recv(c->fd, &c->rx, out, timeout_ms, STREAM_MAX_MESSAGE);
+	/* close shuts the socket down, which wakes the poll as an EOF */
+	if (rc == REMO_EPEERLOST && atomic_load(&c->closed))
+		rc = REMO_ECLOSED;
+	return rc;
 }
 
 static void stream_close(void *state)
@@ -358,7 +245,7 @@ static void stream_fini(void *state)
 	struct stream_conn *c = state;
 	if (c->open)
 		close(c->fd);
-	remo_buf_free(&c->body);
+	remo_frame_rx_free(&c->rx);
 }
 
 /* ==== listening ========================================================== */
