@@ -117,6 +117,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "counting.h"
 
 #define CLIENT_CPU 0
 #define OTHER_CPU 1
@@ -469,49 +470,6 @@ static void print_placement(const char *when)
 
 /* ==== remo sessions ====================================================== */
 
-/* A channel that counts what passes, as bench_session's: one writer per
- * direction, read while the client is idle. */
-struct counting {
-	remo_channel inner;
-	uint64_t sent_msgs, sent_bytes, recv_msgs, recv_bytes;
-};
-
-static int counting_send(void *user, const void *msg, size_t n)
-{
-	struct counting *c = user;
-	int rc = c->inner.send(c->inner.user, msg, n);
-	if (rc == REMO_OK) {
-		c->sent_msgs++;
-		c->sent_bytes += n;
-	}
-	return rc;
-}
-
-static int counting_recv(void *user, remo_buf *msg, int timeout_ms)
-{
-	struct counting *c = user;
-	size_t before = msg->len;
-	int rc = c->inner.recv(c->inner.user, msg, timeout_ms);
-	if (rc == REMO_OK) {
-		c->recv_msgs++;
-		c->recv_bytes += msg->len - before;
-	}
-	return rc;
-}
-
-static void counting_close(void *user)
-{
-	struct counting *c = user;
-	c->inner.close(c->inner.user);
-}
-
-static void counting_destroy(void *user)
-{
-	struct counting *c = user;
-	c->inner.destroy(c->inner.user);
-	free(c);
-}
-
 struct rsess {
 	remo_session *s;
 	struct counting *counts;
@@ -542,11 +500,7 @@ static void rsess_open(struct rsess *r, const char *url)
 		die_remo(url, rc);
 	if ((rc = remo_channel_connect(url, 5000, &ch)) != REMO_OK)
 		die_remo(url, rc);
-	if ((r->counts = calloc(1, sizeof *r->counts)) == NULL)
-		die("out of memory");
-	r->counts->inner = ch;
-	remo_channel cc = {counting_send, counting_recv, counting_close,
-	                   counting_destroy, r->counts};
+	remo_channel cc = counting_wrap(ch, &r->counts);
 	remo_session_opts o = {0};
 	o.lease_ms = REMO_DEFAULT_LEASE_MS;
 	o.spin_us = getenv("REMO_SPIN_US") ? atoi(getenv("REMO_SPIN_US")) : 20;
