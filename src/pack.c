@@ -223,12 +223,7 @@ int remo__pack_with(remo_value v, remo_buf *out, const remo__codec *c)
 
 int remo_pack(remo_value v, remo_buf *out)
 {
-	struct pack_state st = {out, 0, NULL};
-	size_t mark = out->len;
-	int rc = pack_value(&st, v, 0);
-	if (rc != REMO_OK)
-		out->len = mark;
-	return rc;
+	return remo__pack_with(v, out, NULL);
 }
 
 void remo_buf_free(remo_buf *b)
