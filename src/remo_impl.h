@@ -286,7 +286,10 @@ int remo__chunk(remo_value v, size_t start, remo_value *out);
 struct remo__conn;
 struct remo__conn *remo__conn_alloc(const remo_transport_ops *t);
 void *remo__conn_state(struct remo__conn *c);
-const remo_transport_ops *remo__conn_ops(const struct remo__conn *c);
+/* remo__conn_session_opts: opts (may be NULL) with the defaults of a
+ * session over a transport: a lease, the spin, the transport's limit. */
+remo_session_opts remo__conn_session_opts(const struct remo__conn *c,
+                                          const remo_session_opts *opts);
 /* remo__conn_channel: the channel owns c from now on (destroy frees). */
 void remo__conn_channel(struct remo__conn *c, remo_channel *out);
 

@@ -177,15 +177,7 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 		ch.destroy(ch.user);
 		return;
 	}
-	remo_session_opts o = srv->opts.session;
-	if (o.lease_ms == 0)
-		o.lease_ms = REMO_DEFAULT_LEASE_MS;
-	if (o.spin_us == 0)
-		o.spin_us = remo__spin_us();
-	const remo_transport_ops *t = remo__conn_ops(c);
-	if (t->max_message != 0 &&
-	    (o.max_message == 0 || o.max_message > t->max_message))
-		o.max_message = t->max_message;
+	remo_session_opts o = remo__conn_session_opts(c, &srv->opts.session);
 	remo_session *s = remo_session_new(&ch, srv->exports, &o, &rc);
 	struct srv_session *ss = s ? remo__malloc(sizeof *ss) : NULL;
 	if (ss != NULL) {

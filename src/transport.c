@@ -262,15 +262,26 @@ void *remo__conn_state(struct remo__conn *c)
 	return c->state;
 }
 
-const remo_transport_ops *remo__conn_ops(const struct remo__conn *c)
-{
-	return c->ops;
-}
-
 void remo__conn_channel(struct remo__conn *c, remo_channel *out)
 {
 	*out = (remo_channel){conn_send, conn_recv, conn_close, conn_destroy,
 	                      c};
+}
+
+remo_session_opts remo__conn_session_opts(const struct remo__conn *c,
+                                          const remo_session_opts *opts)
+{
+	remo_session_opts o = opts ? *opts : (remo_session_opts){0};
+	if (o.lease_ms == 0)
+		o.lease_ms = REMO_DEFAULT_LEASE_MS;
+	if (o.spin_us == 0)
+		o.spin_us = remo__spin_us();
+	/* the transport's own limit bounds what the session may send */
+	const remo_transport_ops *t = c->ops;
+	if (t->max_message != 0 &&
+	    (o.max_message == 0 || o.max_message > t->max_message))
+		o.max_message = t->max_message;
+	return o;
 }
 
 int remo_channel_connect(const char *url, int timeout_ms, remo_channel *out)
@@ -301,16 +312,7 @@ int remo_connect(const char *url, int timeout_ms, remo_exports *exports,
 	int rc = remo_channel_connect(url, timeout_ms, &ch);
 	if (rc != REMO_OK)
 		return rc;
-	/* the transport's own limit bounds what the session may send */
-	remo_session_opts o = opts ? *opts : (remo_session_opts){0};
-	if (o.lease_ms == 0)
-		o.lease_ms = REMO_DEFAULT_LEASE_MS;
-	if (o.spin_us == 0)
-		o.spin_us = remo__spin_us();
-	const remo_transport_ops *t = remo__conn_ops(ch.user);
-	if (t->max_message != 0 &&
-	    (o.max_message == 0 || o.max_message > t->max_message))
-		o.max_message = t->max_message;
+	remo_session_opts o = remo__conn_session_opts(ch.user, opts);
 	*out = remo_session_new(&ch, exports, &o, &rc);
 	if (*out == NULL)
 		remo__fail(rc, url); /* the peer went before our hello did */
