@@ -47,6 +47,7 @@ static const struct {
 	{"OverflowError", "ArithmeticError"},
 	{"MemoryError", "Error"},
 	{"TimeoutError", "Error"},
+	{"CancelledError", "Error"},
 	{"ConnectionError", "Error"},
 	{"PeerLost", "ConnectionError"},
 	{"PermissionError", "Error"},

@@ -16,24 +16,89 @@
 
 #include <stdio.h>
 
-static bool ops_is_proxy(remo_value v)
+static bool ops_is_promise(remo_value v)
 {
-	return remo__is_ref(v.kind) && REMO__REF(v)->owner != NULL;
+	return remo__is_ref(v.kind) && REMO__REF(v)->promise != NULL;
 }
 
-/* This thread's timeout for the operation under way (remo_call_with). */
-static _Thread_local int ops_timeout_ms;
+/* A proxy, or a promise: what an operation sends as a request. */
+static bool ops_is_proxy(remo_value v)
+{
+	return remo__is_ref(v.kind) &&
+	       (REMO__REF(v)->owner != NULL || REMO__REF(v)->promise != NULL);
+}
+
+/*
+ * How the operation under way sends its request: the public functions of
+ * section 11 set this thread's mode and call the section 9 operation, so
+ * every rule of an operation (shape checks, signatures) is the same in
+ * every call style.  ops_request takes the mode (resetting it): callbacks
+ * served while it waits run their own operations in the plain style.
+ */
+enum { STYLE_CALL, STYLE_ASYNC, STYLE_ONEWAY, STYLE_BATCH };
+struct call_mode {
+	int style;
+	int timeout_ms;          /* STYLE_CALL, STYLE_ASYNC              */
+	bool sent;               /* ops_request made the request         */
+	bool here;               /* a promise resolved to a local value:
+	                            the operation ran here               */
+	remo_future *fut;        /* STYLE_ASYNC, STYLE_BATCH: the future */
+	remo_batch *batch;       /* STYLE_BATCH                          */
+	bool want_future;        /* STYLE_BATCH: not one-way             */
+};
+static _Thread_local struct call_mode *ops_mode;
+
+struct remo_batch {
+	remo_session *s;         /* retained, once the first call is added */
+	struct remo__breq *items;
+	size_t n, cap;
+};
+
+static int batch_add(struct call_mode *m, remo_session *s, int op,
+                     remo_value target, remo_value a, remo_value b);
 
 static int ops_request(remo_value target, int op, remo_value a,
                        remo_value b, remo_value *out)
 {
 	remo_value ignored;
-	/* taken by this request alone: callbacks served while it waits run
-	 * their own operations with their own (default) timeouts */
-	int t = ops_timeout_ms;
-	ops_timeout_ms = 0;
-	return remo__session_request_timed(REMO__REF(target)->owner, op, target,
-	                                   a, b, t, out ? out : &ignored);
+	struct call_mode plain = {STYLE_CALL, 0, false, false, NULL, NULL, false};
+	struct call_mode *m = ops_mode ? ops_mode : &plain;
+	ops_mode = NULL;
+	if (out == NULL)
+		out = &ignored;
+	*out = remo_nil();
+
+	remo_session *s = REMO__REF(target)->owner;
+	if (ops_is_promise(target) &&
+	    (s = remo__promise_session(target)) == NULL) {
+		/* Not pipelinable (its call ran here, or the peer did not
+		 * keep its result): wait for the value, then apply the
+		 * operation to it, in this call's style. */
+		remo_value v;
+		int rc = remo_future_wait(REMO__REF(target)->promise, -1, &v);
+		if (rc != REMO_OK)
+			return rc;
+		ops_mode = m == &plain ? NULL : m;
+		rc = remo__op_apply(op, v, a, b, out);
+		ops_mode = NULL;
+		m->here = !m->sent;
+		remo_value_release(v);
+		return rc;
+	}
+	m->sent = true;
+	switch (m->style) {
+	case STYLE_ASYNC:
+		return remo__session_start(s, op, target, a, b, 0,
+		                           m->timeout_ms, &m->fut);
+	case STYLE_ONEWAY:
+		return remo__session_start(s, op, target, a, b,
+		                           REMO__REQ_ONEWAY, 0, NULL);
+	case STYLE_BATCH:
+		return batch_add(m, s, op, target, a, b);
+	default:
+		return remo__session_request_timed(s, op, target, a, b,
+		                                   m->timeout_ms, out);
+	}
 }
 
 static int ops_no_attr(remo_value obj, const char *name)
@@ -164,6 +229,8 @@ int remo_setattr(remo_value obj, const char *name, remo_value val)
 int remo_call(remo_value fn, remo_value args, remo_value *out)
 {
 	*out = remo_nil();
+	if (ops_is_promise(fn))
+		return ops_request(fn, REMO__OP_CALL, args, remo_nil(), out);
 	if (fn.kind != REMO_CALLABLE)
 		return remo__raisef("TypeError", "'%s' object is not callable",
 		                    remo_type_name(fn));
@@ -181,29 +248,34 @@ int remo_call(remo_value fn, remo_value args, remo_value *out)
 	return remo__func_call(r->func, NULL, args, out);
 }
 
-/*
- * The _with forms set the timeout for the one request they make, through
- * a per-thread value that ops_request takes (resetting it), so nested
- * operations (callbacks served meanwhile) keep their own; restored after.
- */
+/* A call (name NULL) or method call in style m; the mode is restored
+ * after, as a callback may run in between. */
+static int ops_call_styled(struct call_mode *m, remo_value target,
+                           const char *name, remo_value args,
+                           remo_value *out)
+{
+	struct call_mode *saved = ops_mode;
+	ops_mode = m;
+	int rc = name ? remo_call_method(target, name, args, out)
+	              : remo_call(target, args, out);
+	ops_mode = saved;
+	return rc;
+}
+
 int remo_call_with(remo_value fn, remo_value args, const remo_call_opts *o,
                    remo_value *out)
 {
-	int saved = ops_timeout_ms;
-	ops_timeout_ms = o ? o->timeout_ms : 0;
-	int rc = remo_call(fn, args, out);
-	ops_timeout_ms = saved;
-	return rc;
+	struct call_mode m = {STYLE_CALL, o ? o->timeout_ms : 0, false, false,
+	                      NULL, NULL, false};
+	return ops_call_styled(&m, fn, NULL, args, out);
 }
 
 int remo_call_method_with(remo_value obj, const char *name, remo_value args,
                           const remo_call_opts *o, remo_value *out)
 {
-	int saved = ops_timeout_ms;
-	ops_timeout_ms = o ? o->timeout_ms : 0;
-	int rc = remo_call_method(obj, name, args, out);
-	ops_timeout_ms = saved;
-	return rc;
+	struct call_mode m = {STYLE_CALL, o ? o->timeout_ms : 0, false, false,
+	                      NULL, NULL, false};
+	return ops_call_styled(&m, obj, name, args, out);
 }
 
 int remo_call_method(remo_value obj, const char *name, remo_value args,
@@ -239,7 +311,7 @@ static bool ops_is_remote_container(remo_value v)
 {
 	return v.kind == REMO_OBJECT && ops_is_proxy(v) &&
 	       (REMO__REF(v)->type == &remo__type_list ||
-	        REMO__REF(v)->type == &remo__type_dict);
+	        REMO__REF(v)->type == &remo__type_dict || ops_is_promise(v));
 }
 
 int remo_len(remo_value v, size_t *out)
@@ -543,4 +615,243 @@ void remo_iter_free(remo_iter *it)
 	remo_value_release(it->src);
 	remo_value_release(it->chunk);
 	memset(it, 0, sizeof *it);
+}
+
+/* ==== one operation by number (serving a request, promises) ============ */
+
+int remo__op_apply(int op, remo_value target, remo_value a, remo_value b,
+                   remo_value *out)
+{
+	*out = remo_nil();
+	switch (op) {
+	case REMO__OP_GETATTR:
+		if (a.kind != REMO_STR)
+			return remo__raisef("TypeError", "attribute names are str");
+		return remo_getattr(target, remo_str_data(a, NULL), out);
+	case REMO__OP_SETATTR:
+		if (a.kind != REMO_STR)
+			return remo__raisef("TypeError", "attribute names are str");
+		return remo_setattr(target, remo_str_data(a, NULL), b);
+	case REMO__OP_CALL:
+		return remo_call(target, a, out);
+	case REMO__OP_CALLM:
+		if (a.kind != REMO_STR)
+			return remo__raisef("TypeError", "method names are str");
+		return remo_call_method(target, remo_str_data(a, NULL), b, out);
+	case REMO__OP_LEN: {
+		size_t n;
+		int rc = remo_len(target, &n);
+		if (rc == REMO_OK)
+			*out = remo_int((int64_t)n);
+		return rc;
+	}
+	case REMO__OP_GETITEM:
+		return remo_getitem(target, a, out);
+	case REMO__OP_SETITEM:
+		return remo_setitem(target, a, b);
+	case REMO__OP_CONTAINS: {
+		bool yes;
+		int rc = remo_contains(target, a, &yes);
+		if (rc == REMO_OK)
+			*out = remo_bool(yes);
+		return rc;
+	}
+	case REMO__OP_CHUNK:
+		if (a.kind != REMO_INT || a.as.i < 0)
+			return remo__raisef("TypeError", "chunk start must be an int");
+		return remo__chunk(target, (size_t)a.as.i, out);
+	}
+	return remo__raisef("ProtocolError", "unknown operation");
+}
+
+/* ==== call styles (remo.h section 11) =================================== */
+
+/* Does a call on target send a request (rather than run here)? */
+static bool ops_goes_remote(remo_value target)
+{
+	if (ops_is_proxy(target))
+		return true;
+	return target.kind == REMO_CALLABLE &&
+	       ops_is_proxy(REMO__REF(target)->self);
+}
+
+static int ops_async(remo_value target, const char *name, remo_value args,
+                     const remo_call_opts *o, remo_future **out)
+{
+	struct call_mode m = {STYLE_ASYNC, o ? o->timeout_ms : 0, false, false,
+	                      NULL, NULL, false};
+	*out = NULL;
+	remo_value v;
+	bool remote = ops_goes_remote(target);
+	int rc = ops_call_styled(&m, target, name, args, &v);
+	if (m.sent || (remote && !m.here)) {
+		/* a request went (or could not start: no future then) */
+		if (rc == REMO_OK)
+			*out = m.fut;
+		remo_value_release(v);
+		return rc;
+	}
+	/* it ran here, now: a settled future */
+	remo_value err = remo_value_retain(remo_last_error());
+	remo_future *f = rc == REMO_OK ? remo__future_settled(rc, v)
+	                 : rc == REMO_ERAISED ? remo__future_settled(rc, err)
+	                 : NULL;
+	if (rc != REMO_ERAISED)
+		remo_value_release(err);
+	if (f == NULL)
+		return rc == REMO_OK || rc == REMO_ERAISED
+		       ? remo__fail(REMO_ENOMEM, "an async call") : rc;
+	*out = f;
+	return REMO_OK;
+}
+
+int remo_call_async(remo_value fn, remo_value args, const remo_call_opts *o,
+                    remo_future **out)
+{
+	return ops_async(fn, NULL, args, o, out);
+}
+
+int remo_call_method_async(remo_value obj, const char *name, remo_value args,
+                           const remo_call_opts *o, remo_future **out)
+{
+	if (name == NULL) {
+		*out = NULL;
+		return remo__fail(REMO_EINVAL, "call_method");
+	}
+	return ops_async(obj, name, args, o, out);
+}
+
+/* One-way on a local object runs the call now and forgets the result. */
+static int ops_oneway(remo_value target, const char *name, remo_value args)
+{
+	struct call_mode m = {STYLE_ONEWAY, 0, false, false, NULL, NULL, false};
+	remo_value v;
+	bool remote = ops_goes_remote(target);
+	int rc = ops_call_styled(&m, target, name, args, &v);
+	remo_value_release(v);
+	return m.sent || (remote && !m.here) || rc != REMO_ERAISED ? rc
+	                                                           : REMO_OK;
+}
+
+int remo_call_oneway(remo_value fn, remo_value args)
+{
+	return ops_oneway(fn, NULL, args);
+}
+
+int remo_call_method_oneway(remo_value obj, const char *name,
+                            remo_value args)
+{
+	if (name == NULL)
+		return remo__fail(REMO_EINVAL, "call_method");
+	return ops_oneway(obj, name, args);
+}
+
+remo_batch *remo_batch_new(void)
+{
+	remo_batch *b = remo__malloc(sizeof *b);
+	if (b != NULL)
+		memset(b, 0, sizeof *b);
+	return b;
+}
+
+static int batch_add(struct call_mode *m, remo_session *s, int op,
+                     remo_value target, remo_value a, remo_value b)
+{
+	remo_batch *bt = m->batch;
+	if (bt->s != NULL && bt->s != s)
+		return remo__raisef("ValueError",
+		                    "the calls of a batch go to one session");
+	if (bt->n == REMO_MAX_BATCH)
+		return remo__raisef("LimitError", "a batch holds at most %u calls",
+		                    REMO_MAX_BATCH);
+	if (bt->n == bt->cap) {
+		size_t cap = bt->cap ? bt->cap * 2 : 16;
+		struct remo__breq *it = remo__realloc(bt->items,
+		                                      cap * sizeof *it);
+		if (it == NULL)
+			return remo__fail(REMO_ENOMEM, "a batch");
+		bt->items = it;
+		bt->cap = cap;
+	}
+	remo_future *f = NULL;
+	if (m->want_future && (f = remo__future_new_batch(s)) == NULL)
+		return remo__fail(REMO_ENOMEM, "a batch");
+	if (bt->s == NULL) {
+		/* the batch holds the session through a proxy it retains */
+		bt->s = s;
+	}
+	bt->items[bt->n++] = (struct remo__breq){
+		op, remo_value_retain(target), remo_value_retain(a),
+		remo_value_retain(b), f};
+	m->fut = f;
+	return REMO_OK;
+}
+
+static int ops_batch(remo_batch *b, remo_value target, const char *name,
+                     remo_value args, remo_future **out)
+{
+	struct call_mode m = {STYLE_BATCH, 0, false, false, NULL, b, out != NULL};
+	if (out != NULL)
+		*out = NULL;
+	if (b == NULL)
+		return remo__fail(REMO_EINVAL, "a batch");
+	if (!ops_goes_remote(target))
+		return remo__raisef("ValueError",
+		                    "a batch holds calls on proxies only");
+	remo_value v;
+	int rc = ops_call_styled(&m, target, name, args, &v);
+	remo_value_release(v);
+	if (rc == REMO_OK && out != NULL)
+		*out = m.fut;
+	return rc;
+}
+
+int remo_batch_call(remo_batch *b, remo_value fn, remo_value args,
+                    remo_future **out)
+{
+	return ops_batch(b, fn, NULL, args, out);
+}
+
+int remo_batch_call_method(remo_batch *b, remo_value obj, const char *name,
+                           remo_value args, remo_future **out)
+{
+	if (name == NULL)
+		return remo__fail(REMO_EINVAL, "call_method");
+	return ops_batch(b, obj, name, args, out);
+}
+
+static void batch_clear(remo_batch *b, int status)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->items[i].fut != NULL) /* if it never went */
+			remo__future_abandon(b->items[i].fut, status);
+		remo_value_release(b->items[i].target);
+		remo_value_release(b->items[i].a);
+		remo_value_release(b->items[i].b);
+		/* drops the batch's count of the future; the caller has
+		 * its own */
+		remo__future_release(b->items[i].fut);
+	}
+	b->n = 0;
+	b->s = NULL;
+}
+
+int remo_batch_send(remo_batch *b)
+{
+	if (b == NULL)
+		return remo__fail(REMO_EINVAL, "a batch");
+	if (b->n == 0)
+		return REMO_OK;
+	int rc = remo__session_send_batch(b->s, b->items, b->n);
+	batch_clear(b, rc == REMO_OK ? REMO_ECANCELED : rc);
+	return rc;
+}
+
+void remo_batch_free(remo_batch *b)
+{
+	if (b == NULL)
+		return;
+	batch_clear(b, REMO_ECANCELED);
+	remo__free(b->items);
+	remo__free(b);
 }

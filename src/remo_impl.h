@@ -220,6 +220,8 @@ struct remo__ref {
 	void *ptr;               /* local objects                         */
 	void (*dtor)(void *);
 	remo_value self;         /* bound methods: the object (retained)  */
+	struct remo_future *promise; /* a promise: the call it stands for
+	                                (retained); owner and id are 0 */
 };
 
 static inline bool remo__is_heap(remo_kind k)
@@ -279,6 +281,44 @@ int remo__session_request(struct remo_session *s, int op, remo_value target,
 int remo__session_request_timed(struct remo_session *s, int op,
                                 remo_value target, remo_value a, remo_value b,
                                 int timeout_ms, remo_value *out);
+/*
+ * Call styles other than a plain call (remo.h section 11).  flags are
+ * REMO__REQ_KEEP (async: the peer keeps the result so pipelined requests
+ * can name it) or REMO__REQ_ONEWAY; *fut (async) gets the started future.
+ * Values are borrowed (an async call retains them until it settles).
+ */
+#define REMO__REQ_KEEP 0x100
+#define REMO__REQ_ONEWAY 0x200
+#define REMO__REQ_PIPE 0x400
+int remo__session_start(struct remo_session *s, int op, remo_value target,
+                        remo_value a, remo_value b, unsigned flags,
+                        int timeout_ms, struct remo_future **fut);
+/* A batch's calls, sent in one message by remo__session_send_batch. */
+struct remo__breq {
+	int op;
+	remo_value target, a, b;     /* retained */
+	struct remo_future *fut;     /* NULL: one-way */
+};
+int remo__session_send_batch(struct remo_session *s, struct remo__breq *r,
+                             size_t n);
+/* remo__future_new_batch: an unstarted future of s, for a batch item,
+ * with two counts: the batch's and the caller's. */
+struct remo_future *remo__future_new_batch(struct remo_session *s);
+/* remo__future_abandon: a batch future that was never sent settles with
+ * status (no callback: it never started). */
+void remo__future_abandon(struct remo_future *f, int status);
+/* remo__future_settled: a future that is already settled (a call that ran
+ * locally): status and value (stolen; the error for REMO_ERAISED). */
+struct remo_future *remo__future_settled(int status, remo_value value);
+/* remo__promise_session: the session a pipelined request on promise p
+ * goes to, or NULL when p cannot be pipelined (its call ran locally, or
+ * its result is not kept) and must be waited for. */
+struct remo_session *remo__promise_session(remo_value p);
+void remo__future_release(struct remo_future *f);
+/* remo__op_apply: operation op on a local value, as serving a request
+ * does (any op but LOOKUP). */
+int remo__op_apply(int op, remo_value target, remo_value a, remo_value b,
+                   remo_value *out);
 /* remo__chunk: up to REMO_FORCE_CHUNK items of a local list from start
  * (a dict: key, value, key, value...) as a new tuple. */
 int remo__chunk(remo_value v, size_t start, remo_value *out);

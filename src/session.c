@@ -52,7 +52,13 @@ enum msg_type {
 	MSG_SHAPE = 5,   /* [5, shape_id, shape]                            */
 	MSG_BYE = 6,     /* [6]                                             */
 	MSG_PING = 7,    /* [7]: a heartbeat, for the lease               */
+	MSG_DROP = 8,    /* [8, (reqid, ...)]: kept results not needed    */
+	MSG_BATCH = 9,   /* [9, request, request, ...]: each a whole REQ  */
 };
+
+/* A request's op field: the operation in the low 8 bits, flags above
+ * (remo_impl.h: REMO__REQ_KEEP, _ONEWAY, _PIPE; doc/wire.md). */
+#define REQ_FLAGS (REMO__REQ_KEEP | REMO__REQ_ONEWAY | REMO__REQ_PIPE)
 
 /* Release batches go out when this many ids wait, or with the next
  * message sent, whichever is first. */
@@ -71,13 +77,50 @@ struct msg {
 	int type;
 	uint64_t reqid, cause;
 	uint64_t depth, op;
+	unsigned flags;  /* a request's REMO__REQ_* flags */
+	uint64_t pipe;   /* REMO__REQ_PIPE: the request whose result is the
+	                    target */
 	remo__rd rest; /* the fields after the header, inside buf */
+	/* Decoded by the reader (replies, one-way requests): see msg_decode */
+	bool decoded;
+	int drc;
+	remo_value vals[3];
 };
 
 struct waiter {
 	uint64_t reqid;          /* our request; 0 for a serving thread */
 	struct msg *head, *tail; /* requests that belong to our call    */
 	struct msg *reply;
+	struct remo_future *fut; /* an async call: route settles it     */
+	bool done;               /* fut settled                         */
+};
+
+/*
+ * An async call.  Counted: the caller's handle, the session's while it is
+ * in flight, and each promise made from it.  Everything but refs is
+ * under s->lock once started.
+ */
+struct remo_future {
+	atomic_uint refs;
+	remo_session *s;         /* retained; NULL for a call that ran here */
+	struct waiter w;
+	bool keep;               /* the peer keeps the result (pipelining) */
+	bool started;            /* sent: only then can fn be called       */
+	int status;              /* REMO_OK, REMO_ERAISED, or the failure  */
+	remo_value value;        /* the result, or the error               */
+	remo_value args[3];      /* retained while in flight               */
+	int64_t deadline;        /* ms, or -1                              */
+	remo_future_fn *fn;
+	void *user;
+	struct remo_future *prev, *next; /* s->inflight, oldest first      */
+	struct remo_future *settled_next;
+};
+
+/* A result kept for pipelined requests (callee side). */
+struct kept {
+	bool done, failed, dropped;
+	uint32_t uses;           /* pipelined requests routed, not served */
+	remo_value val;
 };
 
 struct entry {
@@ -131,6 +174,15 @@ struct remo_session {
 	int put_error;               /* a put_ref failure while encoding */
 	uint64_t *put_ids;           /* ids counted by the message being  */
 	size_t nput_ids, capput_ids; /* encoded, to undo if it fails      */
+
+	/* Call styles (under lock) */
+	struct remo_future *inflight_head, *inflight_tail;
+	size_t ninflight;            /* async calls in flight             */
+	size_t nkept_out;            /* our futures the peer keeps        */
+	unsigned oneway_since;       /* one-way calls since the last wait */
+	struct remo__map kept;       /* peer's reqid -> struct kept       */
+	uint64_t *drops;             /* reqids to send in MSG_DROP        */
+	size_t ndrops, capdrops;
 };
 
 struct remo_exports {
@@ -242,9 +294,12 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Not under s->lock: decoded values may be proxies. */
 static void msg_free(struct msg *m)
 {
 	if (m != NULL) {
+		for (int i = 0; i < 3; i++)
+			remo_value_release(m->vals[i]);
 		remo_buf_free(&m->buf);
 		remo__free(m);
 	}
@@ -306,6 +361,23 @@ static void session_release(remo_session *s)
 
 /* ==== ending =========================================================== */
 
+static void future_settle(remo_session *s, struct remo_future *f, int status,
+                          remo_value value, struct remo_future **settled);
+static void futures_notify(struct remo_future *settled);
+
+static void kept_free_all(struct remo__map *kept)
+{
+	size_t pos = 0;
+	uint64_t id;
+	void *p;
+	while (remo__map_next(kept, &pos, &id, &p)) {
+		struct kept *k = p;
+		remo_value_release(k->val);
+		remo__free(k);
+	}
+	remo__map_free(kept);
+}
+
 /*
  * Ends the session with status (if it is still open): every waiter wakes
  * and fails, and every reference the peer held is released.  Called
@@ -313,15 +385,33 @@ static void session_release(remo_session *s)
  */
 static void session_end(remo_session *s, int status)
 {
-	struct remo__map table;
+	struct remo__map table, kept;
 	pthread_mutex_lock(&s->lock);
 	if (s->status == REMO_OK)
 		s->status = status;
 	table = s->table;
 	memset(&s->table, 0, sizeof s->table);
 	remo__map_free(&s->table_key);
+	kept = s->kept;
+	memset(&s->kept, 0, sizeof s->kept);
+	/* an ended session serves nothing more, even what was queued */
+	struct msg *queued = s->top_head;
+	s->top_head = s->top_tail = NULL;
+	struct remo_future *settled = NULL;
+	while (s->inflight_head != NULL) {
+		struct remo_future *f = s->inflight_head;
+		remo__map_del(&s->pending, f->w.reqid);
+		future_settle(s, f, s->status, remo_nil(), &settled);
+	}
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+	futures_notify(settled);
+	while (queued != NULL) {
+		struct msg *next = queued->next;
+		msg_free(queued);
+		queued = next;
+	}
+	kept_free_all(&kept);
 
 	/* Close the channel so a blocked reader wakes and sends fail fast. */
 	if (s->ch.close != NULL)
@@ -892,6 +982,33 @@ static int send_preamble(remo_session *s)
 		at += k;
 	}
 	remo__free(rel);
+	if (rc != REMO_OK)
+		return rc;
+
+	/* Kept results we no longer need, the same way. */
+	pthread_mutex_lock(&s->lock);
+	uint64_t *drops = s->drops;
+	n = s->ndrops;
+	s->drops = NULL;
+	s->ndrops = s->capdrops = 0;
+	pthread_mutex_unlock(&s->lock);
+	per = (atomic_load(&s->peer_max_message) - 8) / 9;
+	for (size_t at = 0; rc == REMO_OK && at < n;) {
+		size_t k = n - at > per ? per : n - at;
+		s->shapebuf.len = 0;
+		rc = remo__wire_put_array(&s->shapebuf, 2);
+		if (rc == REMO_OK)
+			rc = remo__wire_put_int(&s->shapebuf, MSG_DROP);
+		if (rc == REMO_OK)
+			rc = remo__wire_put_array(&s->shapebuf, (uint32_t)k);
+		for (size_t i = 0; rc == REMO_OK && i < k; i++)
+			rc = remo__wire_put_int(&s->shapebuf,
+			                        (int64_t)drops[at + i]);
+		if (rc == REMO_OK)
+			rc = send_raw(s, &s->shapebuf);
+		at += k;
+	}
+	remo__free(drops);
 	return rc;
 }
 
@@ -901,8 +1018,37 @@ static int send_preamble(remo_session *s)
  * with the session's hooks.  Returns a status; ETOOBIG and encoding
  * failures leave the session open, send failures end it.
  */
+struct msg_parts {
+	const int64_t *ints;
+	size_t nints;
+	const remo_value *vals;
+	size_t nvals;
+};
+
+static int put_parts(remo_buf *b, const remo__codec *c,
+                     const struct msg_parts *m)
+{
+	int rc = remo__wire_put_array(b, (uint32_t)(m->nints + m->nvals));
+	for (size_t i = 0; rc == REMO_OK && i < m->nints; i++)
+		rc = remo__wire_put_int(b, m->ints[i]);
+	for (size_t i = 0; rc == REMO_OK && i < m->nvals; i++)
+		rc = remo__pack_with(m->vals[i], b, c);
+	return rc;
+}
+
+static int send_parts(remo_session *s, const struct msg_parts *m, size_t n,
+                      bool batch);
+
 static int send_msg(remo_session *s, const int64_t *ints, size_t nints,
                     const remo_value *vals, size_t nvals)
+{
+	struct msg_parts m = {ints, nints, vals, nvals};
+	return send_parts(s, &m, 1, false);
+}
+
+/* send_msg for n messages; batch: as one MSG_BATCH message. */
+static int send_parts(remo_session *s, const struct msg_parts *m, size_t n,
+                      bool batch)
 {
 	remo__codec codec = {.ctx = s, .put_ref = hook_put_ref,
 	                     .get_ref = hook_get_ref};
@@ -910,11 +1056,14 @@ static int send_msg(remo_session *s, const int64_t *ints, size_t nints,
 	remo_buf *b = &s->sendbuf;
 	b->len = 0;
 	s->put_error = REMO_OK;
-	int rc = remo__wire_put_array(b, (uint32_t)(nints + nvals));
-	for (size_t i = 0; rc == REMO_OK && i < nints; i++)
-		rc = remo__wire_put_int(b, ints[i]);
-	for (size_t i = 0; rc == REMO_OK && i < nvals; i++)
-		rc = remo__pack_with(vals[i], b, &codec);
+	int rc = REMO_OK;
+	if (batch) {
+		rc = remo__wire_put_array(b, (uint32_t)(n + 1));
+		if (rc == REMO_OK)
+			rc = remo__wire_put_int(b, MSG_BATCH);
+	}
+	for (size_t i = 0; rc == REMO_OK && i < n; i++)
+		rc = put_parts(b, &codec, &m[i]);
 	if (rc == REMO_OK && b->len > s->peer_max_message)
 		rc = REMO_ETOOBIG;
 	if (rc == REMO_OK)
@@ -969,8 +1118,17 @@ static int msg_parse(struct msg *m)
 	case MSG_REQ:
 		if (n != 8 || !read_uint(&rd, &m->reqid) ||
 		    !read_uint(&rd, &m->cause) || !read_uint(&rd, &m->depth) ||
-		    !read_uint(&rd, &m->op) || m->reqid == 0 ||
-		    m->op < REMO__OP_LOOKUP || m->op > REMO__OP_CHUNK)
+		    !read_uint(&rd, &m->op) || m->reqid == 0)
+			return REMO_EPROTO;
+		if ((m->op & ~(uint64_t)(0xff | REQ_FLAGS)) != 0)
+			return REMO_EPROTO; /* a flag we do not know */
+		m->flags = (unsigned)(m->op & REQ_FLAGS);
+		m->op &= 0xff;
+		if (m->op < REMO__OP_LOOKUP || m->op > REMO__OP_CHUNK)
+			return REMO_EPROTO;
+		/* a pipelined request's target is the id of an earlier one */
+		if ((m->flags & REMO__REQ_PIPE) &&
+		    (!read_uint(&rd, &m->pipe) || m->pipe == 0))
 			return REMO_EPROTO;
 		break;
 	case MSG_REPLY:
@@ -980,7 +1138,12 @@ static int msg_parse(struct msg *m)
 		break;
 	case MSG_RELEASE:
 	case MSG_SHAPE:
-		if (n != (type == MSG_RELEASE ? 2u : 3u))
+	case MSG_DROP:
+		if (n != (type == MSG_SHAPE ? 3u : 2u))
+			return REMO_EPROTO;
+		break;
+	case MSG_BATCH:
+		if (n < 2 || n > REMO_MAX_BATCH + 1)
 			return REMO_EPROTO;
 		break;
 	case MSG_BYE:
@@ -1052,27 +1215,100 @@ static void handle_shape(remo_session *s, struct msg *m)
 		session_end(s, rc == REMO_ENOMEM ? REMO_ENOMEM : REMO_EPROTO);
 }
 
+/* Frees a kept result nobody can name any more.  Under s->lock; returns
+ * the value to release after unlocking. */
+static remo_value kept_maybe_free(remo_session *s, uint64_t reqid,
+                                  struct kept *k)
+{
+	remo_value v = remo_nil();
+	if (k->done && k->dropped && k->uses == 0) {
+		remo__map_del(&s->kept, reqid);
+		v = k->val;
+		remo__free(k);
+	}
+	return v;
+}
+
+static void handle_drop(remo_session *s, struct msg *m)
+{
+	remo__tok t;
+	if (remo__wire_next(&m->rest, &t) != REMO_OK ||
+	    t.type != REMO__T_ARRAY) {
+		session_end(s, REMO_EPROTO);
+		return;
+	}
+	for (uint32_t i = 0; i < t.n; i++) {
+		uint64_t reqid;
+		if (!read_uint(&m->rest, &reqid)) {
+			session_end(s, REMO_EPROTO);
+			return;
+		}
+		pthread_mutex_lock(&s->lock);
+		struct kept *k = remo__map_get(&s->kept, reqid);
+		remo_value v = remo_nil();
+		if (k != NULL) {
+			k->dropped = true;
+			v = kept_maybe_free(s, reqid, k);
+		}
+		pthread_mutex_unlock(&s->lock);
+		remo_value_release(v);
+	}
+}
+
 /*
- * Routes a request or a reply to the thread that waits for it.  Under
- * s->lock.
+ * Routes a request or a reply to the thread that waits for it, and does
+ * the bookkeeping of kept results.  Under s->lock.  A reply nobody waits
+ * for (the call timed out or was cancelled, or a stray) is returned, to
+ * be freed after unlocking; an async call's reply settles its future,
+ * added to *settled.
  */
-static void route(remo_session *s, struct msg *m)
+static struct msg *route(remo_session *s, struct msg *m,
+                         struct remo_future **settled)
 {
 	if (m->type == MSG_REQ) {
 		s->nqueued++;
+		if ((m->flags & REMO__REQ_KEEP) && s->kept.len < REMO_MAX_KEPT &&
+		    remo__map_get(&s->kept, m->reqid) == NULL) {
+			/* kept from arrival on, so a pipelined request routed
+			 * after it always finds it (without memory, or past the
+			 * limit, such requests get ReferenceError) */
+			struct kept *k = remo__malloc(sizeof *k);
+			if (k != NULL) {
+				memset(k, 0, sizeof *k);
+				if (remo__map_put(&s->kept, m->reqid, k) != REMO_OK)
+					remo__free(k);
+			}
+		}
+		if (m->flags & REMO__REQ_PIPE) {
+			struct kept *k = remo__map_get(&s->kept, m->pipe);
+			if (k != NULL)
+				k->uses++;
+			else
+				m->pipe = 0; /* served as a ReferenceError */
+		}
 		struct waiter *w = m->cause ? remo__map_get(&s->pending, m->cause)
 		                            : NULL;
-		if (w != NULL)
+		/* an async call has no thread of its own waiting: its
+		 * callbacks go to whoever serves */
+		if (w != NULL && w->fut == NULL)
 			queue_push(&w->head, &w->tail, m);
 		else
 			queue_push(&s->top_head, &s->top_tail, m);
-		return;
+		return NULL;
 	}
 	struct waiter *w = remo__map_get(&s->pending, m->reqid);
-	if (w != NULL && w->reply == NULL)
-		w->reply = m;
-	else
-		msg_free(m); /* the call timed out, or a stray reply: dropped */
+	if (w == NULL || w->reply != NULL || w->done)
+		return m; /* the call timed out, or a stray reply: dropped */
+	if (w->fut != NULL) {
+		remo__map_del(&s->pending, m->reqid);
+		int st = m->drc != REMO_OK ? m->drc
+		         : m->type == MSG_ERROR ? REMO_ERAISED : REMO_OK;
+		future_settle(s, w->fut, st, m->vals[0], settled);
+		m->vals[0] = remo_nil();
+		return m;
+	}
+	w->reply = m;
+	return NULL;
 }
 
 /*
@@ -1083,7 +1319,96 @@ static void route(remo_session *s, struct msg *m)
  * uses it is decoded.  Returns a request or reply to route, or NULL;
  * sets *end when the session must end.
  */
+static const remo__codec *session_codec_for(remo_session *s, remo__codec *c,
+                                            struct msg *m, remo_value *base);
+
+/*
+ * Decodes the n values left in m, in the reader, before the next message
+ * is read.  Replies, because a RELEASE read after a reply could free an
+ * object the reply names before its waiter decoded it (the peer drops its
+ * proxy once it sent the reply); and one-way requests, because their
+ * caller keeps nothing alive for them.  Other requests are decoded by the
+ * thread that serves them: their caller keeps their values alive until
+ * the reply.  Returns the codec's status (also in m->drc).
+ */
+static int msg_decode(remo_session *s, struct msg *m, int n)
+{
+	remo__codec codec;
+	remo_value base;
+	session_codec_for(s, &codec, m, &base);
+	int rc = REMO_OK;
+	for (int i = 0; rc == REMO_OK && i < n; i++)
+		rc = remo__unpack_with(&m->rest, &codec, &m->vals[i]);
+	remo_value_release(base); /* views keep what they need */
+	m->decoded = true;
+	m->drc = rc;
+	return rc;
+}
+
+/* Steps over one whole value (the message was checked already). */
+static int wire_skip(remo__rd *rd)
+{
+	uint64_t left = 1;
+	while (left > 0) {
+		remo__tok t;
+		int rc = remo__wire_next(rd, &t);
+		if (rc != REMO_OK)
+			return rc;
+		left--;
+		if (t.type == REMO__T_ARRAY)
+			left += t.n;
+		else if (t.type == REMO__T_MAP)
+			left += 2 * (uint64_t)t.n;
+	}
+	return REMO_OK;
+}
+
+static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
+                                   bool in_batch);
+
+/* A batch becomes its requests, each a message of its own (a copy:
+ * requests are small, and each is served and freed on its own). */
+static struct msg *batch_split(remo_session *s, struct msg *b, int *end)
+{
+	struct msg *head = NULL, **tail = &head;
+	while (b->rest.p < b->rest.end && *end == REMO_OK) {
+		const uint8_t *start = b->rest.p;
+		if (wire_skip(&b->rest) != REMO_OK) {
+			*end = REMO_EPROTO;
+			break;
+		}
+		remo_buf one = {0};
+		size_t len = (size_t)(b->rest.p - start);
+		if (remo_buf_reserve(&one, len) != REMO_OK) {
+			*end = REMO_ENOMEM;
+			break;
+		}
+		memcpy(one.data, start, len);
+		one.len = len;
+		struct msg *m = reader_take_one(s, one, end, true);
+		if (m != NULL) {
+			*tail = m;
+			tail = &m->next;
+		}
+	}
+	if (*end != REMO_OK) {
+		while (head != NULL) {
+			struct msg *next = head->next;
+			msg_free(head);
+			head = next;
+		}
+	}
+	return head;
+}
+
+/* reader_take: the messages to route (a chain through next), or NULL. */
 static struct msg *reader_take(remo_session *s, remo_buf buf, int *end)
+{
+	return reader_take_one(s, buf, end, false);
+}
+
+static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
+                                   bool in_batch)
 {
 	struct msg *m = remo__malloc(sizeof *m);
 	if (m == NULL) {
@@ -1093,7 +1418,8 @@ static struct msg *reader_take(remo_session *s, remo_buf buf, int *end)
 	}
 	memset(m, 0, sizeof *m);
 	m->buf = buf;
-	if (buf.len > s->opts.max_message || msg_parse(m) != REMO_OK) {
+	if (buf.len > s->opts.max_message || msg_parse(m) != REMO_OK ||
+	    (in_batch && m->type != MSG_REQ)) {
 		msg_free(m);
 		*end = REMO_EPROTO;
 		return NULL;
@@ -1110,9 +1436,31 @@ static struct msg *reader_take(remo_session *s, remo_buf buf, int *end)
 	}
 	switch (m->type) {
 	case MSG_REQ:
-	case MSG_REPLY:
-	case MSG_ERROR:
+		if (m->flags & REMO__REQ_ONEWAY)
+			msg_decode(s, m, m->flags & REMO__REQ_PIPE ? 2 : 3);
 		return m;
+	case MSG_REPLY:
+	case MSG_ERROR: {
+		int rc = msg_decode(s, m, 1);
+		if (rc == REMO_ENOTFOUND || rc == REMO_EPROTO ||
+		    (rc == REMO_OK && m->type == MSG_ERROR &&
+		     m->vals[0].kind != REMO_ERROR)) {
+			/* a reference we never sent, a shape never sent, or
+			 * an error reply without an error */
+			msg_free(m);
+			*end = REMO_EPROTO;
+			return NULL;
+		}
+		return m;
+	}
+	case MSG_BATCH: {
+		struct msg *reqs = batch_split(s, m, end);
+		msg_done(s, m);
+		return reqs;
+	}
+	case MSG_DROP:
+		handle_drop(s, m);
+		break;
 	case MSG_BYE:
 		*end = REMO_EPEERLOST;
 		break;
@@ -1159,54 +1507,76 @@ static int serve_op(remo_session *s, int op, remo_value target, remo_value a,
                     remo_value b, remo_value *out)
 {
 	*out = remo_nil();
-	switch (op) {
-	case REMO__OP_LOOKUP: {
-		if (a.kind != REMO_STR)
-			return remo__raisef("TypeError", "lookup needs a str");
-		int rc = exports_get(s->exports, a, out);
-		if (rc != REMO_OK)
-			return remo__raisef("NotFound", "nothing is exported as '%s'",
-			                    remo_str_data(a, NULL));
-		return REMO_OK;
+	if (op != REMO__OP_LOOKUP)
+		return remo__op_apply(op, target, a, b, out);
+	if (a.kind != REMO_STR)
+		return remo__raisef("TypeError", "lookup needs a str");
+	if (exports_get(s->exports, a, out) != REMO_OK)
+		return remo__raisef("NotFound", "nothing is exported as '%s'",
+		                    remo_str_data(a, NULL));
+	return REMO_OK;
+}
+
+/*
+ * The target of a pipelined request: the result the peer asked us to
+ * keep for its request reqid (0: none was kept).  Waits while that
+ * request is still being served by another thread; requests are served
+ * in arrival order, so with one serving thread it is always done.  A
+ * failed request's error is raised again.
+ */
+static int kept_take(remo_session *s, uint64_t reqid, remo_value *out)
+{
+	pthread_mutex_lock(&s->lock);
+	struct kept *k = reqid ? remo__map_get(&s->kept, reqid) : NULL;
+	if (k == NULL) {
+		pthread_mutex_unlock(&s->lock);
+		return remo__raisef("ReferenceError",
+		                    "a pipelined request names a result that "
+		                    "was not kept (limit %u per session)",
+		                    REMO_MAX_KEPT);
 	}
-	case REMO__OP_GETATTR:
-		if (a.kind != REMO_STR)
-			return remo__raisef("TypeError", "attribute names are str");
-		return remo_getattr(target, remo_str_data(a, NULL), out);
-	case REMO__OP_SETATTR:
-		if (a.kind != REMO_STR)
-			return remo__raisef("TypeError", "attribute names are str");
-		return remo_setattr(target, remo_str_data(a, NULL), b);
-	case REMO__OP_CALL:
-		return remo_call(target, a, out);
-	case REMO__OP_CALLM:
-		if (a.kind != REMO_STR)
-			return remo__raisef("TypeError", "method names are str");
-		return remo_call_method(target, remo_str_data(a, NULL), b, out);
-	case REMO__OP_LEN: {
-		size_t n;
-		int rc = remo_len(target, &n);
-		if (rc == REMO_OK)
-			*out = remo_int((int64_t)n);
-		return rc;
+	while (!k->done && s->status == REMO_OK)
+		pthread_cond_wait(&s->cond, &s->lock);
+	if (s->status != REMO_OK) {
+		int st = s->status; /* k was freed with the session's state */
+		pthread_mutex_unlock(&s->lock);
+		return remo__fail(st, "a pipelined request");
 	}
-	case REMO__OP_GETITEM:
-		return remo_getitem(target, a, out);
-	case REMO__OP_SETITEM:
-		return remo_setitem(target, a, b);
-	case REMO__OP_CONTAINS: {
-		bool yes;
-		int rc = remo_contains(target, a, &yes);
-		if (rc == REMO_OK)
-			*out = remo_bool(yes);
-		return rc;
+	bool failed = k->failed;
+	remo_value v = remo_value_retain(k->val);
+	k->uses--;
+	remo_value gone = kept_maybe_free(s, reqid, k);
+	pthread_mutex_unlock(&s->lock);
+	remo_value_release(gone);
+	if (failed)
+		return remo__raise(v);
+	*out = v;
+	return REMO_OK;
+}
+
+/* A kept request is done: its result (or its error) is what pipelined
+ * requests naming it get. */
+static void kept_settle(remo_session *s, uint64_t reqid, int rc,
+                        remo_value result)
+{
+	remo_value v = rc == REMO_OK ? remo_value_retain(result)
+	                             : remo_value_retain(remo_last_error());
+	if (rc != REMO_OK && v.kind != REMO_ERROR) {
+		remo_value_release(v);
+		v = remo_error("Error", remo_strerror(rc));
 	}
-	case REMO__OP_CHUNK:
-		if (a.kind != REMO_INT || a.as.i < 0)
-			return remo__raisef("TypeError", "chunk start must be an int");
-		return remo__chunk(target, (size_t)a.as.i, out);
+	pthread_mutex_lock(&s->lock);
+	struct kept *k = remo__map_get(&s->kept, reqid);
+	remo_value gone = v;
+	if (k != NULL && !k->done) {
+		k->done = true;
+		k->failed = rc != REMO_OK;
+		k->val = v;
+		gone = kept_maybe_free(s, reqid, k);
+		pthread_cond_broadcast(&s->cond);
 	}
-	return remo__raisef("ProtocolError", "unknown operation");
+	pthread_mutex_unlock(&s->lock);
+	remo_value_release(gone);
 }
 
 /* Serves one request and sends its reply.  Takes ownership of m. */
@@ -1218,16 +1588,30 @@ static void serve(remo_session *s, struct msg *m)
 	int rc = REMO_OK;
 
 	tls_serving = &ctx;
-	if (m->depth > s->opts.max_call_depth) {
+	/* first, so the kept result's count of uses always goes down */
+	bool pipe = (m->flags & REMO__REQ_PIPE) != 0;
+	if (pipe)
+		rc = kept_take(s, m->pipe, &vals[0]);
+	if (rc == REMO_OK && m->depth > s->opts.max_call_depth) {
 		rc = remo__raisef("RecursionError",
 		                  "callbacks nested %llu deep, past the limit %u",
 		                  (unsigned long long)m->depth,
 		                  s->opts.max_call_depth);
 	}
-	remo_value base;
-	session_codec_for(s, &codec, m, &base);
-	for (int i = 0; rc == REMO_OK && i < 3; i++) {
-		rc = remo__unpack_with(&m->rest, &codec, &vals[i]);
+	remo_value base = remo_nil();
+	if (m->decoded) {
+		for (int i = pipe; i < 3; i++) {
+			vals[i] = m->vals[i - pipe];
+			m->vals[i - pipe] = remo_nil();
+		}
+		if (rc == REMO_OK && m->drc != REMO_OK)
+			rc = m->drc;
+	} else {
+		session_codec_for(s, &codec, m, &base);
+	}
+	for (int i = pipe; rc == REMO_OK && i < 3; i++) {
+		if (!m->decoded)
+			rc = remo__unpack_with(&m->rest, &codec, &vals[i]);
 		if (rc == REMO_ENOTFOUND)
 			rc = remo__raisef("ReferenceError",
 			                  "no object with that id in this session "
@@ -1243,6 +1627,15 @@ static void serve(remo_session *s, struct msg *m)
 		rc = serve_op(s, (int)m->op, vals[0], vals[1], vals[2], &result);
 	for (int i = 0; i < 3; i++)
 		remo_value_release(vals[i]);
+	if (m->flags & REMO__REQ_KEEP)
+		kept_settle(s, m->reqid, rc, result);
+	if (m->flags & REMO__REQ_ONEWAY) {
+		/* no reply, by definition: not even the error */
+		remo_value_release(result);
+		tls_serving = ctx.prev;
+		msg_done(s, m);
+		return;
+	}
 
 	int64_t hdr[2] = {rc == REMO_OK ? MSG_REPLY : MSG_ERROR,
 	                  (int64_t)m->reqid};
@@ -1320,14 +1713,31 @@ static int reader_turn(remo_session *s, int timeout_ms)
 	if (rc != REMO_OK && rc != REMO_ETIMEDOUT)
 		end = rc == REMO_ECLOSED || rc == REMO_ENOMEM || rc == REMO_EPROTO
 		      ? rc : REMO_EPEERLOST;
+	struct msg *drop = NULL;
+	struct remo_future *settled = NULL;
 	pthread_mutex_lock(&s->lock);
-	if (got != NULL)
-		route(s, got);
+	while (got != NULL) {
+		struct msg *next = got->next;
+		struct msg *d = route(s, got, &settled);
+		if (d != NULL) {
+			d->next = drop;
+			drop = d;
+		}
+		got = next;
+	}
 	if (s->nqueued > s->max_queued)
 		end = REMO_EPROTO; /* a peer flooding us with requests */
 	s->reading = false;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+	/* A dropped reply's values are released here, so what it named is
+	 * released to the peer as well. */
+	while (drop != NULL) {
+		struct msg *next = drop->next;
+		msg_done(s, drop);
+		drop = next;
+	}
+	futures_notify(settled);
 	if (end != REMO_OK)
 		session_end(s, end);
 	return rc;
@@ -1344,7 +1754,7 @@ static int wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 {
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		if (w->reply != NULL) {
+		if (w->reply != NULL || w->done) {
 			*reply = w->reply;
 			w->reply = NULL;
 			pthread_mutex_unlock(&s->lock);
@@ -1413,38 +1823,123 @@ int remo__session_request(remo_session *s, int op, remo_value target,
 	return remo__session_request_timed(s, op, target, a, b, 0, out);
 }
 
+/*
+ * Where a request of this thread belongs: the request it is serving on s
+ * (its cause) and how deep callbacks nest.  RecursionError past the
+ * session's limit.
+ */
+static int req_context(remo_session *s, uint64_t *cause, uint64_t *depth)
+{
+	struct serving *ctx = tls_serving;
+	*cause = 0;
+	*depth = 1;
+	while (ctx != NULL && ctx->s != s)
+		ctx = ctx->prev;
+	if (ctx != NULL) {
+		*cause = ctx->reqid;
+		*depth = ctx->depth + 1;
+	}
+	if (*depth > s->opts.max_call_depth)
+		return remo__raisef("RecursionError",
+		                    "callbacks nested %llu deep, past the limit %u",
+		                    (unsigned long long)*depth,
+		                    s->opts.max_call_depth);
+	return REMO_OK;
+}
+
+/* One request's fields, ready for send_parts. */
+struct req {
+	int64_t ints[6];
+	remo_value vals[3];
+	struct msg_parts parts;
+};
+
+/*
+ * Fills r for request reqid.  A promise target becomes the id of the
+ * request it stands for (REMO__REQ_PIPE); the caller checked that the
+ * promise belongs to s and is kept (remo__promise_session).
+ */
+static void req_fill(struct req *r, uint64_t reqid, uint64_t cause,
+                     uint64_t depth, int op, unsigned flags,
+                     remo_value target, remo_value a, remo_value b)
+{
+	const struct remo_future *p = remo__is_ref(target.kind)
+	                              ? REMO__REF(target)->promise : NULL;
+	size_t ni = 5, nv = 0;
+	if (p != NULL)
+		flags |= REMO__REQ_PIPE;
+	r->ints[0] = MSG_REQ;
+	r->ints[1] = (int64_t)reqid;
+	r->ints[2] = (int64_t)cause;
+	r->ints[3] = (int64_t)depth;
+	r->ints[4] = op | (int64_t)flags;
+	if (p != NULL)
+		r->ints[ni++] = (int64_t)p->w.reqid;
+	else
+		r->vals[nv++] = target;
+	r->vals[nv++] = a;
+	r->vals[nv++] = b;
+	r->parts = (struct msg_parts){r->ints, ni, r->vals, nv};
+}
+
+/* The status of a request that could not be sent, raised. */
+static int req_send_failed(int rc, int op)
+{
+	if (rc == REMO_ELIMIT || rc == REMO_ENOMEM || rc == REMO_ETOOBIG ||
+	    rc == REMO_EINVAL || rc == REMO_EDEPTH || rc == REMO_EWIRE_UTF8)
+		return remo__fail(rc, "sending the request");
+	return remo__fail(rc, op_names[op]);
+}
+
+/* Requests that arrived for a call that is over go to whoever serves,
+ * or nowhere once the session ended.  Under s->lock; returns what to
+ * free after unlocking. */
+static struct msg *req_orphans(remo_session *s, struct waiter *w)
+{
+	struct msg *m, *gone = NULL;
+	while ((m = queue_pop(&w->head, &w->tail)) != NULL) {
+		if (s->status != REMO_OK) {
+			m->next = gone;
+			gone = m;
+			continue;
+		}
+		queue_push(&s->top_head, &s->top_tail, m);
+		pthread_cond_broadcast(&s->cond); /* someone must serve it */
+	}
+	return gone;
+}
+
+static void msgs_free(struct msg *m)
+{
+	while (m != NULL) {
+		struct msg *next = m->next;
+		msg_free(m);
+		m = next;
+	}
+}
+
 int remo__session_request_timed(remo_session *s, int op, remo_value target,
                                 remo_value a, remo_value b, int timeout_ms,
                                 remo_value *out)
 {
-	struct serving *ctx = tls_serving;
-	uint64_t cause = 0, depth = 1;
+	uint64_t cause, depth;
 	*out = remo_nil();
-	while (ctx != NULL && ctx->s != s)
-		ctx = ctx->prev;
-	if (ctx != NULL) {
-		cause = ctx->reqid;
-		depth = ctx->depth + 1;
-	}
-	if (depth > s->opts.max_call_depth)
-		return remo__raisef("RecursionError",
-		                    "callbacks nested %llu deep, past the limit %u",
-		                    (unsigned long long)depth,
-		                    s->opts.max_call_depth);
+	int rc = req_context(s, &cause, &depth);
+	if (rc != REMO_OK)
+		return rc;
 
 	struct waiter w = {0};
 	pthread_mutex_lock(&s->lock);
 	int st = s->status;
 	w.reqid = ++s->next_reqid;
-	int rc = st == REMO_OK ? remo__map_put(&s->pending, w.reqid, &w) : st;
+	rc = st == REMO_OK ? remo__map_put(&s->pending, w.reqid, &w) : st;
 	pthread_mutex_unlock(&s->lock);
 	if (rc != REMO_OK)
 		return remo__fail(rc, op_names[op]);
 
-	int64_t ints[5] = {MSG_REQ, (int64_t)w.reqid, (int64_t)cause,
-	                   (int64_t)depth, op};
-	remo_value vals[3] = {target, a, b};
-	rc = send_msg(s, ints, 5, vals, 3);
+	struct req r;
+	req_fill(&r, w.reqid, cause, depth, op, 0, target, a, b);
+	rc = send_parts(s, &r.parts, 1, false);
 	struct msg *reply = NULL;
 	if (rc == REMO_OK) {
 		/* 0: the session's default; -1: none; else this call's */
@@ -1455,47 +1950,478 @@ int remo__session_request_timed(remo_session *s, int op, remo_value target,
 
 	pthread_mutex_lock(&s->lock);
 	remo__map_del(&s->pending, w.reqid);
-	/* requests for a call that gave up go to whoever serves */
-	struct msg *m;
-	while ((m = queue_pop(&w.head, &w.tail)) != NULL) {
-		queue_push(&s->top_head, &s->top_tail, m);
-		pthread_cond_broadcast(&s->cond); /* someone must serve it */
-	}
+	struct msg *gone = req_orphans(s, &w);
 	if (w.reply != NULL && reply == NULL)
 		reply = w.reply;
 	pthread_mutex_unlock(&s->lock);
+	msgs_free(gone);
 
 	if (rc != REMO_OK) {
 		msg_free(reply);
-		if (rc == REMO_ELIMIT || rc == REMO_ENOMEM || rc == REMO_ETOOBIG ||
-		    rc == REMO_EINVAL || rc == REMO_EDEPTH || rc == REMO_EWIRE_UTF8)
-			return remo__fail(rc, "sending the request");
-		return remo__fail(rc, op_names[op]);
+		return req_send_failed(rc, op);
 	}
-	remo__codec codec;
-	remo_value v, base;
-	session_codec_for(s, &codec, reply, &base);
-	rc = remo__unpack_with(&reply->rest, &codec, &v);
-	remo_value_release(base);
+	/* the reader decoded it (msg_decode) */
+	remo_value v = reply->vals[0];
+	reply->vals[0] = remo_nil();
+	rc = reply->drc;
 	int type = reply->type;
 	msg_done(s, reply);
-	if (rc != REMO_OK) {
-		if (rc == REMO_ENOTFOUND || rc == REMO_EPROTO) {
-			session_end(s, REMO_EPROTO);
-			return remo__fail(REMO_EPROTO, "a reply with a bad reference");
-		}
+	if (rc != REMO_OK)
 		return remo__fail(rc, "decoding the reply");
-	}
-	if (type == MSG_ERROR) {
-		if (v.kind != REMO_ERROR) {
-			remo_value_release(v);
-			session_end(s, REMO_EPROTO);
-			return remo__fail(REMO_EPROTO, "an error reply without an error");
-		}
+	if (type == MSG_ERROR)
 		return remo__raise(v);
-	}
 	*out = v;
 	return REMO_OK;
+}
+
+/* ==== futures ========================================================== */
+
+static void future_retain(struct remo_future *f)
+{
+	atomic_fetch_add(&f->refs, 1);
+}
+
+void remo__future_release(struct remo_future *f)
+{
+	if (f == NULL || atomic_fetch_sub(&f->refs, 1) != 1)
+		return;
+	remo_session *s = f->s;
+	if (s != NULL && f->keep) {
+		/* Nothing can name the result any more: the peer may drop it,
+		 * with our next message. */
+		pthread_mutex_lock(&s->lock);
+		s->nkept_out--;
+		if (s->status == REMO_OK && s->ndrops == s->capdrops) {
+			size_t cap = s->capdrops ? s->capdrops * 2 : 32;
+			uint64_t *d = remo__realloc(s->drops, cap * sizeof *d);
+			if (d != NULL) {
+				s->drops = d;
+				s->capdrops = cap;
+			}
+		}
+		/* without memory the peer keeps it until the session ends */
+		if (s->status == REMO_OK && s->ndrops < s->capdrops)
+			s->drops[s->ndrops++] = f->w.reqid;
+		pthread_mutex_unlock(&s->lock);
+	}
+	remo_value_release(f->value);
+	for (int i = 0; i < 3; i++)
+		remo_value_release(f->args[i]);
+	if (s != NULL)
+		session_release(s);
+	remo__free(f);
+}
+
+static struct remo_future *future_alloc(remo_session *s)
+{
+	struct remo_future *f = remo__malloc(sizeof *f);
+	if (f == NULL)
+		return NULL;
+	memset(f, 0, sizeof *f);
+	atomic_init(&f->refs, 1);
+	f->w.fut = f;
+	f->deadline = -1;
+	if ((f->s = s) != NULL)
+		session_retain(s);
+	return f;
+}
+
+struct remo_future *remo__future_settled(int status, remo_value value)
+{
+	struct remo_future *f = future_alloc(NULL);
+	if (f == NULL) {
+		remo_value_release(value);
+		return NULL;
+	}
+	f->w.done = true;
+	f->started = true;
+	f->status = status;
+	f->value = value;
+	return f;
+}
+
+struct remo_future *remo__future_new_batch(remo_session *s)
+{
+	struct remo_future *f = future_alloc(s);
+	if (f != NULL)
+		future_retain(f); /* the batch's count and the caller's */
+	return f;
+}
+
+void remo__future_abandon(struct remo_future *f, int status)
+{
+	remo_session *s = f->s;
+	pthread_mutex_lock(&s->lock);
+	if (!f->started && !f->w.done) {
+		f->w.done = true;
+		f->status = status;
+		pthread_cond_broadcast(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Settles f with status and value (stolen).  Under s->lock; f is no
+ * longer pending.  The session's count of f, its arguments and its
+ * callback are handled by futures_notify, after unlocking.
+ */
+static void future_settle(remo_session *s, struct remo_future *f, int status,
+                          remo_value value, struct remo_future **settled)
+{
+	f->w.done = true;
+	f->status = status;
+	f->value = value;
+	if (f->prev != NULL)
+		f->prev->next = f->next;
+	else
+		s->inflight_head = f->next;
+	if (f->next != NULL)
+		f->next->prev = f->prev;
+	else
+		s->inflight_tail = f->prev;
+	f->prev = f->next = NULL;
+	s->ninflight--;
+	f->settled_next = *settled;
+	*settled = f;
+	pthread_cond_broadcast(&s->cond);
+}
+
+/* After future_settle, not under s->lock: callbacks, in the order the
+ * futures settled. */
+static void futures_notify(struct remo_future *settled)
+{
+	struct remo_future *order = NULL;
+	while (settled != NULL) { /* reverse: settled is newest first */
+		struct remo_future *next = settled->settled_next;
+		settled->settled_next = order;
+		order = settled;
+		settled = next;
+	}
+	while (order != NULL) {
+		struct remo_future *f = order, *next = f->settled_next;
+		remo_session *s = f->s;
+		remo_value args[3];
+		pthread_mutex_lock(&s->lock);
+		memcpy(args, f->args, sizeof args);
+		memset(f->args, 0, sizeof f->args);
+		remo_future_fn *fn = f->started ? f->fn : NULL;
+		f->fn = NULL;
+		pthread_mutex_unlock(&s->lock);
+		for (int i = 0; i < 3; i++)
+			remo_value_release(args[i]);
+		if (fn != NULL)
+			fn(f, f->user);
+		remo__future_release(f); /* the session's count */
+		order = next;
+	}
+}
+
+/*
+ * Registers f as in flight: pending, counted, its values retained.
+ * Waits first while REMO_MAX_INFLIGHT calls are in flight.  Assigns
+ * f->w.reqid unless it has one.  The caller sends it next.
+ */
+static int future_begin(remo_session *s, struct remo_future *f,
+                        remo_value target, remo_value a, remo_value b)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->ninflight >= REMO_MAX_INFLIGHT && s->status == REMO_OK) {
+		struct remo_future *old = s->inflight_head;
+		future_retain(old);
+		pthread_mutex_unlock(&s->lock);
+		struct msg *none = NULL;
+		wait_for(s, &old->w, -1, &none);
+		remo__future_release(old);
+		pthread_mutex_lock(&s->lock);
+	}
+	int rc = s->status;
+	if (rc == REMO_OK && f->w.reqid == 0)
+		f->w.reqid = ++s->next_reqid;
+	if (rc == REMO_OK)
+		rc = remo__map_put(&s->pending, f->w.reqid, &f->w);
+	if (rc == REMO_OK) {
+		f->prev = s->inflight_tail;
+		if (s->inflight_tail != NULL)
+			s->inflight_tail->next = f;
+		else
+			s->inflight_head = f;
+		s->inflight_tail = f;
+		s->ninflight++;
+		future_retain(f); /* the session's count */
+		f->keep = s->nkept_out < REMO_MAX_KEPT;
+		s->nkept_out += f->keep;
+		f->args[0] = remo_value_retain(target);
+		f->args[1] = remo_value_retain(a);
+		f->args[2] = remo_value_retain(b);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* The send of a begun future failed: it settles with rc, quietly (it
+ * never started, so no callback). */
+static void future_abort(remo_session *s, struct remo_future *f, int rc)
+{
+	struct remo_future *settled = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (!f->w.done) {
+		remo__map_del(&s->pending, f->w.reqid);
+		future_settle(s, f, rc, remo_nil(), &settled);
+	}
+	pthread_mutex_unlock(&s->lock);
+	futures_notify(settled);
+}
+
+int remo__session_start(remo_session *s, int op, remo_value target,
+                        remo_value a, remo_value b, unsigned flags,
+                        int timeout_ms, struct remo_future **fut)
+{
+	uint64_t cause, depth;
+	int rc = req_context(s, &cause, &depth);
+	if (rc != REMO_OK)
+		return rc;
+	struct req r;
+	if (flags & REMO__REQ_ONEWAY) {
+		pthread_mutex_lock(&s->lock);
+		rc = s->status;
+		uint64_t reqid = ++s->next_reqid;
+		bool window = ++s->oneway_since >= REMO_ONEWAY_WINDOW;
+		if (window)
+			s->oneway_since = 0;
+		pthread_mutex_unlock(&s->lock);
+		if (rc != REMO_OK)
+			return remo__fail(rc, op_names[op]);
+		if (window) {
+			/* a plain call instead: its reply says the peer has
+			 * caught up with the one-way calls before it */
+			remo_value ignored;
+			rc = remo__session_request_timed(s, op, target, a, b, -1,
+			                                 &ignored);
+			remo_value_release(ignored);
+			return rc == REMO_ERAISED ? REMO_OK : rc;
+		}
+		req_fill(&r, reqid, cause, depth, op, flags, target, a, b);
+		rc = send_parts(s, &r.parts, 1, false);
+		return rc == REMO_OK ? REMO_OK : req_send_failed(rc, op);
+	}
+
+	struct remo_future *f = future_alloc(s);
+	if (f == NULL)
+		return remo__fail(REMO_ENOMEM, op_names[op]);
+	if (timeout_ms > 0)
+		f->deadline = now_ms() + timeout_ms;
+	rc = future_begin(s, f, target, a, b);
+	if (rc != REMO_OK) {
+		remo__future_release(f);
+		return remo__fail(rc, op_names[op]);
+	}
+	req_fill(&r, f->w.reqid, cause, depth, op,
+	         flags | (f->keep ? REMO__REQ_KEEP : 0), target, a, b);
+	pthread_mutex_lock(&s->lock);
+	f->started = true; /* before the send: the reply can come at once */
+	pthread_mutex_unlock(&s->lock);
+	rc = send_parts(s, &r.parts, 1, false);
+	if (rc != REMO_OK) {
+		pthread_mutex_lock(&s->lock);
+		f->started = false;
+		pthread_mutex_unlock(&s->lock);
+		future_abort(s, f, rc);
+		remo__future_release(f);
+		return req_send_failed(rc, op);
+	}
+	*fut = f;
+	return REMO_OK;
+}
+
+int remo__session_send_batch(remo_session *s, struct remo__breq *items,
+                             size_t n)
+{
+	uint64_t cause, depth;
+	int rc = req_context(s, &cause, &depth);
+	if (rc != REMO_OK)
+		return rc;
+	struct req *r = remo__malloc(n * sizeof *r);
+	struct msg_parts *parts = remo__malloc(n * sizeof *parts);
+	if (r == NULL || parts == NULL) {
+		remo__free(r);
+		remo__free(parts);
+		return remo__fail(REMO_ENOMEM, "sending a batch");
+	}
+	size_t begun = 0;
+	for (; rc == REMO_OK && begun < n; begun++) {
+		struct remo__breq *it = &items[begun];
+		unsigned flags = REMO__REQ_ONEWAY;
+		uint64_t reqid;
+		if (it->fut != NULL) {
+			rc = future_begin(s, it->fut, it->target, it->a, it->b);
+			if (rc != REMO_OK)
+				break;
+			flags = it->fut->keep ? REMO__REQ_KEEP : 0;
+			reqid = it->fut->w.reqid;
+		} else {
+			pthread_mutex_lock(&s->lock);
+			reqid = ++s->next_reqid;
+			pthread_mutex_unlock(&s->lock);
+		}
+		req_fill(&r[begun], reqid, cause, depth, it->op, flags,
+		         it->target, it->a, it->b);
+		parts[begun] = r[begun].parts;
+	}
+	if (rc == REMO_OK) {
+		pthread_mutex_lock(&s->lock);
+		for (size_t i = 0; i < n; i++)
+			if (items[i].fut != NULL)
+				items[i].fut->started = true;
+		pthread_mutex_unlock(&s->lock);
+		rc = send_parts(s, parts, n, true);
+	}
+	if (rc != REMO_OK) {
+		for (size_t i = 0; i < begun; i++)
+			if (items[i].fut != NULL) {
+				pthread_mutex_lock(&s->lock);
+				items[i].fut->started = false;
+				pthread_mutex_unlock(&s->lock);
+				future_abort(s, items[i].fut, rc);
+			}
+	}
+	remo__free(r);
+	remo__free(parts);
+	return rc == REMO_OK ? REMO_OK : req_send_failed(rc, REMO__OP_CALL);
+}
+
+struct remo_session *remo__promise_session(remo_value p)
+{
+	const struct remo_future *f = REMO__REF(p)->promise;
+	return f->s != NULL && f->started && f->keep ? f->s : NULL;
+}
+
+/* Settles f with TimeoutError if its deadline passed.  Under s->lock. */
+static void future_check_deadline(remo_session *s, struct remo_future *f,
+                                  struct remo_future **settled)
+{
+	if (!f->w.done && f->deadline >= 0 && now_ms() >= f->deadline) {
+		remo__map_del(&s->pending, f->w.reqid);
+		future_settle(s, f, REMO_ETIMEDOUT, remo_nil(), settled);
+	}
+}
+
+int remo_future_wait(remo_future *f, int timeout_ms, remo_value *out)
+{
+	if (out != NULL)
+		*out = remo_nil();
+	if (f == NULL)
+		return remo__fail(REMO_EINVAL, "remo_future_wait");
+	remo_session *s = f->s;
+	if (s != NULL) {
+		int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+		if (f->deadline >= 0 && (deadline < 0 || f->deadline < deadline))
+			deadline = f->deadline;
+		struct msg *none = NULL;
+		pthread_mutex_lock(&s->lock);
+		bool done = f->w.done, started = f->started;
+		pthread_mutex_unlock(&s->lock);
+		if (!done && !started)
+			return remo__raisef("ValueError", "waiting for a call of a "
+			                    "batch that was not sent");
+		if (!done && timeout_ms != 0)
+			wait_for(s, &f->w, deadline, &none);
+		struct remo_future *settled = NULL;
+		pthread_mutex_lock(&s->lock);
+		future_check_deadline(s, f, &settled);
+		done = f->w.done;
+		pthread_mutex_unlock(&s->lock);
+		futures_notify(settled);
+		if (!done)
+			return remo__fail(REMO_ETIMEDOUT, "waiting for a call");
+	}
+	/* settled: status and value no longer change */
+	if (f->status == REMO_ERAISED)
+		return remo__raise(remo_value_retain(f->value));
+	if (f->status != REMO_OK)
+		return remo__fail(f->status, "an async call");
+	if (out != NULL)
+		*out = remo_value_retain(f->value);
+	return REMO_OK;
+}
+
+bool remo_future_poll(remo_future *f)
+{
+	if (f == NULL)
+		return false;
+	remo_session *s = f->s;
+	if (s == NULL)
+		return true;
+	struct remo_future *settled = NULL;
+	pthread_mutex_lock(&s->lock);
+	/* read what has arrived, if nobody else is reading */
+	for (int i = 0; i < 64 && !f->w.done && !s->reading &&
+	                s->status == REMO_OK; i++) {
+		s->reading = true;
+		pthread_mutex_unlock(&s->lock);
+		int rc = reader_turn(s, 0);
+		pthread_mutex_lock(&s->lock);
+		if (rc != REMO_OK)
+			break;
+	}
+	future_check_deadline(s, f, &settled);
+	bool done = f->w.done;
+	pthread_mutex_unlock(&s->lock);
+	futures_notify(settled);
+	return done;
+}
+
+int remo_future_then(remo_future *f, remo_future_fn *fn, void *user)
+{
+	if (f == NULL || fn == NULL)
+		return remo__fail(REMO_EINVAL, "remo_future_then");
+	remo_session *s = f->s;
+	if (s != NULL)
+		pthread_mutex_lock(&s->lock);
+	int rc = f->fn != NULL ? REMO_EEXIST : REMO_OK;
+	bool now = rc == REMO_OK && f->w.done;
+	if (rc == REMO_OK && !now) {
+		f->fn = fn;
+		f->user = user;
+	}
+	if (s != NULL)
+		pthread_mutex_unlock(&s->lock);
+	if (now)
+		fn(f, user);
+	return rc == REMO_OK ? REMO_OK : remo__fail(rc, "remo_future_then");
+}
+
+int remo_future_cancel(remo_future *f)
+{
+	if (f == NULL || f->s == NULL)
+		return REMO_EINVAL;
+	remo_session *s = f->s;
+	struct remo_future *settled = NULL;
+	pthread_mutex_lock(&s->lock);
+	bool pending = f->started && !f->w.done;
+	if (pending) {
+		remo__map_del(&s->pending, f->w.reqid);
+		future_settle(s, f, REMO_ECANCELED, remo_nil(), &settled);
+	}
+	pthread_mutex_unlock(&s->lock);
+	futures_notify(settled);
+	return pending ? REMO_OK : REMO_EINVAL;
+}
+
+remo_value remo_future_promise(remo_future *f)
+{
+	if (f == NULL)
+		return remo__invalid();
+	remo_value v = remo__ref_alloc(REMO_OBJECT);
+	if (remo_ok(v)) {
+		future_retain(f);
+		REMO__REF(v)->promise = f;
+	}
+	return v;
+}
+
+void remo_future_free(remo_future *f)
+{
+	remo__future_release(f);
 }
 
 /* ==== leases =========================================================== */
@@ -1716,6 +2642,7 @@ static void session_destroy(remo_session *s)
 	while ((m = queue_pop(&s->top_head, &s->top_tail)) != NULL)
 		msg_free(m);
 	remo__free(s->releases);
+	remo__free(s->drops);
 	remo__free(s->shape_queue);
 	remo__free(s->shape_queue_is_type);
 	remo__free(s->put_ids);

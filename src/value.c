@@ -85,6 +85,8 @@ static void value_free(remo_value v)
 			remo__free(r->own_func);
 		}
 		remo_value_release(r->self);
+		if (r->promise != NULL)
+			remo__future_release(r->promise);
 		break;
 	}
 	default:

@@ -15,6 +15,8 @@
  *   9. Operations          getattr, call, len, getitem...: local or remote
  *  10. C function pointers remote callables as plain C functions; ops
  *                          structs filled from a remote object
+ *  11. Call styles         async calls and futures, pipelining, one-way
+ *                          calls, batches
  *
  * Ownership words, used the same way in every comment below:
  *
@@ -78,6 +80,7 @@ enum remo_status {
 	REMO_ETIMEDOUT = 14,  /* the operation's timeout passed               */
 	REMO_EPROTO = 15,     /* the peer broke the protocol; session closed  */
 	REMO_ESIGNATURE = 16, /* a signature string that does not parse       */
+	REMO_ECANCELED = 17,  /* the call was cancelled here (remo_future_cancel) */
 
 	/* Malformed MessagePack: one code for each kind of bad input. */
 	REMO_EWIRE_TRUNCATED = 20, /* the message ends before its value does  */
@@ -817,6 +820,114 @@ typedef struct remo_ops remo_ops;
 REMO_API remo_ops *remo_ops_fill(remo_value obj, const remo_ops_slot *slots,
                                  size_t n, void (**table)(void), int *status);
 REMO_API void remo_ops_free(remo_ops *ops);
+
+/* ======================================================================
+ * 11. Call styles: async calls, promise pipelining, one-way, batches
+ * ======================================================================
+ *
+ * A plain call (section 9) waits for its reply.  These start a call and
+ * return at once.  All of them work on proxies; on a local object the
+ * call runs now and its future is already settled.
+ *
+ * Futures.  remo_call_async starts a call and gives a future.  If it
+ * fails (a bad argument, a signature check, a closed session) it returns
+ * the status, *out is NULL, and no callback ever fires.  A started call
+ * settles exactly once: with a value (REMO_OK), an error (REMO_ERAISED),
+ * or why it could not finish (REMO_EPEERLOST, REMO_ECLOSED, REMO_ECANCELED,
+ * REMO_ETIMEDOUT).  Replies reach a future when some thread reads the
+ * session: one waiting in remo_future_wait or a call, a remo_session_serve
+ * thread, remo_future_poll, or the lease thread (every 20 ms).  Requests
+ * the peer makes while serving an async call (callbacks) are served by
+ * those same threads.  At most REMO_MAX_INFLIGHT async calls are in
+ * flight per session; starting one more first waits for the oldest.
+ *
+ * Pipelining.  remo_future_promise gives a value that stands for the
+ * call's result before it arrives.  Used as the target of any operation
+ * of section 9 or 11 (a call, a method call, getattr, getitem...), the
+ * request names the earlier request and the peer resolves it, so a chain
+ * of N dependent calls costs one round trip.  If the earlier call failed,
+ * the pipelined one fails with the same error.  A promise can only be a
+ * target, not an argument.  The peer keeps each async result until the
+ * future and its promises are all freed, at most REMO_MAX_KEPT per
+ * session; past that a promise is waited for instead (still correct,
+ * one more round trip).
+ *
+ * One-way calls send no reply: no result, no error, no confirmation that
+ * the call ran, or even arrived if the session dies.  Every
+ * REMO_ONEWAY_WINDOW-th one-way call waits for the peer to catch up, so
+ * a caller cannot flood the peer's queue (4096 requests).
+ *
+ * Batches collect calls and send them in one message (at most
+ * REMO_MAX_BATCH, all to one session); each call may have a future, or
+ * none (then it is one-way).  Replies come one per call.
+ */
+#define REMO_MAX_INFLIGHT 1024
+#define REMO_MAX_KEPT 65536
+#define REMO_ONEWAY_WINDOW 1024
+#define REMO_MAX_BATCH 1024
+
+typedef struct remo_future remo_future;
+/* A completion callback: runs once, in the thread that settled the
+ * future (usually the one that read its reply), so it must not block. */
+typedef void remo_future_fn(remo_future *f, void *user);
+
+/* opts->timeout_ms > 0 gives the call a deadline: a wait that reaches it
+ * settles the future with REMO_ETIMEDOUT (the late reply is dropped).
+ * NULL or 0: no deadline. */
+REMO_API int remo_call_async(remo_value fn, remo_value args,
+                             const remo_call_opts *opts, remo_future **out);
+REMO_API int remo_call_method_async(remo_value obj, const char *name,
+                                    remo_value args,
+                                    const remo_call_opts *opts,
+                                    remo_future **out);
+/*
+ * remo_future_wait: waits up to timeout_ms (-1: for ever, 0: not at all)
+ * for f to settle, serving callbacks meanwhile.  Then returns its status
+ * and (REMO_OK) a new reference to its value in *out (if out is not
+ * NULL); REMO_ERAISED puts the error in remo_last_error().  REMO_ETIMEDOUT
+ * with f still pending if the wait timed out (not the call's deadline:
+ * then f settles with REMO_ETIMEDOUT and later waits return it too).  May
+ * be called again, from any thread.
+ */
+REMO_API int remo_future_wait(remo_future *f, int timeout_ms,
+                              remo_value *out);
+/* remo_future_poll: reads what has arrived without blocking; true if f
+ * has settled. */
+REMO_API bool remo_future_poll(remo_future *f);
+/* remo_future_then: fn(f, user) when f settles; at once, in this
+ * thread, if it has.  One callback per future: REMO_EEXIST for a second. */
+REMO_API int remo_future_then(remo_future *f, remo_future_fn *fn,
+                              void *user);
+/* remo_future_cancel: settles a pending f with REMO_ECANCELED (its
+ * callback runs) and drops its reply when it comes.  The peer may still
+ * run the call.  REMO_OK, or REMO_EINVAL if f had settled already. */
+REMO_API int remo_future_cancel(remo_future *f);
+/* remo_future_promise: a new value standing for f's result (above). */
+REMO_API remo_value remo_future_promise(remo_future *f);
+/* remo_future_free: drops the caller's handle; a pending call goes on
+ * (its callback still runs) and its reply is dropped. */
+REMO_API void remo_future_free(remo_future *f);
+
+REMO_API int remo_call_oneway(remo_value fn, remo_value args);
+REMO_API int remo_call_method_oneway(remo_value obj, const char *name,
+                                     remo_value args);
+
+typedef struct remo_batch remo_batch;
+REMO_API remo_batch *remo_batch_new(void);
+/* Adds a call; out NULL makes it one-way.  Checked now (signature,
+ * session), sent by remo_batch_send.  The future's callback can be set
+ * now and runs only if the batch is sent. */
+REMO_API int remo_batch_call(remo_batch *b, remo_value fn, remo_value args,
+                             remo_future **out);
+REMO_API int remo_batch_call_method(remo_batch *b, remo_value obj,
+                                    const char *name, remo_value args,
+                                    remo_future **out);
+/* remo_batch_send: sends the calls added since the last send, in one
+ * message.  On failure the batch's futures settle with the status. */
+REMO_API int remo_batch_send(remo_batch *b);
+/* remo_batch_free: calls not sent are dropped (their futures settle with
+ * REMO_ECANCELED). */
+REMO_API void remo_batch_free(remo_batch *b);
 
 #ifdef __cplusplus
 }
