@@ -70,7 +70,8 @@ static int ops_request(remo_value target, int op, remo_value a,
 
 	remo_session *s = REMO__REF(target)->owner;
 	if (ops_is_promise(target) &&
-	    (s = remo__promise_session(target)) == NULL) {
+	    (s = remo__promise_session(target, m->style == STYLE_BATCH)) ==
+	    NULL) {
 		/* Not pipelinable (its call ran here, or the peer did not
 		 * keep its result): wait for the value, then apply the
 		 * operation to it, in this call's style. */

@@ -312,8 +312,9 @@ void remo__future_abandon(struct remo_future *f, int status);
 struct remo_future *remo__future_settled(int status, remo_value value);
 /* remo__promise_session: the session a pipelined request on promise p
  * goes to, or NULL when p cannot be pipelined (its call ran locally, or
- * its result is not kept) and must be waited for. */
-struct remo_session *remo__promise_session(remo_value p);
+ * its result is not kept, or it is a batch's call not sent yet and this
+ * request is not batching) and must be waited for. */
+struct remo_session *remo__promise_session(remo_value p, bool batching);
 void remo__future_release(struct remo_future *f);
 /* remo__op_apply: operation op on a local value, as serving a request
  * does (any op but LOOKUP). */

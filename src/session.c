@@ -2043,8 +2043,16 @@ struct remo_future *remo__future_settled(int status, remo_value value)
 struct remo_future *remo__future_new_batch(remo_session *s)
 {
 	struct remo_future *f = future_alloc(s);
-	if (f != NULL)
-		future_retain(f); /* the batch's count and the caller's */
+	if (f == NULL)
+		return NULL;
+	future_retain(f); /* the batch's count and the caller's */
+	/* its id now, and always kept: later calls of the same batch can
+	 * be pipelined on it */
+	pthread_mutex_lock(&s->lock);
+	f->w.reqid = ++s->next_reqid;
+	f->keep = true;
+	s->nkept_out++;
+	pthread_mutex_unlock(&s->lock);
 	return f;
 }
 
@@ -2148,8 +2156,10 @@ static int future_begin(remo_session *s, struct remo_future *f,
 		s->inflight_tail = f;
 		s->ninflight++;
 		future_retain(f); /* the session's count */
-		f->keep = s->nkept_out < REMO_MAX_KEPT;
-		s->nkept_out += f->keep;
+		if (!f->keep) { /* a batch's future is kept already */
+			f->keep = s->nkept_out < REMO_MAX_KEPT;
+			s->nkept_out += f->keep;
+		}
 		f->args[0] = remo_value_retain(target);
 		f->args[1] = remo_value_retain(a);
 		f->args[2] = remo_value_retain(b);
@@ -2289,10 +2299,12 @@ int remo__session_send_batch(remo_session *s, struct remo__breq *items,
 	return rc == REMO_OK ? REMO_OK : req_send_failed(rc, REMO__OP_CALL);
 }
 
-struct remo_session *remo__promise_session(remo_value p)
+struct remo_session *remo__promise_session(remo_value p, bool batching)
 {
 	const struct remo_future *f = REMO__REF(p)->promise;
-	return f->s != NULL && f->started && f->keep ? f->s : NULL;
+	/* a batch's future not sent yet: only later calls of a batch */
+	return f->s != NULL && f->keep && (f->started || batching) ? f->s
+	                                                           : NULL;
 }
 
 /* Settles f with TimeoutError if its deadline passed.  Under s->lock. */
