@@ -1383,6 +1383,187 @@ static void releases_fit_a_small_peer_limit(void **state)
 	assert_int_equal(pairs, 12);
 }
 
+/* ==== call styles: request flags, pipelining, DROP, BATCH ============== */
+
+enum { DROP = 8, BATCH = 9 };
+enum { F_KEEP = 0x100, F_ONEWAY = 0x200, F_PIPE = 0x400 };
+
+/* A request with flags; a PIPE request's target is the reqid it names. */
+static void put_req_flags(remo_buf *b, int64_t reqid, int op, int flags,
+                          uint64_t tid, remo_kind tkind, remo_value a,
+                          remo_value v)
+{
+	int64_t head[5] = {REQ, reqid, 0, 1, op | flags};
+	assert_int_equal(remo__wire_put_array(b, 8), REMO_OK);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(remo__wire_put_int(b, head[i]), REMO_OK);
+	if (flags & F_PIPE)
+		assert_int_equal(remo__wire_put_int(b, (int64_t)tid), REMO_OK);
+	else if (tid == 0)
+		assert_int_equal(remo__wire_put_nil(b), REMO_OK);
+	else
+		assert_int_equal(remo__put_ref(b, tkind, tid, true, 0), REMO_OK);
+	assert_int_equal(remo_pack(a, b), REMO_OK);
+	assert_int_equal(remo_pack(v, b), REMO_OK);
+	remo_value_release(a);
+	remo_value_release(v);
+}
+
+static void push_req_flags(struct fx *fx, int64_t reqid, int op, int flags,
+                           uint64_t tid, remo_kind tkind, remo_value a,
+                           remo_value v)
+{
+	remo_buf m = {0};
+	put_req_flags(&m, reqid, op, flags, tid, tkind, a, v);
+	push_buf(fx, &m);
+}
+
+static void push_drop(struct fx *fx, int64_t reqid)
+{
+	remo_buf b = {0};
+	assert_int_equal(remo__wire_put_array(&b, 2), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, DROP), REMO_OK);
+	put_ints(&b, 1, &reqid);
+	push_buf(fx, &b);
+}
+
+static void unknown_request_flag_ends_the_session(void **state)
+{
+	struct fx *fx = *state;
+	push_hello(fx);
+	push_req_flags(fx, 1, OP_LOOKUP, 0x800, 0, REMO_NIL, remo_str("add"),
+	               remo_nil());
+	assert_int_equal(serve(fx), REMO_EPROTO);
+	assert_false(has_answer(fx, 1));
+}
+
+/* KEEP, then PIPE on it; after DROP the result is gone; a PIPE naming a
+ * request that was never kept is a ReferenceError, not a crash. */
+static void pipelined_requests_and_drop(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	push_hello(fx);
+	push_req_flags(fx, 1, OP_LOOKUP, F_KEEP, 0, REMO_NIL,
+	               remo_str("counter"), remo_nil());
+	push_req_flags(fx, 2, OP_CALLM, F_PIPE, 1, REMO_NIL, remo_str("inc"),
+	               remo_tuple_of(1, remo_int(5)));
+	push_req_flags(fx, 3, OP_CALLM, F_PIPE, 1, REMO_NIL, remo_str("inc"),
+	               remo_tuple_of(1, remo_int(2)));
+	push_req_flags(fx, 4, OP_CALLM, F_PIPE, 77, REMO_NIL, remo_str("inc"),
+	               remo_tuple_of(1, remo_int(1)));
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_ref(fx, 1, REMO_OBJECT, NULL, NULL);
+	expect_int(fx, 2, 5);
+	expect_int(fx, 3, 7);
+	expect_error(fx, 4, "ReferenceError", msg, sizeof msg);
+	assert_non_null(strstr(msg, "not kept"));
+
+	push_drop(fx, 1);
+	push_drop(fx, 12345); /* unknown: ignored */
+	push_req_flags(fx, 5, OP_CALLM, F_PIPE, 1, REMO_NIL, remo_str("inc"),
+	               remo_tuple_of(1, remo_int(1)));
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 5, "ReferenceError", msg, sizeof msg);
+	assert_int_equal(g_counter.n, 7);
+
+	/* a kept request that failed: its error again, for each PIPE */
+	push_req_flags(fx, 6, OP_LOOKUP, F_KEEP, 0, REMO_NIL,
+	               remo_str("no such name"), remo_nil());
+	push_req_flags(fx, 7, OP_CALLM, F_PIPE, 6, REMO_NIL, remo_str("inc"),
+	               remo_tuple_of(1, remo_int(1)));
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 6, "NotFound", msg, sizeof msg);
+	expect_error(fx, 7, "NotFound", msg, sizeof msg);
+	/* a PIPE with target id 0 is malformed */
+	push_req_flags(fx, 8, OP_CALLM, F_PIPE, 0, REMO_NIL, remo_str("inc"),
+	               remo_tuple_of(1, remo_int(1)));
+	assert_int_equal(serve(fx), REMO_EPROTO);
+}
+
+static void oneway_requests_send_nothing(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t counter;
+	push_hello(fx);
+	push_lookup(fx, 1, "counter");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	counter = expect_ref(fx, 1, REMO_OBJECT, NULL, NULL);
+	size_t before = fx->r->nsent;
+	push_req_flags(fx, 2, OP_CALLM, F_ONEWAY, counter, REMO_OBJECT,
+	               remo_str("inc"), remo_tuple_of(1, remo_int(3)));
+	/* fails (no such method), silently */
+	push_req_flags(fx, 3, OP_CALLM, F_ONEWAY, counter, REMO_OBJECT,
+	               remo_str("nope"), remo_nil());
+	/* a forged id: also silent, and the session goes on */
+	push_req_flags(fx, 4, OP_CALLM, F_ONEWAY, 999, REMO_OBJECT,
+	               remo_str("inc"), remo_tuple_of(1, remo_int(3)));
+	/* a one-way request, then the release of what it names: the
+	 * request was decoded when read, so it still reaches the object */
+	push_req_flags(fx, 5, OP_CALLM, F_ONEWAY, counter, REMO_OBJECT,
+	               remo_str("inc"), remo_tuple_of(1, remo_int(10)));
+	push_release(fx, counter, 1);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	assert_int_equal(fx->r->nsent, before);
+	assert_int_equal(g_counter.n, 13);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+	assert_int_equal(remo__session_table_len(fx->s), 0);
+}
+
+static void batches_are_split_and_checked(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	push_hello(fx);
+	/* three requests in one message, the third pipelined on the first */
+	remo_buf b = {0};
+	assert_int_equal(remo__wire_put_array(&b, 4), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, BATCH), REMO_OK);
+	put_req_flags(&b, 1, OP_LOOKUP, F_KEEP, 0, REMO_NIL,
+	              remo_str("counter"), remo_nil());
+	put_req_flags(&b, 2, OP_LOOKUP, 0, 0, REMO_NIL, remo_str("missing"),
+	              remo_nil());
+	put_req_flags(&b, 3, OP_CALLM, F_PIPE, 1, REMO_NIL, remo_str("inc"),
+	              remo_tuple_of(1, remo_int(4)));
+	push_buf(fx, &b);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_ref(fx, 1, REMO_OBJECT, NULL, NULL);
+	expect_error(fx, 2, "NotFound", msg, sizeof msg);
+	expect_int(fx, 3, 4);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+
+	/* an empty batch, a batch holding a PING, a batch over the limit,
+	 * a DROP that is not a list: each ends the session */
+	for (int k = 0; k < 4; k++) {
+		fx_reopen(fx, NULL);
+		push_hello(fx);
+		remo_buf m = {0};
+		if (k == 0) {
+			int64_t empty[1] = {BATCH};
+			put_ints(&m, 1, empty);
+		} else if (k == 1) {
+			assert_int_equal(remo__wire_put_array(&m, 2), REMO_OK);
+			assert_int_equal(remo__wire_put_int(&m, BATCH), REMO_OK);
+			int64_t ping[1] = {7};
+			put_ints(&m, 1, ping);
+		} else if (k == 2) {
+			assert_int_equal(remo__wire_put_array(
+				&m, REMO_MAX_BATCH + 2), REMO_OK);
+			assert_int_equal(remo__wire_put_int(&m, BATCH), REMO_OK);
+			for (int i = 0; i <= REMO_MAX_BATCH; i++)
+				put_req_flags(&m, i + 1, OP_LOOKUP, 0, 0,
+				              REMO_NIL, remo_str("add"),
+				              remo_nil());
+		} else {
+			int64_t bad[2] = {DROP, 5};
+			put_ints(&m, 2, bad);
+		}
+		push_buf(fx, &m);
+		assert_int_equal(serve(fx), REMO_EPROTO);
+		assert_false(has_answer(fx, 1));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1414,6 +1595,10 @@ int main(void)
 		T(a_shape_with_a_bad_method_ends_the_session),
 		T(close_does_not_wait_behind_a_stuck_send),
 		T(releases_fit_a_small_peer_limit),
+		T(unknown_request_flag_ends_the_session),
+		T(pipelined_requests_and_drop),
+		T(oneway_requests_send_nothing),
+		T(batches_are_split_and_checked),
 #undef T
 	};
 	return cmocka_run_group_tests_name("hostile", tests, group_setup,
