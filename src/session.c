@@ -740,6 +740,8 @@ static int hook_put_ref(void *ctx, remo_buf *b, remo_value v)
 	if (remo__is_ref(v.kind) && REMO__REF(v)->id != 0 &&
 	    REMO__REF(v)->owner == NULL)
 		return REMO_EINVAL; /* a bare reference has no meaning here */
+	if (remo__is_ref(v.kind) && REMO__REF(v)->promise != NULL)
+		return REMO_ETYPE; /* a promise is only ever a target */
 
 	uint32_t shape;
 	int rc = REMO_OK;
@@ -1885,6 +1887,9 @@ static void req_fill(struct req *r, uint64_t reqid, uint64_t cause,
 /* The status of a request that could not be sent, raised. */
 static int req_send_failed(int rc, int op)
 {
+	if (rc == REMO_ETYPE)
+		return remo__raisef("TypeError", "a promise can only be the "
+		                    "target of an operation, not an argument");
 	if (rc == REMO_ELIMIT || rc == REMO_ENOMEM || rc == REMO_ETOOBIG ||
 	    rc == REMO_EINVAL || rc == REMO_EDEPTH || rc == REMO_EWIRE_UTF8)
 		return remo__fail(rc, "sending the request");

@@ -601,6 +601,13 @@ static void test_pipelined_error_propagates(void **state)
 	assert_string_equal(remo_error_name(remo_last_error()), "ValueError");
 	assert_string_equal(remo_error_message(remo_last_error()),
 	                    "node 0 refuses");
+	/* a promise is a target only, never an argument */
+	remo_value kp = lookup(p, "keep"), ka = remo_tuple_of(1,
+	                                        remo_value_retain(pr));
+	assert_int_equal(remo_call(kp, ka, &v), REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "TypeError");
+	remo_value_release(ka);
+	remo_value_release(kp);
 	remo_value_release(pr);
 	remo_future_free(f1);
 	remo_future_free(f2);
