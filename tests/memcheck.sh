@@ -7,4 +7,5 @@ case "$1" in
 esac
 exec valgrind -q --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+	--suppressions="$(dirname "$0")/valgrind.supp" \
 	--track-origins=yes "$@"
