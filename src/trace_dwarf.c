@@ -676,14 +676,11 @@ static int dw_frame_locals(Dwfl *dwfl, struct dw_frame *f, remo_value *out)
 		}
 	}
 	for (int i = 0; i < n && st == REMO_OK; i++) {
-		int tag = dwarf_tag(&scopes[i]);
-		if (tag == DW_TAG_compile_unit || tag == DW_TAG_partial_unit)
-			break;
 		st = dw_scope_vars(f, &scopes[i], *out);
-		if (tag == DW_TAG_subprogram)
+		if (dwarf_tag(&scopes[i]) == DW_TAG_subprogram)
 			break;
 	}
-	free(scopes);
+	remo__free(scopes);
 	f->func = NULL;
 	return st;
 }

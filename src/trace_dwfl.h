@@ -31,11 +31,12 @@ void remo__dwfl_unlock(void);
 Dwfl_Module *remo__dwfl_module(Dwfl *dwfl, Dwarf_Addr addr);
 
 /*
- * remo__dwarf_scopes: the DWARF scopes that hold addr (module-relative:
- * already less the bias) in the concrete tree, innermost first: lexical
- * blocks, inlined calls, then the function they are in, then the
- * compile unit.  *cu gets the compile unit.  The count (*scopes
- * malloc'd by libdw: free()), or 0 (nothing: *scopes NULL).
+ * remo__dwarf_scopes: the DWARF scopes that hold addr (absolute) in the
+ * concrete tree, innermost first: lexical blocks, inlined calls, then
+ * the function they are in (and, in C++, the namespaces and classes
+ * around it); the compile unit is not in it but in *cu.  The count
+ * (*scopes remo__malloc'd: remo__free), or 0 (nothing: *scopes NULL;
+ * also when memory ran out).
  */
 int remo__dwarf_scopes(Dwfl_Module *mod, Dwarf_Addr addr, Dwarf_Die *cu,
                        Dwarf_Die **scopes);

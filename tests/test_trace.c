@@ -838,6 +838,85 @@ static void recover_nested(void **state)
 	assert_int_equal(hook_seen.calls, 2);
 }
 
+/*
+ * sigsetjmp(jb, 0) is enough: the handler runs with the mask of the code
+ * it interrupted (SA_NODEFER, nothing added), so jumping out without
+ * restoring a mask leaves none of the crash signals blocked; and it
+ * saves the system call that saving the mask costs on every arm.
+ */
+static void recover_without_saving_the_mask(void **state)
+{
+	const struct subject *s = &subject_o2;
+	static const int modes[] = {SUBJ_WRITE, SUBJ_FPE, SUBJ_ABORT,
+	                            SUBJ_WRITE};
+	struct subject_ctx ctx;
+	struct remo__recover r;
+	sigset_t before, after;
+
+	use_remo_handlers();
+	sigprocmask(SIG_SETMASK, NULL, &before);
+	for (volatile size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		memset(&r, 0, sizeof r);
+		if (sigsetjmp(r.jb, 0) == 0) {
+			remo__recover_arm(&r);
+			ctx_init(&ctx, modes[i]);
+			ctx.ptr = ro_page();
+			s->a(&ctx, 4);
+			fail();
+		}
+		assert_true(r.sig != 0);
+		sigprocmask(SIG_SETMASK, NULL, &after);
+		for (size_t k = 0; k < 4; k++)
+			assert_int_equal(sigismember(&after, crash_sigs[k]),
+			                 sigismember(&before, crash_sigs[k]));
+	}
+}
+
+static volatile bool overflow_never; /* the recursion's way out, unused */
+
+static __attribute__((noinline)) int overflow(int d)
+{
+	volatile char pad[256];
+	pad[0] = (char)d;
+	if (overflow_never)
+		return 0;
+	return overflow(d + 1) + pad[0]; /* not a tail call */
+}
+
+static void *overflow_in_thread(void *arg)
+{
+	struct remo__recover *r = arg;
+	memset(r, 0, sizeof *r);
+	if (sigsetjmp(r->jb, 1) == 0) {
+		remo__recover_arm(r);
+		overflow(0);
+	}
+	return NULL;
+}
+
+/* A stack overflow is caught too: the handler runs on the alternate
+ * stack, and the capture keeps the innermost REMO__TRACE_MAX frames. */
+static void recover_stack_overflow(void **state)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	struct remo__recover r;
+
+	use_remo_handlers();
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	assert_int_equal(pthread_create(&th, &attr, overflow_in_thread, &r), 0);
+	pthread_join(th, NULL);
+	pthread_attr_destroy(&attr);
+	assert_int_equal(r.sig, SIGSEGV);
+	assert_int_equal(r.npcs, REMO__TRACE_MAX);
+	size_t n;
+	struct remo__frame_info *f = name_all(r.pcs, 2, true, &n);
+	assert_string_equal(f[0].function, "overflow");
+	assert_string_equal(f[1].function, "overflow");
+	remo__frame_info_free(f, n);
+}
+
 static void *crash_in_thread(void *arg)
 {
 	struct crashed c;
@@ -1053,7 +1132,11 @@ int main(int argc, char **argv)
 		BOTH_RECOVER(recover_with_dwarf_locals),
 		cmocka_unit_test_setup_teardown(recover_nested, setup_recover,
 		                                teardown_recover),
+		cmocka_unit_test_setup_teardown(recover_without_saving_the_mask,
+		                                setup_recover, teardown_recover),
 		cmocka_unit_test_setup_teardown(recover_on_other_threads,
+		                                setup_recover, teardown_recover),
+		cmocka_unit_test_setup_teardown(recover_stack_overflow,
 		                                setup_recover, teardown_recover),
 	};
 	const struct CMUnitTest unarmed[] = {
