@@ -7,6 +7,8 @@
  */
 #include "remo_impl.h"
 
+#include <string.h>
+
 #include <stdlib.h>
 
 static remo_allocator alloc_current = {malloc, realloc, free};
@@ -33,6 +35,17 @@ void remo__free(void *p)
 {
 	if (p != NULL)
 		alloc_current.free(p);
+}
+
+char *remo__strdup(const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	char *d = remo__malloc(n);
+	if (d != NULL)
+		memcpy(d, s, n);
+	return d;
 }
 
 void remo_free(void *p)

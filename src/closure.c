@@ -16,6 +16,7 @@
  */
 #include "remo_impl.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 struct remo_closure {
@@ -26,8 +27,44 @@ struct remo_closure {
 };
 
 static _Thread_local int closure_status;
-/* A str result must outlive the call: each thread keeps its last one. */
-static _Thread_local remo_value closure_last_str;
+/*
+ * A str or bytes result must outlive the call: each thread keeps its
+ * last one, in a cell that a thread-exit destructor releases (a
+ * _Thread_local value would leak one result per thread).
+ */
+static pthread_key_t last_key;
+static pthread_once_t last_once = PTHREAD_ONCE_INIT;
+
+static void last_free(void *p)
+{
+	remo_value *cell = p;
+	remo_value_release(*cell);
+	free(cell);
+}
+
+static void last_init(void)
+{
+	pthread_key_create(&last_key, last_free);
+}
+
+/* Keeps v (retained) as this thread's last result; false without
+ * memory. */
+static bool keep_last(remo_value v)
+{
+	pthread_once(&last_once, last_init);
+	remo_value *cell = pthread_getspecific(last_key);
+	if (cell == NULL) {
+		/* plain calloc: freed by the destructor with plain free */
+		if ((cell = calloc(1, sizeof *cell)) == NULL ||
+		    pthread_setspecific(last_key, cell) != 0) {
+			free(cell);
+			return false;
+		}
+	}
+	remo_value_release(*cell);
+	*cell = remo_value_retain(v);
+	return true;
+}
 
 int remo_closure_status(void)
 {
@@ -128,16 +165,16 @@ static bool closure_result(const struct remo_closure *c, remo_value v,
 		if (v.kind != REMO_STR && v.kind != REMO_NIL)
 			return false;
 		/* valid until this thread's next str-returning closure call */
-		remo_value_release(closure_last_str);
-		closure_last_str = remo_value_retain(v);
+		if (!keep_last(v))
+			return false;
 		*(const char **)ret = remo_str_data(v, NULL);
 		return true;
 	case 'y': {
 		size_t n = 0;
 		if (v.kind != REMO_BYTES && v.kind != REMO_NIL)
 			return false;
-		remo_value_release(closure_last_str);
-		closure_last_str = remo_value_retain(v);
+		if (!keep_last(v))
+			return false;
 		*(const void **)ret = remo_bytes_data(v, &n);
 		if (ylen != NULL)
 			*(size_t *)ylen = n;

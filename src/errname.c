@@ -48,6 +48,7 @@ static const struct {
 	{"MemoryError", "Error"},
 	{"TimeoutError", "Error"},
 	{"CancelledError", "Error"},
+	{"Crash", "Error"},
 	{"ConnectionError", "Error"},
 	{"PeerLost", "ConnectionError"},
 	{"PermissionError", "Error"},

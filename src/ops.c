@@ -173,7 +173,7 @@ int remo_getattr(remo_value obj, const char *name, remo_value *out)
 	*out = remo_nil();
 	if (name == NULL)
 		return remo__fail(REMO_EINVAL, "getattr");
-	if (obj.kind != REMO_OBJECT)
+	if (!remo__is_objlike(obj.kind))
 		return ops_no_attr(obj, name);
 	const struct remo__ref *r = REMO__REF(obj);
 	const struct remo__func *m = remo__type_method(r->type, name);
@@ -199,7 +199,7 @@ int remo_setattr(remo_value obj, const char *name, remo_value val)
 {
 	if (name == NULL || !remo_ok(val))
 		return remo__fail(REMO_EINVAL, "setattr");
-	if (obj.kind != REMO_OBJECT)
+	if (!remo__is_objlike(obj.kind))
 		return ops_no_attr(obj, name);
 	const struct remo__ref *r = REMO__REF(obj);
 	const struct remo__field *f = remo__type_field(r->type, name);
@@ -285,7 +285,7 @@ int remo_call_method(remo_value obj, const char *name, remo_value args,
 	*out = remo_nil();
 	if (name == NULL)
 		return remo__fail(REMO_EINVAL, "call_method");
-	if (obj.kind != REMO_OBJECT)
+	if (!remo__is_objlike(obj.kind))
 		return ops_no_attr(obj, name);
 	const struct remo__ref *r = REMO__REF(obj);
 	const struct remo__func *m = remo__type_method(r->type, name);
@@ -759,6 +759,9 @@ static int batch_add(struct call_mode *m, remo_session *s, int op,
                      remo_value target, remo_value a, remo_value b)
 {
 	remo_batch *bt = m->batch;
+	int st = remo_session_status(s);
+	if (st != REMO_OK)
+		return remo__fail(st, "a batch");
 	if (bt->s != NULL && bt->s != s)
 		return remo__raisef("ValueError",
 		                    "the calls of a batch go to one session");
@@ -802,6 +805,10 @@ static int ops_batch(remo_batch *b, remo_value target, const char *name,
 	remo_value v;
 	int rc = ops_call_styled(&m, target, name, args, &v);
 	remo_value_release(v);
+	if (rc == REMO_OK && !m.sent) /* a promise whose value is local */
+		return remo__raisef("ValueError", "a batch holds calls on "
+		                    "proxies only (this promise stands for a "
+		                    "local value; the call ran now)");
 	if (rc == REMO_OK && out != NULL)
 		*out = m.fut;
 	return rc;

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct raise_slot {
 	remo_value err;
@@ -98,7 +99,25 @@ void remo_raise(const char *name, const char *fmt, ...)
 	va_end(ap);
 	if (!remo_ok(e)) /* a malformed name: say so rather than lose it */
 		e = remo_error("ValueError", "remo_raise: malformed error name");
-	remo__raise(e);
+	/* 1: the function that called remo_raise is where it failed */
+	remo__raise(remo__tb_attach(e, 1));
+}
+
+void remo_raise_errno(int errnum, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt ? fmt : "", ap);
+	va_end(ap);
+	size_t n = strlen(msg);
+	snprintf(msg + n, sizeof msg - n, "%s%s", n ? ": " : "",
+	         strerror(errnum));
+	const char *name = remo_errno_name(errnum);
+	remo_value e = remo_error(name ? name : "OSError", msg);
+	if (remo_ok(e) && name == NULL)
+		remo_dict_set_str(remo_error_attrs(e), "errno", remo_int(errnum));
+	remo__raise(remo__tb_attach(e, 1));
 }
 
 void remo_raise_value(remo_value error)
@@ -107,7 +126,7 @@ void remo_raise_value(remo_value error)
 		remo_value_release(error);
 		error = remo_error("TypeError", "remo_raise_value: not an error");
 	}
-	remo__raise(error);
+	remo__raise(remo__tb_attach(error, 1));
 }
 
 remo_value remo_last_error(void)

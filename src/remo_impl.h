@@ -33,6 +33,8 @@
 void *remo__malloc(size_t n);
 void *remo__realloc(void *p, size_t n);
 void remo__free(void *p);
+/* remo__strdup: a remo__malloc'd copy of s; NULL for NULL or no memory. */
+char *remo__strdup(const char *s);
 
 /* ---- heap values (value.c) --------------------------------------------- */
 
@@ -234,6 +236,14 @@ static inline bool remo__is_ref(remo_kind k)
 	return k >= REMO_OBJECT && k <= REMO_TRACEBACK;
 }
 
+/* Kinds that are objects of a type: objects, and the frames and
+ * tracebacks of remote tracebacks (objects of the types Frame and
+ * Traceback, with kinds of their own on the wire). */
+static inline bool remo__is_objlike(remo_kind k)
+{
+	return k == REMO_OBJECT || k == REMO_FRAME || k == REMO_TRACEBACK;
+}
+
 #define REMO__STR(v) ((struct remo__str *)(v).as.p)
 #define REMO__TUPLE(v) ((struct remo__tuple *)(v).as.p)
 #define REMO__LIST(v) ((struct remo__list *)(v).as.p)
@@ -320,6 +330,31 @@ void remo__future_release(struct remo_future *f);
  * does (any op but LOOKUP). */
 int remo__op_apply(int op, remo_value target, remo_value a, remo_value b,
                    remo_value *out);
+/* For tracebacks (traceback.c <-> session.c). */
+struct remo__recover;
+/* remo__serving: the session whose request this thread serves, or NULL. */
+struct remo_session *remo__serving(void);
+const remo_session_opts *remo__session_opts(struct remo_session *s);
+/* remo__serving_reply_error: sends err as the ERROR reply of the request
+ * this thread serves, now; its ordinary reply is then skipped.  try_only:
+ * give up (REMO_ELIMIT) rather than wait for the send lock. */
+int remo__serving_reply_error(remo_value err, bool try_only);
+/* remo__serving_park: serves that session on this thread until done(arg)
+ * is true, the session ends, or the monotonic ms deadline passes. */
+void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline);
+int64_t remo__now_ms(void);
+/* remo__serving_locals_mark: the REMO_LOCAL mark of the request this
+ * thread serves (remo__locals_take). */
+size_t remo__serving_locals_mark(void);
+/* traceback.c: the error of a call that crashed under recovery (raised);
+ * installs the crash handlers (once; a session with tracebacks does:
+ * they report a crash to the caller, and recover when asked); attaches
+ * a traceback
+ * to an error raised by a function this thread serves (stolen, returned),
+ * skip frames above the raising function's. */
+int remo__tb_crashed(struct remo__recover *r);
+int remo__tb_init_handlers(void);
+remo_value remo__tb_attach(remo_value err, int skip);
 /* remo__chunk: up to REMO_FORCE_CHUNK items of a local list from start
  * (a dict: key, value, key, value...) as a new tuple. */
 int remo__chunk(remo_value v, size_t start, remo_value *out);

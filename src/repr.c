@@ -136,7 +136,8 @@ static int repr_value(remo_buf *b, remo_value v, unsigned depth)
 		/* <Calc proxy #1>, <Calc object>, <function add>, <object #7> */
 		const struct remo__ref *r = REMO__REF(v);
 		char text[160];
-		const char *what = v.kind == REMO_OBJECT && r->type ? r->type->name
+		const char *what = remo__is_objlike(v.kind) && r->type
+		                   ? r->type->name
 		                   : v.kind == REMO_CALLABLE && r->func
 		                           ? (r->self.kind != REMO_NIL ? "method"
 		                                                       : "function")

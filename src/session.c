@@ -31,6 +31,7 @@
  * released under s->lock (a release can run a destructor or reach
  * another session).
  */
+#include "trace.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -112,6 +113,7 @@ struct remo_future {
 	int64_t deadline;        /* ms, or -1                              */
 	remo_future_fn *fn;
 	void *user;
+	bool then_set;           /* remo_future_then was called           */
 	struct remo_future *prev, *next; /* s->inflight, oldest first      */
 	struct remo_future *settled_next;
 };
@@ -196,6 +198,9 @@ struct serving {
 	uint64_t reqid;
 	uint64_t depth;
 	struct serving *prev;
+	bool oneway;      /* the request wants no reply                  */
+	bool replied;     /* its ERROR went early (a live traceback)     */
+	size_t lmark;     /* where its REMO_LOCAL records start          */
 };
 static _Thread_local struct serving *tls_serving;
 
@@ -688,7 +693,7 @@ out:
 
 static uint64_t entry_key(remo_value v)
 {
-	if (v.kind == REMO_OBJECT && REMO__REF(v)->ptr != NULL)
+	if (remo__is_objlike(v.kind) && REMO__REF(v)->ptr != NULL)
 		return (uint64_t)(uintptr_t)REMO__REF(v)->ptr;
 	return (uint64_t)(uintptr_t)v.as.p;
 }
@@ -749,7 +754,7 @@ static int hook_put_ref(void *ctx, remo_buf *b, remo_value v)
 		shape = REMO__SHAPE_LIST;
 	} else if (v.kind == REMO_DICT) {
 		shape = REMO__SHAPE_DICT;
-	} else if (v.kind == REMO_OBJECT) {
+	} else if (remo__is_objlike(v.kind)) {
 		const remo_type *t = REMO__REF(v)->type;
 		shape = t ? t->shape_id : 0;
 		if (t != NULL)
@@ -760,7 +765,7 @@ static int hook_put_ref(void *ctx, remo_buf *b, remo_value v)
 		if (f != NULL)
 			rc = shape_need(s, f, false);
 	} else {
-		return REMO_EINVAL; /* frames and tracebacks: a later layer */
+		return REMO_EINVAL;
 	}
 	if (rc != REMO_OK)
 		return rc;
@@ -860,7 +865,7 @@ static int hook_get_ref(void *ctx, remo_kind kind, uint64_t id, bool home,
 		type = &remo__type_dict;
 	} else {
 		struct shape *sh = remo__map_get(&s->shapes_in, shape_id);
-		if (kind == REMO_OBJECT && sh != NULL && sh->type != NULL)
+		if (remo__is_objlike(kind) && sh != NULL && sh->type != NULL)
 			type = sh->type;
 		else if (kind == REMO_CALLABLE && sh != NULL && sh->func != NULL)
 			func = sh->func;
@@ -1520,6 +1525,30 @@ static int serve_op(remo_session *s, int op, remo_value target, remo_value a,
 }
 
 /*
+ * serve_op with crash recovery (remo_session_opts.recover): a SIGSEGV,
+ * SIGBUS, SIGFPE or SIGABRT in the call returns here, and the call fails
+ * with a Crash error whose traceback starts at the faulting instruction
+ * (traceback.c).  What the call had allocated is lost, and a lock it
+ * held stays held: hence opt-in, and the process is marked tainted.
+ */
+static int serve_op_guarded(remo_session *s, int op, remo_value *vals,
+                            remo_value *out)
+{
+	struct remo__recover r;
+	memset(&r, 0, sizeof r);
+	r.dlocals = remo_nil();
+	r.want_dlocals = s->opts.traceback == REMO_TB_LIVE;
+	*out = remo_nil();
+	if (sigsetjmp(r.jb, 1) == 0) {
+		remo__recover_arm(&r);
+		int rc = serve_op(s, op, vals[0], vals[1], vals[2], out);
+		remo__recover_disarm(&r);
+		return rc;
+	}
+	return remo__tb_crashed(&r);
+}
+
+/*
  * The target of a pipelined request: the result the peer asked us to
  * keep for its request reqid (0: none was kept).  Waits while that
  * request is still being served by another thread; requests are served
@@ -1584,7 +1613,9 @@ static void kept_settle(remo_session *s, uint64_t reqid, int rc,
 /* Serves one request and sends its reply.  Takes ownership of m. */
 static void serve(remo_session *s, struct msg *m)
 {
-	struct serving ctx = {s, m->reqid, m->depth, tls_serving};
+	struct serving ctx = {s, m->reqid, m->depth, tls_serving,
+	                      (m->flags & REMO__REQ_ONEWAY) != 0, false,
+	                      remo__locals_mark()};
 	remo__codec codec;
 	remo_value vals[3] = {{0}}, result = remo_nil();
 	int rc = REMO_OK;
@@ -1626,13 +1657,18 @@ static void serve(remo_session *s, struct msg *m)
 	}
 	remo_value_release(base); /* views keep what they need */
 	if (rc == REMO_OK)
-		rc = serve_op(s, (int)m->op, vals[0], vals[1], vals[2], &result);
+		rc = s->opts.recover ? serve_op_guarded(s, (int)m->op, vals,
+		                                        &result)
+		                     : serve_op(s, (int)m->op, vals[0], vals[1],
+		                                vals[2], &result);
+	remo__locals_reset(ctx.lmark);
 	for (int i = 0; i < 3; i++)
 		remo_value_release(vals[i]);
 	if (m->flags & REMO__REQ_KEEP)
 		kept_settle(s, m->reqid, rc, result);
-	if (m->flags & REMO__REQ_ONEWAY) {
-		/* no reply, by definition: not even the error */
+	if ((m->flags & REMO__REQ_ONEWAY) || ctx.replied) {
+		/* no reply, by definition: not even the error (or the
+		 * error went already, with a live traceback) */
 		remo_value_release(result);
 		tls_serving = ctx.prev;
 		msg_done(s, m);
@@ -1660,6 +1696,64 @@ static void serve(remo_session *s, struct msg *m)
 	remo_value_release(payload);
 	tls_serving = ctx.prev;
 	msg_done(s, m);
+}
+
+/* ==== for tracebacks (traceback.c) ===================================== */
+
+static int wait_for(remo_session *s, struct waiter *w, int64_t deadline,
+                    struct msg **reply);
+
+remo_session *remo__serving(void)
+{
+	return tls_serving != NULL ? tls_serving->s : NULL;
+}
+
+const remo_session_opts *remo__session_opts(remo_session *s)
+{
+	return &s->opts;
+}
+
+int remo__serving_reply_error(remo_value err, bool try_only)
+{
+	struct serving *ctx = tls_serving;
+	if (ctx == NULL || ctx->replied || ctx->oneway)
+		return REMO_EINVAL;
+	remo_session *s = ctx->s;
+	/* from a crash handler: never wait for a lock the crash may hold */
+	if (try_only && pthread_mutex_trylock(&s->send_lock) != 0)
+		return REMO_ELIMIT;
+	if (try_only)
+		pthread_mutex_unlock(&s->send_lock);
+	int64_t hdr[2] = {MSG_ERROR, (int64_t)ctx->reqid};
+	int rc = send_msg(s, hdr, 2, &err, 1);
+	if (rc == REMO_OK)
+		ctx->replied = true;
+	return rc;
+}
+
+void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline)
+{
+	remo_session *s = remo__serving();
+	struct waiter w = {0}; /* reqid 0: serves the top-level queue */
+	struct msg *none = NULL;
+	while (!done(arg) && remo_session_status(s) == REMO_OK) {
+		int64_t now = now_ms();
+		if (now >= deadline)
+			break;
+		/* slices, to look at done() between them */
+		int64_t until = now + 20 < deadline ? now + 20 : deadline;
+		wait_for(s, &w, until, &none);
+	}
+}
+
+size_t remo__serving_locals_mark(void)
+{
+	return tls_serving != NULL ? tls_serving->lmark : 0;
+}
+
+int64_t remo__now_ms(void)
+{
+	return now_ms();
 }
 
 /* ==== waiting ========================================================== */
@@ -2055,8 +2149,8 @@ struct remo_future *remo__future_new_batch(remo_session *s)
 	 * be pipelined on it */
 	pthread_mutex_lock(&s->lock);
 	f->w.reqid = ++s->next_reqid;
-	f->keep = true;
-	s->nkept_out++;
+	f->keep = s->nkept_out < REMO_MAX_KEPT;
+	s->nkept_out += f->keep;
 	pthread_mutex_unlock(&s->lock);
 	return f;
 }
@@ -2064,13 +2158,18 @@ struct remo_future *remo__future_new_batch(remo_session *s)
 void remo__future_abandon(struct remo_future *f, int status)
 {
 	remo_session *s = f->s;
+	remo_value err = status == REMO_ERAISED
+	                 ? remo_value_retain(remo_last_error()) : remo_nil();
 	pthread_mutex_lock(&s->lock);
 	if (!f->started && !f->w.done) {
 		f->w.done = true;
 		f->status = status;
+		f->value = err;
+		err = remo_nil();
 		pthread_cond_broadcast(&s->cond);
 	}
 	pthread_mutex_unlock(&s->lock);
+	remo_value_release(err);
 }
 
 /*
@@ -2134,16 +2233,31 @@ static void futures_notify(struct remo_future *settled)
  * Waits first while REMO_MAX_INFLIGHT calls are in flight.  Assigns
  * f->w.reqid unless it has one.  The caller sends it next.
  */
+static void future_check_deadline(remo_session *s, struct remo_future *f,
+                                  struct remo_future **settled);
+
 static int future_begin(remo_session *s, struct remo_future *f,
                         remo_value target, remo_value a, remo_value b)
 {
 	pthread_mutex_lock(&s->lock);
 	while (s->ninflight >= REMO_MAX_INFLIGHT && s->status == REMO_OK) {
+		/* the oldest call that went: one of another thread's batch
+		 * may be begun but not sent, and that thread may be waiting
+		 * here too */
 		struct remo_future *old = s->inflight_head;
+		while (old != NULL && !old->started)
+			old = old->next;
+		if (old == NULL)
+			break;
 		future_retain(old);
 		pthread_mutex_unlock(&s->lock);
 		struct msg *none = NULL;
-		wait_for(s, &old->w, -1, &none);
+		wait_for(s, &old->w, old->deadline, &none);
+		struct remo_future *settled = NULL;
+		pthread_mutex_lock(&s->lock);
+		future_check_deadline(s, old, &settled);
+		pthread_mutex_unlock(&s->lock);
+		futures_notify(settled);
 		remo__future_release(old);
 		pthread_mutex_lock(&s->lock);
 	}
@@ -2185,6 +2299,17 @@ static void future_abort(remo_session *s, struct remo_future *f, int rc)
 	}
 	pthread_mutex_unlock(&s->lock);
 	futures_notify(settled);
+}
+
+/* Waits until the peer has read (and queued in order) everything sent
+ * before: a lookup of a name nobody exports, answered NotFound. */
+static void oneway_barrier(remo_session *s)
+{
+	remo_value name = remo_str(""), ignored;
+	if (remo_ok(name))
+		remo__session_request_timed(s, REMO__OP_LOOKUP, remo_nil(), name,
+		                            remo_nil(), -1, &ignored);
+	remo_value_release(name);
 }
 
 int remo__session_start(remo_session *s, int op, remo_value target,
@@ -2282,13 +2407,27 @@ int remo__session_send_batch(remo_session *s, struct remo__breq *items,
 		         it->target, it->a, it->b);
 		parts[begun] = r[begun].parts;
 	}
+	size_t oneway = 0;
 	if (rc == REMO_OK) {
 		pthread_mutex_lock(&s->lock);
 		for (size_t i = 0; i < n; i++)
 			if (items[i].fut != NULL)
 				items[i].fut->started = true;
+			else
+				oneway++;
 		pthread_mutex_unlock(&s->lock);
 		rc = send_parts(s, parts, n, true);
+	}
+	if (rc == REMO_OK && oneway > 0) {
+		/* one-way calls of batches count towards the window too */
+		pthread_mutex_lock(&s->lock);
+		s->oneway_since += (unsigned)oneway;
+		bool window = s->oneway_since >= REMO_ONEWAY_WINDOW;
+		if (window)
+			s->oneway_since = 0;
+		pthread_mutex_unlock(&s->lock);
+		if (window)
+			oneway_barrier(s);
 	}
 	if (rc != REMO_OK) {
 		for (size_t i = 0; i < begun; i++)
@@ -2394,11 +2533,14 @@ int remo_future_then(remo_future *f, remo_future_fn *fn, void *user)
 	remo_session *s = f->s;
 	if (s != NULL)
 		pthread_mutex_lock(&s->lock);
-	int rc = f->fn != NULL ? REMO_EEXIST : REMO_OK;
+	int rc = f->then_set ? REMO_EEXIST : REMO_OK;
 	bool now = rc == REMO_OK && f->w.done;
-	if (rc == REMO_OK && !now) {
-		f->fn = fn;
-		f->user = user;
+	if (rc == REMO_OK) {
+		f->then_set = true;
+		if (!now) {
+			f->fn = fn;
+			f->user = user;
+		}
 	}
 	if (s != NULL)
 		pthread_mutex_unlock(&s->lock);
@@ -2578,6 +2720,11 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 		s->opts.lease_ms = 0;
 	if (s->opts.spin_us < 0 || s->opts.spin_us > 10000)
 		s->opts.spin_us = 0;
+	if (s->opts.live_ms <= 0)
+		s->opts.live_ms = REMO_DEFAULT_LIVE_MS;
+	if (s->opts.traceback != REMO_TB_NONE &&
+	    (rc = remo__tb_init_handlers()) != REMO_OK)
+		goto fail;
 	atomic_init(&s->last_recv_ms, now_ms());
 	atomic_init(&s->last_send_ms, now_ms());
 	s->peer_max_message = s->opts.max_message;

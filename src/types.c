@@ -263,7 +263,7 @@ bool remo__type_isa(const remo_type *t, const char *name)
 
 void *remo_object_ptr(remo_value v, const remo_type *t)
 {
-	if (v.kind != REMO_OBJECT)
+	if (!remo__is_objlike(v.kind))
 		return NULL;
 	const struct remo__ref *r = REMO__REF(v);
 	if (r->ptr == NULL || r->owner != NULL)
@@ -304,9 +304,11 @@ remo_value remo_function(const char *name, const char *sig,
 const char *remo_type_name(remo_value v)
 {
 	switch (v.kind) {
-	case REMO_OBJECT: {
+	case REMO_OBJECT:
+	case REMO_FRAME:
+	case REMO_TRACEBACK: {
 		const remo_type *t = REMO__REF(v)->type;
-		return t ? t->name : "object";
+		return t ? t->name : remo_kind_name(v.kind);
 	}
 	case REMO_CALLABLE: {
 		const struct remo__func *f = REMO__REF(v)->func;
@@ -322,7 +324,7 @@ bool remo_isinstance(remo_value v, const char *type_name)
 {
 	if (type_name == NULL)
 		return false;
-	if (v.kind == REMO_OBJECT)
+	if (remo__is_objlike(v.kind))
 		return remo__type_isa(REMO__REF(v)->type, type_name);
 	return strcmp(remo_type_name(v), type_name) == 0;
 }
@@ -330,7 +332,8 @@ bool remo_isinstance(remo_value v, const char *type_name)
 int remo_dir(remo_value v, remo_value *out)
 {
 	*out = remo_nil();
-	const remo_type *t = v.kind == REMO_OBJECT ? REMO__REF(v)->type : NULL;
+	const remo_type *t = remo__is_objlike(v.kind) ? REMO__REF(v)->type
+	                                              : NULL;
 	remo_value l = remo_list();
 	if (!remo_ok(l))
 		return remo__fail(REMO_ENOMEM, "dir");

@@ -220,14 +220,7 @@ static void *serve_thread(void *arg)
 	return NULL;
 }
 
-static void export_fn(remo_exports *e, const char *name, const char *sig,
-                      void (*fn)(void))
-{
-	remo_value f = remo_function(name, sig, fn, NULL);
-	assert_true(remo_ok(f));
-	assert_int_equal(remo_export(e, name, f), REMO_OK);
-	remo_value_release(f);
-}
+static int server_lease_ms; /* 0: none */
 
 static int pair_setup(void **state)
 {
@@ -241,15 +234,16 @@ static int pair_setup(void **state)
 	remo_value root = remo_object(node_type, p->root, node_free);
 	remo_export(p->exports, "root", root);
 	remo_value_release(root);
-	export_fn(p->exports, "add", "q(a:q b:q)", (void (*)(void))add_ints);
-	export_fn(p->exports, "tick", "v(n:q)", (void (*)(void))tick);
-	export_fn(p->exports, "fail", "v(name:s)", (void (*)(void))fail_named);
-	export_fn(p->exports, "slow", "v(ms:i)", (void (*)(void))slow);
-	export_fn(p->exports, "make_node", "r(depth:q)",
+	test_export_fn(p->exports, "add", "q(a:q b:q)", (void (*)(void))add_ints);
+	test_export_fn(p->exports, "tick", "v(n:q)", (void (*)(void))tick);
+	test_export_fn(p->exports, "fail", "v(name:s)", (void (*)(void))fail_named);
+	test_export_fn(p->exports, "slow", "v(ms:i)", (void (*)(void))slow);
+	test_export_fn(p->exports, "make_node", "r(depth:q)",
 	          (void (*)(void))make_node);
-	export_fn(p->exports, "keep", "v(v:r)", (void (*)(void))keep);
+	test_export_fn(p->exports, "keep", "v(v:r)", (void (*)(void))keep);
 
-	p->server = remo_session_new(&a, p->exports, NULL, &st);
+	remo_session_opts sopts = {.lease_ms = server_lease_ms};
+	p->server = remo_session_new(&a, p->exports, &sopts, &st);
 	assert_non_null(p->server);
 	p->log = calloc(1, sizeof *p->log);
 	pthread_mutex_init(&p->log->lock, NULL);
@@ -262,6 +256,16 @@ static int pair_setup(void **state)
 	pthread_create(&p->thread, NULL, serve_thread, p);
 	*state = p;
 	return 0;
+}
+
+/* A server session with a lease: its lease thread reads for it when
+ * its serving thread is busy. */
+static int pair_setup_lease(void **state)
+{
+	server_lease_ms = 1000;
+	int rc = pair_setup(state);
+	server_lease_ms = 0;
+	return rc;
 }
 
 static int pair_teardown(void **state)
@@ -364,6 +368,9 @@ static void test_async_poll_and_callback(void **state)
 	assert_int_equal(remo_call_async(add, args, NULL, &f), REMO_OK);
 	assert_int_equal(remo_future_wait(f, -1, NULL), REMO_OK);
 	assert_int_equal(remo_future_then(f, on_done, &late), REMO_OK);
+	assert_int_equal(atomic_load(&late.calls), 1);
+	/* one callback per future, settled or not */
+	assert_int_equal(remo_future_then(f, on_done, &late), REMO_EEXIST);
 	assert_int_equal(atomic_load(&late.calls), 1);
 	assert_int_equal(late.value.as.i, 42);
 	remo_future_free(f);
@@ -778,6 +785,73 @@ static void test_batch_one_message(void **state)
 	remo_value_release(add);
 }
 
+/* Two threads sending batches of futures past REMO_MAX_INFLIGHT at once:
+ * each waits for room, never for the other's calls that have not gone
+ * yet (they waited on each other before). */
+struct batcher {
+	remo_value fn;
+	int done;
+};
+
+static void *batch_thread(void *arg)
+{
+	struct batcher *b = arg;
+	remo_value one = remo_tuple_of(1, remo_int(1));
+	for (int round = 0; round < 3; round++) {
+		remo_batch *bt = remo_batch_new();
+		remo_future *f[REMO_MAX_BATCH];
+		for (int i = 0; i < REMO_MAX_BATCH; i++)
+			if (remo_batch_call(bt, b->fn, one, &f[i]) != REMO_OK)
+				return NULL;
+		if (remo_batch_send(bt) != REMO_OK)
+			return NULL;
+		remo_batch_free(bt);
+		for (int i = 0; i < REMO_MAX_BATCH; i++) {
+			if (remo_future_wait(f[i], -1, NULL) == REMO_OK)
+				b->done++;
+			remo_future_free(f[i]);
+		}
+	}
+	remo_value_release(one);
+	return NULL;
+}
+
+static void test_batches_from_two_threads(void **state)
+{
+	struct pair *p = *state;
+	struct batcher b[2] = {{lookup(p, "tick"), 0}, {lookup(p, "tick"), 0}};
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, batch_thread, &b[i]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(b[0].done + b[1].done, 6 * REMO_MAX_BATCH);
+	assert_int_equal(atomic_load(&ticks), 6 * REMO_MAX_BATCH);
+	remo_value_release(b[0].fn);
+	remo_value_release(b[1].fn);
+}
+
+/* One-way calls in batches count towards the window: eight full batches
+ * do not flood the server's queue (4096). */
+static void test_oneway_batches_keep_the_window(void **state)
+{
+	struct pair *p = *state;
+	remo_value fn = lookup(p, "tick"), one = remo_tuple_of(1, remo_int(1));
+	for (int k = 0; k < 8; k++) {
+		remo_batch *b = remo_batch_new();
+		for (int i = 0; i < REMO_MAX_BATCH; i++)
+			assert_int_equal(remo_batch_call(b, fn, one, NULL), REMO_OK);
+		assert_int_equal(remo_batch_send(b), REMO_OK);
+		remo_batch_free(b);
+	}
+	remo_value v;
+	assert_int_equal(remo_call(fn, one, &v), REMO_OK);
+	assert_int_equal(atomic_load(&ticks), 8 * REMO_MAX_BATCH + 1);
+	assert_int_equal(remo_session_status(p->client), REMO_OK);
+	remo_value_release(one);
+	remo_value_release(fn);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, pair_setup, pair_teardown)
@@ -796,6 +870,9 @@ int main(void)
 		T(test_oneway),
 		T(test_oneway_reference_then_release),
 		T(test_batch_one_message),
+		T(test_batches_from_two_threads),
+		cmocka_unit_test_setup_teardown(test_oneway_batches_keep_the_window,
+		                                pair_setup_lease, pair_teardown),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

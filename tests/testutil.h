@@ -78,4 +78,27 @@ static inline remo_buf test_roundtrip(remo_value v)
 	return b;
 }
 
+/* Exports C function fn as name with signature sig; fails the test on
+ * error.  (Include remo_impl.h or cmocka before this header.) */
+static inline void test_export_fn(remo_exports *e, const char *name,
+                                  const char *sig, void (*fn)(void))
+{
+	remo_value f = remo_function(name, sig, fn, NULL);
+	assert_true(remo_ok(f));
+	assert_int_equal(remo_export(e, name, f), REMO_OK);
+	remo_value_release(f);
+}
+
+/* TEST_UNDER_ASAN: 1 in an ASan build, which keeps SIGSEGV for itself. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_UNDER_ASAN 1
+#endif
+#endif
+#ifndef TEST_UNDER_ASAN
+#define TEST_UNDER_ASAN 0
+#endif
+
 #endif /* REMO_TESTUTIL_H */

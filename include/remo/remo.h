@@ -604,6 +604,19 @@ REMO_API void remo_raise(const char *name, const char *fmt, ...)
 REMO_API void remo_raise_value(remo_value error);
 
 /*
+ * remo_raise_errno: remo_raise with the errno's name ("ENOENT", an
+ * OSError), so that it crosses as a name and the caller gets its own
+ * value back with remo_errno_value(remo_error_name(e)); the message is
+ * fmt's, then ": " and strerror.  A number this C library has no name
+ * for is raised as OSError with attrs "errno" set to the number.
+ */
+REMO_API void remo_raise_errno(int errnum, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/*
  * remo_last_error: the error value of the last operation in section 9
  * that failed on this thread (borrowed; nil if none).  Like errno, it is
  * only meaningful right after a failure.
@@ -651,7 +664,26 @@ typedef struct remo_session_opts {
 	                           none for remo_session_new, $REMO_SPIN_US
 	                           or 20 for remo_connect and servers; -1:
 	                           none */
+	int traceback;          /* what a call that fails here sends with its
+	                           error (remo/trace.h): REMO_TB_SNAPSHOT
+	                           (0): a traceback, by reference;
+	                           REMO_TB_LIVE: and the failing thread
+	                           stays parked, serving, until the caller
+	                           releases it or live_ms pass;
+	                           REMO_TB_NONE: none */
+	int live_ms;            /* REMO_TB_LIVE: how long at most; 0:
+	                           REMO_DEFAULT_LIVE_MS */
+	bool recover;           /* catch SIGSEGV, SIGBUS, SIGFPE, SIGABRT in
+	                           the calls this session serves: the call
+	                           fails with Crash and the process is marked
+	                           tainted (remo_tainted).  Off by default:
+	                           a crash can leave locks held */
 } remo_session_opts;
+
+#define REMO_TB_SNAPSHOT 0
+#define REMO_TB_LIVE 1
+#define REMO_TB_NONE 2
+#define REMO_DEFAULT_LIVE_MS 60000
 
 #define REMO_DEFAULT_LEASE_MS 10000
 
@@ -826,8 +858,10 @@ REMO_API void remo_ops_free(remo_ops *ops);
  * ======================================================================
  *
  * A plain call (section 9) waits for its reply.  These start a call and
- * return at once.  All of them work on proxies; on a local object the
- * call runs now and its future is already settled.
+ * return at once.  All of them work on proxies.  On a local object the
+ * call runs now: its result or its error (even a TypeError for a value
+ * that is not callable) settles the future, and a one-way call's error
+ * is dropped, as a remote one's would be.
  *
  * Futures.  remo_call_async starts a call and gives a future.  If it
  * fails (a bad argument, a signature check, a closed session) it returns
@@ -837,9 +871,13 @@ REMO_API void remo_ops_free(remo_ops *ops);
  * REMO_ETIMEDOUT).  Replies reach a future when some thread reads the
  * session: one waiting in remo_future_wait or a call, a remo_session_serve
  * thread, remo_future_poll, or the lease thread (every 20 ms).  Requests
- * the peer makes while serving an async call (callbacks) are served by
- * those same threads.  At most REMO_MAX_INFLIGHT async calls are in
- * flight per session; starting one more first waits for the oldest.
+ * the peer makes while serving an async call (callbacks) are served only
+ * by a thread waiting in remo_future_wait or a call, or by a
+ * remo_session_serve thread: remo_future_poll and the lease thread read,
+ * but serve nothing.  A deadline is noticed by a wait or a poll (or the
+ * wait for room below), not by a timer.  At most REMO_MAX_INFLIGHT async
+ * calls are in flight per session; starting one more first waits for the
+ * oldest that went (until its deadline, if it has one).
  *
  * Pipelining.  remo_future_promise gives a value that stands for the
  * call's result before it arrives.  Used as the target of any operation
@@ -850,7 +888,8 @@ REMO_API void remo_ops_free(remo_ops *ops);
  * target, not an argument.  The peer keeps each async result until the
  * future and its promises are all freed, at most REMO_MAX_KEPT per
  * session; past that a promise is waited for instead (still correct,
- * one more round trip).
+ * one more round trip).  Cancelling a call does not cancel its promises:
+ * a pipelined call still runs on the peer's real result.
  *
  * One-way calls send no reply: no result, no error, no confirmation that
  * the call ran, or even arrived if the session dies.  Every
@@ -886,7 +925,8 @@ REMO_API int remo_call_method_async(remo_value obj, const char *name,
  * and (REMO_OK) a new reference to its value in *out (if out is not
  * NULL); REMO_ERAISED puts the error in remo_last_error().  REMO_ETIMEDOUT
  * with f still pending if the wait timed out (not the call's deadline:
- * then f settles with REMO_ETIMEDOUT and later waits return it too).  May
+ * then f settles with REMO_ETIMEDOUT and later waits return it too).  A
+ * call of a batch not sent yet: REMO_ERAISED (ValueError) at once.  May
  * be called again, from any thread.
  */
 REMO_API int remo_future_wait(remo_future *f, int timeout_ms,
@@ -900,7 +940,9 @@ REMO_API int remo_future_then(remo_future *f, remo_future_fn *fn,
                               void *user);
 /* remo_future_cancel: settles a pending f with REMO_ECANCELED (its
  * callback runs) and drops its reply when it comes.  The peer may still
- * run the call.  REMO_OK, or REMO_EINVAL if f had settled already. */
+ * run the call.  REMO_OK, or REMO_EINVAL (remo_last_error untouched) if
+ * f is not a started remote call that is still pending: settled, run
+ * locally, or of a batch not sent. */
 REMO_API int remo_future_cancel(remo_future *f);
 /* remo_future_promise: a new value standing for f's result (above). */
 REMO_API remo_value remo_future_promise(remo_future *f);
@@ -914,9 +956,11 @@ REMO_API int remo_call_method_oneway(remo_value obj, const char *name,
 
 typedef struct remo_batch remo_batch;
 REMO_API remo_batch *remo_batch_new(void);
-/* Adds a call; out NULL makes it one-way.  Checked now (signature,
- * session), sent by remo_batch_send.  The future's callback can be set
- * now and runs only if the batch is sent. */
+/* Adds a call; out NULL makes it one-way.  Checked now (signature, the
+ * session open and the same for every call), sent by remo_batch_send.
+ * A promise target must stand for a remote value (ValueError if its
+ * call ran here).  The future's callback can be set now and runs only if
+ * the batch is sent. */
 REMO_API int remo_batch_call(remo_batch *b, remo_value fn, remo_value args,
                              remo_future **out);
 REMO_API int remo_batch_call_method(remo_batch *b, remo_value obj,

@@ -1,0 +1,525 @@
+/*
+ * test_traceback.c -- remote tracebacks between two real sessions over
+ * remo_pipe: what a failed call's error carries (frames with function,
+ * file, line, locals), releasing it, live mode (the failing thread
+ * parked until the caller lets go, or until live_ms), crash recovery,
+ * a failure that crossed two hops, and errno by name.
+ *
+ * Lines are never written here: the subject functions store the line
+ * they fail on (__LINE__) as they run.  Tests that crash are run with a
+ * write to a read-only page under valgrind (memcheck allows it, the MMU
+ * does not) and are skipped under ASan, which keeps SIGSEGV for itself.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <remo/trace.h>
+
+#include "remo_impl.h"
+#include "testutil.h"
+
+/* ==== the subject: server functions that fail =========================== */
+
+static atomic_int fail_line;       /* the line the subject failed on */
+static atomic_bool returned;       /* the failing function went on   */
+
+__attribute__((noinline)) static int64_t divide(int64_t a, int64_t b)
+{
+	int64_t scaled = a * 10;
+	REMO_LOCAL(a);
+	REMO_LOCAL(b);
+	REMO_LOCAL(scaled);
+	if (b == 0) {
+		atomic_store(&fail_line, __LINE__ + 1);
+		remo_raise("ZeroDivisionError", "%lld / 0", (long long)a);
+		atomic_store(&returned, true);
+		return 0;
+	}
+	return scaled / b;
+}
+
+static int *crash_target; /* NULL, or a read-only page under valgrind */
+
+__attribute__((noinline)) static int64_t poke(int64_t depth)
+{
+	const char *what = "poking";
+	REMO_LOCAL(depth);
+	REMO_LOCAL(what);
+	atomic_store(&fail_line, __LINE__ + 1);
+	*(volatile int *)crash_target = (int)depth;
+	return depth;
+}
+
+__attribute__((noinline)) static void open_missing(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		remo_raise_errno(errno, "open %s", path);
+		atomic_store(&returned, true); /* no tail call: keep the frame */
+		return;
+	}
+	close(fd);
+}
+
+/* Calls fn (the caller's callback) and fails with what it failed with. */
+__attribute__((noinline)) static void relay(remo_value fn)
+{
+	remo_value out;
+	if (remo_call(fn, remo_nil(), &out) != REMO_OK) {
+		atomic_store(&fail_line, __LINE__ + 1);
+		remo_raise_value(remo_value_retain(remo_last_error()));
+		return;
+	}
+	remo_value_release(out);
+}
+
+static atomic_int client_fail_line;
+
+/* The client's callback for relay: fails in the client's process. */
+__attribute__((noinline)) static void client_fails(void)
+{
+	int64_t tries = 3;
+	REMO_LOCAL(tries);
+	atomic_store(&client_fail_line, __LINE__ + 1);
+	remo_raise("KeyError", "no key after %lld tries", (long long)tries);
+	atomic_store(&returned, true); /* no tail call: keep the frame */
+}
+
+static int64_t add(int64_t a, int64_t b)
+{
+	return a + b;
+}
+
+/* ==== fixture ============================================================ */
+
+struct pair {
+	remo_exports *exports;
+	remo_session *server, *client;
+	pthread_t thread;
+};
+
+static remo_session_opts server_opts;
+
+static void *serve_thread(void *arg)
+{
+	struct pair *p = arg;
+	remo_session_serve(p->server, -1);
+	return NULL;
+}
+
+static int pair_open(void **state, remo_session_opts opts)
+{
+	struct pair *p = calloc(1, sizeof *p);
+	remo_channel a, b;
+	int st;
+	assert_int_equal(remo_pipe(&a, &b), REMO_OK);
+	p->exports = remo_exports_new();
+	test_export_fn(p->exports, "divide", "q(a:q b:q)", (void (*)(void))divide);
+	test_export_fn(p->exports, "poke", "q(depth:q)", (void (*)(void))poke);
+	test_export_fn(p->exports, "open_missing", "v(path:s)",
+	          (void (*)(void))open_missing);
+	test_export_fn(p->exports, "relay", "v(fn:r)", (void (*)(void))relay);
+	test_export_fn(p->exports, "add", "q(a:q b:q)", (void (*)(void))add);
+	server_opts = opts;
+	p->server = remo_session_new(&a, p->exports, &opts, &st);
+	assert_non_null(p->server);
+	p->client = remo_session_new(&b, NULL, NULL, &st);
+	assert_non_null(p->client);
+	atomic_store(&returned, false);
+	pthread_create(&p->thread, NULL, serve_thread, p);
+	*state = p;
+	return 0;
+}
+
+static int setup_snapshot(void **state)
+{
+	return pair_open(state, (remo_session_opts){0});
+}
+
+static int setup_live(void **state)
+{
+	return pair_open(state, (remo_session_opts){
+		.traceback = REMO_TB_LIVE, .live_ms = 5000});
+}
+
+static int setup_live_short(void **state)
+{
+	return pair_open(state, (remo_session_opts){
+		.traceback = REMO_TB_LIVE, .live_ms = 100});
+}
+
+static int setup_recover(void **state)
+{
+	return pair_open(state, (remo_session_opts){.recover = true});
+}
+
+static int teardown(void **state)
+{
+	struct pair *p = *state;
+	remo_session_close(p->client);
+	pthread_join(p->thread, NULL);
+	remo_session_free(p->client);
+	remo_session_free(p->server);
+	remo_exports_free(p->exports);
+	free(p);
+	return 0;
+}
+
+static remo_value lookup(struct pair *p, const char *name)
+{
+	remo_value v;
+	if (remo_lookup(p->client, name, &v) != REMO_OK)
+		fail_msg("lookup %s", name);
+	return v;
+}
+
+/* Calls name(args) expecting it to fail; returns the error (new). */
+static remo_value call_failing(struct pair *p, const char *name,
+                               remo_value args)
+{
+	remo_value fn = lookup(p, name), out;
+	assert_int_equal(remo_call(fn, args, &out), REMO_ERAISED);
+	remo_value_release(fn);
+	remo_value_release(args);
+	return remo_value_retain(remo_last_error());
+}
+
+/* The frames of error e's traceback, fetched into a local list. */
+static remo_value frames_of(remo_value e)
+{
+	remo_value tb = remo_error_traceback(e), frames, local;
+	assert_int_equal(tb.kind, REMO_TRACEBACK);
+	assert_true(remo_is_proxy(tb));
+	assert_true(remo_isinstance(tb, "Traceback"));
+	assert_int_equal(remo_call_method(tb, "frames", remo_nil(), &frames),
+	                 REMO_OK);
+	assert_int_equal(remo_force(frames, &local), REMO_OK);
+	remo_value_release(frames);
+	return local;
+}
+
+static const char *str_attr(remo_value obj, const char *name, char *buf,
+                            size_t n)
+{
+	remo_value v;
+	assert_int_equal(remo_getattr(obj, name, &v), REMO_OK);
+	snprintf(buf, n, "%s", v.kind == REMO_STR ? remo_str_data(v, NULL)
+	                                          : "(none)");
+	remo_value_release(v);
+	return buf;
+}
+
+static int64_t int_attr(remo_value obj, const char *name)
+{
+	remo_value v;
+	assert_int_equal(remo_getattr(obj, name, &v), REMO_OK);
+	int64_t x = v.kind == REMO_INT ? v.as.i : -1;
+	remo_value_release(v);
+	return x;
+}
+
+/* The local name of frame f, or nil (new). */
+static remo_value local_of(remo_value f, const char *name)
+{
+	remo_value locals, v, key = remo_str(name);
+	assert_int_equal(remo_getattr(f, "locals", &locals), REMO_OK);
+	int rc = remo_getitem(locals, key, &v);
+	remo_value_release(key);
+	remo_value_release(locals);
+	return rc == REMO_OK ? v : remo_nil();
+}
+
+static void expect_frame(remo_value f, const char *function, int line)
+{
+	char buf[512];
+	assert_string_equal(str_attr(f, "function", buf, sizeof buf), function);
+	str_attr(f, "file", buf, sizeof buf);
+	assert_non_null(strstr(buf, "test_traceback.c"));
+	assert_int_equal(int_attr(f, "line"), line);
+	str_attr(f, "process", buf, sizeof buf);
+	char want[64];
+	snprintf(want, sizeof want, "[%d]", (int)getpid());
+	assert_non_null(strstr(buf, want));
+}
+
+/* ==== snapshot =========================================================== */
+
+static void raise_carries_frames_and_locals(void **state)
+{
+	struct pair *p = *state;
+	size_t base = remo__session_table_len(p->server);
+	remo_value e = call_failing(p, "divide",
+	                            remo_tuple_of(2, remo_int(7), remo_int(0)));
+	assert_string_equal(remo_error_name(e), "ZeroDivisionError");
+	remo_value frames = frames_of(e);
+	assert_true(remo_list_len(frames) >= 1);
+	remo_value f0 = remo_list_get(frames, 0);
+	assert_int_equal(f0.kind, REMO_FRAME);
+	expect_frame(f0, "divide", atomic_load(&fail_line));
+	remo_value a = local_of(f0, "a"), b = local_of(f0, "b");
+	remo_value scaled = local_of(f0, "scaled");
+	assert_int_equal(a.as.i, 7);
+	assert_int_equal(b.as.i, 0);
+	assert_int_equal(scaled.as.i, 70);
+	/* snapshot: the function went on at once, and nothing is parked */
+	assert_true(atomic_load(&returned));
+	remo_value tb = remo_error_traceback(e), live, dbg;
+	assert_int_equal(remo_getattr(tb, "live", &live), REMO_OK);
+	assert_false(live.as.b);
+	assert_int_equal(remo_call_method(tb, "debugger", remo_nil(), &dbg),
+	                 REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "ValueError");
+
+	/* dropped by the caller, it is released on the server */
+	remo_value_release(frames);
+	remo_value_release(e);
+	remo_raise_value(remo_error("Error", "clears the error slot"));
+	assert_int_equal(remo__session_flush(p->client), REMO_OK);
+	remo_value fn = lookup(p, "add"), args = remo_tuple_of(
+		2, remo_int(1), remo_int(2)), out;
+	assert_int_equal(remo_call(fn, args, &out), REMO_OK);
+	/* what is left: add, which the client still holds */
+	assert_int_equal(remo__session_table_len(p->server), base + 1);
+	remo_value_release(args);
+	remo_value_release(fn);
+}
+
+static void source_lines_of_a_frame_only(void **state)
+{
+	struct pair *p = *state;
+	remo_value e = call_failing(p, "divide",
+	                            remo_tuple_of(2, remo_int(1), remo_int(0)));
+	remo_value tb = remo_error_traceback(e), frames = frames_of(e);
+	char file[512];
+	str_attr(remo_list_get(frames, 0), "file", file, sizeof file);
+	int line = atomic_load(&fail_line);
+	remo_value args = remo_tuple_of(3, remo_str(file), remo_int(line),
+	                                remo_int(1)), text;
+	assert_int_equal(remo_call_method(tb, "source", args, &text), REMO_OK);
+	assert_non_null(strstr(remo_str_data(text, NULL), "->"));
+	assert_non_null(strstr(remo_str_data(text, NULL), "remo_raise"));
+	remo_value_release(text);
+	remo_value_release(args);
+	/* any other file is refused */
+	args = remo_tuple_of(3, remo_str("/etc/passwd"), remo_int(1),
+	                     remo_int(1));
+	assert_int_equal(remo_call_method(tb, "source", args, &text),
+	                 REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()),
+	                    "PermissionError");
+	remo_value_release(args);
+	remo_value_release(frames);
+	remo_value_release(e);
+}
+
+static void errno_crosses_by_name(void **state)
+{
+	struct pair *p = *state;
+	remo_value e = call_failing(p, "open_missing",
+	                            remo_tuple_of(1, remo_str("/no/such/file")));
+	assert_string_equal(remo_error_name(e), "ENOENT");
+	assert_true(remo_error_isa(e, "OSError"));
+	assert_int_equal(remo_errno_value(remo_error_name(e)), ENOENT);
+	assert_non_null(strstr(remo_error_message(e), "open /no/such/file"));
+	remo_value frames = frames_of(e);
+	char buf[256];
+	assert_string_equal(str_attr(remo_list_get(frames, 0), "function", buf,
+	                             sizeof buf), "open_missing");
+	remo_value_release(frames);
+	remo_value_release(e);
+}
+
+/* The client's callback fails; the server fails because of it.  The
+ * traceback holds both hops, the client's (inner) frames first. */
+static void two_hops_in_one_traceback(void **state)
+{
+	struct pair *p = *state;
+	remo_value cb = remo_function("client_fails", "v()",
+	                              (void (*)(void))client_fails, NULL);
+	remo_value e = call_failing(p, "relay", remo_tuple_of(1, cb));
+	assert_string_equal(remo_error_name(e), "KeyError");
+	remo_value frames = frames_of(e);
+	size_t n = remo_list_len(frames);
+	assert_true(n >= 2);
+	char buf[256];
+	ssize_t at_client = -1, at_relay = -1;
+	for (size_t i = 0; i < n; i++) {
+		str_attr(remo_list_get(frames, i), "function", buf, sizeof buf);
+		if (strcmp(buf, "client_fails") == 0 && at_client < 0)
+			at_client = (ssize_t)i;
+		if (strcmp(buf, "relay") == 0 && at_relay < 0)
+			at_relay = (ssize_t)i;
+	}
+	assert_int_equal(at_client, 0);
+	assert_true(at_relay > at_client);
+	remo_value f = remo_list_get(frames, (size_t)at_client);
+	assert_int_equal(int_attr(f, "line"), atomic_load(&client_fail_line));
+	remo_value tries = local_of(f, "tries");
+	assert_int_equal(tries.as.i, 3);
+	assert_int_equal(int_attr(remo_list_get(frames, (size_t)at_relay),
+	                          "line"), atomic_load(&fail_line));
+	remo_value_release(frames);
+	remo_value_release(e);
+}
+
+/* ==== live =============================================================== */
+
+static void live_parks_until_released(void **state)
+{
+	struct pair *p = *state;
+	remo_value e = call_failing(p, "divide",
+	                            remo_tuple_of(2, remo_int(5), remo_int(0)));
+	remo_value tb = remo_error_traceback(e), live, dbg;
+	/* the reply came, and the failing thread is still where it failed,
+	 * serving: the session answers while it is parked */
+	assert_false(atomic_load(&returned));
+	assert_int_equal(remo_getattr(tb, "live", &live), REMO_OK);
+	assert_true(live.as.b);
+	assert_int_equal(remo_call_method(tb, "debugger", remo_nil(), &dbg),
+	                 REMO_OK);
+	assert_int_equal(remo_tuple_get(dbg, 0).as.i, getpid());
+	assert_true(remo_tuple_get(dbg, 1).as.i > 0);
+	remo_value_release(dbg);
+	remo_value frames = frames_of(e), f0 = remo_list_get(frames, 0);
+	expect_frame(f0, "divide", atomic_load(&fail_line));
+	/* DWARF's locals join the recorded ones; at -O2 a variable may be
+	 * optimized out, but the recorded ones are always there */
+	remo_value b = local_of(f0, "b");
+	assert_int_equal(b.kind, REMO_INT);
+	assert_int_equal(b.as.i, 0);
+	assert_false(atomic_load(&returned));
+
+	/* letting go of the traceback lets the thread go on */
+	remo_value_release(frames);
+	remo_value_release(e);
+	remo_raise_value(remo_error("Error", "clears the error slot"));
+	assert_int_equal(remo__session_flush(p->client), REMO_OK);
+	for (int i = 0; i < 500 && !atomic_load(&returned); i++)
+		usleep(10000);
+	assert_true(atomic_load(&returned));
+}
+
+static void live_ends_by_release_method(void **state)
+{
+	struct pair *p = *state;
+	remo_value e = call_failing(p, "divide",
+	                            remo_tuple_of(2, remo_int(5), remo_int(0)));
+	remo_value tb = remo_error_traceback(e), out;
+	assert_false(atomic_load(&returned));
+	assert_int_equal(remo_call_method(tb, "release", remo_nil(), &out),
+	                 REMO_OK);
+	for (int i = 0; i < 500 && !atomic_load(&returned); i++)
+		usleep(10000);
+	assert_true(atomic_load(&returned));
+	/* the traceback is still readable after */
+	remo_value frames = frames_of(e);
+	assert_true(remo_list_len(frames) >= 1);
+	remo_value_release(frames);
+	remo_value_release(e);
+}
+
+static void live_ends_by_timeout(void **state)
+{
+	struct pair *p = *state;
+	remo_value e = call_failing(p, "divide",
+	                            remo_tuple_of(2, remo_int(5), remo_int(0)));
+	/* held, not released: live_ms (100) lets the thread go */
+	for (int i = 0; i < 500 && !atomic_load(&returned); i++)
+		usleep(10000);
+	assert_true(atomic_load(&returned));
+	remo_value_release(e);
+}
+
+/* ==== crashes ============================================================ */
+
+static bool under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+	return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
+/*
+ * cmocka puts its own crash handlers in around every test and puts back
+ * the previous ones with signal(), which drops SA_SIGINFO: main keeps
+ * remo's actions, and the crash test puts them back first.
+ */
+static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGABRT};
+static struct sigaction remo_actions[4];
+
+static void crash_is_recovered(void **state)
+{
+	struct pair *p = *state;
+	if (TEST_UNDER_ASAN) {
+		print_message("skipped under ASan: it keeps SIGSEGV\n");
+		skip();
+	}
+	for (int i = 0; i < 4; i++)
+		sigaction(crash_sigs[i], &remo_actions[i], NULL);
+	static void *page;
+	if (under_valgrind() && page == NULL)
+		page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		            0);
+	crash_target = under_valgrind() ? page : NULL;
+	remo_value e = call_failing(p, "poke", remo_tuple_of(1, remo_int(3)));
+	assert_string_equal(remo_error_name(e), "Crash");
+	remo_value sig;
+	assert_int_equal(remo_dict_get_str(remo_error_attrs(e), "signal", &sig),
+	                 REMO_OK);
+	assert_string_equal(remo_str_data(sig, NULL), "SIGSEGV");
+	assert_true(remo_tainted());
+	remo_value frames = frames_of(e), f0 = remo_list_get(frames, 0);
+	expect_frame(f0, "poke", atomic_load(&fail_line));
+	remo_value depth = local_of(f0, "depth"), what = local_of(f0, "what");
+	assert_int_equal(depth.as.i, 3);
+	assert_string_equal(remo_str_data(what, NULL), "poking");
+	remo_value_release(what);
+	remo_value_release(frames);
+	remo_value_release(e);
+	/* and the session goes on serving */
+	remo_value fn = lookup(p, "add"), args = remo_tuple_of(
+		2, remo_int(1), remo_int(2)), out;
+	assert_int_equal(remo_call(fn, args, &out), REMO_OK);
+	assert_int_equal(out.as.i, 3);
+	/* a later failure says the server is tainted */
+	remo_value_release(args);
+	remo_value_release(fn);
+	e = call_failing(p, "divide", remo_tuple_of(2, remo_int(1),
+	                                            remo_int(0)));
+	remo_value t;
+	assert_int_equal(remo_dict_get_str(remo_error_attrs(e), "tainted", &t),
+	                 REMO_OK);
+	assert_true(t.as.b);
+	remo_value_release(e);
+}
+
+int main(void)
+{
+	assert_int_equal(remo__tb_init_handlers(), REMO_OK);
+	for (int i = 0; i < 4; i++)
+		sigaction(crash_sigs[i], NULL, &remo_actions[i]);
+	const struct CMUnitTest tests[] = {
+#define T(f, s) cmocka_unit_test_setup_teardown(f, s, teardown)
+		T(raise_carries_frames_and_locals, setup_snapshot),
+		T(source_lines_of_a_frame_only, setup_snapshot),
+		T(errno_crosses_by_name, setup_snapshot),
+		T(two_hops_in_one_traceback, setup_snapshot),
+		T(live_parks_until_released, setup_live),
+		T(live_ends_by_release_method, setup_live),
+		T(live_ends_by_timeout, setup_live_short),
+		T(crash_is_recovered, setup_recover),
+#undef T
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
