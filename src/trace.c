@@ -295,17 +295,6 @@ int remo__dwarf_scopes(Dwfl_Module *mod, Dwarf_Addr addr, Dwarf_Die *cu,
 
 /* ==== naming ============================================================= */
 
-static char *trace_strdup(const char *s)
-{
-	if (s == NULL)
-		return NULL;
-	size_t n = strlen(s) + 1;
-	char *p = remo__malloc(n);
-	if (p != NULL)
-		memcpy(p, s, n);
-	return p;
-}
-
 /* A growing array of frames. */
 struct trace_frames {
 	struct remo__frame_info *f;
@@ -341,9 +330,9 @@ static struct remo__frame_info *trace_push(struct trace_frames *fs,
 	e->offset = offset;
 	e->line = line;
 	e->column = column;
-	e->module = trace_strdup(module ? module : "?");
-	e->function = trace_strdup(function);
-	e->file = trace_strdup(file);
+	e->module = remo__strdup(module ? module : "?");
+	e->function = remo__strdup(function);
+	e->file = remo__strdup(file);
 	fs->n++;
 	if (e->module == NULL || (function && e->function == NULL) ||
 	    (file && e->file == NULL))

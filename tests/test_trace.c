@@ -4,11 +4,12 @@
  * subject code built at -O0 and at -O2 (trace_subject.c).
  *
  * Expected lines are never written here: the subject stores each line
- * number as it runs it.  Crash tests that dereference NULL are skipped
- * under valgrind (memcheck reports the read as an error before the
- * signal comes; the same recovery is tested with a write to a read-only
- * page, which memcheck allows and the MMU does not), and under ASan
- * when it keeps its own SEGV handler.
+ * number as it runs it.  The crash test that dereferences NULL is
+ * skipped under valgrind (memcheck reports the read as an error before
+ * the signal comes); the same recovery is tested with a write to a
+ * read-only page, which memcheck allows and the MMU does not.  Under
+ * ASan everything runs: remo's handler replaces ASan's, which gets the
+ * crashes remo does not recover from, as any previous handler would.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,17 +34,6 @@
 #include "trace.h"
 #include "testutil.h"
 #include "trace_subject.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 /* ==== helpers ============================================================ */
 
@@ -1015,7 +1005,7 @@ static int child(int mode, enum child_how how, char *buf, size_t len)
 		close(fds[0]);
 		/* ASan reports the crash it is handed, as it should: not
 		 * into this test's log */
-		if (UNDER_ASAN)
+		if (TEST_UNDER_ASAN)
 			freopen("/dev/null", "w", stderr);
 		snprintf(m, sizeof m, "%d", mode);
 		snprintf(h, sizeof h, "%d", (int)how);
@@ -1053,15 +1043,15 @@ static void unarmed_crash_kills(void **state)
 	snprintf(want, sizeof want, "hook 0 %d 1", SIGSEGV);
 	/* under ASan, "as before remo" is ASan's report, then its abort(),
 	 * which comes to the hook too */
-	if (UNDER_ASAN)
+	if (TEST_UNDER_ASAN)
 		buf[strlen(want)] = '\0';
 	assert_string_equal(buf, want);
 	assert_true(WIFSIGNALED(st));
-	assert_int_equal(WTERMSIG(st), UNDER_ASAN ? SIGABRT : SIGSEGV);
+	assert_int_equal(WTERMSIG(st), TEST_UNDER_ASAN ? SIGABRT : SIGSEGV);
 
 	st = child(SUBJ_FPE, CHILD_PLAIN, buf, sizeof buf);
 	assert_true(WIFSIGNALED(st));
-	assert_int_equal(WTERMSIG(st), UNDER_ASAN ? SIGABRT : SIGFPE);
+	assert_int_equal(WTERMSIG(st), TEST_UNDER_ASAN ? SIGABRT : SIGFPE);
 
 	st = child(SUBJ_ABORT, CHILD_PLAIN, buf, sizeof buf);
 	assert_true(WIFSIGNALED(st));
