@@ -105,10 +105,11 @@ void remo_raise(const char *name, const char *fmt, ...)
 
 void remo_raise_errno(int errnum, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512] = "";
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt ? fmt : "", ap);
+	if (fmt != NULL)
+		vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	size_t n = strlen(msg);
 	snprintf(msg + n, sizeof msg - n, "%s%s", n ? ": " : "",

@@ -146,6 +146,7 @@ struct remo_session {
 	remo_exports *exports;
 	remo_session_opts opts;
 	_Atomic size_t peer_max_message; /* written by the reader, read by senders */
+	atomic_int nparked;    /* threads parked with a live traceback */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -1739,6 +1740,10 @@ void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline)
 	remo_session *s = remo__serving();
 	struct waiter w = {0}; /* reqid 0: serves the top-level queue */
 	struct msg *none = NULL;
+	/* A debugger may stop this thread, which reads for the session, for
+	 * longer than the lease: the lease thread must not take the silence
+	 * that follows for a dead peer (it still sends our heartbeats). */
+	atomic_fetch_add(&s->nparked, 1);
 	while (!done(arg) && remo_session_status(s) == REMO_OK) {
 		int64_t now = now_ms();
 		if (now >= deadline)
@@ -1747,6 +1752,7 @@ void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline)
 		int64_t until = now + 20 < deadline ? now + 20 : deadline;
 		wait_for(s, &w, until, &none);
 	}
+	atomic_fetch_sub(&s->nparked, 1);
 }
 
 size_t remo__serving_locals_mark(void)
@@ -2648,7 +2654,8 @@ static void *lease_main(void *arg)
 					break;
 			}
 			now = now_ms();
-			if (now - atomic_load(&s->last_recv_ms) >= 3 * T) {
+			if (now - atomic_load(&s->last_recv_ms) >= 3 * T &&
+			    atomic_load(&s->nparked) == 0) {
 				session_end(s, REMO_EPEERLOST);
 			} else if (remo_session_status(s) == REMO_OK &&
 			           now - atomic_load(&s->last_send_ms) >= T &&

@@ -38,6 +38,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -641,10 +642,18 @@ static int dw_scope_vars(struct dw_frame *f, Dwarf_Die *scope, remo_value d)
 			continue;
 		if (dwarf_hasattr_integrate(&child, DW_AT_declaration))
 			continue; /* "extern int x;" inside a function */
+		if (dwarf_hasattr_integrate(&child, DW_AT_artificial))
+			continue; /* made by the compiler ("this", ...) */
 		Dwarf_Attribute a;
 		const char *name =
 			dwarf_formstring(dwarf_attr_integrate(&child, DW_AT_name, &a));
 		if (name == NULL || remo_dict_get_str(d, name, &old) == REMO_OK)
+			continue;
+		/* __func__ and friends: the compiler's, in every function
+		 * that names itself (REMO_LOCAL does) */
+		if (strcmp(name, "__func__") == 0 ||
+		    strcmp(name, "__FUNCTION__") == 0 ||
+		    strcmp(name, "__PRETTY_FUNCTION__") == 0)
 			continue;
 		int st = remo_dict_set_str(d, name, dw_variable(f, &child));
 		if (st != REMO_OK)

@@ -206,14 +206,19 @@ static void recover_handler(int sig, siginfo_t *si, void *uc)
 	    remo__trace_dwarf_locals(uc, 0, &r->dlocals) != REMO_OK)
 		r->dlocals = remo_nil();
 	remo__crash_hook *hook = atomic_load(&recover_hook);
+	if (recovering) {
+		/* Disarmed and tainted before the hook, which may run calls
+		 * (live mode parks here, serving): a crash in one of them is
+		 * a crash of its own, recovered by its own record. */
+		recover_top = r->prev;
+		atomic_store(&recover_tainted, true);
+		recover_busy = false;
+	}
 	if (hook != NULL)
 		hook(r, uc, recovering);
 	recover_busy = false;
-	if (recovering) {
-		recover_top = r->prev;
-		atomic_store(&recover_tainted, true);
+	if (recovering)
 		siglongjmp(r->jb, 1);
-	}
 	recover_die(sig, si, uc);
 	errno = saved_errno;
 }

@@ -159,11 +159,21 @@ static void dict_merge(remo_value dst, remo_value src)
 		remo_dict_set(dst, remo_value_retain(k), remo_value_retain(v));
 }
 
-static bool module_is_libffi(const char *module)
+static bool module_is(const char *module, const char *prefix)
 {
 	const char *base = module ? strrchr(module, '/') : NULL;
 	base = base ? base + 1 : module;
-	return base != NULL && strncmp(base, "libffi", 6) == 0;
+	return base != NULL && strncmp(base, prefix, strlen(prefix)) == 0;
+}
+
+static bool module_is_libffi(const char *module)
+{
+	return module_is(module, "libffi");
+}
+
+static bool module_is_libc(const char *module)
+{
+	return module_is(module, "libc.so") || module_is(module, "libc-");
 }
 
 /* The frames of the hop this traceback's cause describes: one call. */
@@ -232,8 +242,16 @@ static int tb_build_frames(struct tb *t, remo_value *out)
 		return REMO_ENOMEM;
 	}
 	size_t pc = 0; /* the capture's index: entries of one pc share it */
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0 && module_is_libffi(fi[i].module))
+	size_t first = 0;
+	/* abort() and raise() say nothing: start at their caller */
+	while (t->signal == SIGABRT && first + 1 < n &&
+	       module_is_libc(fi[first].module)) {
+		if (!fi[first].inlined)
+			pc++;
+		first++;
+	}
+	for (size_t i = first; i < n; i++) {
+		if (i > first && module_is_libffi(fi[i].module))
 			break;
 		remo_value locals = remo_dict();
 		if (t->dlocals.kind == REMO_LIST &&
@@ -326,19 +344,24 @@ static remo_value tb_source(struct tb *t, const char *file, int line,
 	for (size_t i = 0; frames.kind == REMO_LIST &&
 	                   i < remo_list_len(frames) && !allowed; i++) {
 		const struct frame *f = REMO__REF(remo_list_get(frames, i))->ptr;
-		allowed = f->file != NULL && f->process == NULL ? false
-		          : f->file != NULL && strcmp(f->file, file) == 0 &&
-		            strcmp(f->process, t->process) == 0;
+		/* a frame of this process (not of a cause's) names it */
+		allowed = f->file != NULL && f->process != NULL &&
+		          strcmp(f->file, file) == 0 &&
+		          strcmp(f->process, t->process) == 0;
 	}
 	remo_value_release(frames);
 	if (!allowed) {
-		remo_raise("PermissionError", "'%s' is not a file of this "
-		           "traceback's frames", file);
+		/* remo__raisef, not remo_raise: an error of the traceback's
+		 * own methods has no traceback (in live mode it would park
+		 * the thread again, one level deeper) */
+		remo__raisef("PermissionError", "'%s' is not a file of this "
+		             "traceback's frames", file);
 		return remo_nil();
 	}
 	FILE *fp = fopen(file, "r");
 	if (fp == NULL) {
-		remo_raise("FileNotFoundError", "%s: %s", file, strerror(errno));
+		remo__raisef("FileNotFoundError", "%s: %s", file,
+		             strerror(errno));
 		return remo_nil();
 	}
 	if (context < 0)
@@ -369,9 +392,9 @@ static remo_value tb_source(struct tb *t, const char *file, int line,
 static remo_value tb_debugger(struct tb *t)
 {
 	if (!atomic_load(&t->parked)) {
-		remo_raise("ValueError", "the failing thread is not parked: "
-		           "only a live traceback can be debugged (see "
-		           "remo_session_opts.traceback)");
+		remo__raisef("ValueError", "the failing thread is not parked: "
+		             "only a live traceback can be debugged (see "
+		             "remo_session_opts.traceback)");
 		return remo_nil();
 	}
 	return remo_tuple_of(2, remo_int(t->pid), remo_int(t->tid));

@@ -165,6 +165,12 @@ static int setup_recover(void **state)
 	return pair_open(state, (remo_session_opts){.recover = true});
 }
 
+static int setup_live_recover(void **state)
+{
+	return pair_open(state, (remo_session_opts){
+		.traceback = REMO_TB_LIVE, .live_ms = 5000, .recover = true});
+}
+
 static int teardown(void **state)
 {
 	struct pair *p = *state;
@@ -392,6 +398,16 @@ static void live_parks_until_released(void **state)
 	assert_int_equal(remo_tuple_get(dbg, 0).as.i, getpid());
 	assert_true(remo_tuple_get(dbg, 1).as.i > 0);
 	remo_value_release(dbg);
+	/* an error of the traceback's own methods has no traceback: it
+	 * must not park the thread again */
+	remo_value bad = remo_tuple_of(3, remo_str("/etc/passwd"), remo_int(1),
+	                               remo_int(1)), text;
+	assert_int_equal(remo_call_method(tb, "source", bad, &text),
+	                 REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()),
+	                    "PermissionError");
+	assert_int_equal(remo_error_traceback(remo_last_error()).kind, REMO_NIL);
+	remo_value_release(bad);
 	remo_value frames = frames_of(e), f0 = remo_list_get(frames, 0);
 	expect_frame(f0, "divide", atomic_load(&fail_line));
 	/* DWARF's locals join the recorded ones; at -O2 a variable may be
@@ -504,6 +520,61 @@ static void crash_is_recovered(void **state)
 	remo_value_release(e);
 }
 
+/* Live and recovering: the crashed thread parks inside the signal
+ * handler.  Its traceback says tainted, and a second crash on the same
+ * session while it is parked (served by the parked thread) is recovered
+ * too, not fatal. */
+static void live_crash_parks_and_nests(void **state)
+{
+	struct pair *p = *state;
+	if (TEST_UNDER_ASAN) {
+		print_message("skipped under ASan: it keeps SIGSEGV\n");
+		skip();
+	}
+	for (int i = 0; i < 4; i++)
+		sigaction(crash_sigs[i], &remo_actions[i], NULL);
+	static void *page;
+	if (under_valgrind() && page == NULL)
+		page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		            0);
+	crash_target = under_valgrind() ? page : NULL;
+	remo_value e1 = call_failing(p, "poke", remo_tuple_of(1, remo_int(1)));
+	assert_string_equal(remo_error_name(e1), "Crash");
+	remo_value tb1 = remo_error_traceback(e1), v, dbg;
+	assert_int_equal(remo_getattr(tb1, "live", &v), REMO_OK);
+	assert_true(v.as.b);
+	assert_int_equal(remo_getattr(tb1, "tainted", &v), REMO_OK);
+	assert_true(v.as.b);
+	assert_int_equal(remo_dict_get_str(remo_error_attrs(e1), "tainted", &v),
+	                 REMO_OK);
+	assert_int_equal(remo_call_method(tb1, "debugger", remo_nil(), &dbg),
+	                 REMO_OK);
+	remo_value_release(dbg);
+
+	remo_value e2 = call_failing(p, "poke", remo_tuple_of(1, remo_int(2)));
+	assert_string_equal(remo_error_name(e2), "Crash");
+	remo_value frames = frames_of(e2);
+	expect_frame(remo_list_get(frames, 0), "poke", atomic_load(&fail_line));
+	remo_value depth = local_of(remo_list_get(frames, 0), "depth");
+	assert_int_equal(depth.as.i, 2);
+	remo_value_release(frames);
+
+	/* both let go: the session still serves */
+	remo_value out;
+	assert_int_equal(remo_call_method(remo_error_traceback(e2), "release",
+	                                  remo_nil(), &out), REMO_OK);
+	assert_int_equal(remo_call_method(tb1, "release", remo_nil(), &out),
+	                 REMO_OK);
+	remo_value_release(e2);
+	remo_value_release(e1);
+	remo_value fn = lookup(p, "add"), args = remo_tuple_of(
+		2, remo_int(2), remo_int(2));
+	assert_int_equal(remo_call(fn, args, &out), REMO_OK);
+	assert_int_equal(out.as.i, 4);
+	remo_value_release(args);
+	remo_value_release(fn);
+}
+
 int main(void)
 {
 	assert_int_equal(remo__tb_init_handlers(), REMO_OK);
@@ -519,6 +590,7 @@ int main(void)
 		T(live_ends_by_release_method, setup_live),
 		T(live_ends_by_timeout, setup_live_short),
 		T(crash_is_recovered, setup_recover),
+		T(live_crash_parks_and_nests, setup_live_recover),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
