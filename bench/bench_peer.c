@@ -19,13 +19,20 @@
  *   add   q(a:q b:q)     a + b
  *   size  N(b:y)         the length of a bytes argument
  *   cpu   i()            sched_getcpu() of the thread serving the call
+ *   root  a Node         the head of bench/chain.h's chain, for the
+ *                        pipelining lines: Node.next() <Node>(),
+ *                        Node.depth() q()
  *
  * The raw protocols carry what the benchmark needs to mirror remo's
  * traffic exactly, in a header at the front of each request:
  *
  *   echo, nn   [0..3] the reply's length, big-endian.  The reply is that
  *              many bytes (the request's own, then zeros).  A request
- *              under 4 bytes is echoed as it came.
+ *              under 4 bytes is echoed as it came.  With the top bit
+ *              (ECHO_COUNT) set, [4..7] is a count of replies, each of
+ *              the length in the low bits: 0 for none (a one-way
+ *              message), 64 for the replies to a batch of 64 calls.
+ *              Requests without the bit have filler there, not a count.
  *   sock       [0..3] this request's length, [4..7] the reply's length,
  *              [8..11] spin_us: how long this side polls without
  *              blocking before it blocks, waiting for the NEXT request
@@ -41,6 +48,8 @@
 
 #include <remo/remo.h>
 #include <remo/transport.h>
+
+#include "chain.h"
 
 #include <nanomsg/nn.h>
 #include <nanomsg/pair.h>
@@ -63,6 +72,7 @@
 #define SOCK_HDR 12
 #define SOCK_YIELD 0x80000000u
 #define SOCK_MAX_MESSAGE (1u << 20)
+#define ECHO_COUNT 0x80000000u
 
 static void die(const char *what) __attribute__((noreturn));
 
@@ -159,6 +169,8 @@ static int peer_remo(int n, char **urls)
 	export_fn(ex, "add", "q(a:q b:q)", (void (*)(void))fn_add);
 	export_fn(ex, "size", "N(b:y)", (void (*)(void))fn_size);
 	export_fn(ex, "cpu", "i()", (void (*)(void))fn_cpu);
+
+	chain_export(ex); /* root, a Node: bench/chain.h */
 	if ((server = remo_server_new(ex, NULL, &rc)) == NULL)
 		die("remo_server_new failed");
 	for (int i = 0; i < n; i++) {
@@ -184,13 +196,20 @@ static int peer_remo(int n, char **urls)
 /* ==== raw echo through a transport module ================================ */
 
 /* The reply the echo protocols ask for: reply_len bytes, the request's
- * own first, then zeros.  buf holds the request (len bytes) and gets
- * room for the reply. */
-static size_t echo_reply(remo_buf *buf, size_t len)
+ * own first, then zeros, *count times (1 unless ECHO_COUNT asks).  buf
+ * holds the request (len bytes) and gets room for the reply. */
+static size_t echo_reply(remo_buf *buf, size_t len, uint32_t *count)
 {
+	*count = 1;
 	if (len < 4)
 		return len;
 	size_t want = get_be32(buf->data);
+	if (want & ECHO_COUNT) {
+		if (len < 8)
+			die("echo: a counted request under 8 bytes");
+		want &= ~(size_t)ECHO_COUNT;
+		*count = get_be32(buf->data + 4);
+	}
 	if (want > len) {
 		if (remo_buf_reserve(buf, want - buf->len) != REMO_OK)
 			die("out of memory");
@@ -212,8 +231,12 @@ static void *echo_conn_main(void *arg)
 		b.len = 0;
 		if (ec->t->recv(ec->conn, &b, -1) != REMO_OK)
 			break;
-		size_t n = echo_reply(&b, b.len);
-		if (ec->t->send(ec->conn, b.data, n) != REMO_OK)
+		uint32_t count;
+		size_t n = echo_reply(&b, b.len, &count);
+		uint32_t i = 0;
+		while (i < count && ec->t->send(ec->conn, b.data, n) == REMO_OK)
+			i++;
+		if (i < count)
 			break;
 	}
 	remo_buf_free(&b);
@@ -272,8 +295,12 @@ static void *nn_echo_main(void *arg)
 		memcpy(b.data, msg, (size_t)n);
 		b.len = (size_t)n;
 		nn_freemsg(msg);
-		size_t r = echo_reply(&b, b.len);
-		if (nn_send(s, b.data, r, 0) < 0)
+		uint32_t count;
+		size_t r = echo_reply(&b, b.len, &count);
+		uint32_t i = 0;
+		while (i < count && nn_send(s, b.data, r, 0) >= 0)
+			i++;
+		if (i < count)
 			break;
 	}
 	remo_buf_free(&b);

@@ -15,6 +15,7 @@
  *                      the server exports noop "v()", take "N(s:s)"
  *                      (strlen) and numbers, a list of 1,000,000 ints
  *   echo thread        on the second pipe: recv(-1), send it back, again
+ *   styles thread      the call styles' server (below), on a third pipe
  *
  * The baseline is the raw pipe's round trip: ch.send of n bytes, then
  * ch.recv(-1) for the echo.  A remo operation on a proxy is that same
@@ -25,7 +26,7 @@
  * size can differ by a byte or two as the ids grow).
  *
  * Scheduling: `make bench` runs this under taskset -c 0, and the threads
- * inherit the mask, so all three share one CPU and every round trip, remo
+ * inherit the mask, so all of them share one CPU and every round trip, remo
  * or raw, is two context switches through the pipe's condition
  * variables.  While remo is timed the echo thread sits blocked in its
  * recv, and while the raw pipe is timed the server thread sits blocked
@@ -50,6 +51,31 @@
  * round_trips= is the number of messages the client sent during one
  * operation, bytes= what crossed in both directions.
  *
+ * Call styles (issue 6), remo against remo, on a second pipe and session
+ * pair whose client has timeout_ms=STYLE_WAIT_MS, so that every wait of
+ * these lines, the closure's call included, is bounded:
+ *
+ *   session.closure_vs_proxy   add(i, 1) through a C function pointer
+ *                              (remo_closure_new on the proxy of add, "q(a:q
+ *                              b:q)") against the same call through the
+ *                              proxy API (the args tuple made, remo_call,
+ *                              the result read and released: what the
+ *                              closure does for its caller).  ratio =
+ *                              closure_ns / proxy_ns, a COST: 1.05 is 5%
+ *                              over the proxy call.
+ *   session.chain10            a chain of 10 dependent calls on the server's
+ *                              root Node (next() 9 times, each on the
+ *                              result of the one before, then depth(),
+ *                              which must be 9): pipelined (each started
+ *                              with remo_call_method_async on the promise
+ *                              of the one before, only the last waited
+ *                              for) against 10 plain remo_call_method
+ *                              calls.  ratio = pipelined_ns /
+ *                              sequential_ns, a COST: below 1 pipelining
+ *                              wins.  Over a pipe a round trip costs two
+ *                              context switches, not a wire: the same
+ *                              line over unix:// is in bench_transport.
+ *
  * Every result is checked once before timing; any mismatch, and any
  * failed operation while timing, exits non-zero.
  */
@@ -64,6 +90,7 @@
 #include <remo/remo.h>
 
 #include "bench.h"
+#include "chain.h"
 #include "counting.h"
 
 #define NUMBERS_LEN 1000000
@@ -71,6 +98,7 @@
 #define TAKE_LEN 1024
 #define TARGET_ROUND_TRIPS 2
 #define TARGET_BYTES 200
+#define STYLE_WAIT_MS 10000
 
 static void die(const char *what)
 {
@@ -97,6 +125,11 @@ static void fn_noop(void)
 static size_t fn_take(const char *s)
 {
 	return strlen(s);
+}
+
+static int64_t fn_add(int64_t a, int64_t b)
+{
+	return a + b;
 }
 
 /* ==== the counting channel: bench/counting.h ========================== */
@@ -142,6 +175,15 @@ struct bench {
 	remo_buf raw_buf;              /* the echo lands here           */
 	uint8_t *raw_msg;              /* what is sent; big enough      */
 	size_t raw_cap;
+
+	/* call styles: a second pair, its client's calls time out */
+	remo_session *styles_server, *styles_client;
+	pthread_t styles_thread;
+	int styles_rc;
+	remo_value add;                /* styles_client's proxy         */
+	remo_closure *add_closure;
+	int64_t (*add_fn)(int64_t, int64_t);
+	struct chain chain;            /* root's proxy; STYLE_WAIT_MS   */
 };
 
 static void *server_main(void *arg)
@@ -149,6 +191,13 @@ static void *server_main(void *arg)
 	struct bench *b = arg;
 	b->server_cpu = sched_getcpu();
 	b->server_rc = remo_session_serve(b->server, -1);
+	return NULL;
+}
+
+static void *styles_main(void *arg)
+{
+	struct bench *b = arg;
+	b->styles_rc = remo_session_serve(b->styles_server, -1);
 	return NULL;
 }
 
@@ -204,6 +253,8 @@ static void bench_open(struct bench *b)
 			die("out of memory");
 	if (remo_export(b->exports, "numbers", b->numbers_local) != REMO_OK)
 		die("cannot export numbers");
+	export_fn(b->exports, "add", "q(a:q b:q)", (void (*)(void))fn_add);
+	chain_export(b->exports);
 
 	if (remo_pipe(&a, &c) != REMO_OK)
 		die("remo_pipe failed");
@@ -229,6 +280,30 @@ static void bench_open(struct bench *b)
 		die("remo_pipe failed");
 	if (pthread_create(&b->echo_thread, NULL, echo_main, b) != 0)
 		die("cannot start the echo thread");
+
+	/* the call styles' pair */
+	remo_session_opts o = {0};
+	o.timeout_ms = STYLE_WAIT_MS;
+	b->chain.opts.timeout_ms = STYLE_WAIT_MS;
+	if (remo_pipe(&a, &c) != REMO_OK)
+		die("remo_pipe failed");
+	b->styles_server = remo_session_new(&a, b->exports, NULL, &st);
+	if (b->styles_server == NULL)
+		die_remo("server session", st);
+	if ((b->styles_client = remo_session_new(&c, NULL, &o, &st)) == NULL)
+		die_remo("client session", st);
+	if (pthread_create(&b->styles_thread, NULL, styles_main, b) != 0)
+		die("cannot start the server thread");
+	if ((st = remo_lookup(b->styles_client, "add", &b->add)) != REMO_OK)
+		die_remo("add", st);
+	st = remo_lookup(b->styles_client, "root", &b->chain.root);
+	if (st != REMO_OK)
+		die_remo("root", st);
+	if ((b->add_closure = remo_closure_new(b->add, "q(a:q b:q)", &st)) ==
+	    NULL)
+		die_remo("remo_closure_new(add)", st);
+	b->add_fn = (int64_t (*)(int64_t, int64_t))remo_closure_fn(
+		b->add_closure);
 }
 
 static void bench_close(struct bench *b)
@@ -253,6 +328,16 @@ static void bench_close(struct bench *b)
 		die_remo("the server's serve ended", b->server_rc);
 	remo_session_free(b->client);
 	remo_session_free(b->server);
+
+	remo_closure_free(b->add_closure);
+	remo_value_release(b->add);
+	remo_value_release(b->chain.root);
+	remo_session_close(b->styles_client);
+	pthread_join(b->styles_thread, NULL);
+	if (b->styles_rc != REMO_EPEERLOST && b->styles_rc != REMO_ECLOSED)
+		die_remo("the styles server's serve ended", b->styles_rc);
+	remo_session_free(b->styles_client);
+	remo_session_free(b->styles_server);
 	remo_value_release(b->numbers_local);
 	remo_exports_free(b->exports);
 }
@@ -315,6 +400,42 @@ static void op_list_len_and_item(void *ctx, uint64_t iters)
 	for (uint64_t i = 0; i < iters; i++) {
 		op_list_len(ctx, 1);
 		op_list_item(ctx, 1);
+	}
+}
+
+/* ---- call styles ------------------------------------------------------ */
+
+/* add(i, 1) through the closure's C function pointer. */
+static void op_closure(void *ctx, uint64_t iters)
+{
+	struct bench *b = ctx;
+	for (uint64_t i = 0; i < iters; i++) {
+		int64_t r = b->add_fn((int64_t)i, 1);
+		int rc = remo_closure_status();
+		if (rc != REMO_OK)
+			die_remo("add(i, 1) through the closure", rc);
+		if (r != (int64_t)i + 1)
+			die("add(i, 1) through the closure is not i + 1");
+		bench_sink += (uint64_t)r;
+	}
+}
+
+/* add(i, 1) through the proxy API: what the closure does for its C
+ * caller (args in, call, result out), written by hand. */
+static void op_proxy(void *ctx, uint64_t iters)
+{
+	struct bench *b = ctx;
+	for (uint64_t i = 0; i < iters; i++) {
+		remo_value args = remo_tuple_of(2, remo_int((int64_t)i),
+		                                remo_int(1)), out;
+		int rc = remo_call(b->add, args, &out);
+		remo_value_release(args);
+		if (rc != REMO_OK)
+			die_remo("add(i, 1) through the proxy", rc);
+		if (out.kind != REMO_INT || out.as.i != (int64_t)i + 1)
+			die("add(i, 1) is not i + 1");
+		bench_sink += (uint64_t)out.as.i;
+		remo_value_release(out);
 	}
 }
 
@@ -392,6 +513,11 @@ static void bench_check(struct bench *b)
 
 	raw_size(b, 64);
 	raw_round_trip(b, 64);
+
+	op_closure(b, 3);
+	op_proxy(b, 3);
+	op_chain_pipelined(&b->chain, 1);
+	op_chain_sequential(&b->chain, 1);
 }
 
 /* What one run of fn(ctx, 1) sends and receives on the client's channel. */
@@ -439,7 +565,7 @@ int main(void)
 	            ? CPU_COUNT(&set) : -1;
 	printf("# cpu %d (remo server thread %d, echo thread %d); %d cpu(s) "
 	       "allowed: %s\n", sched_getcpu(), b.server_cpu, b.echo_cpu, ncpus,
-	       ncpus == 1 ? "all three threads share it (taskset -c 0)"
+	       ncpus == 1 ? "all the threads share it (taskset -c 0)"
 	                  : "NOT pinned: run under taskset -c 0");
 	fflush(stdout);
 
@@ -464,6 +590,19 @@ int main(void)
 	            (unsigned long long)both.msgs_out,
 	            (unsigned long long)bytes, TARGET_ROUND_TRIPS, TARGET_BYTES,
 	            pass ? "yes" : "no");
+
+	/* Call styles. */
+	ab = bench_ab(op_closure, &b, op_proxy, &b);
+	bench_print("session.closure_vs_proxy", ab.a_ns / ab.b_ns,
+	            "closure_ns=%.1f proxy_ns=%.1f overhead_ns=%.1f",
+	            ab.a_ns, ab.b_ns, ab.a_ns - ab.b_ns);
+	ab = bench_ab(op_chain_pipelined, &b.chain, op_chain_sequential,
+	              &b.chain);
+	bench_print("session.chain10", ab.a_ns / ab.b_ns,
+	            "calls=%d pipelined_ns=%.1f sequential_ns=%.1f "
+	            "pipelined_ns_per_call=%.1f sequential_ns_per_call=%.1f",
+	            CHAIN_LEN, ab.a_ns, ab.b_ns, ab.a_ns / CHAIN_LEN,
+	            ab.b_ns / CHAIN_LEN);
 
 	bench_close(&b);
 	return 0;

@@ -70,6 +70,39 @@
  *                              hurt when many share a core?).  Medians of
  *                              the rounds.  ratio = remo_cps / raw_cps, a
  *                              SPEED.
+ *   transport.pipelined.same_core, .cross_core   async null calls on ONE
+ *                              session to remo0 (remo1), at most
+ *                              PIPE_WINDOW in flight: remo_call_async,
+ *                              and remo_future_wait for the oldest when
+ *                              the window is full; against raw framed
+ *                              messages of the same sizes with the same
+ *                              window to echo0 (echo1).  ratio =
+ *                              remo_calls_per_sec / raw_msgs_per_sec, a
+ *                              SPEED.  target 300,000 calls a second.
+ *                              remo_msgs_out_per_call counts what remo
+ *                              sends beside the requests (a future's
+ *                              kept result is dropped with a message of
+ *                              its own).
+ *   transport.pipelined_oneway.same_core, .cross_core   remo_call_oneway
+ *                              null calls and a last plain call to see
+ *                              them all served, against raw one-way
+ *                              messages (the echo peer answers none) with
+ *                              a round trip where remo has one (every
+ *                              REMO_ONEWAY_WINDOW-th, and the last).
+ *                              ratio as above.
+ *   transport.pipelined_batch64.same_core, .cross_core   remo_batch_call
+ *                              add(1, 1) PIPE_BATCH times, remo_batch_send,
+ *                              at most PIPE_WINDOW calls in flight; against
+ *                              raw messages of the batch's size each
+ *                              answered by PIPE_BATCH replies of the
+ *                              reply's size, as remo's are.  ratio as
+ *                              above, calls against replies.
+ *   transport.chain10.same_core, .cross_core   10 dependent calls on
+ *                              the peer's root Node (next() 9 times, then
+ *                              depth()), pipelined on promises and waiting
+ *                              for the last only, against 10 plain calls.
+ *                              ratio = pipelined_ns / sequential_ns, a
+ *                              COST: below 1 pipelining wins.
  *   transport.idle_session_memory   200 idle sessions to remoM, against
  *                              200 idle raw connections to echoM (also a
  *                              thread each): VmRSS and VmSize growth of
@@ -117,6 +150,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "chain.h"
 #include "counting.h"
 
 #define CLIENT_CPU 0
@@ -135,6 +169,23 @@
 #define TARGET_NULL_CALL 1.25
 #define TARGET_NULL_CALL_NN 1.15
 #define TARGET_BYTES 0.8
+#define ECHO_COUNT 0x80000000u    /* bench_peer.c's counted echo     */
+/*
+ * PIPE_WINDOW: calls in flight, under REMO_MAX_INFLIGHT (1024) and well
+ * under what a unix socket's default send buffer holds (212992 bytes of
+ * kernel accounting, several hundred bytes per small frame: measured,
+ * 400 small replies in flight went, 1000 did not).  Past it both ends
+ * block in send, each waiting for the other to read: the raw loop, one
+ * thread, would never leave it, and remo only at the 20 ms pace of the
+ * server's lease thread reading for the blocked session (512 async null
+ * calls in flight ran at about 400 calls a second).
+ */
+#define PIPE_WINDOW 256
+#define PIPE_BATCH 64             /* calls in one remo_batch          */
+#define PIPE_WAIT_MS 10000        /* bound on every wait of the pipelined
+                                     and chain lines                  */
+#define PIPE_CHECK_CALLS 4096     /* calls counted for msgs per call  */
+#define TARGET_PIPELINED_CPS 300000
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
                                                      noreturn));
@@ -475,6 +526,7 @@ struct rsess {
 	struct counting *counts;
 	remo_value noop, add, size, cpu;
 	remo_value bytes_args;         /* (1 MiB of bytes,), made on demand */
+	remo_value add_args;           /* (1, 1), made on demand            */
 };
 
 static remo_value rsess_lookup(struct rsess *r, const char *name)
@@ -523,17 +575,25 @@ static void rsess_close(struct rsess *r)
 	remo_value_release(r->size);
 	remo_value_release(r->cpu);
 	remo_value_release(r->bytes_args);
+	remo_value_release(r->add_args);
 	remo_session_free(r->s);
 }
 
-static void null_call(remo_value noop)
+/* A null call, checked; with opts (not NULL), remo_call_with. */
+static void null_call_with(remo_value noop, const remo_call_opts *opts)
 {
 	remo_value out;
-	int rc = remo_call(noop, remo_nil(), &out);
+	int rc = opts != NULL ? remo_call_with(noop, remo_nil(), opts, &out)
+	                      : remo_call(noop, remo_nil(), &out);
 	if (rc != REMO_OK)
 		die_remo("noop()", rc);
 	if (out.kind != REMO_NIL)
 		die("noop() did not return nil");
+}
+
+static void null_call(remo_value noop)
+{
+	null_call_with(noop, NULL);
 }
 
 static void op_null_call(void *ctx, uint64_t iters)
@@ -991,6 +1051,413 @@ static void line_spin(const char *name, struct sock *proto, int server_cpu,
 	proto->buf = v[0].buf;
 	proto->cap = v[0].cap;
 	proto->spin = 0;
+}
+
+/* ==== pipelining: async calls, one-way calls, batches, chains ============ */
+
+/*
+ * Calls per second on ONE session when the client does not wait for each
+ * reply: up to PIPE_WINDOW calls in flight (remo_call_async; the oldest
+ * is waited for when the window is full), against raw framed messages
+ * through the stream transport module with the same window, sizes and
+ * echo peer.  A batch of the benchmark is iters calls, all started and
+ * all completed (the window fills and drains once per batch, on both
+ * sides alike).  Every wait is bounded by PIPE_WAIT_MS: a peer that
+ * stops answering fails the run instead of hanging it.
+ */
+
+/* A ring of the futures in flight, oldest first. */
+struct fring {
+	remo_future *f[PIPE_WINDOW];
+	size_t head, n;
+};
+
+static void fring_push(struct fring *q, remo_future *f)
+{
+	q->f[(q->head + q->n) % PIPE_WINDOW] = f;
+	q->n++;
+}
+
+/* Waits for the oldest call (at most PIPE_WAIT_MS), checks it returned
+ * want (nil, or an int), and frees it. */
+static void fring_finish(struct fring *q, const remo_value *want)
+{
+	remo_future *f = q->f[q->head];
+	remo_value out;
+	int rc = remo_future_wait(f, PIPE_WAIT_MS, &out);
+	if (rc != REMO_OK)
+		die_remo("an async call", rc);
+	if (out.kind != want->kind ||
+	    (want->kind == REMO_INT && out.as.i != want->as.i))
+		die("an async call returned the wrong value");
+	remo_value_release(out);
+	remo_future_free(f);
+	q->head = (q->head + 1) % PIPE_WINDOW;
+	q->n--;
+}
+
+struct pipe_remo {
+	struct rsess *r;
+	remo_batch *batch;      /* the batch line's, reused */
+	struct fring q;
+};
+
+/* iters async null calls, at most PIPE_WINDOW in flight. */
+static void op_pipe_async(void *ctx, uint64_t iters)
+{
+	struct pipe_remo *p = ctx;
+	remo_value nil = remo_nil();
+	for (uint64_t i = 0; i < iters; i++) {
+		remo_future *f;
+		if (p->q.n == PIPE_WINDOW)
+			fring_finish(&p->q, &nil);
+		int rc = remo_call_async(p->r->noop, nil, NULL, &f);
+		if (rc != REMO_OK)
+			die_remo("remo_call_async(noop)", rc);
+		fring_push(&p->q, f);
+	}
+	while (p->q.n > 0)
+		fring_finish(&p->q, &nil);
+	bench_sink += iters;
+}
+
+/* A plain null call that waits at most PIPE_WAIT_MS. */
+static void null_call_bounded(remo_value noop)
+{
+	remo_call_opts o = {.timeout_ms = PIPE_WAIT_MS};
+	null_call_with(noop, &o);
+}
+
+/* iters one-way null calls (remo waits for the peer every
+ * REMO_ONEWAY_WINDOW-th), then one plain call: when it returns, the peer
+ * has served them all (a session serves in order). */
+static void op_pipe_oneway(void *ctx, uint64_t iters)
+{
+	struct pipe_remo *p = ctx;
+	for (uint64_t i = 0; i < iters; i++) {
+		int rc = remo_call_oneway(p->r->noop, remo_nil());
+		if (rc != REMO_OK)
+			die_remo("remo_call_oneway(noop)", rc);
+	}
+	null_call_bounded(p->r->noop);
+	bench_sink += iters;
+}
+
+/* iters batches of PIPE_BATCH add(i, 1) calls, each batch one message,
+ * at most PIPE_WINDOW calls in flight. */
+static void op_pipe_batch(void *ctx, uint64_t iters)
+{
+	struct pipe_remo *p = ctx;
+	remo_value two = remo_int(2);
+	for (uint64_t i = 0; i < iters; i++) {
+		while (p->q.n + PIPE_BATCH > PIPE_WINDOW)
+			fring_finish(&p->q, &two);
+		for (int k = 0; k < PIPE_BATCH; k++) {
+			remo_future *f;
+			int rc = remo_batch_call(p->batch, p->r->add, p->r->add_args,
+			                         &f);
+			if (rc != REMO_OK)
+				die_remo("remo_batch_call(add)", rc);
+			fring_push(&p->q, f);
+		}
+		int rc = remo_batch_send(p->batch);
+		if (rc != REMO_OK)
+			die_remo("remo_batch_send", rc);
+	}
+	while (p->q.n > 0)
+		fring_finish(&p->q, &two);
+	bench_sink += iters;
+}
+
+/*
+ * The raw side: framed messages through the transport module, at most
+ * window in flight.  msg asks the echo peer (ECHO_COUNT) for count
+ * replies of reply bytes each; count 0 is a one-way message, and then
+ * every REMO_ONEWAY_WINDOW-th message is a round trip instead (r->msg),
+ * as remo's one-way calls do, and a last round trip ends the batch.
+ */
+struct pipe_raw {
+	struct raw *r;
+	unsigned char *msg;
+	size_t req, reply;
+	uint32_t count;         /* replies per message                  */
+	size_t window;          /* messages in flight, at most          */
+	uint64_t oneway_since;  /* one-way messages since a round trip  */
+};
+
+static void pipe_raw_init(struct pipe_raw *p, struct raw *r, size_t req,
+                          size_t reply, uint32_t count, size_t window)
+{
+	memset(p, 0, sizeof *p);
+	if (req < 8)
+		req = 8;
+	if ((p->msg = calloc(1, req)) == NULL)
+		die("out of memory");
+	memset(p->msg + 8, 0xa5, req - 8);
+	put_be32(p->msg, (uint32_t)reply | ECHO_COUNT);
+	put_be32(p->msg + 4, count);
+	p->r = r;
+	p->req = req;
+	p->reply = reply;
+	p->count = count;
+	p->window = window;
+	/* the window's round trips: the same sizes, one reply */
+	raw_size(r, req, reply);
+}
+
+/* Receives one reply of p->reply bytes, waiting at most PIPE_WAIT_MS. */
+static void pipe_raw_recv(struct pipe_raw *p)
+{
+	p->r->in.len = 0;
+	int rc = p->r->t->recv(p->r->conn, &p->r->in, PIPE_WAIT_MS);
+	if (rc != REMO_OK)
+		die("a pipelined raw reply: %s", remo_strerror(rc));
+	if (p->r->in.len != p->reply)
+		die("a raw reply of %zu bytes, not %zu", p->r->in.len, p->reply);
+}
+
+static void pipe_raw_send(struct pipe_raw *p, const unsigned char *msg)
+{
+	if (p->r->t->send(p->r->conn, msg, p->req) != REMO_OK)
+		die("a pipelined raw send failed");
+}
+
+static void op_pipe_raw(void *ctx, uint64_t iters)
+{
+	struct pipe_raw *p = ctx;
+	size_t n = 0;
+	for (uint64_t i = 0; i < iters; i++) {
+		if (n == p->window) {
+			for (uint32_t k = 0; k < p->count; k++)
+				pipe_raw_recv(p);
+			n--;
+		}
+		pipe_raw_send(p, p->msg);
+		n++;
+	}
+	for (; n > 0; n--)
+		for (uint32_t k = 0; k < p->count; k++)
+			pipe_raw_recv(p);
+	bench_sink += iters;
+}
+
+static void op_pipe_raw_oneway(void *ctx, uint64_t iters)
+{
+	struct pipe_raw *p = ctx;
+	for (uint64_t i = 0; i <= iters; i++) {
+		bool trip = i == iters ||
+		            ++p->oneway_since >= REMO_ONEWAY_WINDOW;
+		if (!trip) {
+			pipe_raw_send(p, p->msg);
+			continue;
+		}
+		if (i < iters)
+			p->oneway_since = 0;
+		pipe_raw_send(p, p->r->msg);
+		pipe_raw_recv(p);
+	}
+	bench_sink += iters;
+}
+
+/* What crossed r's channel while fn(ctx, iters) ran. */
+struct pipe_traffic {
+	uint64_t msgs_out, bytes_out, msgs_in, bytes_in;
+};
+
+static struct pipe_traffic pipe_measure(struct rsess *r, bench_fn *fn,
+                                        void *ctx, uint64_t iters)
+{
+	struct counting *c = r->counts;
+	uint64_t m0 = c->sent_msgs, b0 = c->sent_bytes;
+	uint64_t n0 = c->recv_msgs, d0 = c->recv_bytes;
+	fn(ctx, iters);
+	return (struct pipe_traffic){c->sent_msgs - m0, c->sent_bytes - b0,
+	                             c->recv_msgs - n0, c->recv_bytes - d0};
+}
+
+/*
+ * The sizes of one async null call's request and reply, alone on the
+ * wire: a plain call first sends what was queued (drops of kept results,
+ * releases), then one async call is counted.
+ */
+static void pipe_sizes_async(struct pipe_remo *p, uint64_t *req,
+                             uint64_t *reply)
+{
+	null_call_bounded(p->r->noop);
+	struct pipe_traffic t = pipe_measure(p->r, op_pipe_async, p, 1);
+	if (t.msgs_out != 1 || t.msgs_in != 1)
+		die("an async call was not one message each way");
+	*req = t.bytes_out;
+	*reply = t.bytes_in;
+}
+
+/* One-way: the request alone (no reply); sent after a plain call, so
+ * nothing queued goes with it, then confirmed by another. */
+static uint64_t pipe_size_oneway(struct rsess *r)
+{
+	struct counting *c = r->counts;
+	null_call_bounded(r->noop);
+	uint64_t m0 = c->sent_msgs, b0 = c->sent_bytes;
+	int rc = remo_call_oneway(r->noop, remo_nil());
+	if (rc != REMO_OK)
+		die_remo("remo_call_oneway(noop)", rc);
+	if (c->sent_msgs - m0 != 1)
+		die("a one-way call was not one message");
+	uint64_t req = c->sent_bytes - b0;
+	null_call_bounded(r->noop);
+	return req;
+}
+
+/* A batch of PIPE_BATCH add calls: its one message and one reply's size. */
+static void pipe_sizes_batch(struct pipe_remo *p, uint64_t *req,
+                             uint64_t *reply)
+{
+	null_call_bounded(p->r->noop);
+	struct pipe_traffic t = pipe_measure(p->r, op_pipe_batch, p, 1);
+	if (t.msgs_out != 1 || t.msgs_in != PIPE_BATCH ||
+	    t.bytes_in % PIPE_BATCH != 0)
+		die("a batch was not one message out and %d replies of one size",
+		    PIPE_BATCH);
+	*req = t.bytes_out;
+	*reply = t.bytes_in / PIPE_BATCH;
+}
+
+/*
+ * The three pipelined lines for one remo peer and one echo peer (same
+ * core or cross core): async calls, one-way calls, batches.  Each ratio
+ * is remo calls/s over raw messages/s (a SPEED: 1 is as fast as raw).
+ */
+static void lines_pipelined(const char *where, const struct peer *remo,
+                            const char *rurl, const char *eurl)
+{
+	char name[3][64];
+	snprintf(name[0], sizeof name[0], "transport.pipelined.%s", where);
+	snprintf(name[1], sizeof name[1], "transport.pipelined_oneway.%s",
+	         where);
+	snprintf(name[2], sizeof name[2], "transport.pipelined_batch%d.%s",
+	         PIPE_BATCH, where);
+	if (!want(name[0]) && !want(name[1]) && !want(name[2]))
+		return;
+
+	struct rsess r;
+	struct raw raw;
+	static struct pipe_remo p; /* the ring is 2 KiB: not on the stack */
+	struct pipe_raw w;
+	uint64_t req, reply;
+	rsess_open(&r, rurl);
+	raw_open(&raw, eurl);
+	memset(&p, 0, sizeof p);
+	p.r = &r;
+	if ((p.batch = remo_batch_new()) == NULL)
+		die("out of memory");
+	r.add_args = remo_tuple_of(2, remo_int(1), remo_int(1));
+	if (!remo_ok(r.add_args))
+		die("out of memory");
+	rsess_check(&r, remo, &req, &reply);
+
+	if (want(name[0])) {
+		pipe_sizes_async(&p, &req, &reply);
+		pipe_raw_init(&w, &raw, req, reply, 1, PIPE_WINDOW);
+		op_pipe_raw(&w, PIPE_WINDOW);
+		struct pipe_traffic t = pipe_measure(&r, op_pipe_async, &p,
+		                                     PIPE_CHECK_CALLS);
+		struct bench_ab ab = bench_ab(op_pipe_async, &p, op_pipe_raw, &w);
+		double rc = 1e9 / ab.a_ns, wc = 1e9 / ab.b_ns;
+		bench_print(name[0], rc / wc,
+		            "transport=unix window=%d remo_calls_per_sec=%.0f "
+		            "raw_msgs_per_sec=%.0f remo_ns_per_call=%.1f "
+		            "raw_ns_per_msg=%.1f req_bytes=%llu reply_bytes=%llu "
+		            "remo_msgs_out_per_call=%.2f remo_msgs_in_per_call=%.2f "
+		            "remo_bytes_per_call=%.1f client_cpu=%d server_cpu=%d "
+		            "target_calls_per_sec=%d pass=%s",
+		            PIPE_WINDOW, rc, wc, ab.a_ns, ab.b_ns,
+		            (unsigned long long)req, (unsigned long long)reply,
+		            (double)t.msgs_out / PIPE_CHECK_CALLS,
+		            (double)t.msgs_in / PIPE_CHECK_CALLS,
+		            (double)(t.bytes_out + t.bytes_in) / PIPE_CHECK_CALLS,
+		            CLIENT_CPU, remo->cpu, TARGET_PIPELINED_CPS,
+		            rc >= TARGET_PIPELINED_CPS ? "yes" : "no");
+		free(w.msg);
+	}
+	if (want(name[1])) {
+		req = pipe_size_oneway(&r);
+		pipe_raw_init(&w, &raw, req, reply, 0, 0);
+		op_pipe_raw_oneway(&w, REMO_ONEWAY_WINDOW);
+		struct pipe_traffic t = pipe_measure(&r, op_pipe_oneway, &p,
+		                                     PIPE_CHECK_CALLS);
+		struct bench_ab ab = bench_ab(op_pipe_oneway, &p,
+		                              op_pipe_raw_oneway, &w);
+		double rc = 1e9 / ab.a_ns, wc = 1e9 / ab.b_ns;
+		bench_print(name[1], rc / wc,
+		            "transport=unix remo_calls_per_sec=%.0f "
+		            "raw_msgs_per_sec=%.0f remo_ns_per_call=%.1f "
+		            "raw_ns_per_msg=%.1f req_bytes=%llu "
+		            "remo_msgs_out_per_call=%.3f remo_msgs_in_per_call=%.3f "
+		            "client_cpu=%d server_cpu=%d",
+		            rc, wc, ab.a_ns, ab.b_ns, (unsigned long long)req,
+		            (double)t.msgs_out / PIPE_CHECK_CALLS,
+		            (double)t.msgs_in / PIPE_CHECK_CALLS, CLIENT_CPU,
+		            remo->cpu);
+		free(w.msg);
+	}
+	if (want(name[2])) {
+		uint64_t breq, breply;
+		pipe_sizes_batch(&p, &breq, &breply);
+		pipe_raw_init(&w, &raw, breq, breply, PIPE_BATCH,
+		              PIPE_WINDOW / PIPE_BATCH);
+		op_pipe_raw(&w, PIPE_WINDOW / PIPE_BATCH);
+		struct bench_ab ab = bench_ab(op_pipe_batch, &p, op_pipe_raw, &w);
+		/* an operation is a batch: PIPE_BATCH calls */
+		double rc = 1e9 * PIPE_BATCH / ab.a_ns;
+		double wc = 1e9 * PIPE_BATCH / ab.b_ns;
+		bench_print(name[2], rc / wc,
+		            "transport=unix batch=%d window=%d "
+		            "remo_calls_per_sec=%.0f raw_replies_per_sec=%.0f "
+		            "remo_ns_per_batch=%.1f raw_ns_per_batch=%.1f "
+		            "batch_bytes=%llu reply_bytes=%llu client_cpu=%d "
+		            "server_cpu=%d",
+		            PIPE_BATCH, PIPE_WINDOW, rc, wc, ab.a_ns, ab.b_ns,
+		            (unsigned long long)breq, (unsigned long long)breply,
+		            CLIENT_CPU, remo->cpu);
+		free(w.msg);
+	}
+	remo_batch_free(p.batch);
+	rsess_close(&r);
+	raw_close(&raw);
+}
+
+/*
+ * A chain of CHAIN_LEN dependent calls on the peer's root Node
+ * (bench/chain.h), pipelined against sequential.  ratio = pipelined /
+ * sequential (a COST: below 1, pipelining wins).
+ */
+static void line_chain(const char *name, const struct peer *remo,
+                       const char *rurl)
+{
+	if (!want(name))
+		return;
+	struct rsess r;
+	struct chain c = {.opts = {.timeout_ms = PIPE_WAIT_MS}};
+	rsess_open(&r, rurl);
+	c.root = rsess_lookup(&r, "root");
+	op_chain_pipelined(&c, 1);
+	op_chain_sequential(&c, 1);
+	struct pipe_traffic tp = pipe_measure(&r, op_chain_pipelined, &c, 1);
+	struct pipe_traffic ts = pipe_measure(&r, op_chain_sequential, &c, 1);
+	struct bench_ab ab = bench_ab(op_chain_pipelined, &c,
+	                              op_chain_sequential, &c);
+	bench_print(name, ab.a_ns / ab.b_ns,
+	            "transport=unix calls=%d pipelined_ns=%.1f "
+	            "sequential_ns=%.1f pipelined_msgs_out=%llu "
+	            "pipelined_msgs_in=%llu sequential_msgs_out=%llu "
+	            "sequential_msgs_in=%llu client_cpu=%d server_cpu=%d",
+	            CHAIN_LEN, ab.a_ns, ab.b_ns,
+	            (unsigned long long)tp.msgs_out,
+	            (unsigned long long)tp.msgs_in,
+	            (unsigned long long)ts.msgs_out,
+	            (unsigned long long)ts.msgs_in, CLIENT_CPU, remo->cpu);
+	remo_value_release(c.root);
+	rsess_close(&r);
 }
 
 /* ---- calls per second ---------------------------------------------------- */
@@ -1461,11 +1928,26 @@ int main(int argc, char **argv)
 		       "transport.spin_wait.*: one cpu online\n");
 	}
 
-	/* ---- 6: calls per second -------------------------------------------- */
+	/* ---- 6: pipelining on one session ---------------------------------- */
+	lines_pipelined("same_core", &remo0, peer_url_must(&remo0, u[0]),
+	                peer_url_must(&echo0, u[4]));
+	line_chain("transport.chain10.same_core", &remo0,
+	           peer_url_must(&remo0, u[0]));
+	if (cross) {
+		lines_pipelined("cross_core", &remo1, peer_url_must(&remo1, u[8]),
+		                peer_url_must(&echo1, u[9]));
+		line_chain("transport.chain10.cross_core", &remo1,
+		           peer_url_must(&remo1, u[8]));
+	} else {
+		printf("# skipped: transport.pipelined*.cross_core, "
+		       "transport.chain10.cross_core: one cpu online\n");
+	}
+
+	/* ---- 7: calls per second -------------------------------------------- */
 	lines_cps(&remo0, peer_url_must(&remo0, u[1]),
 	          peer_url_must(&echo0, u[5]), req, reply);
 
-	/* ---- 7: idle session memory ------------------------------------------ */
+	/* ---- 8: idle session memory ------------------------------------------ */
 	if (want("transport.idle_session_memory"))
 		line_idle_memory(&remoM, peer_url_must(&remoM, u[10]), &echoM,
 		                 peer_url_must(&echoM, u[11]));
