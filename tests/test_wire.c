@@ -15,6 +15,12 @@
 #include <float.h>
 #include <math.h>
 
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <remo/transport.h>
+
 #include "wire.h"
 #include "testutil.h"
 
@@ -511,9 +517,125 @@ static void validating_reader_reads_in_one_pass(void **state)
 	assert_int_equal(remo__vrd_begin(&r, two, 0), REMO_EWIRE_TRUNCATED);
 }
 
+/* ==== framing over a descriptor (frame.c) ================================ */
+
+static void put_frame(int fd, const void *p, uint32_t n)
+{
+	unsigned char h[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+	                      (unsigned char)(n >> 8), (unsigned char)n};
+	assert_int_equal(write(fd, h, 4), 4);
+	if (n > 0)
+		assert_int_equal(write(fd, p, n), (ssize_t)n);
+}
+
+/* A header announcing 60 MiB costs what came, not what it announced:
+ * the receive buffer grows with the bytes, in steps of at most 1 MiB. */
+static void frame_memory_follows_the_bytes(void **state)
+{
+	(void)state;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	char body[100] = "the start of a frame that will never end";
+	unsigned char h[4] = {0x03, 0xc0, 0x00, 0x00}; /* 60 MiB */
+	assert_int_equal(write(sv[1], h, 4), 4);
+	assert_int_equal(write(sv[1], body, sizeof body), (ssize_t)sizeof body);
+	remo_frame_rx rx = {0};
+	remo_buf out = {0};
+	assert_int_equal(remo_frame_recv(sv[0], &rx, &out, 0, 64u << 20),
+	                 REMO_ETIMEDOUT);
+	assert_int_equal(rx.body.len, sizeof body);
+	assert_true(rx.body.cap <= (1u << 20) + 4096);
+	assert_int_equal(out.len, 0);
+	/* over the limit: refused before any allocation for it */
+	remo_frame_rx rx2 = {0};
+	int sv2[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2), 0);
+	assert_int_equal(write(sv2[1], h, 4), 4);
+	assert_int_equal(remo_frame_recv(sv2[0], &rx2, &out, 0, 1u << 20),
+	                 REMO_EPROTO);
+	assert_int_equal(rx2.body.cap, 0);
+	remo_frame_rx_free(&rx);
+	remo_frame_rx_free(&rx2);
+	remo_buf_free(&out);
+	close(sv[0]);
+	close(sv[1]);
+	close(sv2[0]);
+	close(sv2[1]);
+}
+
+/* Many frames read at once come out one by one, in order, whole; a big
+ * one among them is received too; a frame split across reads waits. */
+static void frames_come_out_in_order(void **state)
+{
+	(void)state;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	size_t big = 200000;
+	char *bigp = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		bigp[i] = (char)(i * 7);
+	remo_frame_rx rx = {0};
+	for (int round = 0; round < 2; round++) {
+		for (uint32_t i = 0; i < 50; i++) {
+			char m[32];
+			int n = snprintf(m, sizeof m, "frame %u", i);
+			put_frame(sv[1], m, (uint32_t)n);
+			if (i == 25)
+				put_frame(sv[1], "", 0);
+		}
+		for (uint32_t i = 0; i < 50; i++) {
+			remo_buf out = {0};
+			char m[32];
+			int n = snprintf(m, sizeof m, "frame %u", i);
+			assert_int_equal(remo_frame_recv(sv[0], &rx, &out, 1000,
+			                                 1u << 20), REMO_OK);
+			assert_int_equal(out.len, (size_t)n);
+			assert_memory_equal(out.data, m, (size_t)n);
+			remo_buf_free(&out);
+			if (i == 25) {
+				assert_int_equal(remo_frame_recv(sv[0], &rx, &out,
+				                                 1000, 1u << 20),
+				                 REMO_OK);
+				assert_int_equal(out.len, 0);
+			}
+		}
+		/* a frame bigger than the read-ahead, read by a thread-less
+		 * loop: write a part, receive (times out), write the rest */
+		unsigned char h[4] = {0, (unsigned char)(big >> 16),
+		                      (unsigned char)(big >> 8), (unsigned char)big};
+		assert_int_equal(write(sv[1], h, 4), 4);
+		assert_int_equal(write(sv[1], bigp, 1000), 1000);
+		remo_buf out = {0};
+		assert_int_equal(remo_frame_recv(sv[0], &rx, &out, 0, 1u << 20),
+		                 REMO_ETIMEDOUT);
+		size_t sent = 1000;
+		while (sent < big) {
+			ssize_t w = write(sv[1], bigp + sent, big - sent);
+			assert_true(w > 0);
+			sent += (size_t)w;
+			int rc = remo_frame_recv(sv[0], &rx, &out, 0, 1u << 20);
+			assert_true(rc == REMO_OK || rc == REMO_ETIMEDOUT);
+			if (rc == REMO_OK)
+				break;
+		}
+		while (out.len == 0)
+			assert_int_equal(remo_frame_recv(sv[0], &rx, &out, 1000,
+			                                 1u << 20), REMO_OK);
+		assert_int_equal(out.len, big);
+		assert_memory_equal(out.data, bigp, big);
+		remo_buf_free(&out);
+	}
+	remo_frame_rx_free(&rx);
+	free(bigp);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(frame_memory_follows_the_bytes),
+		cmocka_unit_test(frames_come_out_in_order),
 		cmocka_unit_test(scalars_in_their_shortest_form),
 		cmocka_unit_test(doubles_keep_every_bit_that_matters),
 		cmocka_unit_test(float32_input_is_read_as_double),

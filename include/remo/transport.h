@@ -96,13 +96,16 @@ typedef struct remo_transport_ops {
  */
 REMO_API int remo_frame_send(int fd, const void *msg, size_t n, size_t max);
 
-/* A frame being received, kept across calls that time out.  Zero-fill
- * to start; remo_frame_rx_free to end. */
+/* A frame being received, kept across calls that time out, and the
+ * bytes read ahead of it (one read takes every small frame that has
+ * arrived).  Zero-fill to start; remo_frame_rx_free to end. */
 typedef struct remo_frame_rx {
 	unsigned char hdr[4];
 	size_t hdr_got;
 	remo_buf body;
 	size_t body_len;
+	remo_buf ahead;     /* read, not yet handed out */
+	size_t ahead_pos;
 } remo_frame_rx;
 
 /*
