@@ -303,7 +303,7 @@ static void test_async_many_in_flight(void **state)
 {
 	struct pair *p = *state;
 	remo_value add = lookup(p, "add");
-	enum { N = 300 };
+	enum { N = REMO_MAX_INFLIGHT };
 	remo_future *f[N];
 	for (int i = 0; i < N; i++) {
 		remo_value args = args2(i, 1000);
@@ -852,6 +852,25 @@ static void test_oneway_batches_keep_the_window(void **state)
 	remo_value_release(fn);
 }
 
+/* Each async call's DROP (sent once its future is freed) rides in the
+ * next request's frame (a MULTI): one frame per call, not two. */
+static void test_drops_ride_along(void **state)
+{
+	struct pair *p = *state;
+	remo_value add = lookup(p, "add"), args = args2(1, 2);
+	log_reset(p->log);
+	enum { N = 50 };
+	for (int i = 0; i < N; i++) {
+		remo_future *f;
+		assert_int_equal(remo_call_async(add, args, NULL, &f), REMO_OK);
+		assert_int_equal(remo_future_wait(f, -1, NULL), REMO_OK);
+		remo_future_free(f);
+	}
+	assert_int_equal(log_count(p->log, 'S'), N);
+	remo_value_release(args);
+	remo_value_release(add);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, pair_setup, pair_teardown)
@@ -864,6 +883,7 @@ int main(void)
 		T(test_async_session_end_settles),
 		T(test_cancel_races_reply),
 		T(test_inflight_limit),
+		T(test_drops_ride_along),
 		T(test_pipelined_chain_one_round_trip),
 		T(test_pipelined_error_propagates),
 		cmocka_unit_test(test_local_async_and_promise),

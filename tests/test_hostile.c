@@ -44,7 +44,7 @@
 #define SERVE_MS 20
 
 enum { HELLO = 0, REQ = 1, REPLY = 2, ERROR = 3, RELEASE = 4, SHAPE = 5,
-       BYE = 6 };
+       BYE = 6, MULTI = 10 };
 enum { OP_LOOKUP = 1, OP_GETATTR = 2, OP_SETATTR = 3, OP_CALL = 4,
        OP_CALLM = 5 };
 
@@ -63,6 +63,7 @@ struct rec {
 	struct frame **sent; /* every frame the session sent, in order   */
 	size_t nsent, capsent;
 	size_t late_sends;   /* send attempts after close                */
+	size_t nmulti;       /* MULTI frames among them                  */
 	atomic_bool stuck;   /* sends block until close: a peer that has
 	                        stopped reading                           */
 };
@@ -84,6 +85,22 @@ static struct frame *frame_new(const void *p, size_t n)
 	return f;
 }
 
+static void rec_keep(struct rec *r, const void *msg, size_t n)
+{
+	if (r->nsent == r->capsent) {
+		r->capsent = r->capsent ? 2 * r->capsent : 16;
+		r->sent = realloc(r->sent, r->capsent * sizeof *r->sent);
+		assert_non_null(r->sent);
+	}
+	r->sent[r->nsent++] = frame_new(msg, n);
+}
+
+/*
+ * Keeps what the session sent, message by message: a MULTI frame (a
+ * small message with the releases due before it, [10, m, m, ...]) is
+ * kept as its messages, in order, as if each had come alone; nmulti
+ * counts them.
+ */
 static int rec_send(void *user, const void *msg, size_t n)
 {
 	struct rec *r = user;
@@ -93,12 +110,29 @@ static int rec_send(void *user, const void *msg, size_t n)
 		r->late_sends++;
 		return REMO_ECLOSED;
 	}
-	if (r->nsent == r->capsent) {
-		r->capsent = r->capsent ? 2 * r->capsent : 16;
-		r->sent = realloc(r->sent, r->capsent * sizeof *r->sent);
-		assert_non_null(r->sent);
+	remo__rd rd = {msg, (const uint8_t *)msg + n};
+	remo__tok t, ty;
+	if (remo__wire_next(&rd, &t) == REMO_OK && t.type == REMO__T_ARRAY &&
+	    t.n >= 2 && remo__wire_next(&rd, &ty) == REMO_OK &&
+	    ty.type == REMO__T_INT && ty.v.i == MULTI) {
+		r->nmulti++;
+		for (uint32_t i = 1; i < t.n; i++) {
+			const uint8_t *start = rd.p;
+			uint64_t left = 1;
+			while (left > 0) {
+				remo__tok x;
+				assert_int_equal(remo__wire_next(&rd, &x), REMO_OK);
+				left--;
+				if (x.type == REMO__T_ARRAY)
+					left += x.n;
+				else if (x.type == REMO__T_MAP)
+					left += 2 * (uint64_t)x.n;
+			}
+			rec_keep(r, start, (size_t)(rd.p - start));
+		}
+		return REMO_OK;
 	}
-	r->sent[r->nsent++] = frame_new(msg, n);
+	rec_keep(r, msg, n);
 	return REMO_OK;
 }
 
@@ -1564,6 +1598,71 @@ static void batches_are_split_and_checked(void **state)
 	}
 }
 
+/* A MULTI carries messages that would have come as frames of their own:
+ * handled in order (a release, then a request), checked like frames, and
+ * never a HELLO or another MULTI inside. */
+static void multi_frames_are_split_and_checked(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	uint64_t id = lookup_add(fx);
+	/* [10, RELEASE(id, 1), REQ call add(2, 3) on the released id,
+	 *  REQ lookup]: the release comes first, so the call fails */
+	remo_buf b = {0};
+	assert_int_equal(remo__wire_put_array(&b, 4), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, MULTI), REMO_OK);
+	assert_int_equal(remo__wire_put_array(&b, 2), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&b, RELEASE), REMO_OK);
+	int64_t pair[2] = {(int64_t)id, 1};
+	put_ints(&b, 2, pair);
+	req_begin(&b, 2, 1, OP_CALL, REMO_CALLABLE, id);
+	remo_value args = remo_tuple_of(2, remo_int(2), remo_int(3));
+	assert_int_equal(remo_pack(args, &b), REMO_OK);
+	assert_int_equal(remo_pack(remo_nil(), &b), REMO_OK);
+	remo_value_release(args);
+	req_begin(&b, 3, 1, OP_LOOKUP, REMO_NIL, 0);
+	remo_value name = remo_str("add");
+	assert_int_equal(remo_pack(name, &b), REMO_OK);
+	assert_int_equal(remo_pack(remo_nil(), &b), REMO_OK);
+	remo_value_release(name);
+	push_buf(fx, &b);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	expect_error(fx, 2, "ReferenceError", msg, sizeof msg);
+	expect_ref(fx, 3, REMO_CALLABLE, NULL, NULL);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+
+	/* a HELLO inside, a MULTI inside, nine parts: each ends it */
+	for (int k = 0; k < 3; k++) {
+		fx_reopen(fx, NULL);
+		push_hello(fx);
+		remo_buf m = {0};
+		int parts = k == 2 ? 9 : 1;
+		assert_int_equal(remo__wire_put_array(&m, (uint32_t)parts + 1),
+		                 REMO_OK);
+		assert_int_equal(remo__wire_put_int(&m, MULTI), REMO_OK);
+		for (int i = 0; i < parts; i++) {
+			if (k == 0) {
+				int64_t h[4] = {HELLO, 1, REMO_DEFAULT_MAX_MESSAGE,
+				                REMO_DEFAULT_MAX_CALL_DEPTH};
+				put_ints(&m, 4, h);
+			} else if (k == 1) {
+				assert_int_equal(remo__wire_put_array(&m, 2),
+				                 REMO_OK);
+				assert_int_equal(remo__wire_put_int(&m, MULTI),
+				                 REMO_OK);
+				int64_t ping[1] = {7};
+				put_ints(&m, 1, ping);
+			} else {
+				int64_t ping[1] = {7};
+				put_ints(&m, 1, ping);
+			}
+		}
+		push_buf(fx, &m);
+		assert_int_equal(serve(fx), REMO_EPROTO);
+	}
+}
+
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1599,6 +1698,7 @@ int main(void)
 		T(pipelined_requests_and_drop),
 		T(oneway_requests_send_nothing),
 		T(batches_are_split_and_checked),
+		T(multi_frames_are_split_and_checked),
 #undef T
 	};
 	return cmocka_run_group_tests_name("hostile", tests, group_setup,

@@ -900,7 +900,9 @@ REMO_API void remo_ops_free(remo_ops *ops);
  * REMO_MAX_BATCH, all to one session); each call may have a future, or
  * none (then it is one-way).  Replies come one per call.
  */
-#define REMO_MAX_INFLIGHT 1024
+/* 256: measured over unix://, 512 calls in flight could fill both
+ * sockets' buffers, each side blocked sending and neither reading. */
+#define REMO_MAX_INFLIGHT 256
 #define REMO_MAX_KEPT 65536
 #define REMO_ONEWAY_WINDOW 1024
 #define REMO_MAX_BATCH 1024
