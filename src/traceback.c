@@ -634,15 +634,19 @@ static void tb_crash_hook(struct remo__recover *r, void *uc, bool recovering)
 	size_t n;
 	if (remo_ok(e) &&
 	    remo__trace_name(r->pcs, r->npcs, true, &fi, &n) == REMO_OK) {
-		remo_value frames = remo_list();
-		for (size_t i = 0; i < n && !module_is_libffi(fi[i].module);
-		     i++) {
+		/* a tuple: by value (a list would cross as a reference to a
+		 * process about to die) */
+		size_t k = 0;
+		while (k < n && !module_is_libffi(fi[k].module))
+			k++;
+		remo_value frames = remo_tuple(k);
+		for (size_t i = 0; i < k && remo_ok(frames); i++) {
 			char line[512];
 			snprintf(line, sizeof line, "%s (%s:%d) in %s",
 			         fi[i].function ? fi[i].function : "??",
 			         fi[i].file ? fi[i].file : "?", fi[i].line,
 			         fi[i].module);
-			remo_list_append(frames, remo_str(line));
+			remo_tuple_set(frames, i, remo_str(line));
 		}
 		remo__frame_info_free(fi, n);
 		remo_dict_set_str(remo_error_attrs(e), "frames", frames);

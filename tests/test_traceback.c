@@ -23,9 +23,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <remo/trace.h>
+#include <remo/transport.h>
 
 #include "remo_impl.h"
 #include "testutil.h"
@@ -575,6 +578,107 @@ static void live_crash_parks_and_nests(void **state)
 	remo_value_release(fn);
 }
 
+/* ==== a crash without recovery, in a process of its own ================ */
+
+/* A channel over a socketpair end, framed by remo_frame_*. */
+struct fdch {
+	int fd;
+	remo_frame_rx rx;
+};
+
+static int fd_send(void *user, const void *msg, size_t n)
+{
+	return remo_frame_send(((struct fdch *)user)->fd, msg, n, 1u << 24);
+}
+
+static int fd_recv(void *user, remo_buf *msg, int timeout_ms)
+{
+	struct fdch *c = user;
+	return remo_frame_recv(c->fd, &c->rx, msg, timeout_ms, 1u << 24);
+}
+
+static void fd_close(void *user)
+{
+	shutdown(((struct fdch *)user)->fd, SHUT_RDWR);
+}
+
+static void fd_destroy(void *user)
+{
+	struct fdch *c = user;
+	close(c->fd);
+	remo_frame_rx_free(&c->rx);
+	free(c);
+}
+
+static remo_channel fd_channel(int fd)
+{
+	struct fdch *c = calloc(1, sizeof *c);
+	c->fd = fd;
+	return (remo_channel){.send = fd_send, .recv = fd_recv,
+	                      .close = fd_close, .destroy = fd_destroy,
+	                      .user = c};
+}
+
+/* Without recovery the server still tells its caller what happened,
+ * frames by value, and then dies of the signal as it would have. */
+static void unrecovered_crash_is_reported_then_fatal(void **state)
+{
+	(void)state;
+	if (TEST_UNDER_ASAN) {
+		print_message("skipped under ASan: it keeps SIGSEGV\n");
+		skip();
+	}
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		/* the child's crash must reach remo's handler, not cmocka's */
+		for (int i = 0; i < 4; i++)
+			sigaction(crash_sigs[i], &remo_actions[i], NULL);
+		if (under_valgrind())
+			crash_target = mmap(NULL, 4096, PROT_READ,
+			                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		else
+			crash_target = NULL;
+		remo_exports *e = remo_exports_new();
+		test_export_fn(e, "poke", "q(depth:q)", (void (*)(void))poke);
+		remo_channel ch = fd_channel(sv[1]);
+		remo_session *srv = remo_session_new(&ch, e, NULL, NULL);
+		remo_session_serve(srv, 10000);
+		_exit(3); /* not reached: the call crashes the process */
+	}
+	close(sv[1]);
+	remo_channel ch = fd_channel(sv[0]);
+	remo_session *cli = remo_session_new(&ch, NULL, NULL, NULL);
+	assert_non_null(cli);
+	remo_value fn, out, args = remo_tuple_of(1, remo_int(9));
+	assert_int_equal(remo_lookup(cli, "poke", &fn), REMO_OK);
+	assert_int_equal(remo_call(fn, args, &out), REMO_ERAISED);
+	remo_value e = remo_last_error();
+	assert_string_equal(remo_error_name(e), "Crash");
+	remo_value fatal, frames;
+	assert_int_equal(remo_dict_get_str(remo_error_attrs(e), "fatal", &fatal),
+	                 REMO_OK);
+	assert_true(fatal.as.b);
+	assert_int_equal(remo_dict_get_str(remo_error_attrs(e), "frames",
+	                                   &frames), REMO_OK);
+	assert_int_equal(frames.kind, REMO_TUPLE); /* by value */
+	assert_true(remo_tuple_len(frames) >= 1);
+	const char *f0 = remo_str_data(remo_tuple_get(frames, 0), NULL);
+	assert_non_null(strstr(f0, "poke"));
+	assert_non_null(strstr(f0, "test_traceback.c"));
+	/* and the process died of it */
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSEGV);
+	remo_value_release(args);
+	remo_value_release(fn);
+	remo_session_free(cli);
+}
+
 int main(void)
 {
 	assert_int_equal(remo__tb_init_handlers(), REMO_OK);
@@ -591,6 +695,7 @@ int main(void)
 		T(live_ends_by_timeout, setup_live_short),
 		T(crash_is_recovered, setup_recover),
 		T(live_crash_parks_and_nests, setup_live_recover),
+		cmocka_unit_test(unrecovered_crash_is_reported_then_fatal),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
