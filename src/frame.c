@@ -106,9 +106,9 @@ static int frame_from_ahead(remo_frame_rx *rx, remo_buf *out, size_t max)
 {
 	remo_buf *a = &rx->ahead;
 	size_t avail = a->len - rx->ahead_pos;
-	const unsigned char *p = a->data + rx->ahead_pos;
-	if (avail < 4)
+	if (avail < 4) /* (and a->data may still be NULL) */
 		return REMO_ETIMEDOUT;
+	const unsigned char *p = a->data + rx->ahead_pos;
 	size_t n = frame_len(p);
 	if (n > max) /* refused before a byte is allocated for it */
 		return REMO_EPROTO;
@@ -116,9 +116,11 @@ static int frame_from_ahead(remo_frame_rx *rx, remo_buf *out, size_t max)
 		/* a big frame: its body is read straight into rx->body */
 		size_t have = avail - 4 < n ? avail - 4 : n;
 		rx->body.len = 0;
-		if (have > 0 && remo__buf_grow(&rx->body, have) != REMO_OK)
-			return REMO_ENOMEM;
-		memcpy(rx->body.data, p + 4, have);
+		if (have > 0) {
+			if (remo__buf_grow(&rx->body, have) != REMO_OK)
+				return REMO_ENOMEM;
+			memcpy(rx->body.data, p + 4, have);
+		}
 		rx->body.len = have;
 		rx->body_len = n;
 		rx->hdr_got = 4;
@@ -127,10 +129,12 @@ static int frame_from_ahead(remo_frame_rx *rx, remo_buf *out, size_t max)
 	}
 	if (avail < 4 + n)
 		return REMO_ETIMEDOUT;
-	if (n > 0 && remo__buf_grow(out, n) != REMO_OK)
-		return REMO_ENOMEM;
-	memcpy(out->data + out->len, p + 4, n);
-	out->len += n;
+	if (n > 0) {
+		if (remo__buf_grow(out, n) != REMO_OK)
+			return REMO_ENOMEM;
+		memcpy(out->data + out->len, p + 4, n);
+		out->len += n;
+	}
 	rx->ahead_pos += 4 + n;
 	return REMO_OK;
 }
