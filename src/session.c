@@ -2600,8 +2600,18 @@ bool remo_future_poll(remo_future *f)
 		if (rc != REMO_OK)
 			break;
 	}
-	future_check_deadline(s, f, &settled);
 	bool done = f->w.done;
+	pthread_mutex_unlock(&s->lock);
+	if (!done) {
+		/* serve the callbacks that came (the call may be waiting for
+		 * one), without waiting for more */
+		struct waiter w = {0};
+		struct msg *none = NULL;
+		wait_for(s, &w, now_ms(), &none);
+	}
+	pthread_mutex_lock(&s->lock);
+	future_check_deadline(s, f, &settled);
+	done = f->w.done;
 	pthread_mutex_unlock(&s->lock);
 	futures_notify(settled);
 	return done;

@@ -100,6 +100,19 @@ static void slow(int ms)
 	usleep((useconds_t)ms * 1000);
 }
 
+/* Calls the caller's fn() and adds 1: a callback inside an async call. */
+static int64_t call_back(remo_value fn)
+{
+	remo_value out;
+	if (remo_call(fn, remo_nil(), &out) != REMO_OK) {
+		remo_raise_value(remo_value_retain(remo_last_error()));
+		return 0;
+	}
+	int64_t x = out.kind == REMO_INT ? out.as.i + 1 : -1;
+	remo_value_release(out);
+	return x;
+}
+
 static void keep(remo_value v)
 {
 	remo_value_release(kept);
@@ -241,6 +254,8 @@ static int pair_setup(void **state)
 	test_export_fn(p->exports, "make_node", "r(depth:q)",
 	          (void (*)(void))make_node);
 	test_export_fn(p->exports, "keep", "v(v:r)", (void (*)(void))keep);
+	test_export_fn(p->exports, "call_back", "q(fn:r)",
+	               (void (*)(void))call_back);
 
 	remo_session_opts sopts = {.lease_ms = server_lease_ms};
 	p->server = remo_session_new(&a, p->exports, &sopts, &st);
@@ -871,6 +886,34 @@ static void test_drops_ride_along(void **state)
 	remo_value_release(add);
 }
 
+static int64_t forty_one(void)
+{
+	return 41;
+}
+
+/* A caller that only polls still serves the callback its async call
+ * makes (it waited for ever before). */
+static void test_poll_serves_callbacks(void **state)
+{
+	struct pair *p = *state;
+	remo_value cb = lookup(p, "call_back");
+	remo_value mine = remo_function("forty_one", "q()",
+	                                (void (*)(void))forty_one, NULL);
+	remo_value args = remo_tuple_of(1, mine);
+	remo_future *f;
+	assert_int_equal(remo_call_async(cb, args, NULL, &f), REMO_OK);
+	int spins = 0;
+	while (!remo_future_poll(f) && spins++ < 20000)
+		usleep(100);
+	assert_true(remo_future_poll(f));
+	remo_value v;
+	assert_int_equal(remo_future_wait(f, 0, &v), REMO_OK);
+	assert_int_equal(v.as.i, 42);
+	remo_future_free(f);
+	remo_value_release(args);
+	remo_value_release(cb);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, pair_setup, pair_teardown)
@@ -884,6 +927,7 @@ int main(void)
 		T(test_cancel_races_reply),
 		T(test_inflight_limit),
 		T(test_drops_ride_along),
+		T(test_poll_serves_callbacks),
 		T(test_pipelined_chain_one_round_trip),
 		T(test_pipelined_error_propagates),
 		cmocka_unit_test(test_local_async_and_promise),

@@ -871,10 +871,10 @@ REMO_API void remo_ops_free(remo_ops *ops);
  * REMO_ETIMEDOUT).  Replies reach a future when some thread reads the
  * session: one waiting in remo_future_wait or a call, a remo_session_serve
  * thread, remo_future_poll, or the lease thread (every 20 ms).  Requests
- * the peer makes while serving an async call (callbacks) are served only
- * by a thread waiting in remo_future_wait or a call, or by a
- * remo_session_serve thread: remo_future_poll and the lease thread read,
- * but serve nothing.  A deadline is noticed by a wait or a poll (or the
+ * the peer makes while serving an async call (callbacks) are served by a
+ * thread waiting in remo_future_wait or a call, by remo_future_poll (what
+ * has arrived), or by a remo_session_serve thread; the lease thread reads
+ * but serves nothing.  A deadline is noticed by a wait or a poll (or the
  * wait for room below), not by a timer.  At most REMO_MAX_INFLIGHT async
  * calls are in flight per session; starting one more first waits for the
  * oldest that went (until its deadline, if it has one).
@@ -933,8 +933,8 @@ REMO_API int remo_call_method_async(remo_value obj, const char *name,
  */
 REMO_API int remo_future_wait(remo_future *f, int timeout_ms,
                               remo_value *out);
-/* remo_future_poll: reads what has arrived without blocking; true if f
- * has settled. */
+/* remo_future_poll: reads what has arrived and serves the callbacks
+ * among it, without waiting for more; true if f has settled. */
 REMO_API bool remo_future_poll(remo_future *f);
 /* remo_future_then: fn(f, user) when f settles; at once, in this
  * thread, if it has.  One callback per future: REMO_EEXIST for a second. */
