@@ -156,6 +156,7 @@ struct remo_session {
 	remo_session_opts opts;
 	_Atomic size_t peer_max_message; /* written by the reader, read by senders */
 	atomic_int nparked;    /* threads parked with a live traceback */
+	atomic_int ndeadlines; /* async calls in flight with a deadline */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -2264,6 +2265,8 @@ static void future_settle(remo_session *s, struct remo_future *f, int status,
 	f->w.done = true;
 	f->status = status;
 	f->value = value;
+	if (f->deadline >= 0)
+		atomic_fetch_sub(&s->ndeadlines, 1);
 	if (f->prev != NULL)
 		f->prev->next = f->next;
 	else
@@ -2355,6 +2358,8 @@ static int future_begin(remo_session *s, struct remo_future *f,
 			s->inflight_head = f;
 		s->inflight_tail = f;
 		s->ninflight++;
+		if (f->deadline >= 0)
+			atomic_fetch_add(&s->ndeadlines, 1);
 		future_retain(f); /* the session's count */
 		if (!f->keep) { /* a batch's future is kept already */
 			f->keep = s->nkept_out < REMO_MAX_KEPT;
@@ -2542,6 +2547,22 @@ static void future_check_deadline(remo_session *s, struct remo_future *f,
 	}
 }
 
+/* Settles every async call of s past its deadline (the lease thread's
+ * tick). */
+static void futures_expire(remo_session *s)
+{
+	struct remo_future *settled = NULL;
+	pthread_mutex_lock(&s->lock);
+	for (struct remo_future *f = s->inflight_head, *next; f != NULL;
+	     f = next) {
+		next = f->next;
+		if (f->started)
+			future_check_deadline(s, f, &settled);
+	}
+	pthread_mutex_unlock(&s->lock);
+	futures_notify(settled);
+}
+
 int remo_future_wait(remo_future *f, int timeout_ms, remo_value *out)
 {
 	if (out != NULL)
@@ -2709,7 +2730,8 @@ static void *lease_main(void *arg)
 			 * within a tick instead of when a call returns. */
 			bool unread = !atomic_load(&s->reading);
 			if (now - atomic_load(&s->last_send_ms) < T &&
-			    now - atomic_load(&s->last_recv_ms) < 3 * T && !unread)
+			    now - atomic_load(&s->last_recv_ms) < 3 * T && !unread &&
+			    atomic_load(&s->ndeadlines) == 0)
 				continue;
 			/* a session whose count reached 0 is being destroyed
 			 * (and waits for lease_lock to leave this list) */
@@ -2724,6 +2746,11 @@ static void *lease_main(void *arg)
 		for (int i = 0; i < ndue; i++) {
 			remo_session *s = due[i];
 			int64_t T = s->opts.lease_ms;
+			/* Async calls past their deadline settle here too, so
+			 * a future with only a callback times out (within a
+			 * tick) even if nobody waits for it. */
+			if (atomic_load(&s->ndeadlines) > 0)
+				futures_expire(s);
 			/* Nobody may be reading (an idle client): read what has
 			 * arrived, so heartbeats count and requests get queued. */
 			for (int k = 0; k < 16; k++) {

@@ -234,6 +234,7 @@ static void *serve_thread(void *arg)
 }
 
 static int server_lease_ms; /* 0: none */
+static int client_lease_ms; /* 0: none */
 
 static int pair_setup(void **state)
 {
@@ -265,7 +266,8 @@ static int pair_setup(void **state)
 	p->log->inner = b;
 	remo_channel lc = {.send = log_send, .recv = log_recv, .close = log_close,
 	                   .destroy = log_destroy, .user = p->log};
-	p->client = remo_session_new(&lc, NULL, NULL, &st);
+	remo_session_opts copts = {.lease_ms = client_lease_ms};
+	p->client = remo_session_new(&lc, NULL, &copts, &st);
 	assert_non_null(p->client);
 	atomic_store(&ticks, 0);
 	pthread_create(&p->thread, NULL, serve_thread, p);
@@ -280,6 +282,15 @@ static int pair_setup_lease(void **state)
 	server_lease_ms = 1000;
 	int rc = pair_setup(state);
 	server_lease_ms = 0;
+	return rc;
+}
+
+/* A client session with a lease: the lease thread ticks for it. */
+static int pair_setup_client_lease(void **state)
+{
+	client_lease_ms = 1000;
+	int rc = pair_setup(state);
+	client_lease_ms = 0;
 	return rc;
 }
 
@@ -914,6 +925,26 @@ static void test_poll_serves_callbacks(void **state)
 	remo_value_release(cb);
 }
 
+/* A future with a deadline and only a callback (nobody waits or polls)
+ * still times out: the lease thread's tick settles it. */
+static void test_deadline_without_a_wait(void **state)
+{
+	struct pair *p = *state;
+	remo_value fn = lookup(p, "slow"), args = remo_tuple_of(1, remo_int(500));
+	remo_call_opts o = {.timeout_ms = 30};
+	remo_future *f;
+	struct seen seen = {0};
+	assert_int_equal(remo_call_async(fn, args, &o, &f), REMO_OK);
+	assert_int_equal(remo_future_then(f, on_done, &seen), REMO_OK);
+	for (int i = 0; i < 200 && atomic_load(&seen.calls) == 0; i++)
+		usleep(5000);
+	assert_int_equal(atomic_load(&seen.calls), 1);
+	assert_int_equal(seen.status, REMO_ETIMEDOUT);
+	remo_future_free(f);
+	remo_value_release(args);
+	remo_value_release(fn);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, pair_setup, pair_teardown)
@@ -928,6 +959,9 @@ int main(void)
 		T(test_inflight_limit),
 		T(test_drops_ride_along),
 		T(test_poll_serves_callbacks),
+		cmocka_unit_test_setup_teardown(test_deadline_without_a_wait,
+		                                pair_setup_client_lease,
+		                                pair_teardown),
 		T(test_pipelined_chain_one_round_trip),
 		T(test_pipelined_error_propagates),
 		cmocka_unit_test(test_local_async_and_promise),

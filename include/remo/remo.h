@@ -875,7 +875,9 @@ REMO_API void remo_ops_free(remo_ops *ops);
  * thread waiting in remo_future_wait or a call, by remo_future_poll (what
  * has arrived), or by a remo_session_serve thread; the lease thread reads
  * but serves nothing.  A deadline is noticed by a wait or a poll (or the
- * wait for room below), not by a timer.  At most REMO_MAX_INFLIGHT async
+ * wait for room below) and, on a session with a lease (remo_connect,
+ * servers), by the lease thread within 20 ms, which then runs the
+ * callback.  At most REMO_MAX_INFLIGHT async
  * calls are in flight per session; starting one more first waits for the
  * oldest that went (until its deadline, if it has one).
  *
