@@ -122,12 +122,54 @@ static void *serve_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The server's channel, wrapped so a test can freeze its reader: while
+ * frozen, a recv sleeps 300 ms before it looks, as a thread stopped in
+ * a debugger would.
+ */
+struct freezer {
+	remo_channel inner;
+	atomic_bool frozen;
+};
+static struct freezer *server_freezer;
+
+static int fz_send(void *u, const void *m, size_t n)
+{
+	struct freezer *z = u;
+	return z->inner.send(z->inner.user, m, n);
+}
+
+static int fz_recv(void *u, remo_buf *b, int timeout_ms)
+{
+	struct freezer *z = u;
+	if (atomic_load(&z->frozen))
+		usleep(300 * 1000);
+	return z->inner.recv(z->inner.user, b, timeout_ms);
+}
+
+static void fz_close(void *u)
+{
+	struct freezer *z = u;
+	z->inner.close(z->inner.user);
+}
+
+static void fz_destroy(void *u)
+{
+	struct freezer *z = u;
+	z->inner.destroy(z->inner.user);
+	free(z);
+}
+
 static int pair_open(void **state, remo_session_opts opts)
 {
 	struct pair *p = calloc(1, sizeof *p);
-	remo_channel a, b;
+	remo_channel a0, a, b;
 	int st;
-	assert_int_equal(remo_pipe(&a, &b), REMO_OK);
+	assert_int_equal(remo_pipe(&a0, &b), REMO_OK);
+	server_freezer = calloc(1, sizeof *server_freezer);
+	server_freezer->inner = a0;
+	a = (remo_channel){.send = fz_send, .recv = fz_recv, .close = fz_close,
+	                   .destroy = fz_destroy, .user = server_freezer};
 	p->exports = remo_exports_new();
 	test_export_fn(p->exports, "divide", "q(a:q b:q)", (void (*)(void))divide);
 	test_export_fn(p->exports, "poke", "q(depth:q)", (void (*)(void))poke);
@@ -155,6 +197,12 @@ static int setup_live(void **state)
 {
 	return pair_open(state, (remo_session_opts){
 		.traceback = REMO_TB_LIVE, .live_ms = 5000});
+}
+
+static int setup_live_leased(void **state)
+{
+	return pair_open(state, (remo_session_opts){
+		.traceback = REMO_TB_LIVE, .live_ms = 5000, .lease_ms = 40});
 }
 
 static int setup_live_short(void **state)
@@ -679,6 +727,28 @@ static void unrecovered_crash_is_reported_then_fatal(void **state)
 	remo_session_free(cli);
 }
 
+/* A parked thread is the reader of its session; stopped in a debugger
+ * for longer than 3 lease periods, it must not make the lease take the
+ * silence for a dead peer (the session used to end with PeerLost). */
+static void parked_reader_is_not_a_dead_peer(void **state)
+{
+	struct pair *p = *state;
+	remo_value e = call_failing(p, "divide",
+	                            remo_tuple_of(2, remo_int(5), remo_int(0)));
+	assert_false(atomic_load(&returned)); /* parked */
+	atomic_store(&server_freezer->frozen, true);
+	usleep(400 * 1000); /* 10 lease periods of 40 ms */
+	atomic_store(&server_freezer->frozen, false);
+	assert_int_equal(remo_session_status(p->server), REMO_OK);
+	remo_value fn = lookup(p, "add"), args = remo_tuple_of(
+		2, remo_int(1), remo_int(1)), out;
+	assert_int_equal(remo_call(fn, args, &out), REMO_OK);
+	assert_int_equal(out.as.i, 2);
+	remo_value_release(args);
+	remo_value_release(fn);
+	remo_value_release(e);
+}
+
 int main(void)
 {
 	assert_int_equal(remo__tb_init_handlers(), REMO_OK);
@@ -693,6 +763,7 @@ int main(void)
 		T(live_parks_until_released, setup_live),
 		T(live_ends_by_release_method, setup_live),
 		T(live_ends_by_timeout, setup_live_short),
+		T(parked_reader_is_not_a_dead_peer, setup_live_leased),
 		T(crash_is_recovered, setup_recover),
 		T(live_crash_parks_and_nests, setup_live_recover),
 		cmocka_unit_test(unrecovered_crash_is_reported_then_fatal),
