@@ -246,6 +246,7 @@ int remo_call(remo_value fn, remo_value args, remo_value *out)
 	}
 	if (r->func == NULL || r->func->fn == NULL)
 		return remo__raisef("TypeError", "not a callable remo can call");
+	ops_mode = NULL; /* its own calls are its own, in the plain style */
 	return remo__func_call(r->func, NULL, args, out);
 }
 
@@ -303,6 +304,7 @@ int remo_call_method(remo_value obj, const char *name, remo_value args,
 	}
 	if (m == NULL || r->ptr == NULL)
 		return ops_no_attr(obj, name);
+	ops_mode = NULL; /* its own calls are its own, in the plain style */
 	return remo__func_call(m, r->ptr, args, out);
 }
 

@@ -132,6 +132,9 @@ struct kept {
 	bool done, failed, dropped;
 	uint32_t uses;           /* pipelined requests routed, not served */
 	remo_value val;
+	struct msg *wait_head, *wait_tail; /* pipelined requests that came
+	                                      to be served before it was
+	                                      done: queued when it is */
 };
 
 struct entry {
@@ -213,6 +216,7 @@ struct serving {
 	bool oneway;      /* the request wants no reply                  */
 	bool replied;     /* its ERROR went early (a live traceback)     */
 	size_t lmark;     /* where its REMO_LOCAL records start          */
+	bool keep;        /* the peer may pipeline on its result         */
 };
 static _Thread_local struct serving *tls_serving;
 
@@ -391,6 +395,9 @@ static void kept_free_all(struct remo__map *kept)
 	while (remo__map_next(kept, &pos, &id, &p)) {
 		struct kept *k = p;
 		remo_value_release(k->val);
+		struct msg *m;
+		while ((m = queue_pop(&k->wait_head, &k->wait_tail)) != NULL)
+			msg_free(m);
 		remo__free(k);
 	}
 	remo__map_free(kept);
@@ -1197,8 +1204,9 @@ static int msg_parse(struct msg *m)
 			return REMO_EPROTO;
 		/* a pipelined request's target is the id of an earlier one */
 		if ((m->flags & REMO__REQ_PIPE) &&
-		    (!read_uint(&rd, &m->pipe) || m->pipe == 0))
-			return REMO_EPROTO;
+		    (!read_uint(&rd, &m->pipe) || m->pipe == 0 ||
+		     m->pipe >= m->reqid))
+			return REMO_EPROTO; /* it names an earlier request */
 		break;
 	case MSG_REPLY:
 	case MSG_ERROR:
@@ -1643,12 +1651,10 @@ static int kept_take(remo_session *s, uint64_t reqid, remo_value *out)
 		                    "was not kept (limit %u per session)",
 		                    REMO_MAX_KEPT);
 	}
-	while (!k->done && s->status == REMO_OK)
-		pthread_cond_wait(&s->cond, &s->lock);
-	if (s->status != REMO_OK) {
-		int st = s->status; /* k was freed with the session's state */
+	if (!k->done) { /* kept_defer saw to that: not reached */
 		pthread_mutex_unlock(&s->lock);
-		return remo__fail(st, "a pipelined request");
+		return remo__raisef("ReferenceError", "a pipelined request "
+		                    "names a result not made yet");
 	}
 	bool failed = k->failed;
 	remo_value v = remo_value_retain(k->val);
@@ -1664,6 +1670,29 @@ static int kept_take(remo_session *s, uint64_t reqid, remo_value *out)
 
 /* A kept request is done: its result (or its error) is what pipelined
  * requests naming it get. */
+static void kept_settle_value(remo_session *s, uint64_t reqid, bool failed,
+                              remo_value v)
+{
+	pthread_mutex_lock(&s->lock);
+	struct kept *k = remo__map_get(&s->kept, reqid);
+	remo_value gone = v;
+	if (k != NULL && !k->done) {
+		k->done = true;
+		k->failed = failed;
+		k->val = v;
+		/* the pipelined requests that waited for it can be served */
+		struct msg *w;
+		while ((w = queue_pop(&k->wait_head, &k->wait_tail)) != NULL) {
+			s->nqueued++;
+			queue_push(&s->top_head, &s->top_tail, w);
+		}
+		gone = kept_maybe_free(s, reqid, k);
+		pthread_cond_broadcast(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	remo_value_release(gone);
+}
+
 static void kept_settle(remo_session *s, uint64_t reqid, int rc,
                         remo_value result)
 {
@@ -1673,26 +1702,36 @@ static void kept_settle(remo_session *s, uint64_t reqid, int rc,
 		remo_value_release(v);
 		v = remo_error("Error", remo_strerror(rc));
 	}
+	kept_settle_value(s, reqid, rc != REMO_OK, v);
+}
+
+/*
+ * A pipelined request whose kept result is not done yet (the request
+ * it names is being served by another thread, or is parked with a live
+ * traceback) waits on the kept entry, not in a thread: kept_settle
+ * queues it.  A thread that blocked here could wait on work queued
+ * behind it, or on itself.  True if m was set aside.
+ */
+static bool kept_defer(remo_session *s, struct msg *m)
+{
 	pthread_mutex_lock(&s->lock);
-	struct kept *k = remo__map_get(&s->kept, reqid);
-	remo_value gone = v;
-	if (k != NULL && !k->done) {
-		k->done = true;
-		k->failed = rc != REMO_OK;
-		k->val = v;
-		gone = kept_maybe_free(s, reqid, k);
-		pthread_cond_broadcast(&s->cond);
-	}
+	struct kept *k = remo__map_get(&s->kept, m->pipe);
+	bool defer = k != NULL && !k->done && s->status == REMO_OK;
+	if (defer)
+		queue_push(&k->wait_head, &k->wait_tail, m);
 	pthread_mutex_unlock(&s->lock);
-	remo_value_release(gone);
+	return defer;
 }
 
 /* Serves one request and sends its reply.  Takes ownership of m. */
 static void serve(remo_session *s, struct msg *m)
 {
+	if ((m->flags & REMO__REQ_PIPE) && m->pipe != 0 && kept_defer(s, m))
+		return;
 	struct serving ctx = {s, m->reqid, m->depth, tls_serving,
 	                      (m->flags & REMO__REQ_ONEWAY) != 0, false,
-	                      remo__locals_mark()};
+	                      remo__locals_mark(),
+	                      (m->flags & REMO__REQ_KEEP) != 0};
 	remo__codec codec;
 	remo_value vals[3] = {{0}}, result = remo_nil();
 	int rc = REMO_OK;
@@ -1805,6 +1844,10 @@ int remo__serving_reply_error(remo_value err, bool try_only)
 	int rc = send_msg(s, hdr, 2, &err, 1);
 	if (rc == REMO_OK)
 		ctx->replied = true;
+	/* calls pipelined on it fail with it now, not when the thread
+	 * that raised it goes on (a live traceback parks it) */
+	if (rc == REMO_OK && ctx->keep && !try_only)
+		kept_settle_value(s, ctx->reqid, true, remo_value_retain(err));
 	return rc;
 }
 
@@ -2183,7 +2226,14 @@ void remo__future_release(struct remo_future *f)
 		/* without memory the peer keeps it until the session ends */
 		if (s->status == REMO_OK && s->ndrops < s->capdrops)
 			s->drops[s->ndrops++] = f->w.reqid;
+		bool flush = s->ndrops >= RELEASE_BATCH && s->status == REMO_OK;
 		pthread_mutex_unlock(&s->lock);
+		/* a full batch goes now if nobody is sending (as releases do):
+		 * the peer holds each result until it hears */
+		if (flush && pthread_mutex_trylock(&s->send_lock) == 0) {
+			send_preamble(s, NULL, NULL, 0);
+			pthread_mutex_unlock(&s->send_lock);
+		}
 	}
 	remo_value_release(f->value);
 	for (int i = 0; i < 3; i++)
@@ -2621,11 +2671,12 @@ bool remo_future_poll(remo_future *f)
 		if (rc != REMO_OK)
 			break;
 	}
-	bool done = f->w.done;
+	bool done = f->w.done, serve_too = s->nservers == 0;
 	pthread_mutex_unlock(&s->lock);
-	if (!done) {
+	if (!done && serve_too) {
 		/* serve the callbacks that came (the call may be waiting for
-		 * one), without waiting for more */
+		 * one), without waiting for more; with serving threads,
+		 * they do it */
 		struct waiter w = {0};
 		struct msg *none = NULL;
 		wait_for(s, &w, now_ms(), &none);
@@ -2769,7 +2820,10 @@ static void *lease_main(void *arg)
 			} else if (remo_session_status(s) == REMO_OK &&
 			           now - atomic_load(&s->last_send_ms) >= T &&
 			           pthread_mutex_trylock(&s->send_lock) == 0) {
-				/* busy sending means not idle: skip it then */
+				/* busy sending means not idle: skip it then.
+				 * Releases and drops due go first: an idle
+				 * session still lets the peer free them. */
+				send_preamble(s, NULL, NULL, 0);
 				s->shapebuf.len = 0;
 				if (remo__wire_put_array(&s->shapebuf, 1) == REMO_OK &&
 				    remo__wire_put_int(&s->shapebuf, MSG_PING) == REMO_OK)

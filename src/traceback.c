@@ -629,6 +629,11 @@ static void tb_crash_hook(struct remo__recover *r, void *uc, bool recovering)
 		crash_error = e;
 		return;
 	}
+	/* Not recovering: the process dies next.  What follows allocates and
+	 * takes locks in a signal handler, which the crash may hold (a
+	 * double free aborts inside malloc): an alarm makes sure that a
+	 * hang still ends in death. */
+	alarm(3);
 	remo_value e = crash_error_new(r);
 	struct remo__frame_info *fi;
 	size_t n;

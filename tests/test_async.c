@@ -945,6 +945,42 @@ static void test_deadline_without_a_wait(void **state)
 	remo_value_release(fn);
 }
 
+static remo_value add_proxy; /* the server's add, for local_uses_remote */
+
+/* A local function that makes a plain remote call of its own. */
+static int64_t local_uses_remote(int64_t x)
+{
+	remo_value args = remo_tuple_of(2, remo_int(x), remo_int(1)), out;
+	int rc = remo_call(add_proxy, args, &out);
+	remo_value_release(args);
+	if (rc != REMO_OK || out.kind != REMO_INT)
+		return -1;
+	return out.as.i + 100;
+}
+
+/* The call style of an async (or one-way) call on a local function is
+ * not the style of the remote calls that function makes: they stay
+ * plain (the async mode leaked into them, and the future got the inner
+ * call's result). */
+static void test_local_call_keeps_its_own_style(void **state)
+{
+	struct pair *p = *state;
+	add_proxy = lookup(p, "add");
+	remo_value fn = remo_function("local_uses_remote", "q(x:q)",
+	                              (void (*)(void))local_uses_remote, NULL);
+	remo_value args = remo_tuple_of(1, remo_int(2)), v;
+	remo_future *f;
+	assert_int_equal(remo_call_async(fn, args, NULL, &f), REMO_OK);
+	assert_int_equal(remo_future_wait(f, -1, &v), REMO_OK);
+	assert_int_equal(v.as.i, 103);
+	remo_future_free(f);
+	assert_int_equal(remo_call_oneway(fn, args), REMO_OK);
+	remo_value_release(args);
+	remo_value_release(fn);
+	remo_value_release(add_proxy);
+	add_proxy = remo_nil();
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, pair_setup, pair_teardown)
@@ -959,6 +995,7 @@ int main(void)
 		T(test_inflight_limit),
 		T(test_drops_ride_along),
 		T(test_poll_serves_callbacks),
+		T(test_local_call_keeps_its_own_style),
 		cmocka_unit_test_setup_teardown(test_deadline_without_a_wait,
 		                                pair_setup_client_lease,
 		                                pair_teardown),

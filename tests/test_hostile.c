@@ -1484,7 +1484,8 @@ static void pipelined_requests_and_drop(void **state)
 	               remo_tuple_of(1, remo_int(5)));
 	push_req_flags(fx, 3, OP_CALLM, F_PIPE, 1, REMO_NIL, remo_str("inc"),
 	               remo_tuple_of(1, remo_int(2)));
-	push_req_flags(fx, 4, OP_CALLM, F_PIPE, 77, REMO_NIL, remo_str("inc"),
+	/* 2 was not kept (no KEEP) */
+	push_req_flags(fx, 4, OP_CALLM, F_PIPE, 2, REMO_NIL, remo_str("inc"),
 	               remo_tuple_of(1, remo_int(1)));
 	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
 	expect_ref(fx, 1, REMO_OBJECT, NULL, NULL);
@@ -1513,6 +1514,16 @@ static void pipelined_requests_and_drop(void **state)
 	push_req_flags(fx, 8, OP_CALLM, F_PIPE, 0, REMO_NIL, remo_str("inc"),
 	               remo_tuple_of(1, remo_int(1)));
 	assert_int_equal(serve(fx), REMO_EPROTO);
+	/* and so is one naming itself, or a later request: it would wait
+	 * for ever for a result that needs it first */
+	for (int later = 0; later < 2; later++) {
+		fx_reopen(fx, NULL);
+		push_hello(fx);
+		push_req_flags(fx, 5, OP_CALL, F_KEEP | F_PIPE, 5 + later,
+		               REMO_NIL, remo_nil(), remo_nil());
+		assert_int_equal(serve(fx), REMO_EPROTO);
+		assert_false(has_answer(fx, 5));
+	}
 }
 
 static void oneway_requests_send_nothing(void **state)

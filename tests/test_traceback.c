@@ -749,6 +749,32 @@ static void parked_reader_is_not_a_dead_peer(void **state)
 	remo_value_release(e);
 }
 
+/* A call pipelined on one whose thread parked with a live traceback
+ * fails with that error at once, not when the thread goes on (and the
+ * thread serving it does not wait for the parked one: it waited on
+ * itself when the parked thread was the one to serve it). */
+static void pipelined_on_a_live_failure(void **state)
+{
+	struct pair *p = *state;
+	remo_value fn = lookup(p, "divide");
+	remo_value args = remo_tuple_of(2, remo_int(5), remo_int(0));
+	remo_future *f1, *f2;
+	assert_int_equal(remo_call_async(fn, args, NULL, &f1), REMO_OK);
+	remo_value pr = remo_future_promise(f1);
+	assert_int_equal(remo_call_async(pr, args, NULL, &f2), REMO_OK);
+	assert_int_equal(remo_future_wait(f2, 3000, NULL), REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()),
+	                    "ZeroDivisionError");
+	assert_false(atomic_load(&returned)); /* still parked */
+	assert_int_equal(remo_future_wait(f1, -1, NULL), REMO_ERAISED);
+	remo_value_release(pr);
+	remo_future_free(f2);
+	remo_future_free(f1);
+	remo_raise_value(remo_error("Error", "clears the error slot"));
+	remo_value_release(args);
+	remo_value_release(fn);
+}
+
 int main(void)
 {
 	assert_int_equal(remo__tb_init_handlers(), REMO_OK);
@@ -764,6 +790,7 @@ int main(void)
 		T(live_ends_by_release_method, setup_live),
 		T(live_ends_by_timeout, setup_live_short),
 		T(parked_reader_is_not_a_dead_peer, setup_live_leased),
+		T(pipelined_on_a_live_failure, setup_live),
 		T(crash_is_recovered, setup_recover),
 		T(live_crash_parks_and_nests, setup_live_recover),
 		cmocka_unit_test(unrecovered_crash_is_reported_then_fatal),

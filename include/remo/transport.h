@@ -32,8 +32,9 @@
 extern "C" {
 #endif
 
-/* The ABI this header describes.  A module built for another is refused. */
-#define REMO_TRANSPORT_ABI 1
+/* The ABI this header describes.  A module built for another is refused.
+ * 2: remo_frame_rx grew its read-ahead buffer. */
+#define REMO_TRANSPORT_ABI 2
 
 typedef struct remo_transport_ops {
 	unsigned abi;                /* REMO_TRANSPORT_ABI                   */
