@@ -137,6 +137,13 @@ struct kept {
 	                                      done: queued when it is */
 };
 
+/* Ints waiting to go to the peer in the next preamble (send_preamble):
+ * RELEASE's (id, count) pairs, DROP's reqids.  Under s->lock. */
+struct due {
+	uint64_t *v;
+	size_t n, cap;
+};
+
 struct entry {
 	uint64_t id;
 	uint64_t key;      /* identity */
@@ -178,8 +185,7 @@ struct remo_session {
 	struct remo__map table_key; /* identity -> entry */
 	struct remo__map proxies;   /* id -> remo__ref, weak */
 	struct remo__map shapes_in; /* shape id -> shape */
-	uint64_t *releases;         /* (id, count) pairs to send */
-	size_t nreleases, capreleases;
+	struct due releases;        /* (id, count) pairs to send */
 
 	pthread_mutex_t send_lock;
 	remo_buf sendbuf, shapebuf;
@@ -198,8 +204,7 @@ struct remo_session {
 	size_t nkept_out;            /* our futures the peer keeps        */
 	unsigned oneway_since;       /* one-way calls since the last wait */
 	struct remo__map kept;       /* peer's reqid -> struct kept       */
-	uint64_t *drops;             /* reqids to send in MSG_DROP        */
-	size_t ndrops, capdrops;
+	struct due drops;            /* reqids to send in MSG_DROP        */
 };
 
 struct remo_exports {
@@ -913,37 +918,54 @@ static int hook_get_ref(void *ctx, remo_kind kind, uint64_t id, bool home,
 	return rc;
 }
 
+/*
+ * Queues k ints to go with the next message sent.  Under s->lock.
+ * Without memory they are lost, which is safe: the peer keeps what they
+ * name until the session ends.  True when a full batch (RELEASE_BATCH
+ * items) waits: then due_flush, after unlocking.
+ */
+static bool due_push(remo_session *s, struct due *d, const uint64_t *v,
+                     size_t k)
+{
+	if (s->status != REMO_OK)
+		return false;
+	if (d->n + k > d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 32;
+		uint64_t *p = remo__realloc(d->v, cap * sizeof *p);
+		if (p != NULL) {
+			d->v = p;
+			d->cap = cap;
+		}
+	}
+	if (d->n + k <= d->cap) {
+		memcpy(d->v + d->n, v, k * sizeof *v);
+		d->n += k;
+	}
+	return d->n >= k * RELEASE_BATCH;
+}
+
+/* A full batch goes now if nobody is sending; otherwise the thread that
+ * is sending takes it with its next message. */
+static void due_flush(remo_session *s)
+{
+	if (pthread_mutex_trylock(&s->send_lock) == 0) {
+		send_preamble(s, NULL, NULL, 0);
+		pthread_mutex_unlock(&s->send_lock);
+	}
+}
+
 void remo__session_proxy_gone(struct remo__ref *r)
 {
 	remo_session *s = r->owner;
 	pthread_mutex_lock(&s->lock);
 	if (remo__map_get(&s->proxies, r->id) == r)
 		remo__map_del(&s->proxies, r->id);
-	if (s->status == REMO_OK) {
-		if (s->nreleases + 2 > s->capreleases) {
-			size_t cap = s->capreleases ? s->capreleases * 2 : 32;
-			uint64_t *p = remo__realloc(s->releases, cap * sizeof *p);
-			if (p != NULL) {
-				s->releases = p;
-				s->capreleases = cap;
-			}
-		}
-		/* Without memory the release is lost: the peer keeps the
-		 * object until the session ends, which is safe. */
-		if (s->nreleases + 2 <= s->capreleases) {
-			s->releases[s->nreleases++] = r->id;
-			s->releases[s->nreleases++] = r->received;
-		}
-	}
-	bool flush = s->nreleases >= 2 * RELEASE_BATCH && s->status == REMO_OK;
+	const uint64_t pair[2] = {r->id, r->received};
+	bool flush = due_push(s, &s->releases, pair, 2);
 	pthread_mutex_unlock(&s->lock);
 	r->owner = NULL;
-	/* A full batch goes now if nobody is sending; otherwise the thread
-	 * that is sending takes it with its next message. */
-	if (flush && pthread_mutex_trylock(&s->send_lock) == 0) {
-		send_preamble(s, NULL, NULL, 0);
-		pthread_mutex_unlock(&s->send_lock);
-	}
+	if (flush)
+		due_flush(s);
 	session_release(s);
 }
 
@@ -980,6 +1002,41 @@ static int preamble_put(remo_session *s, remo_buf *into, uint32_t *parts,
 	return REMO_OK;
 }
 
+/*
+ * The ints due in d (taken under s->lock) as [type, (int, ...)]
+ * messages that fit the peer's limit, group ints never split between
+ * two (a RELEASE pair): an int takes at most 9 bytes, the header 8.
+ */
+static int preamble_due(remo_session *s, int type, struct due *d,
+                        size_t group, remo_buf *into, uint32_t *parts,
+                        size_t *budget)
+{
+	pthread_mutex_lock(&s->lock);
+	struct due took = *d;
+	memset(d, 0, sizeof *d);
+	pthread_mutex_unlock(&s->lock);
+
+	size_t per = (atomic_load(&s->peer_max_message) - 8) / 9 / group * group;
+	int rc = REMO_OK;
+	for (size_t at = 0; rc == REMO_OK && at < took.n;) {
+		size_t k = took.n - at > per ? per : took.n - at;
+		s->shapebuf.len = 0;
+		rc = remo__wire_put_array(&s->shapebuf, 2);
+		if (rc == REMO_OK)
+			rc = remo__wire_put_int(&s->shapebuf, type);
+		if (rc == REMO_OK)
+			rc = remo__wire_put_array(&s->shapebuf, (uint32_t)k);
+		for (size_t i = 0; rc == REMO_OK && i < k; i++)
+			rc = remo__wire_put_int(&s->shapebuf,
+			                        (int64_t)took.v[at + i]);
+		if (rc == REMO_OK)
+			rc = preamble_put(s, into, parts, budget);
+		at += k;
+	}
+	remo__free(took.v);
+	return rc;
+}
+
 /* Sends queued shapes (always frames of their own: they are rare), the
  * release batch and the drops, or with into, appends those that fit to
  * it (see preamble_put).  Under send_lock. */
@@ -1008,58 +1065,11 @@ static int send_preamble(remo_session *s, remo_buf *into, uint32_t *parts,
 	if (rc != REMO_OK)
 		return rc; /* the release batch waits for a message that goes */
 
-	pthread_mutex_lock(&s->lock);
-	uint64_t *rel = s->releases;
-	size_t n = s->nreleases;
-	s->releases = NULL;
-	s->nreleases = s->capreleases = 0;
-	pthread_mutex_unlock(&s->lock);
-
-	/* In messages that fit the peer's limit: a pair takes at most 18
-	 * bytes (two uint64), the header at most 8. */
-	size_t per = (atomic_load(&s->peer_max_message) - 8) / 18;
-	for (size_t at = 0; rc == REMO_OK && at < n;) {
-		size_t k = n - at > 2 * per ? 2 * per : n - at;
-		s->shapebuf.len = 0;
-		rc = remo__wire_put_array(&s->shapebuf, 2);
-		if (rc == REMO_OK)
-			rc = remo__wire_put_int(&s->shapebuf, MSG_RELEASE);
-		if (rc == REMO_OK)
-			rc = remo__wire_put_array(&s->shapebuf, (uint32_t)k);
-		for (size_t i = 0; rc == REMO_OK && i < k; i++)
-			rc = remo__wire_put_int(&s->shapebuf, (int64_t)rel[at + i]);
-		if (rc == REMO_OK)
-			rc = preamble_put(s, into, parts, &budget);
-		at += k;
-	}
-	remo__free(rel);
-	if (rc != REMO_OK)
-		return rc;
-
-	/* Kept results we no longer need, the same way. */
-	pthread_mutex_lock(&s->lock);
-	uint64_t *drops = s->drops;
-	n = s->ndrops;
-	s->drops = NULL;
-	s->ndrops = s->capdrops = 0;
-	pthread_mutex_unlock(&s->lock);
-	per = (atomic_load(&s->peer_max_message) - 8) / 9;
-	for (size_t at = 0; rc == REMO_OK && at < n;) {
-		size_t k = n - at > per ? per : n - at;
-		s->shapebuf.len = 0;
-		rc = remo__wire_put_array(&s->shapebuf, 2);
-		if (rc == REMO_OK)
-			rc = remo__wire_put_int(&s->shapebuf, MSG_DROP);
-		if (rc == REMO_OK)
-			rc = remo__wire_put_array(&s->shapebuf, (uint32_t)k);
-		for (size_t i = 0; rc == REMO_OK && i < k; i++)
-			rc = remo__wire_put_int(&s->shapebuf,
-			                        (int64_t)drops[at + i]);
-		if (rc == REMO_OK)
-			rc = preamble_put(s, into, parts, &budget);
-		at += k;
-	}
-	remo__free(drops);
+	rc = preamble_due(s, MSG_RELEASE, &s->releases, 2, into, parts,
+	                  &budget);
+	if (rc == REMO_OK) /* kept results we no longer need */
+		rc = preamble_due(s, MSG_DROP, &s->drops, 1, into, parts,
+		                  &budget);
 	return rc;
 }
 
@@ -1426,24 +1436,6 @@ static int msg_decode(remo_session *s, struct msg *m, int n)
 	return rc;
 }
 
-/* Steps over one whole value (the message was checked already). */
-static int wire_skip(remo__rd *rd)
-{
-	uint64_t left = 1;
-	while (left > 0) {
-		remo__tok t;
-		int rc = remo__wire_next(rd, &t);
-		if (rc != REMO_OK)
-			return rc;
-		left--;
-		if (t.type == REMO__T_ARRAY)
-			left += t.n;
-		else if (t.type == REMO__T_MAP)
-			left += 2 * (uint64_t)t.n;
-	}
-	return REMO_OK;
-}
-
 /* Where a message came from: a frame of its own, a BATCH (requests
  * only), a MULTI (anything but HELLO and MULTI). */
 enum { IN_FRAME, IN_BATCH, IN_MULTI };
@@ -1460,7 +1452,7 @@ static struct msg *batch_split(remo_session *s, struct msg *b, int *end,
 	struct msg *head = NULL, **tail = &head;
 	while (b->rest.p < b->rest.end && *end == REMO_OK) {
 		const uint8_t *start = b->rest.p;
-		if (wire_skip(&b->rest) != REMO_OK) {
+		if (remo__wire_skip(&b->rest) != REMO_OK) {
 			*end = REMO_EPROTO;
 			break;
 		}
@@ -2215,25 +2207,10 @@ void remo__future_release(struct remo_future *f)
 		 * with our next message. */
 		pthread_mutex_lock(&s->lock);
 		s->nkept_out--;
-		if (s->status == REMO_OK && s->ndrops == s->capdrops) {
-			size_t cap = s->capdrops ? s->capdrops * 2 : 32;
-			uint64_t *d = remo__realloc(s->drops, cap * sizeof *d);
-			if (d != NULL) {
-				s->drops = d;
-				s->capdrops = cap;
-			}
-		}
-		/* without memory the peer keeps it until the session ends */
-		if (s->status == REMO_OK && s->ndrops < s->capdrops)
-			s->drops[s->ndrops++] = f->w.reqid;
-		bool flush = s->ndrops >= RELEASE_BATCH && s->status == REMO_OK;
+		bool flush = due_push(s, &s->drops, &f->w.reqid, 1);
 		pthread_mutex_unlock(&s->lock);
-		/* a full batch goes now if nobody is sending (as releases do):
-		 * the peer holds each result until it hears */
-		if (flush && pthread_mutex_trylock(&s->send_lock) == 0) {
-			send_preamble(s, NULL, NULL, 0);
-			pthread_mutex_unlock(&s->send_lock);
-		}
+		if (flush) /* the peer holds each result until it hears */
+			due_flush(s);
 	}
 	remo_value_release(f->value);
 	for (int i = 0; i < 3; i++)
@@ -2978,8 +2955,8 @@ static void session_destroy(remo_session *s)
 	struct msg *m;
 	while ((m = queue_pop(&s->top_head, &s->top_tail)) != NULL)
 		msg_free(m);
-	remo__free(s->releases);
-	remo__free(s->drops);
+	remo__free(s->releases.v);
+	remo__free(s->drops.v);
 	remo__free(s->shape_queue);
 	remo__free(s->shape_queue_is_type);
 	remo__free(s->put_ids);

@@ -125,6 +125,23 @@ static int wire_put_num(remo_buf *b, uint8_t c, uint64_t v, unsigned n)
 	return REMO_OK;
 }
 
+int remo__wire_skip(remo__rd *rd)
+{
+	uint64_t left = 1;
+	while (left > 0) {
+		remo__tok t;
+		int rc = remo__wire_next(rd, &t);
+		if (rc != REMO_OK)
+			return rc;
+		left--;
+		if (t.type == REMO__T_ARRAY)
+			left += t.n;
+		else if (t.type == REMO__T_MAP)
+			left += 2 * (uint64_t)t.n;
+	}
+	return REMO_OK;
+}
+
 int remo__wire_put_nil(remo_buf *b)
 {
 	return wire_put_num(b, 0xc0, 0, 0);

@@ -444,6 +444,10 @@ int remo__vrd_end(remo__vrd *r);
  * REMO_OK or a REMO_EWIRE_* code.
  */
 int remo__wire_check(const uint8_t *p, size_t n);
+/* remo__wire_skip: steps rd over one whole value, its items included
+ * (extension bodies are one item), in a message checked already: how a
+ * container of whole messages (BATCH, MULTI) is cut into them. */
+int remo__wire_skip(remo__rd *rd);
 
 /* ---- the value codec with a session's references (pack.c) ---------------- */
 
