@@ -525,9 +525,14 @@ static bool under_valgrind(void)
 static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGABRT};
 static struct sigaction remo_actions[4];
 
-static void crash_is_recovered(void **state)
+/*
+ * Before a test that crashes on purpose: skipped under ASan; remo's
+ * handlers back in place of cmocka's; poke's target NULL, or under
+ * valgrind a read-only page (memcheck reports a NULL read itself, and
+ * lets a write to a read-only page reach the MMU).
+ */
+static void prepare_crash(void)
 {
-	struct pair *p = *state;
 	if (TEST_UNDER_ASAN) {
 		print_message("skipped under ASan: it keeps SIGSEGV\n");
 		skip();
@@ -539,6 +544,12 @@ static void crash_is_recovered(void **state)
 		page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 		            0);
 	crash_target = under_valgrind() ? page : NULL;
+}
+
+static void crash_is_recovered(void **state)
+{
+	struct pair *p = *state;
+	prepare_crash();
 	remo_value e = call_failing(p, "poke", remo_tuple_of(1, remo_int(3)));
 	assert_string_equal(remo_error_name(e), "Crash");
 	remo_value sig;
@@ -578,17 +589,7 @@ static void crash_is_recovered(void **state)
 static void live_crash_parks_and_nests(void **state)
 {
 	struct pair *p = *state;
-	if (TEST_UNDER_ASAN) {
-		print_message("skipped under ASan: it keeps SIGSEGV\n");
-		skip();
-	}
-	for (int i = 0; i < 4; i++)
-		sigaction(crash_sigs[i], &remo_actions[i], NULL);
-	static void *page;
-	if (under_valgrind() && page == NULL)
-		page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		            0);
-	crash_target = under_valgrind() ? page : NULL;
+	prepare_crash();
 	remo_value e1 = call_failing(p, "poke", remo_tuple_of(1, remo_int(1)));
 	assert_string_equal(remo_error_name(e1), "Crash");
 	remo_value tb1 = remo_error_traceback(e1), v, dbg;
@@ -672,24 +673,13 @@ static remo_channel fd_channel(int fd)
 static void unrecovered_crash_is_reported_then_fatal(void **state)
 {
 	(void)state;
-	if (TEST_UNDER_ASAN) {
-		print_message("skipped under ASan: it keeps SIGSEGV\n");
-		skip();
-	}
+	prepare_crash(); /* the child inherits it */
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(sv[0]);
-		/* the child's crash must reach remo's handler, not cmocka's */
-		for (int i = 0; i < 4; i++)
-			sigaction(crash_sigs[i], &remo_actions[i], NULL);
-		if (under_valgrind())
-			crash_target = mmap(NULL, 4096, PROT_READ,
-			                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		else
-			crash_target = NULL;
 		remo_exports *e = remo_exports_new();
 		test_export_fn(e, "poke", "q(depth:q)", (void (*)(void))poke);
 		remo_channel ch = fd_channel(sv[1]);
