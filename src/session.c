@@ -1107,13 +1107,31 @@ static int send_msg(remo_session *s, const int64_t *ints, size_t nints,
 	return send_parts(s, &m, 1, false);
 }
 
-/* send_msg for n messages; batch: as one MSG_BATCH message. */
-static int send_parts(remo_session *s, const struct msg_parts *m, size_t n,
-                      bool batch)
+/* b, after the parts of a MULTI (into, parts of them), as one MULTI. */
+static int send_multi(remo_session *s, const remo_buf *into, uint32_t parts,
+                      const remo_buf *b)
+{
+	remo_buf *f = &s->framebuf;
+	f->len = 0;
+	int rc = remo__wire_put_array(f, parts + 2);
+	if (rc == REMO_OK)
+		rc = remo__wire_put_int(f, MSG_MULTI);
+	if (rc == REMO_OK)
+		rc = remo__buf_grow(f, into->len + b->len);
+	if (rc != REMO_OK)
+		return rc;
+	memcpy(f->data + f->len, into->data, into->len);
+	memcpy(f->data + f->len + into->len, b->data, b->len);
+	f->len += into->len + b->len;
+	return send_raw(s, f);
+}
+
+/* send_parts with send_lock held by the caller. */
+static int send_parts_locked(remo_session *s, const struct msg_parts *m,
+                             size_t n, bool batch)
 {
 	remo__codec codec = {.ctx = s, .put_ref = hook_put_ref,
 	                     .get_ref = hook_get_ref};
-	pthread_mutex_lock(&s->send_lock);
 	remo_buf *b = &s->sendbuf;
 	b->len = 0;
 	s->put_error = REMO_OK;
@@ -1139,24 +1157,8 @@ static int send_parts(remo_session *s, const struct msg_parts *m, size_t n,
 	if (rc == REMO_OK)
 		rc = send_preamble(s, into, &parts,
 		                   into ? peer_max - b->len - 16 : 0);
-	if (rc == REMO_OK && parts > 0) {
-		remo_buf *f = &s->framebuf;
-		f->len = 0;
-		rc = remo__wire_put_array(f, parts + 2);
-		if (rc == REMO_OK)
-			rc = remo__wire_put_int(f, MSG_MULTI);
-		if (rc == REMO_OK)
-			rc = remo__buf_grow(f, into->len + b->len);
-		if (rc == REMO_OK) {
-			memcpy(f->data + f->len, into->data, into->len);
-			memcpy(f->data + f->len + into->len, b->data, b->len);
-			f->len += into->len + b->len;
-			rc = send_raw(s, f);
-		}
-	} else if (rc == REMO_OK) {
-		rc = send_raw(s, b);
-	}
-	int sent = rc;
+	if (rc == REMO_OK)
+		rc = parts > 0 ? send_multi(s, into, parts, b) : send_raw(s, b);
 	/* A message that did not go gave the peer nothing: undo what its
 	 * encoding counted, or the peer could never release it. */
 	s->nshape_queue = 0;
@@ -1165,9 +1167,18 @@ static int send_parts(remo_session *s, const struct msg_parts *m, size_t n,
 	s->nput_ids = 0;
 	if (s->sendbuf.cap > (1u << 20)) /* do not keep a huge buffer */
 		remo_buf_free(&s->sendbuf);
+	return rc;
+}
+
+/* send_msg for n messages; batch: as one MSG_BATCH message. */
+static int send_parts(remo_session *s, const struct msg_parts *m, size_t n,
+                      bool batch)
+{
+	pthread_mutex_lock(&s->send_lock);
+	int rc = send_parts_locked(s, m, n, batch);
 	pthread_mutex_unlock(&s->send_lock);
-	if (sent == REMO_EPEERLOST || sent == REMO_ECLOSED)
-		session_end(s, sent);
+	if (rc == REMO_EPEERLOST || rc == REMO_ECLOSED)
+		session_end(s, rc);
 	return rc;
 }
 
@@ -1827,13 +1838,19 @@ int remo__serving_reply_error(remo_value err, bool try_only)
 	if (ctx == NULL || ctx->replied || ctx->oneway)
 		return REMO_EINVAL;
 	remo_session *s = ctx->s;
-	/* from a crash handler: never wait for a lock the crash may hold */
-	if (try_only && pthread_mutex_trylock(&s->send_lock) != 0)
-		return REMO_ELIMIT;
-	if (try_only)
-		pthread_mutex_unlock(&s->send_lock);
 	int64_t hdr[2] = {MSG_ERROR, (int64_t)ctx->reqid};
-	int rc = send_msg(s, hdr, 2, &err, 1);
+	int rc;
+	if (try_only) {
+		/* from a crash handler: never wait for a lock the crash may
+		 * hold (and the process is about to die: no session_end) */
+		struct msg_parts m = {hdr, 2, &err, 1};
+		if (pthread_mutex_trylock(&s->send_lock) != 0)
+			return REMO_ELIMIT;
+		rc = send_parts_locked(s, &m, 1, false);
+		pthread_mutex_unlock(&s->send_lock);
+	} else {
+		rc = send_msg(s, hdr, 2, &err, 1);
+	}
 	if (rc == REMO_OK)
 		ctx->replied = true;
 	/* calls pipelined on it fail with it now, not when the thread
