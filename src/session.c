@@ -2431,10 +2431,22 @@ static void future_abort(remo_session *s, struct remo_future *f, int rc)
 	futures_notify(settled);
 }
 
-/* Waits until the peer has read (and queued in order) everything sent
- * before: a lookup of a name nobody exports, answered NotFound. */
-static void oneway_barrier(remo_session *s)
+/*
+ * k one-way calls went.  Every REMO_ONEWAY_WINDOW of them, wait until
+ * the peer has read (and queued in order) everything sent before, so a
+ * caller cannot flood its queue: a lookup of a name nobody exports,
+ * answered NotFound.
+ */
+static void oneway_sent(remo_session *s, size_t k)
 {
+	pthread_mutex_lock(&s->lock);
+	s->oneway_since += (unsigned)k;
+	bool window = s->oneway_since >= REMO_ONEWAY_WINDOW;
+	if (window)
+		s->oneway_since = 0;
+	pthread_mutex_unlock(&s->lock);
+	if (!window)
+		return;
 	remo_value name = remo_str(""), ignored;
 	if (remo_ok(name))
 		remo__session_request_timed(s, REMO__OP_LOOKUP, remo_nil(), name,
@@ -2455,24 +2467,15 @@ int remo__session_start(remo_session *s, int op, remo_value target,
 		pthread_mutex_lock(&s->lock);
 		rc = s->status;
 		uint64_t reqid = ++s->next_reqid;
-		bool window = ++s->oneway_since >= REMO_ONEWAY_WINDOW;
-		if (window)
-			s->oneway_since = 0;
 		pthread_mutex_unlock(&s->lock);
 		if (rc != REMO_OK)
 			return remo__fail(rc, op_names[op]);
-		if (window) {
-			/* a plain call instead: its reply says the peer has
-			 * caught up with the one-way calls before it */
-			remo_value ignored;
-			rc = remo__session_request_timed(s, op, target, a, b, -1,
-			                                 &ignored);
-			remo_value_release(ignored);
-			return rc == REMO_ERAISED ? REMO_OK : rc;
-		}
 		req_fill(&r, reqid, cause, depth, op, flags, target, a, b);
 		rc = send_parts(s, &r.parts, 1, false);
-		return rc == REMO_OK ? REMO_OK : req_send_failed(rc, op);
+		if (rc != REMO_OK)
+			return req_send_failed(rc, op);
+		oneway_sent(s, 1);
+		return REMO_OK;
 	}
 
 	struct remo_future *f = future_alloc(s);
@@ -2548,17 +2551,8 @@ int remo__session_send_batch(remo_session *s, struct remo__breq *items,
 		pthread_mutex_unlock(&s->lock);
 		rc = send_parts(s, parts, n, true);
 	}
-	if (rc == REMO_OK && oneway > 0) {
-		/* one-way calls of batches count towards the window too */
-		pthread_mutex_lock(&s->lock);
-		s->oneway_since += (unsigned)oneway;
-		bool window = s->oneway_since >= REMO_ONEWAY_WINDOW;
-		if (window)
-			s->oneway_since = 0;
-		pthread_mutex_unlock(&s->lock);
-		if (window)
-			oneway_barrier(s);
-	}
+	if (rc == REMO_OK && oneway > 0)
+		oneway_sent(s, oneway); /* a batch's count too */
 	if (rc != REMO_OK) {
 		for (size_t i = 0; i < begun; i++)
 			if (items[i].fut != NULL) {
