@@ -61,7 +61,7 @@ static int ops_request(remo_value target, int op, remo_value a,
                        remo_value b, remo_value *out)
 {
 	remo_value ignored;
-	struct call_mode plain = {STYLE_CALL, 0, false, false, NULL, NULL, false};
+	struct call_mode plain = {.style = STYLE_CALL};
 	struct call_mode *m = ops_mode ? ops_mode : &plain;
 	ops_mode = NULL;
 	if (out == NULL)
@@ -267,16 +267,16 @@ static int ops_call_styled(struct call_mode *m, remo_value target,
 int remo_call_with(remo_value fn, remo_value args, const remo_call_opts *o,
                    remo_value *out)
 {
-	struct call_mode m = {STYLE_CALL, o ? o->timeout_ms : 0, false, false,
-	                      NULL, NULL, false};
+	struct call_mode m = {.style = STYLE_CALL,
+	                      .timeout_ms = o ? o->timeout_ms : 0};
 	return ops_call_styled(&m, fn, NULL, args, out);
 }
 
 int remo_call_method_with(remo_value obj, const char *name, remo_value args,
                           const remo_call_opts *o, remo_value *out)
 {
-	struct call_mode m = {STYLE_CALL, o ? o->timeout_ms : 0, false, false,
-	                      NULL, NULL, false};
+	struct call_mode m = {.style = STYLE_CALL,
+	                      .timeout_ms = o ? o->timeout_ms : 0};
 	return ops_call_styled(&m, obj, name, args, out);
 }
 
@@ -681,8 +681,8 @@ static bool ops_goes_remote(remo_value target)
 static int ops_async(remo_value target, const char *name, remo_value args,
                      const remo_call_opts *o, remo_future **out)
 {
-	struct call_mode m = {STYLE_ASYNC, o ? o->timeout_ms : 0, false, false,
-	                      NULL, NULL, false};
+	struct call_mode m = {.style = STYLE_ASYNC,
+	                      .timeout_ms = o ? o->timeout_ms : 0};
 	*out = NULL;
 	remo_value v;
 	bool remote = ops_goes_remote(target);
@@ -727,7 +727,7 @@ int remo_call_method_async(remo_value obj, const char *name, remo_value args,
 /* One-way on a local object runs the call now and forgets the result. */
 static int ops_oneway(remo_value target, const char *name, remo_value args)
 {
-	struct call_mode m = {STYLE_ONEWAY, 0, false, false, NULL, NULL, false};
+	struct call_mode m = {.style = STYLE_ONEWAY};
 	remo_value v;
 	bool remote = ops_goes_remote(target);
 	int rc = ops_call_styled(&m, target, name, args, &v);
@@ -796,7 +796,8 @@ static int batch_add(struct call_mode *m, remo_session *s, int op,
 static int ops_batch(remo_batch *b, remo_value target, const char *name,
                      remo_value args, remo_future **out)
 {
-	struct call_mode m = {STYLE_BATCH, 0, false, false, NULL, b, out != NULL};
+	struct call_mode m = {.style = STYLE_BATCH, .batch = b,
+	                      .want_future = out != NULL};
 	if (out != NULL)
 		*out = NULL;
 	if (b == NULL)
