@@ -66,7 +66,7 @@ trap 'exit 1' INT TERM
 
 show() {
 	echo "---- $1"
-	cat "$2"
+	cat "$2" 2>/dev/null || echo "(no file)"
 	echo "----"
 }
 
@@ -180,8 +180,13 @@ crash_part() {
 		if [ -z "$gdb_why" ]; then
 			# gdb's own commands; the ping is a second client, run by
 			# gdb's shell while gdb holds the failing thread stopped
+			# (between "info threads" and "detach", by construction).
+			# Its output goes to a file of its own: on the shared
+			# terminal it can land before or after gdb's echo of the
+			# command, even on the same line as gdb's prompt.
 			printf '%s\n' gdb bt 'info threads' \
-				"shell '$pdb' '$addr' ping" detach quit
+				"shell '$pdb' '$addr' ping >'$tmp/ping_in_gdb.out' 2>&1" \
+				detach quit
 			wait_for '^back in remo-pdb' "$f"
 		fi
 		printf '%s\n' down 'print quantity' quit
@@ -219,9 +224,9 @@ crash_part() {
 		else
 			not_ok "gdb holds one thread of the server, not all"
 		fi
-		sed -n '/+shell /,/+detach$/p' "$gdbpart" >"$tmp/ping.out"
+		show "the second client, run from gdb's shell" "$tmp/ping_in_gdb.out"
 		expect "another client is answered while the thread is in gdb" \
-			"$tmp/ping.out" '^ping\(\) -> "pong"$'
+			"$tmp/ping_in_gdb.out" '^ping\(\) -> "pong"$'
 		expect "gdb detaches" "$gdbpart" 'Detaching from program'
 		expect "back in remo-pdb after gdb" "$f" \
 			'^back in remo-pdb: gdb exited with status 0$'
