@@ -50,7 +50,7 @@
 
 #include <msgpack.h>
 
-#include "wire.h"
+#include "wire/wire.h"
 
 #include "bench.h"
 

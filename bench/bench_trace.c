@@ -60,7 +60,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "trace.h"
+#include "trace/trace.h"
 
 #include <remo/trace.h>
 

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "remo_impl.h"
+#include "net/net.h"
 #include "testutil.h"
 
 /* ==== what the server exports ========================================== */

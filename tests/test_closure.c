@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "remo_impl.h"
+#include "net/net.h"
 #include "testutil.h"
 
 /* ==== the server's side ================================================== */

@@ -10,7 +10,7 @@
 
 #include <stdio.h>
 
-#include "remo_impl.h"
+#include "value/value.h"
 #include "testutil.h"
 
 static void set_get_replace(void **state)

@@ -12,7 +12,7 @@
 #include <pthread.h>
 #include <stdio.h>
 
-#include "remo_impl.h"
+#include "net/net.h"
 #include "testutil.h"
 
 static void every_status_has_a_name_and_a_sentence(void **state)

@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wire.h"
+#include "net/net.h"
 #include "testutil.h"
 
 /* How long each test lets the session work through its script.  The

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "remo_impl.h"
+#include "net/net.h"
 #include "testutil.h"
 
 /* ==== what the server exports ========================================== */

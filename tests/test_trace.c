@@ -31,7 +31,7 @@
 
 #include <remo/trace.h>
 
-#include "trace.h"
+#include "trace/trace.h"
 #include "testutil.h"
 #include "trace_subject.h"
 

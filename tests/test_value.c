@@ -13,7 +13,7 @@
 
 #include <math.h>
 
-#include "remo_impl.h"
+#include "value/value.h"
 #include "testutil.h"
 
 static unsigned refs_of(remo_value v)

@@ -21,7 +21,7 @@
 
 #include <remo/transport.h>
 
-#include "wire.h"
+#include "wire/wire.h"
 #include "testutil.h"
 
 /* Decode n bytes expecting rc, and check nothing was allocated when the

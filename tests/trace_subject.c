@@ -16,7 +16,7 @@
 
 #include <remo/trace.h>
 
-#include "trace.h"
+#include "trace/trace.h"
 #include "trace_subject.h"
 
 #define CAT2(a, b) a##b

@@ -1,0 +1,874 @@
+/*
+ * ops.c -- the operations of remo.h section 9, on local values and on
+ * proxies alike.
+ *
+ * One mechanism serves both sides of a call: on a proxy, an operation
+ * becomes a request (remo__session_request); on the peer, the request is
+ * served by calling the very same operation on the local value it names.
+ * So the rules for a field, a method or an index live in one place.
+ *
+ * What the shape can answer is answered here without a round trip: a
+ * method of a proxy becomes a bound method locally, a member the shape
+ * does not have is AttributeError, and a call is checked against the
+ * signature before it is sent.
+ */
+#include "api/api.h"
+
+#include <stdio.h>
+
+static bool ops_is_promise(remo_value v)
+{
+	return remo__is_ref(v.kind) && REMO__REF(v)->promise != NULL;
+}
+
+/* A proxy, or a promise: what an operation sends as a request. */
+static bool ops_is_proxy(remo_value v)
+{
+	return remo__is_ref(v.kind) &&
+	       (REMO__REF(v)->owner != NULL || REMO__REF(v)->promise != NULL);
+}
+
+/*
+ * How the operation under way sends its request: the public functions of
+ * section 11 set this thread's mode and call the section 9 operation, so
+ * every rule of an operation (shape checks, signatures) is the same in
+ * every call style.  ops_request takes the mode (resetting it): callbacks
+ * served while it waits run their own operations in the plain style.
+ */
+enum { STYLE_CALL, STYLE_ASYNC, STYLE_ONEWAY, STYLE_BATCH };
+struct call_mode {
+	int style;
+	int timeout_ms;          /* STYLE_CALL, STYLE_ASYNC              */
+	bool sent;               /* ops_request made the request         */
+	bool here;               /* a promise resolved to a local value:
+	                            the operation ran here               */
+	remo_future *fut;        /* STYLE_ASYNC, STYLE_BATCH: the future */
+	remo_batch *batch;       /* STYLE_BATCH                          */
+	bool want_future;        /* STYLE_BATCH: not one-way             */
+};
+static _Thread_local struct call_mode *ops_mode;
+
+struct remo_batch {
+	remo_session *s;         /* retained, once the first call is added */
+	struct remo__breq *items;
+	size_t n, cap;
+};
+
+static int batch_add(struct call_mode *m, remo_session *s, int op,
+                     remo_value target, remo_value a, remo_value b);
+
+static int ops_request(remo_value target, int op, remo_value a,
+                       remo_value b, remo_value *out)
+{
+	remo_value ignored;
+	struct call_mode plain = {.style = STYLE_CALL};
+	struct call_mode *m = ops_mode ? ops_mode : &plain;
+	ops_mode = NULL;
+	if (out == NULL)
+		out = &ignored;
+	*out = remo_nil();
+
+	remo_session *s = REMO__REF(target)->owner;
+	if (ops_is_promise(target) &&
+	    (s = remo__promise_session(target, m->style == STYLE_BATCH)) ==
+	    NULL) {
+		/* Not pipelinable (its call ran here, or the peer did not
+		 * keep its result): wait for the value, then apply the
+		 * operation to it, in this call's style. */
+		remo_value v;
+		int rc = remo_future_wait(REMO__REF(target)->promise, -1, &v);
+		if (rc != REMO_OK)
+			return rc;
+		ops_mode = m == &plain ? NULL : m;
+		rc = remo__op_apply(op, v, a, b, out);
+		ops_mode = NULL;
+		m->here = !m->sent;
+		remo_value_release(v);
+		return rc;
+	}
+	m->sent = true;
+	switch (m->style) {
+	case STYLE_ASYNC:
+		return remo__session_start(s, op, target, a, b, 0,
+		                           m->timeout_ms, &m->fut);
+	case STYLE_ONEWAY:
+		return remo__session_start(s, op, target, a, b,
+		                           REMO__REQ_ONEWAY, 0, NULL);
+	case STYLE_BATCH:
+		return batch_add(m, s, op, target, a, b);
+	default:
+		return remo__session_request_timed(s, op, target, a, b,
+		                                   m->timeout_ms, out);
+	}
+}
+
+static int ops_no_attr(remo_value obj, const char *name)
+{
+	return remo__raisef("AttributeError", "'%s' object has no attribute '%s'",
+	                    remo_type_name(obj), name);
+}
+
+/* ==== fields of local objects ========================================== */
+
+static int field_read(const struct remo__field *f, const void *obj,
+                      remo_value *out)
+{
+	const char *p = (const char *)obj + f->offset;
+	int64_t x = 0;
+	switch (f->p.code) {
+	case 'b': x = *(const int8_t *)p; break;
+	case 'B': x = *(const uint8_t *)p; break;
+	case 'h': x = *(const short *)p; break;
+	case 'H': x = *(const unsigned short *)p; break;
+	case 'i': x = *(const int *)p; break;
+	case 'I': x = *(const unsigned *)p; break;
+	case 'l': x = *(const long *)p; break;
+	case 'q': case 'n': x = *(const int64_t *)p; break;
+	case 'L': case 'Q': case 'N': {
+		uint64_t u = *(const uint64_t *)p;
+		if (u > INT64_MAX)
+			return remo__raisef("OverflowError",
+			                    "field '%s' holds %llu, above INT64_MAX",
+			                    f->name, (unsigned long long)u);
+		x = (int64_t)u;
+		break;
+	}
+	case '?': *out = remo_bool(*(const bool *)p); return REMO_OK;
+	case 'f': *out = remo_double(*(const float *)p); return REMO_OK;
+	case 'd': *out = remo_double(*(const double *)p); return REMO_OK;
+	case 's': {
+		const char *s = *(const char *const *)p;
+		*out = s ? remo_str(s) : remo_nil();
+		return remo_ok(*out) ? REMO_OK : remo__fail(REMO_ENOMEM, f->name);
+	}
+	case 'r':
+		*out = remo_value_retain(*(const remo_value *)p);
+		return REMO_OK;
+	case '<': {
+		void *o = *(void *const *)p;
+		*out = o ? remo_object(f->p.type, o, NULL) : remo_nil();
+		return remo_ok(*out) ? REMO_OK : remo__fail(REMO_ENOMEM, f->name);
+	}
+	}
+	*out = remo_int(x);
+	return REMO_OK;
+}
+
+/* ==== attributes ======================================================= */
+
+static int ops_bound(remo_value obj, const struct remo__func *m,
+                     remo_value *out)
+{
+	remo_value v = remo__ref_alloc(REMO_CALLABLE);
+	if (!remo_ok(v))
+		return remo__fail(REMO_ENOMEM, m->name);
+	REMO__REF(v)->func = m;
+	REMO__REF(v)->self = remo_value_retain(obj);
+	*out = v;
+	return REMO_OK;
+}
+
+int remo_getattr(remo_value obj, const char *name, remo_value *out)
+{
+	*out = remo_nil();
+	if (name == NULL)
+		return remo__fail(REMO_EINVAL, "getattr");
+	if (!remo__is_objlike(obj.kind))
+		return ops_no_attr(obj, name);
+	const struct remo__ref *r = REMO__REF(obj);
+	const struct remo__func *m = remo__type_method(r->type, name);
+	if (m != NULL)
+		return ops_bound(obj, m, out); /* no round trip, even remote */
+	const struct remo__field *f = remo__type_field(r->type, name);
+	if (ops_is_proxy(obj)) {
+		if (f == NULL && r->type != NULL)
+			return ops_no_attr(obj, name); /* the shape says so */
+		remo_value n = remo_str(name);
+		if (!remo_ok(n))
+			return remo__fail(REMO_ENOMEM, "getattr");
+		int rc = ops_request(obj, REMO__OP_GETATTR, n, remo_nil(), out);
+		remo_value_release(n);
+		return rc;
+	}
+	if (f == NULL || r->ptr == NULL)
+		return ops_no_attr(obj, name);
+	return field_read(f, r->ptr, out);
+}
+
+int remo_setattr(remo_value obj, const char *name, remo_value val)
+{
+	if (name == NULL || !remo_ok(val))
+		return remo__fail(REMO_EINVAL, "setattr");
+	if (!remo__is_objlike(obj.kind))
+		return ops_no_attr(obj, name);
+	const struct remo__ref *r = REMO__REF(obj);
+	const struct remo__field *f = remo__type_field(r->type, name);
+	if (f == NULL && (r->type != NULL || !ops_is_proxy(obj))) {
+		if (remo__type_method(r->type, name) != NULL)
+			return remo__raisef("AttributeError",
+			                    "'%s' is a method of '%s', not a field",
+			                    name, remo_type_name(obj));
+		return ops_no_attr(obj, name);
+	}
+	if (f != NULL && (f->flags & REMO_READONLY))
+		return remo__raisef("AttributeError",
+		                    "field '%s' of '%s' is read-only", name,
+		                    remo_type_name(obj));
+	if (ops_is_proxy(obj)) {
+		remo_value n = remo_str(name);
+		if (!remo_ok(n))
+			return remo__fail(REMO_ENOMEM, "setattr");
+		int rc = ops_request(obj, REMO__OP_SETATTR, n, val, NULL);
+		remo_value_release(n);
+		return rc;
+	}
+	return remo__field_store(f, r->ptr, val);
+}
+
+/* ==== calls ============================================================ */
+
+int remo_call(remo_value fn, remo_value args, remo_value *out)
+{
+	*out = remo_nil();
+	if (ops_is_promise(fn))
+		return ops_request(fn, REMO__OP_CALL, args, remo_nil(), out);
+	if (fn.kind != REMO_CALLABLE)
+		return remo__raisef("TypeError", "'%s' object is not callable",
+		                    remo_type_name(fn));
+	const struct remo__ref *r = REMO__REF(fn);
+	if (r->self.kind != REMO_NIL)
+		return remo_call_method(r->self, r->func->name, args, out);
+	if (ops_is_proxy(fn)) {
+		if (r->func != NULL &&
+		    remo__sig_check(&r->func->sig, r->func->name, args) != REMO_OK)
+			return REMO_ERAISED;
+		return ops_request(fn, REMO__OP_CALL, args, remo_nil(), out);
+	}
+	if (r->func == NULL || r->func->fn == NULL)
+		return remo__raisef("TypeError", "not a callable remo can call");
+	ops_mode = NULL; /* its own calls are its own, in the plain style */
+	return remo__func_call(r->func, NULL, args, out);
+}
+
+/* A call (name NULL) or method call in style m; the mode is restored
+ * after, as a callback may run in between. */
+static int ops_call_styled(struct call_mode *m, remo_value target,
+                           const char *name, remo_value args,
+                           remo_value *out)
+{
+	struct call_mode *saved = ops_mode;
+	ops_mode = m;
+	int rc = name ? remo_call_method(target, name, args, out)
+	              : remo_call(target, args, out);
+	ops_mode = saved;
+	return rc;
+}
+
+int remo_call_with(remo_value fn, remo_value args, const remo_call_opts *o,
+                   remo_value *out)
+{
+	struct call_mode m = {.style = STYLE_CALL,
+	                      .timeout_ms = o ? o->timeout_ms : 0};
+	return ops_call_styled(&m, fn, NULL, args, out);
+}
+
+int remo_call_method_with(remo_value obj, const char *name, remo_value args,
+                          const remo_call_opts *o, remo_value *out)
+{
+	struct call_mode m = {.style = STYLE_CALL,
+	                      .timeout_ms = o ? o->timeout_ms : 0};
+	return ops_call_styled(&m, obj, name, args, out);
+}
+
+int remo_call_method(remo_value obj, const char *name, remo_value args,
+                     remo_value *out)
+{
+	*out = remo_nil();
+	if (name == NULL)
+		return remo__fail(REMO_EINVAL, "call_method");
+	if (!remo__is_objlike(obj.kind))
+		return ops_no_attr(obj, name);
+	const struct remo__ref *r = REMO__REF(obj);
+	const struct remo__func *m = remo__type_method(r->type, name);
+	if (ops_is_proxy(obj)) {
+		if (m == NULL && r->type != NULL)
+			return ops_no_attr(obj, name);
+		if (m != NULL && remo__sig_check(&m->sig, m->name, args) != REMO_OK)
+			return REMO_ERAISED;
+		remo_value n = remo_str(name);
+		if (!remo_ok(n))
+			return remo__fail(REMO_ENOMEM, "call_method");
+		int rc = ops_request(obj, REMO__OP_CALLM, n, args, out);
+		remo_value_release(n);
+		return rc;
+	}
+	if (m == NULL || r->ptr == NULL)
+		return ops_no_attr(obj, name);
+	ops_mode = NULL; /* its own calls are its own, in the plain style */
+	return remo__func_call(m, r->ptr, args, out);
+}
+
+/* ==== containers ======================================================= */
+
+static bool ops_is_remote_container(remo_value v)
+{
+	return v.kind == REMO_OBJECT && ops_is_proxy(v) &&
+	       (REMO__REF(v)->type == &remo__type_list ||
+	        REMO__REF(v)->type == &remo__type_dict || ops_is_promise(v));
+}
+
+int remo_len(remo_value v, size_t *out)
+{
+	*out = 0;
+	switch (v.kind) {
+	case REMO_TUPLE: *out = remo_tuple_len(v); return REMO_OK;
+	case REMO_LIST: *out = remo_list_len(v); return REMO_OK;
+	case REMO_DICT: *out = remo_dict_len(v); return REMO_OK;
+	case REMO_STR: case REMO_BYTES: *out = REMO__STR(v)->len; return REMO_OK;
+	default: break;
+	}
+	if (!ops_is_remote_container(v))
+		return remo__raisef("TypeError", "'%s' object has no len()",
+		                    remo_type_name(v));
+	remo_value n;
+	int rc = ops_request(v, REMO__OP_LEN, remo_nil(), remo_nil(), &n);
+	if (rc != REMO_OK)
+		return rc;
+	if (n.kind != REMO_INT || n.as.i < 0) {
+		remo_value_release(n);
+		return remo__raisef("ProtocolError", "len() returned no length");
+	}
+	*out = (size_t)n.as.i;
+	return REMO_OK;
+}
+
+/* An index into n items: ints, negative from the end. */
+static int ops_index(remo_value v, remo_value key, size_t n, size_t *at)
+{
+	if (key.kind != REMO_INT)
+		return remo__raisef("TypeError", "%s indices must be int, not %s",
+		                    remo_type_name(v), remo_type_name(key));
+	int64_t i = key.as.i;
+	if (i < 0)
+		i += (int64_t)n;
+	if (i < 0 || (uint64_t)i >= n)
+		return remo__raisef("IndexError", "%s index %lld out of range",
+		                    remo_type_name(v), (long long)key.as.i);
+	*at = (size_t)i;
+	return REMO_OK;
+}
+
+static int ops_key_error(remo_value key)
+{
+	char *r = remo_repr(key);
+	remo_value e = remo_error("KeyError", r ? r : "?");
+	remo_free(r);
+	if (remo_ok(e))
+		remo_dict_set_str(remo_error_attrs(e), "key", remo_value_retain(key));
+	return remo__raise(e);
+}
+
+int remo_getitem(remo_value v, remo_value key, remo_value *out)
+{
+	size_t at;
+	int rc;
+	*out = remo_nil();
+	switch (v.kind) {
+	case REMO_TUPLE:
+	case REMO_LIST: {
+		size_t n = v.kind == REMO_TUPLE ? remo_tuple_len(v) : remo_list_len(v);
+		if ((rc = ops_index(v, key, n, &at)) != REMO_OK)
+			return rc;
+		*out = remo_value_retain(v.kind == REMO_TUPLE ? remo_tuple_get(v, at)
+		                                              : remo_list_get(v, at));
+		return REMO_OK;
+	}
+	case REMO_DICT:
+		if (!remo_hashable(key))
+			return remo__raisef("TypeError", "unhashable key: '%s'",
+			                    remo_type_name(key));
+		if (remo_dict_get(v, key, out) != REMO_OK)
+			return ops_key_error(key);
+		*out = remo_value_retain(*out);
+		return REMO_OK;
+	default:
+		break;
+	}
+	if (!ops_is_remote_container(v))
+		return remo__raisef("TypeError", "'%s' object is not subscriptable",
+		                    remo_type_name(v));
+	return ops_request(v, REMO__OP_GETITEM, key, remo_nil(), out);
+}
+
+int remo_setitem(remo_value v, remo_value key, remo_value val)
+{
+	size_t at;
+	int rc;
+	if (!remo_ok(val))
+		return remo__fail(REMO_EINVAL, "setitem");
+	switch (v.kind) {
+	case REMO_LIST:
+		if ((rc = ops_index(v, key, remo_list_len(v), &at)) != REMO_OK)
+			return rc;
+		remo_list_set(v, at, remo_value_retain(val));
+		return REMO_OK;
+	case REMO_DICT:
+		rc = remo_dict_set(v, remo_value_retain(key), remo_value_retain(val));
+		if (rc == REMO_EUNHASHABLE)
+			return remo__raisef("TypeError", "unhashable key: '%s'",
+			                    remo_type_name(key));
+		return rc == REMO_OK ? REMO_OK : remo__fail(rc, "setitem");
+	default:
+		break;
+	}
+	if (!ops_is_remote_container(v))
+		return remo__raisef("TypeError",
+		                    "'%s' object does not support item assignment",
+		                    remo_type_name(v));
+	return ops_request(v, REMO__OP_SETITEM, key, val, NULL);
+}
+
+int remo_contains(remo_value v, remo_value key, bool *out)
+{
+	remo_value ignored;
+	*out = false;
+	switch (v.kind) {
+	case REMO_TUPLE:
+	case REMO_LIST: {
+		size_t n = v.kind == REMO_TUPLE ? remo_tuple_len(v) : remo_list_len(v);
+		for (size_t i = 0; i < n && !*out; i++)
+			*out = remo_equal(key, v.kind == REMO_TUPLE
+			                               ? remo_tuple_get(v, i)
+			                               : remo_list_get(v, i));
+		return REMO_OK;
+	}
+	case REMO_DICT:
+		*out = remo_hashable(key) && remo_dict_get(v, key, &ignored) == REMO_OK;
+		return REMO_OK;
+	default:
+		break;
+	}
+	if (!ops_is_remote_container(v))
+		return remo__raisef("TypeError", "'%s' object is not a container",
+		                    remo_type_name(v));
+	remo_value b;
+	int rc = ops_request(v, REMO__OP_CONTAINS, key, remo_nil(), &b);
+	if (rc == REMO_OK)
+		*out = b.kind == REMO_BOOL && b.as.b;
+	remo_value_release(b);
+	return rc;
+}
+
+/* ==== chunks, force, iteration ========================================= */
+
+int remo__chunk(remo_value v, size_t start, remo_value *out)
+{
+	*out = remo_nil();
+	if (v.kind == REMO_LIST || v.kind == REMO_TUPLE) {
+		size_t n = v.kind == REMO_LIST ? remo_list_len(v) : remo_tuple_len(v);
+		size_t k = start >= n ? 0 : n - start;
+		if (k > REMO_FORCE_CHUNK)
+			k = REMO_FORCE_CHUNK;
+		remo_value t = remo_tuple(k);
+		if (!remo_ok(t))
+			return remo__fail(REMO_ENOMEM, "chunk");
+		for (size_t i = 0; i < k; i++)
+			remo_tuple_set(t, i, remo_value_retain(
+				v.kind == REMO_LIST ? remo_list_get(v, start + i)
+				                    : remo_tuple_get(v, start + i)));
+		*out = t;
+		return REMO_OK;
+	}
+	if (v.kind == REMO_DICT) {
+		size_t n = remo_dict_len(v);
+		size_t k = start >= n ? 0 : n - start;
+		if (k > REMO_FORCE_CHUNK / 2)
+			k = REMO_FORCE_CHUNK / 2;
+		remo_value t = remo_tuple(2 * k);
+		if (!remo_ok(t))
+			return remo__fail(REMO_ENOMEM, "chunk");
+		size_t pos = 0, i = 0, j = 0;
+		remo_value key, val;
+		while (j < k && remo_dict_next(v, &pos, &key, &val)) {
+			if (i++ < start)
+				continue;
+			remo_tuple_set(t, 2 * j, remo_value_retain(key));
+			remo_tuple_set(t, 2 * j + 1, remo_value_retain(val));
+			j++;
+		}
+		*out = t;
+		return REMO_OK;
+	}
+	return remo__raisef("TypeError", "'%s' object is not iterable",
+	                    remo_type_name(v));
+}
+
+/* A chunk of v from start: local or one round trip. */
+static int ops_chunk(remo_value v, size_t start, remo_value *out)
+{
+	if (!ops_is_proxy(v))
+		return remo__chunk(v, start, out);
+	remo_value s = remo_int((int64_t)start);
+	int rc = ops_request(v, REMO__OP_CHUNK, s, remo_nil(), out);
+	if (rc == REMO_OK && out->kind != REMO_TUPLE) {
+		remo_value_release(*out);
+		*out = remo_nil();
+		return remo__raisef("ProtocolError", "a chunk that is no tuple");
+	}
+	return rc;
+}
+
+static bool ops_is_dict(remo_value v)
+{
+	return v.kind == REMO_DICT ||
+	       (v.kind == REMO_OBJECT && REMO__REF(v)->type == &remo__type_dict);
+}
+
+int remo_force(remo_value v, remo_value *out)
+{
+	*out = remo_nil();
+	bool dict = ops_is_dict(v);
+	if (v.kind != REMO_LIST && v.kind != REMO_DICT &&
+	    !ops_is_remote_container(v))
+		return remo__raisef("TypeError", "cannot force a '%s'",
+		                    remo_type_name(v));
+	remo_value copy = dict ? remo_dict() : remo_list();
+	if (!remo_ok(copy))
+		return remo__fail(REMO_ENOMEM, "force");
+	size_t start = 0;
+	for (;;) {
+		remo_value c;
+		int rc = ops_chunk(v, start, &c);
+		if (rc != REMO_OK) {
+			remo_value_release(copy);
+			return rc;
+		}
+		size_t n = remo_tuple_len(c);
+		for (size_t i = 0; rc == REMO_OK && i < n; i += dict ? 2 : 1)
+			rc = dict ? remo_dict_set(copy,
+			                          remo_value_retain(remo_tuple_get(c, i)),
+			                          remo_value_retain(remo_tuple_get(c, i + 1)))
+			          : remo_list_append(copy,
+			                             remo_value_retain(remo_tuple_get(c, i)));
+		remo_value_release(c);
+		if (rc != REMO_OK) {
+			remo_value_release(copy);
+			return remo__fail(rc, "force");
+		}
+		start += dict ? n / 2 : n;
+		if (n < (dict ? REMO_FORCE_CHUNK / 2 * 2 : REMO_FORCE_CHUNK) || n == 0)
+			break;
+		/* a peer that never stops sending full chunks is not a list */
+		if (start > REMO_MAX_FORCE) {
+			remo_value_release(copy);
+			return remo__raisef("LimitError", "force: more than %u items",
+			                    (unsigned)REMO_MAX_FORCE);
+		}
+	}
+	*out = copy;
+	return REMO_OK;
+}
+
+int remo_iter_init(remo_iter *it, remo_value v)
+{
+	memset(it, 0, sizeof *it);
+	if (v.kind != REMO_LIST && v.kind != REMO_DICT && v.kind != REMO_TUPLE &&
+	    !ops_is_remote_container(v)) {
+		it->done = true;
+		it->status = remo__raisef("TypeError", "'%s' object is not iterable",
+		                          remo_type_name(v));
+		return it->status;
+	}
+	it->src = remo_value_retain(v);
+	return REMO_OK;
+}
+
+bool remo_iter_next(remo_iter *it, remo_value *item)
+{
+	bool dict = ops_is_dict(it->src);
+	size_t step = dict ? 2 : 1;
+	*item = remo_nil();
+	if (it->done)
+		return false;
+	if (it->pos >= remo_tuple_len(it->chunk)) {
+		size_t n = remo_tuple_len(it->chunk);
+		if (it->chunk.kind == REMO_TUPLE &&
+		    n < (dict ? REMO_FORCE_CHUNK / 2 * 2 : REMO_FORCE_CHUNK)) {
+			it->done = true;
+			return false;
+		}
+		it->base += n / step;
+		remo_value_release(it->chunk);
+		it->chunk = remo_nil();
+		it->pos = 0;
+		int rc = ops_chunk(it->src, it->base, &it->chunk);
+		if (rc != REMO_OK || remo_tuple_len(it->chunk) == 0) {
+			it->status = rc;
+			it->done = true;
+			return false;
+		}
+	}
+	*item = remo_value_retain(remo_tuple_get(it->chunk, it->pos));
+	it->pos += step;
+	return true;
+}
+
+void remo_iter_free(remo_iter *it)
+{
+	remo_value_release(it->src);
+	remo_value_release(it->chunk);
+	memset(it, 0, sizeof *it);
+}
+
+/* ==== one operation by number (serving a request, promises) ============ */
+
+int remo__op_apply(int op, remo_value target, remo_value a, remo_value b,
+                   remo_value *out)
+{
+	*out = remo_nil();
+	switch (op) {
+	case REMO__OP_GETATTR:
+		if (a.kind != REMO_STR)
+			return remo__raisef("TypeError", "attribute names are str");
+		return remo_getattr(target, remo_str_data(a, NULL), out);
+	case REMO__OP_SETATTR:
+		if (a.kind != REMO_STR)
+			return remo__raisef("TypeError", "attribute names are str");
+		return remo_setattr(target, remo_str_data(a, NULL), b);
+	case REMO__OP_CALL:
+		return remo_call(target, a, out);
+	case REMO__OP_CALLM:
+		if (a.kind != REMO_STR)
+			return remo__raisef("TypeError", "method names are str");
+		return remo_call_method(target, remo_str_data(a, NULL), b, out);
+	case REMO__OP_LEN: {
+		size_t n;
+		int rc = remo_len(target, &n);
+		if (rc == REMO_OK)
+			*out = remo_int((int64_t)n);
+		return rc;
+	}
+	case REMO__OP_GETITEM:
+		return remo_getitem(target, a, out);
+	case REMO__OP_SETITEM:
+		return remo_setitem(target, a, b);
+	case REMO__OP_CONTAINS: {
+		bool yes;
+		int rc = remo_contains(target, a, &yes);
+		if (rc == REMO_OK)
+			*out = remo_bool(yes);
+		return rc;
+	}
+	case REMO__OP_CHUNK:
+		if (a.kind != REMO_INT || a.as.i < 0)
+			return remo__raisef("TypeError", "chunk start must be an int");
+		return remo__chunk(target, (size_t)a.as.i, out);
+	}
+	return remo__raisef("ProtocolError", "unknown operation");
+}
+
+/* Serving a request applies the operation here (session/session.h). */
+__attribute__((constructor)) static void ops_install_hooks(void)
+{
+	remo__session_hooks.apply = remo__op_apply;
+}
+
+/* ==== call styles (remo.h section 11) =================================== */
+
+/* Does a call on target send a request (rather than run here)? */
+static bool ops_goes_remote(remo_value target)
+{
+	if (ops_is_proxy(target))
+		return true;
+	return target.kind == REMO_CALLABLE &&
+	       ops_is_proxy(REMO__REF(target)->self);
+}
+
+static int ops_async(remo_value target, const char *name, remo_value args,
+                     const remo_call_opts *o, remo_future **out)
+{
+	struct call_mode m = {.style = STYLE_ASYNC,
+	                      .timeout_ms = o ? o->timeout_ms : 0};
+	*out = NULL;
+	remo_value v;
+	bool remote = ops_goes_remote(target);
+	int rc = ops_call_styled(&m, target, name, args, &v);
+	if (m.sent || (remote && !m.here)) {
+		/* a request went (or could not start: no future then) */
+		if (rc == REMO_OK)
+			*out = m.fut;
+		remo_value_release(v);
+		return rc;
+	}
+	/* it ran here, now: a settled future */
+	remo_value err = remo_value_retain(remo_last_error());
+	remo_future *f = rc == REMO_OK ? remo__future_settled(rc, v)
+	                 : rc == REMO_ERAISED ? remo__future_settled(rc, err)
+	                 : NULL;
+	if (rc != REMO_ERAISED)
+		remo_value_release(err);
+	if (f == NULL)
+		return rc == REMO_OK || rc == REMO_ERAISED
+		       ? remo__fail(REMO_ENOMEM, "an async call") : rc;
+	*out = f;
+	return REMO_OK;
+}
+
+int remo_call_async(remo_value fn, remo_value args, const remo_call_opts *o,
+                    remo_future **out)
+{
+	return ops_async(fn, NULL, args, o, out);
+}
+
+int remo_call_method_async(remo_value obj, const char *name, remo_value args,
+                           const remo_call_opts *o, remo_future **out)
+{
+	if (name == NULL) {
+		*out = NULL;
+		return remo__fail(REMO_EINVAL, "call_method");
+	}
+	return ops_async(obj, name, args, o, out);
+}
+
+/* One-way on a local object runs the call now and forgets the result. */
+static int ops_oneway(remo_value target, const char *name, remo_value args)
+{
+	struct call_mode m = {.style = STYLE_ONEWAY};
+	remo_value v;
+	bool remote = ops_goes_remote(target);
+	int rc = ops_call_styled(&m, target, name, args, &v);
+	remo_value_release(v);
+	return m.sent || (remote && !m.here) || rc != REMO_ERAISED ? rc
+	                                                           : REMO_OK;
+}
+
+int remo_call_oneway(remo_value fn, remo_value args)
+{
+	return ops_oneway(fn, NULL, args);
+}
+
+int remo_call_method_oneway(remo_value obj, const char *name,
+                            remo_value args)
+{
+	if (name == NULL)
+		return remo__fail(REMO_EINVAL, "call_method");
+	return ops_oneway(obj, name, args);
+}
+
+remo_batch *remo_batch_new(void)
+{
+	remo_batch *b = remo__malloc(sizeof *b);
+	if (b != NULL)
+		memset(b, 0, sizeof *b);
+	return b;
+}
+
+static int batch_add(struct call_mode *m, remo_session *s, int op,
+                     remo_value target, remo_value a, remo_value b)
+{
+	remo_batch *bt = m->batch;
+	int st = remo_session_status(s);
+	if (st != REMO_OK)
+		return remo__fail(st, "a batch");
+	if (bt->s != NULL && bt->s != s)
+		return remo__raisef("ValueError",
+		                    "the calls of a batch go to one session");
+	if (bt->n == REMO_MAX_BATCH)
+		return remo__raisef("LimitError", "a batch holds at most %u calls",
+		                    REMO_MAX_BATCH);
+	if (bt->n == bt->cap) {
+		size_t cap = bt->cap ? bt->cap * 2 : 16;
+		struct remo__breq *it = remo__realloc(bt->items,
+		                                      cap * sizeof *it);
+		if (it == NULL)
+			return remo__fail(REMO_ENOMEM, "a batch");
+		bt->items = it;
+		bt->cap = cap;
+	}
+	remo_future *f = NULL;
+	if (m->want_future && (f = remo__future_new_batch(s)) == NULL)
+		return remo__fail(REMO_ENOMEM, "a batch");
+	if (bt->s == NULL) {
+		/* the batch holds the session through a proxy it retains */
+		bt->s = s;
+	}
+	bt->items[bt->n++] = (struct remo__breq){
+		op, remo_value_retain(target), remo_value_retain(a),
+		remo_value_retain(b), f};
+	m->fut = f;
+	return REMO_OK;
+}
+
+static int ops_batch(remo_batch *b, remo_value target, const char *name,
+                     remo_value args, remo_future **out)
+{
+	struct call_mode m = {.style = STYLE_BATCH, .batch = b,
+	                      .want_future = out != NULL};
+	if (out != NULL)
+		*out = NULL;
+	if (b == NULL)
+		return remo__fail(REMO_EINVAL, "a batch");
+	if (!ops_goes_remote(target))
+		return remo__raisef("ValueError",
+		                    "a batch holds calls on proxies only");
+	remo_value v;
+	int rc = ops_call_styled(&m, target, name, args, &v);
+	remo_value_release(v);
+	if (rc == REMO_OK && !m.sent) /* a promise whose value is local */
+		return remo__raisef("ValueError", "a batch holds calls on "
+		                    "proxies only (this promise stands for a "
+		                    "local value; the call ran now)");
+	if (rc == REMO_OK && out != NULL)
+		*out = m.fut;
+	return rc;
+}
+
+int remo_batch_call(remo_batch *b, remo_value fn, remo_value args,
+                    remo_future **out)
+{
+	return ops_batch(b, fn, NULL, args, out);
+}
+
+int remo_batch_call_method(remo_batch *b, remo_value obj, const char *name,
+                           remo_value args, remo_future **out)
+{
+	if (name == NULL)
+		return remo__fail(REMO_EINVAL, "call_method");
+	return ops_batch(b, obj, name, args, out);
+}
+
+static void batch_clear(remo_batch *b, int status)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->items[i].fut != NULL) /* if it never went */
+			remo__future_abandon(b->items[i].fut, status);
+		remo_value_release(b->items[i].target);
+		remo_value_release(b->items[i].a);
+		remo_value_release(b->items[i].b);
+		/* drops the batch's count of the future; the caller has
+		 * its own */
+		remo__future_release(b->items[i].fut);
+	}
+	b->n = 0;
+	b->s = NULL;
+}
+
+int remo_batch_send(remo_batch *b)
+{
+	if (b == NULL)
+		return remo__fail(REMO_EINVAL, "a batch");
+	if (b->n == 0)
+		return REMO_OK;
+	int rc = remo__session_send_batch(b->s, b->items, b->n);
+	batch_clear(b, rc == REMO_OK ? REMO_ECANCELED : rc);
+	return rc;
+}
+
+void remo_batch_free(remo_batch *b)
+{
+	if (b == NULL)
+		return;
+	batch_clear(b, REMO_ECANCELED);
+	remo__free(b->items);
+	remo__free(b);
+}

@@ -1,0 +1,226 @@
+/*
+ * trace.h -- the core of remote tracebacks, inside the process that
+ * failed: capturing a stack, naming it, the locals a function records,
+ * the locals DWARF can read, and recovery from a crash.
+ *
+ * The files behind it, one concept each:
+ *
+ *   trace.c          capture (libunwind) and naming (libdw)
+ *   trace_locals.c   REMO_LOCAL's per-thread list
+ *   trace_dwarf.c    locals of a live stack from DWARF
+ *   trace_recover.c  crash handlers, recovery, the crash hook
+ *
+ * What is cheap and what is not, which is the reason for the split
+ * between capture and naming: capturing is a walk of the stack by
+ * libunwind's cached frame table (about 0.1 us for ten frames) and is
+ * async-signal-safe, so it is done at every failure, even in a SIGSEGV
+ * handler.  Naming reads DWARF with libdw (microseconds to milliseconds)
+ * and is done later, only when someone looks.  doc/design.md, section
+ * "Tracebacks: capture and naming", has the measurements.
+ *
+ * x86-64 Linux only: DWARF register numbers and the signal context are
+ * that architecture's.
+ */
+#ifndef REMO_TRACE_H
+#define REMO_TRACE_H
+
+#include "types/types.h"
+
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "remo/trace.h"
+
+/* Frames one capture keeps at most (the innermost ones). */
+#define REMO__TRACE_MAX 64
+
+/* ---- capture (trace.c) ------------------------------------------------- */
+
+/*
+ * remo__trace_capture: the program counters of the calling thread's stack,
+ * innermost first, into pcs (room for max), leaving out the first skip
+ * frames: with skip 0, pcs[0] is in the function that called this one.
+ * Every entry is a return address (the instruction after a call), so
+ * name them with first_is_exact false.  Returns the count, 0 to max (max
+ * is capped at REMO__TRACE_MAX).  Async-signal-safe.
+ */
+int remo__trace_capture(uintptr_t *pcs, int max, int skip);
+
+/*
+ * remo__trace_capture_uc: the same for the stack a signal interrupted,
+ * from the handler's ucontext: pcs[0] is the exact pc that faulted (name
+ * with first_is_exact true), then the return addresses of its callers.
+ * Returns the count (0 if the context cannot be unwound).
+ * Async-signal-safe.
+ */
+int remo__trace_capture_uc(void *ucontext, uintptr_t *pcs, int max);
+
+/* ---- naming (trace.c) -------------------------------------------------- */
+
+struct remo__frame_info {
+	uintptr_t pc;
+	char *function;  /* name from DWARF, else the ELF symbol; NULL if none */
+	char *file;      /* source file as DWARF names it, or NULL            */
+	int line;        /* 0 if unknown                                      */
+	int column;      /* 0 if unknown                                      */
+	char *module;    /* the ELF file's path; "?" if no module holds pc    */
+	uintptr_t offset;/* pc less the module's load bias: the address that
+	                    addr2line -e MODULE takes; 0 if no module         */
+	bool inlined;    /* a call inlined into the next entry's function     */
+};
+
+/*
+ * remo__trace_name: names n program counters.  A pc inside inlined code
+ * gives several entries, the innermost inlined call first and the
+ * function it was inlined into last (all but that one marked inlined),
+ * so *nout >= n, and the entries for one pc share its pc, module and
+ * offset.  Every pc but the first is taken as a return address and
+ * looked up at pc - 1 (the call instruction), so that a call that is the
+ * last instruction of a function or of a line names the right one; the
+ * first too unless first_is_exact.  *out is remo__malloc'd, as are its
+ * strings: free with remo__frame_info_free.  A pc no module holds still
+ * gives an entry (module "?").  REMO_OK, or REMO_ENOMEM (then *out is
+ * NULL and *nout 0).  Thread-safe: libdw is used under one mutex.
+ */
+int remo__trace_name(const uintptr_t *pcs, int n, bool first_is_exact,
+                     struct remo__frame_info **out, size_t *nout);
+void remo__frame_info_free(struct remo__frame_info *f, size_t n);
+
+/*
+ * remo__trace_warm: reports the process's modules to libdw and opens
+ * their debug information now, so that the first naming does not pay
+ * for it.  Safe to call any number of times, from any thread.
+ */
+void remo__trace_warm(void);
+
+/* ---- explicit locals (trace_locals.c) ---------------------------------- */
+
+/* Entries one thread's list holds at most (REMO_LOCALS_MAX in trace.h). */
+#define REMO__LOCALS_MAX REMO_LOCALS_MAX
+
+/*
+ * remo__locals_mark: marks the start of a call on this thread: locals
+ * recorded from now on belong to it.  Give the mark to
+ * remo__locals_take or remo__locals_reset, in last-in first-out order
+ * with other marks of the thread.
+ */
+size_t remo__locals_mark(void);
+
+/*
+ * remo__locals_take: the locals recorded since mark, as a new dict
+ * {func: {name: value}} in the order they were first recorded, or nil if
+ * there were none; they leave the list, which is back where it was at
+ * mark.  A str that is not UTF-8 becomes bytes (a peer would refuse it
+ * as a str).  REMO_INVALID if memory ran out (the locals are dropped all
+ * the same).
+ */
+remo_value remo__locals_take(size_t mark);
+
+/* remo__locals_reset: drops the locals recorded since mark (a call that
+ * returned normally: nobody will look at them). */
+void remo__locals_reset(size_t mark);
+
+/* remo__locals_dropped: locals this thread could not record since mark,
+ * because its list was full or memory ran out. */
+unsigned remo__locals_dropped(size_t mark);
+
+/* ---- DWARF locals (trace_dwarf.c) -------------------------------------- */
+
+/* Bytes of a char * a DWARF local reads at most (a longer string is cut
+ * and ends with "..."). */
+#define REMO__DWARF_STR_MAX 256
+
+/*
+ * remo__trace_dwarf_locals: reads the parameters and variables visible at
+ * each frame's pc from DWARF.  uc NULL: the calling thread's own stack,
+ * skip frames left out as in remo__trace_capture; uc a signal handler's
+ * ucontext: the stack it interrupted, as remo__trace_capture_uc gives
+ * it (skip leaves out frames from there).  *out gets a new list, one
+ * dict {name: value} per frame in the order of the capture (an empty
+ * dict for a frame with nothing readable), at most REMO__TRACE_MAX.
+ * Values: integer types int, bool bool, floating double, char * a str
+ * of at most REMO__DWARF_STR_MAX bytes read without trusting the pointer
+ * ("<unreadable 0x...>" when it points nowhere; bytes if not UTF-8), a
+ * NULL char * nil, other pointers a str "0x...", a char array a str,
+ * others a str saying the type ("<struct point>").  "<optimized out>"
+ * when DWARF gives no location at that pc, or one that cannot be
+ * evaluated with what an unwinder knows (a caller-saved register of an
+ * outer frame).  In inlined code, a frame's dict has the variables of
+ * the inlined calls and of the function around them; an inner one
+ * hides an outer one of the same name.
+ * REMO_OK, REMO_ENOMEM, REMO_EINVAL (no stack: unwinding failed at
+ * once), REMO_ELIMIT (called from inside the naming lock, i.e. from a
+ * crash inside libdw: reading DWARF now would deadlock).
+ */
+int remo__trace_dwarf_locals(void *uc, int skip, remo_value *out);
+
+/* ---- crash recovery (trace_recover.c) ---------------------------------- */
+
+/* Size of the alternate signal stack given to each thread that arms
+ * recovery: the crash hook may run session code on it. */
+#define REMO__ALTSTACK_SIZE (256 * 1024)
+
+struct remo__recover {
+	sigjmp_buf jb;
+	bool want_dlocals;     /* set before arming: the handler reads the
+	                          DWARF locals of the crashed stack         */
+	int sig;               /* the signal caught; 0 before               */
+	void *addr;            /* its si_addr                               */
+	uintptr_t pcs[REMO__TRACE_MAX]; /* pcs[0] exact (the faulting pc)   */
+	int npcs;
+	remo_value dlocals;    /* nil, or the DWARF locals (the caller owns
+	                          them after a crash)                       */
+	struct remo__recover *prev;
+};
+
+/*
+ * remo__recover_init: installs the process's handlers for SIGSEGV,
+ * SIGBUS, SIGFPE and SIGABRT, once (later calls do nothing), keeping the
+ * actions they replace.  On a thread that has not armed, a crash goes on
+ * as it would have without remo: after the crash hook, the previous
+ * handler runs, or the previous action (default: core dump) is restored
+ * and the signal comes again.  REMO_OK, or REMO_EINVAL if sigaction
+ * failed (nothing is installed then).
+ */
+int remo__recover_init(void);
+
+/*
+ * remo__recover_arm / remo__recover_disarm: bracket code that may crash.
+ *
+ *     struct remo__recover r = {0};
+ *     if (sigsetjmp(r.jb, 1) == 0) {
+ *             remo__recover_arm(&r);
+ *             ...call...
+ *             remo__recover_disarm(&r);
+ *     } else {
+ *             ...crashed: r.sig, r.addr, r.pcs, r.npcs, r.dlocals...
+ *     }
+ *
+ * Arming nests (last armed, first disarmed); a crash returns to the
+ * innermost armed record, which is then disarmed, and marks the process
+ * tainted.  The first arm on a thread gives it an alternate signal stack
+ * of REMO__ALTSTACK_SIZE (with a guard page) unless it has one that big
+ * already; it is freed when the thread exits.  remo__recover_init must
+ * have succeeded.
+ */
+void remo__recover_arm(struct remo__recover *r);
+void remo__recover_disarm(struct remo__recover *r);
+
+/*
+ * remo__crash_hook: called from the signal handler, on the alternate
+ * stack when the thread has one, after the pcs (and DWARF locals, if
+ * wanted) are captured, with the handler's ucontext.  recovering true:
+ * r is the armed record, and siglongjmp follows when the hook returns
+ * (it may block first: live mode parks the crashed thread here so a
+ * debugger sees its frames).  false: no recovery, r is the handler's
+ * own record, and the process dies (or the previous handler runs) after
+ * the hook returns: report what can be reported.  Memory may be in any
+ * state; a crash inside the hook ends the process.
+ */
+typedef void remo__crash_hook(struct remo__recover *r, void *uc,
+                              bool recovering);
+/* remo__set_crash_hook: sets the hook (NULL: none). */
+void remo__set_crash_hook(remo__crash_hook *fn);
+
+#endif /* REMO_TRACE_H */

@@ -1,0 +1,103 @@
+/*
+ * types/types.h -- the types layer: registered types, signatures, libffi
+ * calls of C functions, object and function values, the shape questions
+ * (type, dir, isinstance) and the debugging repr, which names references
+ * by their type.  Above the codec (wire/); the only layer that sees
+ * <ffi.h>.
+ *
+ * Files: types.c (types, objects, functions, shape questions), sig.c
+ * (signatures and libffi), repr.c (remo_repr).
+ */
+#ifndef REMO_TYPES_H
+#define REMO_TYPES_H
+
+#include "wire/wire.h"
+
+#include <ffi.h>
+
+/* ---- types, signatures, functions (types.c, sig.c) ---------------------- */
+
+/* One parameter or result of a signature. */
+struct remo__param {
+	char code;               /* a type letter, or '<' for an object */
+	bool deref;              /* "&q": a pointer to it (closures only) */
+	char *name;              /* NULL if the signature gave none      */
+	char *type_name;         /* for '<': the type's name             */
+	const remo_type *type;   /* for '<': resolved, or NULL (remote)  */
+};
+
+struct remo__sig {
+	char *text;
+	struct remo__param ret;
+	size_t nargs;
+	struct remo__param *args;
+	bool method;          /* the C function takes self first        */
+	bool has_cif;         /* prepared for libffi (local functions)  */
+	unsigned nc;          /* C-level parameters                     */
+	ffi_type **ctypes;
+	ffi_cif cif;
+};
+
+/* A function: local (fn set) or a peer's function shape (fn NULL). */
+struct remo__func {
+	char *name;
+	char *doc;
+	uint32_t shape_id;
+	struct remo__sig sig;
+	void (*fn)(void);
+};
+
+struct remo__field {
+	char *name;
+	struct remo__param p;
+	size_t offset;
+	unsigned flags;
+};
+
+/* A type: registered here (remote false) or a peer's shape. */
+struct remo_type {
+	char *name;
+	char *doc;
+	const remo_type *base;
+	uint32_t shape_id;
+	bool remote;
+	size_t nfields, nmethods;
+	struct remo__field *fields;
+	struct remo__func *methods;
+};
+
+/* Shape ids 1 and 2 are the built-in list and dict; others are >= 16. */
+#define REMO__SHAPE_LIST 1
+#define REMO__SHAPE_DICT 2
+extern const remo_type remo__type_list, remo__type_dict;
+
+/* remo__sig_parse: parses text.  resolve: look up <T> names (local
+ * registration); otherwise they are kept as names (a peer's shape).  With
+ * resolve, the libffi interface is prepared too.  REMO_ESIGNATURE,
+ * REMO_ENOTFOUND (unknown type), REMO_ENOMEM. */
+int remo__sig_parse(struct remo__sig *sig, const char *text, bool method,
+                    bool resolve);
+void remo__sig_free(struct remo__sig *sig);
+/* remo__sig_check: the arguments fit (count, kinds); raises TypeError. */
+int remo__sig_check(const struct remo__sig *sig, const char *fname,
+                    remo_value args);
+/* remo__func_call: converts args (tuple, borrowed), calls fn with self
+ * (NULL for functions), converts the result into *out.  Failures are
+ * raised (remo__raise) and give REMO_ERAISED. */
+int remo__func_call(const struct remo__func *f, void *self, remo_value args,
+                    remo_value *out);
+/* remo__sig_has_deref: some argument is "&X" (allowed in closures only). */
+bool remo__sig_has_deref(const struct remo__sig *sig);
+/* remo__field_store: converts v and stores it in the field of obj;
+ * raises TypeError or OverflowError. */
+int remo__field_store(const struct remo__field *f, void *obj, remo_value v);
+/* remo__type_isa: t is base or derives from it (by name for shapes). */
+bool remo__type_isa(const remo_type *t, const char *name);
+uint32_t remo__next_shape_id(void);
+void remo__func_free(struct remo__func *f);
+const struct remo__field *remo__type_field(const remo_type *t,
+                                           const char *name);
+const struct remo__func *remo__type_method(const remo_type *t,
+                                           const char *name);
+
+#endif /* REMO_TYPES_H */

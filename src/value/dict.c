@@ -1,0 +1,252 @@
+/*
+ * dict.c -- the dict kind: insertion-ordered, keyed by immutable values.
+ *
+ * Layout (see struct remo__dict in remo_impl.h): an array of entries in
+ * insertion order plus an open-addressed index of int32 entry numbers,
+ * probed linearly.  The index is kept at most 2/3 full, counting deleted
+ * slots, and rebuilt (compacting the entries) when it passes that.
+ * Hashes are keyed (hash.c), so a peer cannot aim keys at one slot.
+ */
+#include "value/value.h"
+
+#define DICT_EMPTY (-1)
+#define DICT_DELETED (-2)
+#define DICT_MAX_ENTRIES (INT32_MAX / 2)
+
+remo_value remo_dict(void)
+{
+	struct remo__dict *d = remo__malloc(sizeof *d);
+	if (d == NULL)
+		return remo__invalid();
+	memset(d, 0, sizeof *d);
+	atomic_init(&d->hdr.refs, 1);
+	d->hdr.kind = REMO_DICT;
+	remo_value v = {REMO_DICT, {0}};
+	v.as.p = &d->hdr;
+	return v;
+}
+
+void remo__dict_free(struct remo__dict *d)
+{
+	for (size_t i = 0; i < d->used; i++) {
+		remo_value_release(d->entries[i].key);
+		remo_value_release(d->entries[i].val);
+	}
+	remo__free(d->entries);
+	remo__free(d->index);
+}
+
+size_t remo_dict_len(remo_value d)
+{
+	return d.kind == REMO_DICT ? REMO__DICT(d)->len : 0;
+}
+
+/*
+ * Finds key: returns the index slot holding it, or -1 with *free_slot
+ * set to the first empty-or-deleted slot where it would go.
+ */
+static long dict_probe(const struct remo__dict *d, remo_value key,
+                       uint64_t hash, size_t *free_slot)
+{
+	size_t have_free = 0;
+	if (d->mask == 0) {
+		*free_slot = 0;
+		return -1;
+	}
+	for (size_t i = hash & d->mask;; i = (i + 1) & d->mask) {
+		int32_t e = d->index[i];
+		if (e == DICT_EMPTY) {
+			*free_slot = have_free ? have_free - 1 : i;
+			return -1;
+		}
+		if (e == DICT_DELETED) {
+			if (!have_free)
+				have_free = i + 1;
+			continue;
+		}
+		const struct remo__dict_entry *en = &d->entries[e];
+		if (en->hash == hash && remo_equal(en->key, key))
+			return (long)i;
+	}
+}
+
+/*
+ * Rebuild for at least want live entries: new index, new compacted entry
+ * array.  Both are allocated before anything changes, so a failure leaves
+ * the dict as it was.
+ */
+static int dict_resize(struct remo__dict *d, size_t want)
+{
+	if (want > DICT_MAX_ENTRIES)
+		return REMO_ENOMEM;
+	size_t slots = 8;
+	while (slots * 2 < want * 3)
+		slots *= 2;
+	size_t cap = slots * 2 / 3; /* >= want, and keeps the index 2/3 full */
+
+	int32_t *index = remo__malloc(slots * sizeof *index);
+	struct remo__dict_entry *entries = remo__malloc(cap * sizeof *entries);
+	if (index == NULL || entries == NULL) {
+		remo__free(index);
+		remo__free(entries);
+		return REMO_ENOMEM;
+	}
+	for (size_t i = 0; i < slots; i++)
+		index[i] = DICT_EMPTY;
+	size_t j = 0;
+	for (size_t i = 0; i < d->used; i++) {
+		if (d->entries[i].key.kind == REMO_INVALID)
+			continue;
+		entries[j] = d->entries[i];
+		size_t s = entries[j].hash & (slots - 1);
+		while (index[s] != DICT_EMPTY)
+			s = (s + 1) & (slots - 1);
+		index[s] = (int32_t)j++;
+	}
+	remo__free(d->index);
+	remo__free(d->entries);
+	d->index = index;
+	d->entries = entries;
+	d->used = j;
+	d->cap = cap;
+	d->mask = slots - 1;
+	return REMO_OK;
+}
+
+int remo__dict_reserve(remo_value dv, size_t n)
+{
+	struct remo__dict *d = REMO__DICT(dv);
+	if (d->cap >= n)
+		return REMO_OK;
+	return dict_resize(d, n);
+}
+
+/* Insert key/val (both stolen).  replace: overwrite an existing key;
+ * otherwise an existing key gives REMO_EEXIST. */
+static int dict_insert(remo_value dv, remo_value key, remo_value val,
+                       bool replace)
+{
+	int rc = REMO_OK;
+	if (!remo_ok(key) || !remo_ok(val))
+		rc = REMO_ENOMEM;
+	else if (dv.kind != REMO_DICT)
+		rc = REMO_ETYPE;
+	else if (!remo_hashable(key))
+		rc = REMO_EUNHASHABLE;
+	if (rc != REMO_OK)
+		goto fail;
+
+	struct remo__dict *d = REMO__DICT(dv);
+	uint64_t hash = remo_hash(key);
+	size_t slot;
+	long found = dict_probe(d, key, hash, &slot);
+	if (found >= 0) {
+		if (!replace) {
+			rc = REMO_EEXIST;
+			goto fail;
+		}
+		struct remo__dict_entry *en = &d->entries[d->index[found]];
+		remo_value old = en->val;
+		en->val = val;
+		remo_value_release(key);
+		remo_value_release(old);
+		return REMO_OK;
+	}
+	/* cap is 2/3 of the index, so used < cap keeps the index at most
+	 * 2/3 full, deleted slots included.  Growing doubles the live count,
+	 * which also compacts away what deletions left. */
+	if (d->used >= d->cap) {
+		if ((rc = dict_resize(d, d->len < 4 ? 5 : d->len * 2)) != REMO_OK)
+			goto fail;
+		dict_probe(d, key, hash, &slot);
+	}
+	d->entries[d->used] = (struct remo__dict_entry){hash, key, val};
+	d->index[slot] = (int32_t)d->used++;
+	d->len++;
+	return REMO_OK;
+fail:
+	remo_value_release(key);
+	remo_value_release(val);
+	return rc;
+}
+
+int remo_dict_set(remo_value d, remo_value key, remo_value val)
+{
+	return dict_insert(d, key, val, true);
+}
+
+int remo__dict_insert_new(remo_value d, remo_value key, remo_value val)
+{
+	return dict_insert(d, key, val, false);
+}
+
+int remo_dict_set_str(remo_value d, const char *key, remo_value val)
+{
+	return dict_insert(d, remo_str(key), val, true);
+}
+
+int remo_dict_get(remo_value dv, remo_value key, remo_value *out)
+{
+	if (dv.kind != REMO_DICT)
+		return REMO_ETYPE;
+	if (!remo_hashable(key))
+		return REMO_ENOTFOUND;
+	const struct remo__dict *d = REMO__DICT(dv);
+	size_t slot;
+	long found = dict_probe(d, key, remo_hash(key), &slot);
+	if (found < 0)
+		return REMO_ENOTFOUND;
+	*out = d->entries[d->index[found]].val;
+	return REMO_OK;
+}
+
+int remo_dict_get_str(remo_value d, const char *key, remo_value *out)
+{
+	/* A temporary str on the stack would avoid the allocation; lookups by
+	 * C string are rare enough on hot paths not to bother. */
+	remo_value k = remo_str(key);
+	if (!remo_ok(k))
+		return REMO_ENOMEM;
+	int rc = remo_dict_get(d, k, out);
+	remo_value_release(k);
+	return rc;
+}
+
+int remo_dict_del(remo_value dv, remo_value key)
+{
+	if (dv.kind != REMO_DICT)
+		return REMO_ETYPE;
+	if (!remo_hashable(key))
+		return REMO_ENOTFOUND;
+	struct remo__dict *d = REMO__DICT(dv);
+	size_t slot;
+	long found = dict_probe(d, key, remo_hash(key), &slot);
+	if (found < 0)
+		return REMO_ENOTFOUND;
+	struct remo__dict_entry *en = &d->entries[d->index[found]];
+	remo_value k = en->key, v = en->val;
+	en->key = remo__invalid();
+	en->val = remo_nil();
+	d->index[found] = DICT_DELETED;
+	d->len--;
+	remo_value_release(k);
+	remo_value_release(v);
+	return REMO_OK;
+}
+
+bool remo_dict_next(remo_value dv, size_t *pos, remo_value *key,
+                    remo_value *val)
+{
+	if (dv.kind != REMO_DICT)
+		return false;
+	const struct remo__dict *d = REMO__DICT(dv);
+	while (*pos < d->used) {
+		const struct remo__dict_entry *en = &d->entries[(*pos)++];
+		if (en->key.kind == REMO_INVALID)
+			continue;
+		*key = en->key;
+		*val = en->val;
+		return true;
+	}
+	return false;
+}

@@ -1,0 +1,507 @@
+/*
+ * value.c -- values: construction, reference counting, equality, hashing,
+ * and the str, bytes, tuple and list kinds.  Dicts are in dict.c, error
+ * values in errname.c, the debugging repr in repr.c.
+ *
+ * Ownership is the rule stated at the top of remo.h: constructors return
+ * new references, getters lend borrowed ones, and setters steal, on
+ * failure too, so that nested constructor calls cannot leak.
+ */
+#include "value/value.h"
+
+#include <math.h>
+#include <stdarg.h>
+
+remo_value remo__invalid(void)
+{
+	remo_value v = {REMO_INVALID, {0}};
+	return v;
+}
+
+static remo_value value_heap(remo_kind kind, struct remo__obj *o)
+{
+	remo_value v = {kind, {0}};
+	atomic_init(&o->refs, 1);
+	o->kind = (uint8_t)kind;
+	v.as.p = o;
+	return v;
+}
+
+/* ==== reference counting ============================================== */
+
+remo_value remo_value_retain(remo_value v)
+{
+	if (remo__is_heap(v.kind))
+		atomic_fetch_add_explicit(&v.as.p->refs, 1, memory_order_relaxed);
+	return v;
+}
+
+static void value_free(remo_value v)
+{
+	switch (v.kind) {
+	case REMO_TUPLE: {
+		struct remo__tuple *t = REMO__TUPLE(v);
+		for (size_t i = 0; i < t->len; i++)
+			remo_value_release(t->items[i]);
+		break;
+	}
+	case REMO_LIST: {
+		struct remo__list *l = REMO__LIST(v);
+		for (size_t i = 0; i < l->len; i++)
+			remo_value_release(l->items[i]);
+		remo__free(l->items);
+		break;
+	}
+	case REMO_DICT:
+		remo__dict_free(REMO__DICT(v));
+		break;
+	case REMO_ERROR: {
+		struct remo__error *e = REMO__ERROR(v);
+		remo_value_release(e->name);
+		remo_value_release(e->message);
+		remo_value_release(e->attrs);
+		remo_value_release(e->tb);
+		break;
+	}
+	case REMO_STR:
+	case REMO_BYTES: {
+		struct remo__str *x = REMO__STR(v);
+		if (x->own_ext)
+			remo__free((void *)x->ext);
+		remo_value_release(x->base);
+		break;
+	}
+	case REMO_OBJECT:
+	case REMO_CALLABLE:
+	case REMO_FRAME:
+	case REMO_TRACEBACK: {
+		struct remo__ref *r = REMO__REF(v);
+		/* what a higher layer hung on it: a proxy tells its peer (in
+		 * a batch), a promise lets go of its future, a function value
+		 * frees its function (value.h, struct remo__ref_ops) */
+		if (r->ops != NULL && r->ops->gone != NULL)
+			r->ops->gone(r);
+		if (r->dtor != NULL)
+			r->dtor(r->ptr);
+		remo_value_release(r->self);
+		break;
+	}
+	default:
+		break;
+	}
+	remo__free(v.as.p);
+}
+
+void remo_value_release(remo_value v)
+{
+	if (!remo__is_heap(v.kind))
+		return;
+	/* acq_rel: the thread that frees must see every other thread's
+	 * writes to the value made before their release. */
+	if (atomic_fetch_sub_explicit(&v.as.p->refs, 1,
+	                              memory_order_acq_rel) == 1)
+		value_free(v);
+}
+
+/* ==== kinds ============================================================ */
+
+const char *remo_kind_name(remo_kind k)
+{
+	static const char *const names[] = {
+		[REMO_NIL] = "nil",         [REMO_BOOL] = "bool",
+		[REMO_INT] = "int",         [REMO_DOUBLE] = "double",
+		[REMO_STR] = "str",         [REMO_BYTES] = "bytes",
+		[REMO_TUPLE] = "tuple",     [REMO_LIST] = "list",
+		[REMO_DICT] = "dict",       [REMO_ERROR] = "error",
+		[REMO_OBJECT] = "object",   [REMO_CALLABLE] = "callable",
+		[REMO_FRAME] = "frame",     [REMO_TRACEBACK] = "traceback",
+	};
+	if ((size_t)k < sizeof names / sizeof names[0] && names[k] != NULL)
+		return names[k];
+	return "invalid";
+}
+
+bool remo_is_mutable(remo_value v)
+{
+	return v.kind == REMO_LIST || v.kind == REMO_DICT;
+}
+
+bool remo_hashable(remo_value v)
+{
+	switch (v.kind) {
+	case REMO_NIL: case REMO_BOOL: case REMO_INT: case REMO_DOUBLE:
+	case REMO_STR: case REMO_BYTES:
+		return true;
+	case REMO_TUPLE: {
+		const struct remo__tuple *t = REMO__TUPLE(v);
+		for (size_t i = 0; i < t->len; i++)
+			if (!remo_hashable(t->items[i]))
+				return false;
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
+/* ==== equality and hashing ============================================ */
+
+static bool double_equal(double a, double b)
+{
+	return a == b || (isnan(a) && isnan(b));
+}
+
+bool remo_equal(remo_value a, remo_value b)
+{
+	if (a.kind != b.kind)
+		return false;
+	switch (a.kind) {
+	case REMO_NIL:
+	case REMO_INVALID:
+		return true;
+	case REMO_BOOL:
+		return a.as.b == b.as.b;
+	case REMO_INT:
+		return a.as.i == b.as.i;
+	case REMO_DOUBLE:
+		return double_equal(a.as.d, b.as.d);
+	case REMO_STR:
+	case REMO_BYTES: {
+		const struct remo__str *x = REMO__STR(a), *y = REMO__STR(b);
+		return x->len == y->len &&
+		       memcmp(remo__str_ptr(x), remo__str_ptr(y), x->len) == 0;
+	}
+	case REMO_TUPLE: {
+		const struct remo__tuple *x = REMO__TUPLE(a), *y = REMO__TUPLE(b);
+		if (x->len != y->len)
+			return false;
+		for (size_t i = 0; i < x->len; i++)
+			if (!remo_equal(x->items[i], y->items[i]))
+				return false;
+		return true;
+	}
+	case REMO_LIST: {
+		const struct remo__list *x = REMO__LIST(a), *y = REMO__LIST(b);
+		if (x->len != y->len)
+			return false;
+		for (size_t i = 0; i < x->len; i++)
+			if (!remo_equal(x->items[i], y->items[i]))
+				return false;
+		return true;
+	}
+	case REMO_DICT: {
+		if (remo_dict_len(a) != remo_dict_len(b))
+			return false;
+		size_t pos = 0;
+		remo_value k, v, w;
+		while (remo_dict_next(a, &pos, &k, &v))
+			if (remo_dict_get(b, k, &w) != REMO_OK || !remo_equal(v, w))
+				return false;
+		return true;
+	}
+	case REMO_ERROR: {
+		const struct remo__error *x = REMO__ERROR(a), *y = REMO__ERROR(b);
+		return remo_equal(x->name, y->name) &&
+		       remo_equal(x->message, y->message) &&
+		       remo_equal(x->attrs, y->attrs) && remo_equal(x->tb, y->tb);
+	}
+	default: {
+		/* identity: the same proxy target, the same local object or
+		 * function, the same bound method */
+		const struct remo__ref *x = REMO__REF(a), *y = REMO__REF(b);
+		if (x == y)
+			return true;
+		if (x->owner != y->owner || x->id != y->id || x->home != y->home ||
+		    x->ptr != y->ptr || x->func != y->func)
+			return false;
+		return remo_equal(x->self, y->self);
+	}
+	}
+}
+
+uint64_t remo_hash(remo_value v)
+{
+	switch (v.kind) {
+	case REMO_NIL:
+		return remo__hash_u64(0x6e696c);
+	case REMO_BOOL:
+		return remo__hash_u64(v.as.b ? 0x74 : 0x66);
+	case REMO_INT:
+		return remo__hash_u64((uint64_t)v.as.i);
+	case REMO_DOUBLE: {
+		/* Equal doubles must hash alike: one NaN, one zero. */
+		double d = isnan(v.as.d) ? NAN : v.as.d == 0 ? 0.0 : v.as.d;
+		uint64_t u;
+		memcpy(&u, &d, sizeof u);
+		return remo__hash_u64(u ^ 0xd0d0d0d0u);
+	}
+	case REMO_STR:
+	case REMO_BYTES: {
+		const struct remo__str *s = REMO__STR(v);
+		return remo__siphash(remo__str_ptr(s), s->len) ^ (uint64_t)v.kind;
+	}
+	case REMO_TUPLE: {
+		const struct remo__tuple *t = REMO__TUPLE(v);
+		uint64_t h = t->len;
+		for (size_t i = 0; i < t->len; i++) {
+			if (!remo_hashable(t->items[i]))
+				return 0;
+			h = remo__hash_u64(h ^ remo_hash(t->items[i]));
+		}
+		return h;
+	}
+	default:
+		return 0;
+	}
+}
+
+/* ==== str and bytes ==================================================== */
+
+static remo_value value_str(remo_kind kind, const void *p, size_t n)
+{
+	if (n > SIZE_MAX - sizeof(struct remo__str) - 1)
+		return remo__invalid();
+	struct remo__str *s = remo__malloc(sizeof *s + n + 1);
+	if (s == NULL)
+		return remo__invalid();
+	s->len = n;
+	s->ext = NULL;
+	s->own_ext = false;
+	s->base = remo_nil();
+	if (n != 0)
+		memcpy(s->data, p, n);
+	s->data[n] = '\0';
+	return value_heap(kind, &s->hdr);
+}
+
+static remo_value value_bytes_ext(const void *p, size_t n, bool own,
+                                  remo_value base)
+{
+	struct remo__str *s = remo__malloc(sizeof *s + 1);
+	if (s == NULL)
+		return remo__invalid();
+	s->len = n;
+	s->ext = p;
+	s->own_ext = own;
+	s->base = remo_value_retain(base);
+	s->data[0] = '\0';
+	return value_heap(REMO_BYTES, &s->hdr);
+}
+
+remo_value remo__bytes_own(void *p, size_t n)
+{
+	/* on failure the caller still owns p */
+	return value_bytes_ext(p, n, true, remo_nil());
+}
+
+remo_value remo__bytes_view(remo_value base, const void *p, size_t n)
+{
+	return value_bytes_ext(p, n, false, base);
+}
+
+remo_value remo_str(const char *s)
+{
+	return s ? value_str(REMO_STR, s, strlen(s)) : value_str(REMO_STR, "", 0);
+}
+
+remo_value remo_strn(const char *s, size_t n)
+{
+	return value_str(REMO_STR, s, n);
+}
+
+remo_value remo_bytes(const void *p, size_t n)
+{
+	return value_str(REMO_BYTES, p, n);
+}
+
+const char *remo_str_data(remo_value v, size_t *len)
+{
+	if (v.kind != REMO_STR)
+		return NULL;
+	if (len != NULL)
+		*len = REMO__STR(v)->len;
+	return remo__str_ptr(REMO__STR(v));
+}
+
+const void *remo_bytes_data(remo_value v, size_t *len)
+{
+	if (v.kind != REMO_BYTES)
+		return NULL;
+	if (len != NULL)
+		*len = REMO__STR(v)->len;
+	return remo__str_ptr(REMO__STR(v));
+}
+
+/* ==== tuple ============================================================ */
+
+remo_value remo_tuple(size_t n)
+{
+	if (n > (SIZE_MAX - sizeof(struct remo__tuple)) / sizeof(remo_value))
+		return remo__invalid();
+	struct remo__tuple *t = remo__malloc(sizeof *t + n * sizeof(remo_value));
+	if (t == NULL)
+		return remo__invalid();
+	t->len = n;
+	for (size_t i = 0; i < n; i++)
+		t->items[i] = remo_nil();
+	return value_heap(REMO_TUPLE, &t->hdr);
+}
+
+remo_value remo_tuple_of(size_t n, ...)
+{
+	va_list ap;
+	remo_value t = remo_tuple(n);
+	bool failed = !remo_ok(t);
+
+	va_start(ap, n);
+	for (size_t i = 0; i < n; i++) {
+		remo_value v = va_arg(ap, remo_value);
+		if (!remo_ok(v))
+			failed = true;
+		if (failed)
+			remo_value_release(v);
+		else
+			REMO__TUPLE(t)->items[i] = v;
+	}
+	va_end(ap);
+	if (failed) {
+		remo_value_release(t);
+		return remo__invalid();
+	}
+	return t;
+}
+
+size_t remo_tuple_len(remo_value t)
+{
+	return t.kind == REMO_TUPLE ? REMO__TUPLE(t)->len : 0;
+}
+
+remo_value remo_tuple_get(remo_value t, size_t i)
+{
+	if (t.kind != REMO_TUPLE || i >= REMO__TUPLE(t)->len)
+		return remo_nil();
+	return REMO__TUPLE(t)->items[i];
+}
+
+int remo_tuple_set(remo_value t, size_t i, remo_value v)
+{
+	int rc = REMO_OK;
+	if (!remo_ok(v))
+		rc = REMO_ENOMEM;
+	else if (t.kind != REMO_TUPLE)
+		rc = REMO_ETYPE;
+	else if (i >= REMO__TUPLE(t)->len)
+		rc = REMO_ERANGE;
+	else if (atomic_load(&t.as.p->refs) != 1)
+		rc = REMO_EINVAL; /* shared: immutable now */
+	if (rc != REMO_OK) {
+		remo_value_release(v);
+		return rc;
+	}
+	remo_value_release(REMO__TUPLE(t)->items[i]);
+	REMO__TUPLE(t)->items[i] = v;
+	return REMO_OK;
+}
+
+/* ==== list ============================================================= */
+
+remo_value remo_list(void)
+{
+	struct remo__list *l = remo__malloc(sizeof *l);
+	if (l == NULL)
+		return remo__invalid();
+	l->len = l->cap = 0;
+	l->items = NULL;
+	return value_heap(REMO_LIST, &l->hdr);
+}
+
+size_t remo_list_len(remo_value l)
+{
+	return l.kind == REMO_LIST ? REMO__LIST(l)->len : 0;
+}
+
+remo_value remo_list_get(remo_value l, size_t i)
+{
+	if (l.kind != REMO_LIST || i >= REMO__LIST(l)->len)
+		return remo_nil();
+	return REMO__LIST(l)->items[i];
+}
+
+int remo_list_set(remo_value l, size_t i, remo_value v)
+{
+	int rc = !remo_ok(v)              ? REMO_ENOMEM
+	         : l.kind != REMO_LIST    ? REMO_ETYPE
+	         : i >= REMO__LIST(l)->len ? REMO_ERANGE
+	                                   : REMO_OK;
+	if (rc != REMO_OK) {
+		remo_value_release(v);
+		return rc;
+	}
+	remo_value old = REMO__LIST(l)->items[i];
+	REMO__LIST(l)->items[i] = v;
+	remo_value_release(old); /* last: old may own l */
+	return REMO_OK;
+}
+
+int remo_list_append(remo_value l, remo_value v)
+{
+	if (!remo_ok(v))
+		return REMO_ENOMEM;
+	if (l.kind != REMO_LIST) {
+		remo_value_release(v);
+		return REMO_ETYPE;
+	}
+	struct remo__list *x = REMO__LIST(l);
+	if (x->len == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 4;
+		remo_value *items = cap > SIZE_MAX / sizeof *items ? NULL
+		                    : remo__realloc(x->items, cap * sizeof *items);
+		if (items == NULL) {
+			remo_value_release(v);
+			return REMO_ENOMEM;
+		}
+		x->items = items;
+		x->cap = cap;
+	}
+	x->items[x->len++] = v;
+	return REMO_OK;
+}
+
+int remo_list_del(remo_value l, size_t i)
+{
+	if (l.kind != REMO_LIST)
+		return REMO_ETYPE;
+	struct remo__list *x = REMO__LIST(l);
+	if (i >= x->len)
+		return REMO_ERANGE;
+	remo_value old = x->items[i];
+	memmove(&x->items[i], &x->items[i + 1],
+	        (x->len - i - 1) * sizeof x->items[0]);
+	x->len--;
+	remo_value_release(old);
+	return REMO_OK;
+}
+
+/* ==== references ======================================================= */
+
+remo_value remo__ref_alloc(remo_kind kind)
+{
+	REMO__ASSERT(remo__is_ref(kind));
+	struct remo__ref *r = remo__malloc(sizeof *r);
+	if (r == NULL)
+		return remo__invalid();
+	memset(r, 0, sizeof *r);
+	r->self = remo_nil();
+	return value_heap(kind, &r->hdr);
+}
+
+remo_value remo__ref_new(remo_kind kind, uint64_t id, bool home)
+{
+	REMO__ASSERT(id != 0 && id < (UINT64_C(1) << 63));
+	remo_value v = remo__ref_alloc(kind);
+	if (remo_ok(v)) {
+		REMO__REF(v)->id = id;
+		REMO__REF(v)->home = home;
+	}
+	return v;
+}

@@ -1,0 +1,218 @@
+/*
+ * value/value.h -- the value layer: the heap layout of values, reference
+ * counting, dicts, error names and error values, and the per-thread error
+ * slot (raising).  Above base/; below the codec (wire/).
+ *
+ * Files: value.c (values, refcounts, equality, hash, str/bytes/tuple/
+ * list, references), dict.c, errname.c (names, hierarchy, error values),
+ * raise.c (the error slot).
+ */
+#ifndef REMO_VALUE_H
+#define REMO_VALUE_H
+
+#include "base/base.h"
+
+/* ---- heap values (value.c) --------------------------------------------- */
+
+/*
+ * Every heap kind starts with this header.  The count is atomic because
+ * later layers hand values between threads; a value is freed by whichever
+ * thread drops the last reference.
+ */
+struct remo__obj {
+	atomic_uint refs;
+	uint8_t kind;
+};
+
+struct remo__str { /* REMO_STR and REMO_BYTES */
+	struct remo__obj hdr;
+	size_t len;
+	/*
+	 * ext, when set, is where the bytes are instead of data: a view into
+	 * a received message (base, retained, owns that memory), or memory
+	 * this value owns (own_ext).  Views let a large bytes argument reach
+	 * the C function without a copy.  A view has no NUL after it.
+	 */
+	const char *ext;
+	bool own_ext;
+	remo_value base;
+	char data[]; /* len bytes, then a NUL (when ext is NULL) */
+};
+
+static inline const char *remo__str_ptr(const struct remo__str *s)
+{
+	return s->ext ? s->ext : s->data;
+}
+
+struct remo__tuple {
+	struct remo__obj hdr;
+	size_t len;
+	remo_value items[];
+};
+
+struct remo__list {
+	struct remo__obj hdr;
+	size_t len, cap;
+	remo_value *items;
+};
+
+/*
+ * A dict keeps its entries in insertion order in one array and finds them
+ * through an open-addressed index of entry numbers, as CPython's compact
+ * dict does: iteration order is insertion order for free, and the index
+ * (4 bytes a slot) stays small.  A deleted entry keeps its place with an
+ * INVALID key until the next resize compacts the array.
+ */
+struct remo__dict_entry {
+	uint64_t hash;
+	remo_value key;
+	remo_value val;
+};
+
+struct remo__dict {
+	struct remo__obj hdr;
+	size_t len;     /* live entries                                  */
+	size_t used;    /* entries[0..used) including deleted ones       */
+	size_t cap;     /* entries allocated                             */
+	size_t mask;    /* index slots - 1 (a power of two, or 0: none)  */
+	struct remo__dict_entry *entries;
+	int32_t *index; /* -1 empty, -2 deleted, else an entry number    */
+};
+
+struct remo__error {
+	struct remo__obj hdr;
+	remo_value name;    /* str */
+	remo_value message; /* str */
+	remo_value attrs;   /* dict */
+	remo_value tb;      /* nil, or a traceback reference */
+};
+
+/* ---- references: objects, callables, proxies (value.c) --------------- */
+
+struct remo_session;
+struct remo_future;
+struct remo__func;
+struct remo__ref;
+
+/*
+ * What the layer that made a reference does when the reference's last
+ * count is gone: the session forgets a proxy and tells the peer (in a
+ * batch), a promise lets go of its future, a function value frees the
+ * function it owns.  This layer frees only what it made itself (the
+ * struct, self) and runs a local object's dtor; everything a higher
+ * layer hung on the reference is undone by that layer's hook, so value.c
+ * never calls upward.  NULL ops, or a NULL gone: nothing to undo.
+ */
+struct remo__ref_ops {
+	void (*gone)(struct remo__ref *r);
+};
+
+/*
+ * One struct for every reference kind, local or remote:
+ *   local object     type, ptr, dtor                 (owner NULL)
+ *   local function   func                            (owner NULL)
+ *   bound method     func, self (an object: local or proxy)
+ *   proxy            owner, id, type or func shape, received
+ *   bare reference   id, home, shape_id only: what remo_unpack gives
+ *                    without a session
+ */
+struct remo__ref {
+	struct remo__obj hdr;
+	const struct remo__ref_ops *ops; /* set by the layer that made it */
+	uint64_t id;             /* on the wire; 1 .. 2^63 - 1; 0 if local */
+	bool home;               /* the id is in the receiver's own table */
+	uint32_t shape_id;       /* on the wire */
+	struct remo_session *owner; /* proxies: the session (retained)    */
+	uint32_t received;       /* proxies: times the peer sent it       */
+	const remo_type *type;   /* objects: local type or peer's shape   */
+	const struct remo__func *func; /* callables                       */
+	struct remo__func *own_func;   /* a local function value owns it  */
+	void *ptr;               /* local objects                         */
+	void (*dtor)(void *);
+	remo_value self;         /* bound methods: the object (retained)  */
+	struct remo_future *promise; /* a promise: the call it stands for
+	                                (retained); owner and id are 0 */
+};
+
+static inline bool remo__is_heap(remo_kind k)
+{
+	return k >= REMO_STR && k != REMO_INVALID;
+}
+
+static inline bool remo__is_ref(remo_kind k)
+{
+	return k >= REMO_OBJECT && k <= REMO_TRACEBACK;
+}
+
+/* Kinds that are objects of a type: objects, and the frames and
+ * tracebacks of remote tracebacks (objects of the types Frame and
+ * Traceback, with kinds of their own on the wire). */
+static inline bool remo__is_objlike(remo_kind k)
+{
+	return k == REMO_OBJECT || k == REMO_FRAME || k == REMO_TRACEBACK;
+}
+
+#define REMO__STR(v) ((struct remo__str *)(v).as.p)
+#define REMO__TUPLE(v) ((struct remo__tuple *)(v).as.p)
+#define REMO__LIST(v) ((struct remo__list *)(v).as.p)
+#define REMO__DICT(v) ((struct remo__dict *)(v).as.p)
+#define REMO__ERROR(v) ((struct remo__error *)(v).as.p)
+#define REMO__REF(v) ((struct remo__ref *)(v).as.p)
+
+remo_value remo__invalid(void);
+/* remo__bytes_own: a bytes value taking ownership of n bytes at p
+ * (remo__malloc'd), freed with it: no copy.  On failure (REMO_INVALID)
+ * the caller still owns p. */
+remo_value remo__bytes_own(void *p, size_t n);
+/* remo__bytes_view: bytes at p inside base's memory; base retained. */
+remo_value remo__bytes_view(remo_value base, const void *p, size_t n);
+/* remo__ref_new: a new bare reference value (no session). */
+remo_value remo__ref_new(remo_kind kind, uint64_t id, bool home);
+/* remo__ref_alloc: a new zeroed reference value of kind. */
+remo_value remo__ref_alloc(remo_kind kind);
+
+/* remo__dict_free / remo__dict_reserve: for value.c and the decoder. */
+void remo__dict_free(struct remo__dict *d);
+int remo__dict_reserve(remo_value d, size_t n);
+/* remo__dict_insert_new: adds key (stolen) and val (stolen); REMO_EEXIST
+ * (both released) if key is there already.  Used by the decoder, which
+ * must reject duplicate keys. */
+int remo__dict_insert_new(remo_value d, remo_value key, remo_value val);
+
+
+/* ---- raising (raise.c) ------------------------------------------------- */
+
+/* remo__raise: sets this thread's last error (stolen) and returns
+ * REMO_ERAISED, so "return remo__raise(...)" reads well. */
+int remo__raise(remo_value err);
+/* remo__raisef: the same from a name and a printf-style message. */
+int remo__raisef(const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* remo__fail: sets last error for a status code (PeerLost for
+ * REMO_EPEERLOST, ...) and returns the code. */
+int remo__fail(int status, const char *what);
+/* remo__fail_pending: after a plugin's operation failed with status: keep
+ * the error it raised since remo__clear_pending, or raise one for status.
+ * Returns status. */
+int remo__fail_pending(int status, const char *what);
+/* remo__take_pending: the error a C function raised during a call, or
+ * nil; clears it. */
+remo_value remo__take_pending(void);
+void remo__clear_pending(void);
+
+/* remo__raise_hook: the traceback layer's, installed at start-up
+ * (traceback.c): given an error a C function raises (stolen), returns it
+ * with a traceback attached when this thread serves a request that keeps
+ * tracebacks (stolen, returned); skip frames above the raising
+ * function's.  NULL: errors are raised as they are. */
+extern remo_value (*remo__raise_hook)(remo_value err, int skip);
+
+/* ---- error names (errname.c) ------------------------------------------- */
+
+bool remo__errname_valid(const char *name, size_t len);
+/* remo__error_from_parts: an error value from its four parts, all stolen
+ * and all checked by the caller (str, str, dict, nil-or-traceback). */
+remo_value remo__error_from_parts(remo_value name, remo_value message,
+                                  remo_value attrs, remo_value tb);
+
+#endif /* REMO_VALUE_H */

@@ -1,0 +1,448 @@
+/*
+ * pack.c -- values to MessagePack and back: remo_pack and remo_unpack.
+ *
+ * This is the value layer of the codec; wire.c below it knows only
+ * MessagePack items.  The mapping (doc/wire.md section 2):
+ *
+ *   nil bool int double str bytes   the MessagePack types of those names
+ *   tuple                           array
+ *   dict                            map, in insertion order
+ *   list                            ext 1 around an array
+ *   error                           ext 2 around [name, message, attrs, tb]
+ *   object callable frame traceback ext 3..6, 12 bytes: home bit + id,
+ *                                   shape id
+ *
+ * A list needs an extension because a plain array already means tuple
+ * (the immutable kind is the one every MessagePack peer can produce),
+ * and a copied list must arrive as a list.
+ *
+ * The encoder counts depth and items exactly as the reader does and checks
+ * UTF-8, so it refuses what a remo peer would refuse, instead of sending
+ * it.  (A ref's id range is the table's promise, asserted at creation.)
+ */
+#include "wire/wire.h"
+
+/* ==== encoding ========================================================= */
+
+struct pack_state {
+	remo_buf *b;
+	size_t values;
+	const remo__codec *codec;
+};
+
+static int pack_value(struct pack_state *st, remo_value v, unsigned depth);
+
+static int pack_count(struct pack_state *st)
+{
+	return ++st->values > REMO_MAX_VALUES ? REMO_ETOOBIG : REMO_OK;
+}
+
+/* An array header for n items that will sit at depth+1. */
+static int pack_open(struct pack_state *st, size_t n, unsigned depth,
+                     bool map)
+{
+	int rc;
+	if (depth + 1 > REMO_MAX_DEPTH)
+		return REMO_EDEPTH;
+	if (n > UINT32_MAX)
+		return REMO_ETOOBIG;
+	if ((rc = pack_count(st)) != REMO_OK)
+		return rc;
+	return map ? remo__wire_put_map(st->b, (uint32_t)n)
+	           : remo__wire_put_array(st->b, (uint32_t)n);
+}
+
+static int pack_items(struct pack_state *st, const remo_value *items,
+                      size_t n, unsigned depth)
+{
+	int rc = pack_open(st, n, depth, false);
+	for (size_t i = 0; rc == REMO_OK && i < n; i++)
+		rc = pack_value(st, items[i], depth + 1);
+	return rc;
+}
+
+static int pack_dict(struct pack_state *st, remo_value d, unsigned depth)
+{
+	int rc = pack_open(st, remo_dict_len(d), depth, true);
+	size_t pos = 0;
+	remo_value k, v;
+	while (rc == REMO_OK && remo_dict_next(d, &pos, &k, &v)) {
+		rc = pack_value(st, k, depth + 1);
+		if (rc == REMO_OK)
+			rc = pack_value(st, v, depth + 1);
+	}
+	return rc;
+}
+
+/*
+ * An extension whose body is MessagePack: the body's length is known only
+ * after writing it, so room for the longest header (ext32: 6 bytes) is
+ * left, and the body slides back once the real header is known.
+ */
+static int pack_ext_body(struct pack_state *st, int8_t type, remo_value v,
+                         unsigned depth)
+{
+	remo_buf *b = st->b;
+	int rc = remo__buf_grow(b, 6);
+	if (rc != REMO_OK)
+		return rc;
+	size_t hdr = b->len;
+	b->len += 6;
+	size_t body = b->len;
+
+	if (v.kind == REMO_LIST) {
+		const struct remo__list *l = REMO__LIST(v);
+		rc = pack_items(st, l->items, l->len, depth);
+	} else {
+		/* An error crosses by value, attributes included (a session
+		 * would otherwise send the attrs dict as a reference). */
+		const struct remo__error *e = REMO__ERROR(v);
+		rc = pack_open(st, 4, depth, false);
+		if (rc == REMO_OK)
+			rc = pack_value(st, e->name, depth + 1);
+		if (rc == REMO_OK)
+			rc = pack_value(st, e->message, depth + 1);
+		if (rc == REMO_OK)
+			rc = pack_dict(st, e->attrs, depth + 1);
+		if (rc == REMO_OK)
+			rc = pack_value(st, e->tb, depth + 1);
+	}
+	if (rc != REMO_OK)
+		return rc;
+
+	size_t n = b->len - body;
+	if (n > UINT32_MAX)
+		return REMO_ETOOBIG;
+	uint8_t head[6];
+	remo_buf h = {head, 0, sizeof head};
+	rc = remo__wire_put_ext(&h, type, (uint32_t)n);
+	REMO__ASSERT(rc == REMO_OK && h.data == head);
+	memmove(b->data + hdr + h.len, b->data + body, n);
+	memcpy(b->data + hdr, head, h.len);
+	b->len = hdr + h.len + n;
+	return REMO_OK;
+}
+
+int remo__put_ref(remo_buf *b, remo_kind kind, uint64_t id, bool home,
+                  uint32_t shape)
+{
+	static const int8_t ext[] = {
+		[REMO_OBJECT] = REMO__EXT_OBJECT,
+		[REMO_CALLABLE] = REMO__EXT_CALLABLE,
+		[REMO_FRAME] = REMO__EXT_FRAME,
+		[REMO_TRACEBACK] = REMO__EXT_TRACEBACK,
+	};
+	uint64_t word = id | (home ? REMO__REF_HOME : 0);
+	int rc = remo__wire_put_ext(b, ext[kind], REMO__REF_BODY);
+	if (rc == REMO_OK)
+		rc = remo__buf_grow(b, REMO__REF_BODY);
+	if (rc != REMO_OK)
+		return rc;
+	for (int i = 0; i < 8; i++)
+		b->data[b->len++] = (uint8_t)(word >> (56 - 8 * i));
+	for (int i = 0; i < 4; i++)
+		b->data[b->len++] = (uint8_t)(shape >> (24 - 8 * i));
+	return REMO_OK;
+}
+
+/* A reference with no session: only a bare one (as decoded) can go. */
+static int pack_ref(remo_buf *b, remo_value v)
+{
+	const struct remo__ref *r = REMO__REF(v);
+	if (r->id == 0)
+		return REMO_EINVAL; /* a local object needs a session */
+	return remo__put_ref(b, v.kind, r->id, r->home, r->shape_id);
+}
+
+static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
+{
+	remo_buf *b = st->b;
+	int rc;
+
+	switch (v.kind) {
+	case REMO_TUPLE: {
+		const struct remo__tuple *t = REMO__TUPLE(v);
+		return pack_items(st, t->items, t->len, depth);
+	}
+	case REMO_DICT:
+		if (st->codec == NULL)
+			return pack_dict(st, v, depth);
+		break;
+	default:
+		break;
+	}
+	if ((rc = pack_count(st)) != REMO_OK)
+		return rc;
+	/* In a session, mutable containers and references cross as
+	 * references: the session decides the id. */
+	if (st->codec != NULL &&
+	    (v.kind == REMO_LIST || v.kind == REMO_DICT || remo__is_ref(v.kind)))
+		return st->codec->put_ref(st->codec->ctx, b, v);
+	switch (v.kind) {
+	case REMO_NIL:
+		return remo__wire_put_nil(b);
+	case REMO_BOOL:
+		return remo__wire_put_bool(b, v.as.b);
+	case REMO_INT:
+		return remo__wire_put_int(b, v.as.i);
+	case REMO_DOUBLE:
+		return remo__wire_put_double(b, v.as.d);
+	case REMO_STR:
+		/* A peer refuses a str that is not UTF-8; refuse to send it. */
+		if (!remo__utf8_valid((const uint8_t *)remo__str_ptr(REMO__STR(v)),
+		                      REMO__STR(v)->len))
+			return REMO_EWIRE_UTF8;
+		return remo__wire_put_str(b, remo__str_ptr(REMO__STR(v)),
+		                          REMO__STR(v)->len);
+	case REMO_BYTES:
+		return remo__wire_put_bin(b, remo__str_ptr(REMO__STR(v)),
+		                          REMO__STR(v)->len);
+	case REMO_LIST:
+		return pack_ext_body(st, REMO__EXT_LIST, v, depth);
+	case REMO_ERROR:
+		return pack_ext_body(st, REMO__EXT_ERROR, v, depth);
+	case REMO_OBJECT:
+	case REMO_CALLABLE:
+	case REMO_FRAME:
+	case REMO_TRACEBACK:
+		return pack_ref(b, v);
+	default:
+		return REMO_EINVAL;
+	}
+}
+
+int remo__pack_with(remo_value v, remo_buf *out, const remo__codec *c)
+{
+	struct pack_state st = {out, 0, c};
+	size_t mark = out->len;
+	int rc = pack_value(&st, v, 0);
+	if (rc != REMO_OK)
+		out->len = mark;
+	return rc;
+}
+
+int remo_pack(remo_value v, remo_buf *out)
+{
+	return remo__pack_with(v, out, NULL);
+}
+
+/* ==== decoding ========================================================= */
+
+/*
+ * Building runs only on bytes remo__wire_check accepted, so recursion is
+ * bounded by REMO_MAX_DEPTH and every count fits the message.  What the
+ * check cannot know (UTF-8, keys, the shape of an error body) is checked
+ * here, and a failure releases whatever was built so far.
+ */
+static int build(remo__rd *rd, const remo__codec *c, remo_value *out);
+
+static int build_tok(remo__rd *rd, const remo__codec *c, const remo__tok *t,
+                     remo_value *out)
+{
+	int rc;
+	*out = remo_nil();
+
+	switch (t->type) {
+	case REMO__T_NIL:
+		return REMO_OK;
+	case REMO__T_BOOL:
+		*out = remo_bool(t->v.b);
+		return REMO_OK;
+	case REMO__T_INT:
+		*out = remo_int(t->v.i);
+		return REMO_OK;
+	case REMO__T_DOUBLE:
+		*out = remo_double(t->v.d);
+		return REMO_OK;
+	case REMO__T_STR:
+		if (!remo__utf8_valid(t->v.p, t->n))
+			return REMO_EWIRE_UTF8;
+		*out = remo_strn((const char *)t->v.p, t->n);
+		break;
+	case REMO__T_BIN:
+		/* a large bytes in a message kept alive as c->base: a view */
+		if (c != NULL && c->base.kind == REMO_BYTES &&
+		    t->n >= REMO__VIEW_MIN)
+			*out = remo__bytes_view(c->base, t->v.p, t->n);
+		else
+			*out = remo_bytes(t->v.p, t->n);
+		break;
+	case REMO__T_ARRAY: {
+		remo_value tup = remo_tuple(t->n);
+		if (!remo_ok(tup))
+			return REMO_ENOMEM;
+		for (uint32_t i = 0; i < t->n; i++) {
+			if ((rc = build(rd, c, &REMO__TUPLE(tup)->items[i])) != REMO_OK) {
+				remo_value_release(tup);
+				return rc;
+			}
+		}
+		*out = tup;
+		return REMO_OK;
+	}
+	case REMO__T_MAP: {
+		remo_value d = remo_dict();
+		if (!remo_ok(d))
+			return REMO_ENOMEM;
+		rc = remo__dict_reserve(d, t->n);
+		for (uint32_t i = 0; rc == REMO_OK && i < t->n; i++) {
+			remo_value k, v;
+			if ((rc = build(rd, c, &k)) != REMO_OK)
+				break;
+			if ((rc = build(rd, c, &v)) != REMO_OK) {
+				remo_value_release(k);
+				break;
+			}
+			rc = remo__dict_insert_new(d, k, v);
+			rc = rc == REMO_EUNHASHABLE ? REMO_EWIRE_KEY
+			     : rc == REMO_EEXIST    ? REMO_EWIRE_DUPKEY
+			                            : rc;
+		}
+		if (rc != REMO_OK) {
+			remo_value_release(d);
+			return rc;
+		}
+		*out = d;
+		return REMO_OK;
+	}
+	case REMO__T_EXT:
+		break;
+	default:
+		return REMO_EWIRE_RESERVED;
+	}
+	if (t->type != REMO__T_EXT)
+		return remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
+
+	/* ---- remo's extensions ---- */
+	remo__rd body = {t->v.p, t->v.p + t->n};
+	remo__tok inner;
+	switch (t->ext) {
+	case REMO__EXT_LIST: {
+		if ((rc = remo__wire_next(&body, &inner)) != REMO_OK)
+			return rc;
+		if (inner.type != REMO__T_ARRAY)
+			return REMO_EWIRE_EXTBODY;
+		remo_value l = remo_list();
+		if (!remo_ok(l))
+			return REMO_ENOMEM;
+		struct remo__list *x = REMO__LIST(l);
+		if (inner.n != 0) {
+			x->items = remo__malloc(inner.n * sizeof *x->items);
+			if (x->items == NULL) {
+				remo_value_release(l);
+				return REMO_ENOMEM;
+			}
+			x->cap = inner.n;
+		}
+		for (uint32_t i = 0; i < inner.n; i++) {
+			if ((rc = build(&body, c, &x->items[i])) != REMO_OK) {
+				remo_value_release(l);
+				return rc;
+			}
+			x->len++;
+		}
+		*out = l;
+		return REMO_OK;
+	}
+	case REMO__EXT_ERROR: {
+		remo_value part[4] = {{0}};
+		if ((rc = remo__wire_next(&body, &inner)) != REMO_OK)
+			return rc;
+		if (inner.type != REMO__T_ARRAY || inner.n != 4)
+			return REMO_EWIRE_EXTBODY;
+		for (int i = 0; i < 4; i++) {
+			if ((rc = build(&body, c, &part[i])) != REMO_OK)
+				break;
+		}
+		if (rc == REMO_OK) {
+			size_t len;
+			const char *name = remo_str_data(part[0], &len);
+			if (name == NULL || !remo__errname_valid(name, len) ||
+			    part[1].kind != REMO_STR || part[2].kind != REMO_DICT ||
+			    (part[3].kind != REMO_NIL &&
+			     part[3].kind != REMO_TRACEBACK))
+				rc = REMO_EWIRE_EXTBODY;
+		}
+		if (rc != REMO_OK) {
+			for (int i = 0; i < 4; i++)
+				remo_value_release(part[i]);
+			return rc;
+		}
+		*out = remo__error_from_parts(part[0], part[1], part[2], part[3]);
+		return remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
+	}
+	case REMO__EXT_OBJECT:
+	case REMO__EXT_CALLABLE:
+	case REMO__EXT_FRAME:
+	case REMO__EXT_TRACEBACK: {
+		if (t->n != REMO__REF_BODY)
+			return REMO_EWIRE_EXTBODY;
+		uint64_t word = 0;
+		uint32_t shape = 0;
+		for (int i = 0; i < 8; i++)
+			word = word << 8 | t->v.p[i];
+		for (int i = 8; i < 12; i++)
+			shape = shape << 8 | t->v.p[i];
+		uint64_t id = word & ~REMO__REF_HOME;
+		bool home = (word & REMO__REF_HOME) != 0;
+		if (id == 0)
+			return REMO_EWIRE_EXTBODY;
+		static const remo_kind kinds[] = {
+			[REMO__EXT_OBJECT] = REMO_OBJECT,
+			[REMO__EXT_CALLABLE] = REMO_CALLABLE,
+			[REMO__EXT_FRAME] = REMO_FRAME,
+			[REMO__EXT_TRACEBACK] = REMO_TRACEBACK,
+		};
+		if (c != NULL)
+			return c->get_ref(c->ctx, kinds[t->ext], id, home, shape,
+			                  out);
+		*out = remo__ref_new(kinds[t->ext], id, home);
+		if (!remo_ok(*out))
+			return REMO_ENOMEM;
+		REMO__REF(*out)->shape_id = shape;
+		return REMO_OK;
+	}
+	default:
+		return REMO_EWIRE_EXTTYPE;
+	}
+}
+
+static int build(remo__rd *rd, const remo__codec *c, remo_value *out)
+{
+	remo__tok t;
+	int rc = remo__wire_next(rd, &t);
+	if (rc != REMO_OK) {
+		*out = remo_nil();
+		return rc;
+	}
+	return build_tok(rd, c, &t, out);
+}
+
+int remo__unpack_with(remo__rd *rd, const remo__codec *c, remo_value *out)
+{
+	int rc = build(rd, c, out);
+	if (rc != REMO_OK) {
+		remo_value_release(*out);
+		*out = remo_nil();
+	}
+	return rc;
+}
+
+int remo_unpack(const void *data, size_t n, remo_value *out)
+{
+	*out = remo_nil();
+	if (n == 0)
+		return REMO_EWIRE_TRUNCATED;
+	if (data == NULL)
+		return REMO_EINVAL;
+	int rc = remo__wire_check(data, n);
+	if (rc != REMO_OK)
+		return rc;
+	remo__rd rd = {data, (const uint8_t *)data + n};
+	rc = build(&rd, NULL, out);
+	if (rc != REMO_OK) {
+		remo_value_release(*out);
+		*out = remo_nil();
+	}
+	return rc;
+}
