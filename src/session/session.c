@@ -150,12 +150,6 @@ struct entry {
 	remo_value value;  /* retained */
 };
 
-/* A peer's shape: a type or a function. */
-struct shape {
-	remo_type *type;
-	struct remo__func *func;
-};
-
 struct remo_session {
 	atomic_uint refs;
 	struct remo_session *lease_next; /* in the lease list, if leased */
@@ -493,213 +487,15 @@ static int shape_need(remo_session *s, const void *p, bool is_type)
 	return REMO_OK;
 }
 
-/*
- * A function's shape: ["F", name, signature, doc].
- * A type's shape: ["T", name, base shape id or 0, doc,
- *                  ((name, code, readonly), ...),
- *                  ((name, signature, doc), ...)]
- */
-static remo_value shape_func_value(const struct remo__func *f)
+/* A peer's type of shape id, for the base of a type it sends
+ * (remo__shape_from_value). */
+static const remo_type *shape_base(void *ctx, uint32_t id)
 {
-	return remo_tuple_of(4, remo_str("F"), remo_str(f->name),
-	                     remo_str(f->sig.text), remo_str(f->doc));
-}
-
-static remo_value shape_code_str(const struct remo__param *p)
-{
-	char code[300];
-	if (p->code == '<')
-		snprintf(code, sizeof code, "<%s>", p->type_name);
-	else
-		snprintf(code, sizeof code, "%c", p->code);
-	return remo_str(code);
-}
-
-static remo_value shape_type_value(const remo_type *t)
-{
-	remo_value fields = remo_tuple(t->nfields);
-	remo_value methods = remo_tuple(t->nmethods);
-	for (size_t i = 0; remo_ok(fields) && i < t->nfields; i++)
-		remo_tuple_set(fields, i, remo_tuple_of(3,
-			remo_str(t->fields[i].name), shape_code_str(&t->fields[i].p),
-			remo_bool(t->fields[i].flags & REMO_READONLY)));
-	for (size_t i = 0; remo_ok(methods) && i < t->nmethods; i++)
-		remo_tuple_set(methods, i, remo_tuple_of(3,
-			remo_str(t->methods[i].name),
-			remo_str(t->methods[i].sig.text),
-			remo_str(t->methods[i].doc)));
-	return remo_tuple_of(6, remo_str("T"), remo_str(t->name),
-	                     remo_int(t->base ? t->base->shape_id : 0),
-	                     remo_str(t->doc), fields, methods);
-}
-
-static void shape_free(struct shape *sh)
-{
-	if (sh->func != NULL) {
-		remo__func_free(sh->func);
-		remo__free(sh->func);
-	}
-	if (sh->type != NULL) {
-		remo_type *t = sh->type;
-		for (size_t i = 0; i < t->nfields; i++) {
-			remo__free(t->fields[i].name);
-			remo__free(t->fields[i].p.type_name);
-		}
-		for (size_t i = 0; i < t->nmethods; i++)
-			remo__func_free(&t->methods[i]);
-		remo__free(t->fields);
-		remo__free(t->methods);
-		remo__free(t->name);
-		remo__free(t->doc);
-		remo__free(t);
-	}
-	remo__free(sh);
-}
-
-static char *shape_strdup(remo_value v)
-{
-	size_t n;
-	const char *p = remo_str_data(v, &n);
-	if (p == NULL)
-		return NULL;
-	char *d = remo__malloc(n + 1);
-	if (d != NULL)
-		memcpy(d, p, n + 1);
-	return d;
-}
-
-static int shape_func_init(struct remo__func *f, remo_value name,
-                           remo_value sig, remo_value doc, bool method)
-{
-	memset(f, 0, sizeof *f);
-	if (name.kind != REMO_STR || sig.kind != REMO_STR || doc.kind != REMO_STR)
-		return REMO_EPROTO;
-	if (remo__sig_parse(&f->sig, remo_str_data(sig, NULL), method, false) !=
-	    REMO_OK)
-		return REMO_EPROTO;
-	f->name = shape_strdup(name);
-	f->doc = shape_strdup(doc);
-	if (f->name == NULL || f->doc == NULL) {
-		remo__func_free(f);
-		return REMO_ENOMEM;
-	}
-	return REMO_OK;
-}
-
-/* Builds a peer's shape from its value; REMO_EPROTO if malformed. */
-static int shape_from_value(remo_session *s, uint32_t id, remo_value v,
-                            struct shape **out)
-{
-	struct shape *sh = remo__malloc(sizeof *sh);
-	if (sh == NULL)
-		return REMO_ENOMEM;
-	memset(sh, 0, sizeof *sh);
-	const char *tag = remo_str_data(remo_tuple_get(v, 0), NULL);
-	int rc = REMO_EPROTO;
-	if (tag != NULL && strcmp(tag, "F") == 0 && remo_tuple_len(v) == 4) {
-		sh->func = remo__malloc(sizeof *sh->func);
-		rc = sh->func == NULL ? REMO_ENOMEM
-		     : shape_func_init(sh->func, remo_tuple_get(v, 1),
-		                       remo_tuple_get(v, 2), remo_tuple_get(v, 3),
-		                       false);
-		if (rc != REMO_OK) {
-			remo__free(sh->func);
-			sh->func = NULL;
-		} else {
-			sh->func->shape_id = id;
-		}
-	} else if (tag != NULL && strcmp(tag, "T") == 0 &&
-	           remo_tuple_len(v) == 6) {
-		remo_value name = remo_tuple_get(v, 1), base = remo_tuple_get(v, 2);
-		remo_value doc = remo_tuple_get(v, 3);
-		remo_value fields = remo_tuple_get(v, 4);
-		remo_value methods = remo_tuple_get(v, 5);
-		if (name.kind != REMO_STR || base.kind != REMO_INT ||
-		    doc.kind != REMO_STR || fields.kind != REMO_TUPLE ||
-		    methods.kind != REMO_TUPLE)
-			goto out;
-		remo_type *t = remo__malloc(sizeof *t);
-		if (t == NULL) {
-			rc = REMO_ENOMEM;
-			goto out;
-		}
-		memset(t, 0, sizeof *t);
-		sh->type = t;
-		t->remote = true;
-		t->shape_id = id;
-		t->name = shape_strdup(name);
-		t->doc = shape_strdup(doc);
-		if (t->name == NULL || t->doc == NULL) {
-			rc = REMO_ENOMEM;
-			goto out;
-		}
-		if (base.as.i != 0) {
-			pthread_mutex_lock(&s->lock);
-			struct shape *b = remo__map_get(&s->shapes_in,
-			                                (uint64_t)base.as.i);
-			pthread_mutex_unlock(&s->lock);
-			if (b == NULL || b->type == NULL)
-				goto out; /* bases come first */
-			t->base = b->type;
-		}
-		size_t nf = remo_tuple_len(fields), nm = remo_tuple_len(methods);
-		t->fields = nf ? remo__malloc(nf * sizeof *t->fields) : NULL;
-		t->methods = nm ? remo__malloc(nm * sizeof *t->methods) : NULL;
-		if ((nf && !t->fields) || (nm && !t->methods)) {
-			rc = REMO_ENOMEM;
-			goto out;
-		}
-		for (size_t i = 0; i < nf; i++) {
-			remo_value f = remo_tuple_get(fields, i);
-			struct remo__sig one;
-			char text[300];
-			const char *code = remo_str_data(remo_tuple_get(f, 1), NULL);
-			if (remo_tuple_len(f) != 3 || code == NULL ||
-			    remo_tuple_get(f, 0).kind != REMO_STR ||
-			    remo_tuple_get(f, 2).kind != REMO_BOOL ||
-			    strlen(code) > 256)
-				goto out;
-			snprintf(text, sizeof text, "v(%s)", code);
-			if (remo__sig_parse(&one, text, false, false) != REMO_OK)
-				goto out;
-			if (one.nargs != 1) {
-				remo__sig_free(&one);
-				goto out;
-			}
-			struct remo__field *fld = &t->fields[t->nfields];
-			fld->name = shape_strdup(remo_tuple_get(f, 0));
-			fld->p = one.args[0];
-			one.args[0] = (struct remo__param){0};
-			remo__sig_free(&one);
-			fld->flags = remo_tuple_get(f, 2).as.b ? REMO_READONLY : 0;
-			t->nfields++;
-			if (fld->name == NULL) {
-				rc = REMO_ENOMEM;
-				goto out;
-			}
-		}
-		for (size_t i = 0; i < nm; i++) {
-			remo_value m = remo_tuple_get(methods, i);
-			if (remo_tuple_len(m) != 3) {
-				rc = REMO_EPROTO; /* a method parsed before set rc */
-				goto out;
-			}
-			rc = shape_func_init(&t->methods[i], remo_tuple_get(m, 0),
-			                     remo_tuple_get(m, 1), remo_tuple_get(m, 2),
-			                     true);
-			if (rc != REMO_OK)
-				goto out;
-			t->nmethods++;
-		}
-		rc = REMO_OK;
-	}
-out:
-	if (rc != REMO_OK) {
-		shape_free(sh);
-		return rc;
-	}
-	*out = sh;
-	return REMO_OK;
+	remo_session *s = ctx;
+	pthread_mutex_lock(&s->lock);
+	struct remo__shape *b = remo__map_get(&s->shapes_in, id);
+	pthread_mutex_unlock(&s->lock);
+	return b != NULL ? b->type : NULL;
 }
 
 /* ==== the codec hooks ================================================== */
@@ -877,7 +673,7 @@ static int hook_get_ref(void *ctx, remo_kind kind, uint64_t id, bool home,
 	} else if (kind == REMO_OBJECT && shape_id == REMO__SHAPE_DICT) {
 		type = &remo__type_dict;
 	} else {
-		struct shape *sh = remo__map_get(&s->shapes_in, shape_id);
+		struct remo__shape *sh = remo__map_get(&s->shapes_in, shape_id);
 		if (remo__is_objlike(kind) && sh != NULL && sh->type != NULL)
 			type = sh->type;
 		else if (kind == REMO_CALLABLE && sh != NULL && sh->func != NULL)
@@ -1044,8 +840,7 @@ static int send_preamble(remo_session *s, remo_buf *into, uint32_t *parts,
 		bool is_type = s->shape_queue_is_type[i];
 		uint32_t id = is_type ? ((const remo_type *)p)->shape_id
 		                      : ((const struct remo__func *)p)->shape_id;
-		remo_value shape = is_type ? shape_type_value(p)
-		                           : shape_func_value(p);
+		remo_value shape = remo__shape_value(p, is_type);
 		remo_value m = remo_tuple_of(3, remo_int(MSG_SHAPE), remo_int(id),
 		                             shape);
 		s->shapebuf.len = 0;
@@ -1289,24 +1084,23 @@ static void handle_shape(remo_session *s, struct msg *m)
 {
 	uint64_t id;
 	remo_value v;
-	struct shape *sh = NULL;
+	struct remo__shape *sh = NULL;
 	if (!read_uint(&m->rest, &id) || id < 16 || id > UINT32_MAX ||
 	    remo__unpack_with(&m->rest, NULL, &v) != REMO_OK) {
 		session_end(s, REMO_EPROTO);
 		return;
 	}
-	int rc = v.kind == REMO_TUPLE ? shape_from_value(s, (uint32_t)id, v, &sh)
-	                              : REMO_EPROTO;
+	int rc = remo__shape_from_value((uint32_t)id, v, shape_base, s, &sh);
 	remo_value_release(v);
 	if (rc == REMO_OK) {
 		pthread_mutex_lock(&s->lock);
-		struct shape *old = remo__map_get(&s->shapes_in, id);
+		struct remo__shape *old = remo__map_get(&s->shapes_in, id);
 		rc = old != NULL || s->shapes_in.len >= MAX_SHAPES
 		     ? REMO_EPROTO /* shapes are sent once, and not without end */
 		     : remo__map_put(&s->shapes_in, id, sh);
 		pthread_mutex_unlock(&s->lock);
 		if (rc != REMO_OK)
-			shape_free(sh);
+			remo__shape_free(sh);
 	}
 	if (rc != REMO_OK)
 		session_end(s, rc == REMO_ENOMEM ? REMO_ENOMEM : REMO_EPROTO);
@@ -2965,7 +2759,7 @@ static void session_destroy(remo_session *s)
 		lease_remove(s);
 	session_end(s, REMO_ECLOSED);
 	while (remo__map_next(&s->shapes_in, &pos, &id, &p))
-		shape_free(p);
+		remo__shape_free(p);
 	remo__map_free(&s->shapes_in);
 	remo__map_free(&s->proxies);
 	remo__map_free(&s->pending);

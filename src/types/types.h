@@ -100,4 +100,27 @@ const struct remo__field *remo__type_field(const remo_type *t,
 const struct remo__func *remo__type_method(const remo_type *t,
                                            const char *name);
 
+/* ---- shapes (shape.c) ------------------------------------------------- */
+
+/* A peer's shape: a type or a function (one of the two is set). */
+struct remo__shape {
+	remo_type *type;
+	struct remo__func *func;
+};
+
+/* remo__shape_value: the shape of a registered type (is_type) or function
+ * p, as a new value (REMO_INVALID without memory). */
+remo_value remo__shape_value(const void *p, bool is_type);
+/* remo__shape_base_fn: the peer's type of shape id, or NULL if the peer
+ * has sent no type of that id. */
+typedef const remo_type *remo__shape_base_fn(void *ctx, uint32_t id);
+/* remo__shape_from_value: a peer's shape id from its value v (borrowed),
+ * as a new remo__shape in *out; a type's base is looked up with base_of.
+ * REMO_EPROTO if malformed, REMO_ENOMEM; on failure nothing is kept. */
+int remo__shape_from_value(uint32_t id, remo_value v,
+                           remo__shape_base_fn *base_of, void *ctx,
+                           struct remo__shape **out);
+/* remo__shape_free: frees sh and the type or function it holds. */
+void remo__shape_free(struct remo__shape *sh);
+
 #endif /* REMO_TYPES_H */
