@@ -1,0 +1,123 @@
+/*
+ * lease.c -- the lease thread: one for the process, shared by every
+ * session with a lease; it sends heartbeats after a quiet period and
+ * ends a session whose peer has been silent for three.
+ */
+#include "session/session_impl.h"
+
+/* ==== leases =========================================================== */
+
+/*
+ * One thread per process keeps every leased session's lease: it sends a
+ * PING on a session that sent nothing for T, and ends a session that
+ * heard nothing for 3T with REMO_EPEERLOST.  It must be a thread of its
+ * own: the threads of a session may all be busy in a long call, and the
+ * peer must still hear from us (and we must still notice a peer that
+ * stopped, say by SIGSTOP, while we wait).  The thread starts with the
+ * first leased session and ticks every LEASE_TICK_MS.
+ */
+#define LEASE_TICK_MS 20
+
+static pthread_mutex_t lease_lock = PTHREAD_MUTEX_INITIALIZER;
+static remo_session *lease_list;
+static bool lease_running;
+
+static void *lease_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		usleep(LEASE_TICK_MS * 1000);
+		remo_session *due[256];
+		int ndue = 0;
+		int64_t now = remo__now_ms();
+		pthread_mutex_lock(&lease_lock);
+		for (remo_session *s = lease_list; s && ndue < 256;
+		     s = s->lease_next) {
+			int64_t T = s->opts.lease_ms;
+			/* Due: time for a heartbeat, or silence to judge, or
+			 * nobody reading it (all its threads busy in calls, or
+			 * an idle client), so that a peer that died is noticed
+			 * within a tick instead of when a call returns. */
+			bool unread = !atomic_load(&s->reading);
+			if (now - atomic_load(&s->last_send_ms) < T &&
+			    now - atomic_load(&s->last_recv_ms) < 3 * T && !unread &&
+			    atomic_load(&s->ndeadlines) == 0)
+				continue;
+			/* a session whose count reached 0 is being destroyed
+			 * (and waits for lease_lock to leave this list) */
+			unsigned n = atomic_load(&s->refs);
+			while (n != 0 &&
+			       !atomic_compare_exchange_weak(&s->refs, &n, n + 1))
+				;
+			if (n != 0)
+				due[ndue++] = s;
+		}
+		pthread_mutex_unlock(&lease_lock);
+		for (int i = 0; i < ndue; i++) {
+			remo_session *s = due[i];
+			int64_t T = s->opts.lease_ms;
+			/* Async calls past their deadline settle here too, so
+			 * a future with only a callback times out (within a
+			 * tick) even if nobody waits for it. */
+			if (atomic_load(&s->ndeadlines) > 0)
+				remo__futures_expire(s);
+			/* Nobody may be reading (an idle client): read what has
+			 * arrived, so heartbeats count and requests get queued. */
+			for (int k = 0; k < 16; k++) {
+				pthread_mutex_lock(&s->lock);
+				bool mine = !s->reading && s->status == REMO_OK;
+				if (mine)
+					s->reading = true;
+				pthread_mutex_unlock(&s->lock);
+				if (!mine || remo__reader_turn(s, 0) != REMO_OK)
+					break;
+			}
+			now = remo__now_ms();
+			if (now - atomic_load(&s->last_recv_ms) >= 3 * T &&
+			    atomic_load(&s->nparked) == 0) {
+				remo__session_end(s, REMO_EPEERLOST);
+			} else if (remo_session_status(s) == REMO_OK &&
+			           now - atomic_load(&s->last_send_ms) >= T &&
+			           pthread_mutex_trylock(&s->send_lock) == 0) {
+				/* busy sending means not idle: skip it then.
+				 * Releases and drops due go first: an idle
+				 * session still lets the peer free them. */
+				remo__send_preamble(s, NULL, NULL, 0);
+				s->shapebuf.len = 0;
+				if (remo__wire_put_array(&s->shapebuf, 1) == REMO_OK &&
+				    remo__wire_put_int(&s->shapebuf, MSG_PING) == REMO_OK)
+					remo__send_raw(s, &s->shapebuf);
+				pthread_mutex_unlock(&s->send_lock);
+			}
+			remo__session_release(s);
+		}
+	}
+	return NULL;
+}
+
+void remo__lease_add(remo_session *s)
+{
+	pthread_mutex_lock(&lease_lock);
+	s->lease_next = lease_list;
+	lease_list = s;
+	if (!lease_running) {
+		pthread_t th;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		lease_running = pthread_create(&th, &a, lease_main, NULL) == 0;
+		pthread_attr_destroy(&a);
+	}
+	pthread_mutex_unlock(&lease_lock);
+}
+
+void remo__lease_remove(remo_session *s)
+{
+	pthread_mutex_lock(&lease_lock);
+	for (remo_session **pp = &lease_list; *pp; pp = &(*pp)->lease_next)
+		if (*pp == s) {
+			*pp = s->lease_next;
+			break;
+		}
+	pthread_mutex_unlock(&lease_lock);
+}

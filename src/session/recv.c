@@ -1,0 +1,549 @@
+/*
+ * recv.c -- receiving and routing, and waiting.  There is no reader
+ * thread: a waiting thread that finds nobody reading becomes the reader
+ * (reader_turn), takes what has arrived, and routes each message to the
+ * waiter it names or to the top-level queue (session_impl.h has the
+ * thread model).
+ */
+#include "session/session_impl.h"
+
+/* ==== receiving and routing ============================================ */
+
+static bool read_uint(remo__rd *rd, uint64_t *out)
+{
+	remo__tok t;
+	if (remo__wire_next(rd, &t) != REMO_OK || t.type != REMO__T_INT ||
+	    t.v.i < 0)
+		return false;
+	*out = (uint64_t)t.v.i;
+	return true;
+}
+
+/* Parses the header of a message the reader received.  REMO_EPROTO. */
+static int msg_parse(struct msg *m)
+{
+	if (remo__wire_check(m->buf.data, m->buf.len) != REMO_OK)
+		return REMO_EPROTO;
+	remo__rd rd = {m->buf.data, m->buf.data + m->buf.len};
+	remo__tok t;
+	uint64_t type;
+	if (remo__wire_next(&rd, &t) != REMO_OK || t.type != REMO__T_ARRAY ||
+	    t.n < 1 || !read_uint(&rd, &type))
+		return REMO_EPROTO;
+	uint32_t n = t.n;
+	m->type = (int)type;
+	switch (type) {
+	case MSG_HELLO:
+		if (n != 4)
+			return REMO_EPROTO;
+		break;
+	case MSG_REQ:
+		if (n != 8 || !read_uint(&rd, &m->reqid) ||
+		    !read_uint(&rd, &m->cause) || !read_uint(&rd, &m->depth) ||
+		    !read_uint(&rd, &m->op) || m->reqid == 0)
+			return REMO_EPROTO;
+		if ((m->op & ~(uint64_t)(0xff | REQ_FLAGS)) != 0)
+			return REMO_EPROTO; /* a flag we do not know */
+		m->flags = (unsigned)(m->op & REQ_FLAGS);
+		m->op &= 0xff;
+		if (m->op < REMO__OP_LOOKUP || m->op > REMO__OP_CHUNK)
+			return REMO_EPROTO;
+		/* a pipelined request's target is the id of an earlier one */
+		if ((m->flags & REMO__REQ_PIPE) &&
+		    (!read_uint(&rd, &m->pipe) || m->pipe == 0 ||
+		     m->pipe >= m->reqid))
+			return REMO_EPROTO; /* it names an earlier request */
+		break;
+	case MSG_REPLY:
+	case MSG_ERROR:
+		if (n != 3 || !read_uint(&rd, &m->reqid))
+			return REMO_EPROTO;
+		break;
+	case MSG_RELEASE:
+	case MSG_SHAPE:
+	case MSG_DROP:
+		if (n != (type == MSG_SHAPE ? 3u : 2u))
+			return REMO_EPROTO;
+		break;
+	case MSG_BATCH:
+		if (n < 2 || n > REMO_MAX_BATCH + 1)
+			return REMO_EPROTO;
+		break;
+	case MSG_MULTI:
+		if (n < 2 || n > MULTI_PARTS + 1)
+			return REMO_EPROTO;
+		break;
+	case MSG_BYE:
+	case MSG_PING:
+		if (n != 1)
+			return REMO_EPROTO;
+		break;
+	default:
+		return REMO_EPROTO;
+	}
+	m->rest = rd;
+	return REMO_OK;
+}
+
+static void handle_hello(remo_session *s, struct msg *m)
+{
+	uint64_t version, max_message, max_depth;
+	if (!read_uint(&m->rest, &version) || !read_uint(&m->rest, &max_message) ||
+	    !read_uint(&m->rest, &max_depth) || version != PROTO_VERSION ||
+	    max_message < 64) {
+		remo__session_end(s, REMO_EPROTO);
+		return;
+	}
+	s->peer_max_message = max_message;
+}
+
+static void handle_release(remo_session *s, struct msg *m)
+{
+	remo__tok t;
+	if (remo__wire_next(&m->rest, &t) != REMO_OK ||
+	    t.type != REMO__T_ARRAY || t.n % 2 != 0) {
+		remo__session_end(s, REMO_EPROTO);
+		return;
+	}
+	for (uint32_t i = 0; i < t.n; i += 2) {
+		uint64_t id, count;
+		if (!read_uint(&m->rest, &id) || !read_uint(&m->rest, &count)) {
+			remo__session_end(s, REMO_EPROTO);
+			return;
+		}
+		remo__table_uncount(s, id, count);
+	}
+}
+
+static void handle_shape(remo_session *s, struct msg *m)
+{
+	uint64_t id;
+	remo_value v;
+	struct remo__shape *sh = NULL;
+	if (!read_uint(&m->rest, &id) || id < 16 || id > UINT32_MAX ||
+	    remo__unpack_with(&m->rest, NULL, &v) != REMO_OK) {
+		remo__session_end(s, REMO_EPROTO);
+		return;
+	}
+	int rc = remo__shape_from_value((uint32_t)id, v, remo__shape_base, s, &sh);
+	remo_value_release(v);
+	if (rc == REMO_OK) {
+		pthread_mutex_lock(&s->lock);
+		struct remo__shape *old = remo__map_get(&s->shapes_in, id);
+		rc = old != NULL || s->shapes_in.len >= MAX_SHAPES
+		     ? REMO_EPROTO /* shapes are sent once, and not without end */
+		     : remo__map_put(&s->shapes_in, id, sh);
+		pthread_mutex_unlock(&s->lock);
+		if (rc != REMO_OK)
+			remo__shape_free(sh);
+	}
+	if (rc != REMO_OK)
+		remo__session_end(s, rc == REMO_ENOMEM ? REMO_ENOMEM : REMO_EPROTO);
+}
+
+/* Frees a kept result nobody can name any more.  Under s->lock; returns
+ * the value to release after unlocking. */
+remo_value remo__kept_maybe_free(remo_session *s, uint64_t reqid,
+                                  struct kept *k)
+{
+	remo_value v = remo_nil();
+	if (k->done && k->dropped && k->uses == 0) {
+		remo__map_del(&s->kept, reqid);
+		v = k->val;
+		remo__free(k);
+	}
+	return v;
+}
+
+static void handle_drop(remo_session *s, struct msg *m)
+{
+	remo__tok t;
+	if (remo__wire_next(&m->rest, &t) != REMO_OK ||
+	    t.type != REMO__T_ARRAY) {
+		remo__session_end(s, REMO_EPROTO);
+		return;
+	}
+	for (uint32_t i = 0; i < t.n; i++) {
+		uint64_t reqid;
+		if (!read_uint(&m->rest, &reqid)) {
+			remo__session_end(s, REMO_EPROTO);
+			return;
+		}
+		pthread_mutex_lock(&s->lock);
+		struct kept *k = remo__map_get(&s->kept, reqid);
+		remo_value v = remo_nil();
+		if (k != NULL) {
+			k->dropped = true;
+			v = remo__kept_maybe_free(s, reqid, k);
+		}
+		pthread_mutex_unlock(&s->lock);
+		remo_value_release(v);
+	}
+}
+
+/*
+ * Routes a request or a reply to the thread that waits for it, and does
+ * the bookkeeping of kept results.  Under s->lock.  A reply nobody waits
+ * for (the call timed out or was cancelled, or a stray) is returned, to
+ * be freed after unlocking; an async call's reply settles its future,
+ * added to *settled.
+ */
+static struct msg *route(remo_session *s, struct msg *m,
+                         struct remo_future **settled)
+{
+	if (m->type == MSG_REQ) {
+		s->nqueued++;
+		if ((m->flags & REMO__REQ_KEEP) && s->kept.len < REMO_MAX_KEPT &&
+		    remo__map_get(&s->kept, m->reqid) == NULL) {
+			/* kept from arrival on, so a pipelined request routed
+			 * after it always finds it (without memory, or past the
+			 * limit, such requests get ReferenceError) */
+			struct kept *k = remo__malloc(sizeof *k);
+			if (k != NULL) {
+				memset(k, 0, sizeof *k);
+				if (remo__map_put(&s->kept, m->reqid, k) != REMO_OK)
+					remo__free(k);
+			}
+		}
+		if (m->flags & REMO__REQ_PIPE) {
+			struct kept *k = remo__map_get(&s->kept, m->pipe);
+			if (k != NULL)
+				k->uses++;
+			else
+				m->pipe = 0; /* served as a ReferenceError */
+		}
+		struct waiter *w = m->cause ? remo__map_get(&s->pending, m->cause)
+		                            : NULL;
+		/* an async call has no thread of its own waiting: its
+		 * callbacks go to whoever serves */
+		if (w != NULL && w->fut == NULL)
+			remo__queue_push(&w->head, &w->tail, m);
+		else
+			remo__queue_push(&s->top_head, &s->top_tail, m);
+		return NULL;
+	}
+	struct waiter *w = remo__map_get(&s->pending, m->reqid);
+	if (w == NULL || w->reply != NULL || w->done)
+		return m; /* the call timed out, or a stray reply: dropped */
+	if (w->fut != NULL) {
+		remo__map_del(&s->pending, m->reqid);
+		int st = m->drc != REMO_OK ? m->drc
+		         : m->type == MSG_ERROR ? REMO_ERAISED : REMO_OK;
+		remo__future_settle(s, w->fut, st, m->vals[0], settled);
+		m->vals[0] = remo_nil();
+		return m;
+	}
+	w->reply = m;
+	return NULL;
+}
+
+/*
+ * The reader's work on one received message, done while it still holds
+ * the reader role and not s->lock: parse it, and handle what belongs to
+ * the session itself (hello, shapes, releases) before anyone can read the
+ * next message, because a shape must be known before the message that
+ * uses it is decoded.  Returns a request or reply to route, or NULL;
+ * sets *end when the session must end.
+ */
+
+/*
+ * Decodes the n values left in m, in the reader, before the next message
+ * is read.  Replies, because a RELEASE read after a reply could free an
+ * object the reply names before its waiter decoded it (the peer drops its
+ * proxy once it sent the reply); and one-way requests, because their
+ * caller keeps nothing alive for them.  Other requests are decoded by the
+ * thread that serves them: their caller keeps their values alive until
+ * the reply.  Returns the codec's status (also in m->drc).
+ */
+int remo__msg_decode(remo_session *s, struct msg *m, int n)
+{
+	remo__codec codec;
+	remo_value base;
+	remo__session_codec_for(s, &codec, m, &base);
+	int rc = REMO_OK;
+	for (int i = 0; rc == REMO_OK && i < n; i++)
+		rc = remo__unpack_with(&m->rest, &codec, &m->vals[i]);
+	remo_value_release(base); /* views keep what they need */
+	m->decoded = true;
+	m->drc = rc;
+	return rc;
+}
+
+/* Where a message came from: a frame of its own, a BATCH (requests
+ * only), a MULTI (anything but HELLO and MULTI). */
+enum { IN_FRAME, IN_BATCH, IN_MULTI };
+
+/* batch_split and reader_take_one call each other: a BATCH or MULTI
+ * holds messages, each taken as if it had come alone. */
+static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
+                                   int in);
+
+/* A batch becomes its requests, each a message of its own (a copy:
+ * requests are small, and each is served and freed on its own); a multi
+ * its messages, handled in order as if each had come alone. */
+static struct msg *batch_split(remo_session *s, struct msg *b, int *end,
+                               int in)
+{
+	struct msg *head = NULL, **tail = &head;
+	while (b->rest.p < b->rest.end && *end == REMO_OK) {
+		const uint8_t *start = b->rest.p;
+		if (remo__wire_skip(&b->rest) != REMO_OK) {
+			*end = REMO_EPROTO;
+			break;
+		}
+		remo_buf one = {0};
+		size_t len = (size_t)(b->rest.p - start);
+		if (remo_buf_reserve(&one, len) != REMO_OK) {
+			*end = REMO_ENOMEM;
+			break;
+		}
+		memcpy(one.data, start, len);
+		one.len = len;
+		struct msg *m = reader_take_one(s, one, end, in);
+		*tail = m; /* a chain, when a multi holds a batch */
+		while (*tail != NULL)
+			tail = &(*tail)->next;
+	}
+	if (*end != REMO_OK) {
+		while (head != NULL) {
+			struct msg *next = head->next;
+			remo__msg_free(head);
+			head = next;
+		}
+	}
+	return head;
+}
+
+/* reader_take: the messages to route (a chain through next), or NULL. */
+static struct msg *reader_take(remo_session *s, remo_buf buf, int *end)
+{
+	return reader_take_one(s, buf, end, IN_FRAME);
+}
+
+static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
+                                   int in)
+{
+	struct msg *m = remo__malloc(sizeof *m);
+	if (m == NULL) {
+		remo_buf_free(&buf);
+		*end = REMO_ENOMEM;
+		return NULL;
+	}
+	memset(m, 0, sizeof *m);
+	m->buf = buf;
+	if (buf.len > s->opts.max_message || msg_parse(m) != REMO_OK ||
+	    (in == IN_BATCH && m->type != MSG_REQ) ||
+	    (in == IN_MULTI && (m->type == MSG_HELLO || m->type == MSG_MULTI))) {
+		remo__msg_free(m);
+		*end = REMO_EPROTO;
+		return NULL;
+	}
+	atomic_store(&s->last_recv_ms, remo__now_ms());
+	if (!s->hello_seen || m->type == MSG_HELLO) {
+		if (s->hello_seen || m->type != MSG_HELLO)
+			*end = REMO_EPROTO; /* first, and only once */
+		else
+			handle_hello(s, m);
+		s->hello_seen = true;
+		remo__msg_free(m);
+		return NULL;
+	}
+	switch (m->type) {
+	case MSG_REQ:
+		if (m->flags & REMO__REQ_ONEWAY)
+			remo__msg_decode(s, m, m->flags & REMO__REQ_PIPE ? 2 : 3);
+		return m;
+	case MSG_REPLY:
+	case MSG_ERROR: {
+		int rc = remo__msg_decode(s, m, 1);
+		if (rc == REMO_ENOTFOUND || rc == REMO_EPROTO ||
+		    (rc == REMO_OK && m->type == MSG_ERROR &&
+		     m->vals[0].kind != REMO_ERROR)) {
+			/* a reference we never sent, a shape never sent, or
+			 * an error reply without an error */
+			remo__msg_free(m);
+			*end = REMO_EPROTO;
+			return NULL;
+		}
+		return m;
+	}
+	case MSG_BATCH:
+	case MSG_MULTI: {
+		struct msg *got = batch_split(s, m, end, m->type == MSG_BATCH
+		                                         ? IN_BATCH : IN_MULTI);
+		remo__msg_done(s, m);
+		return got;
+	}
+	case MSG_DROP:
+		handle_drop(s, m);
+		break;
+	case MSG_BYE:
+		*end = REMO_EPEERLOST;
+		break;
+	case MSG_RELEASE:
+		handle_release(s, m);
+		break;
+	case MSG_SHAPE:
+		handle_shape(s, m);
+		break;
+	case MSG_PING:
+		break; /* its arrival was the point */
+	}
+	remo__msg_done(s, m);
+	return NULL;
+}
+
+/* ==== waiting ========================================================== */
+
+/*
+ * One turn as the reader: the caller set s->reading under s->lock.
+ * Receives at most one message within timeout_ms, handles or routes it,
+ * and only then gives the role back: a waiter must never block in recv
+ * while its reply sits routed but unseen.  Returns recv's status.
+ */
+int remo__reader_turn(remo_session *s, int timeout_ms)
+{
+	int end = REMO_OK;
+	struct msg *got = NULL;
+	pthread_mutex_lock(&s->lock);
+	remo_buf buf = s->rxspare;
+	s->rxspare = (remo_buf){0};
+	pthread_mutex_unlock(&s->lock);
+
+	/*
+	 * Spin, yielding, for a moment before blocking.  Measured with
+	 * bench_transport: a blocking round trip between processes on
+	 * different cores costs about 60 us, nearly all of it waking the
+	 * idle core; polling for up to 20 us with sched_yield between polls
+	 * brought it to about 5 us, and, because each poll yields, costs
+	 * nothing when both processes share one core (a spin without the
+	 * yield cost 110 us there).  But threads of one process sharing a
+	 * core through remo_pipe lost 4x to it, so it is the session's
+	 * option: on for transports (remo_connect, servers), off otherwise.
+	 */
+	int rc = REMO_ETIMEDOUT;
+	int spin = s->opts.spin_us;
+	if (timeout_ms != 0 && spin > 0) {
+		int64_t until = remo__now_us() + spin;
+		do {
+			rc = s->ch.recv(s->ch.user, &buf, 0);
+			if (rc != REMO_ETIMEDOUT)
+				break;
+			sched_yield();
+		} while (remo__now_us() < until);
+	}
+	if (rc == REMO_ETIMEDOUT)
+		rc = s->ch.recv(s->ch.user, &buf, timeout_ms);
+	if (rc == REMO_OK) {
+		got = reader_take(s, buf, &end);
+	} else {
+		pthread_mutex_lock(&s->lock);
+		if (s->rxspare.data == NULL)
+			s->rxspare = buf, buf = (remo_buf){0};
+		pthread_mutex_unlock(&s->lock);
+		remo_buf_free(&buf);
+	}
+	if (rc != REMO_OK && rc != REMO_ETIMEDOUT)
+		end = rc == REMO_ECLOSED || rc == REMO_ENOMEM || rc == REMO_EPROTO
+		      ? rc : REMO_EPEERLOST;
+	struct msg *drop = NULL;
+	struct remo_future *settled = NULL;
+	pthread_mutex_lock(&s->lock);
+	while (got != NULL) {
+		struct msg *next = got->next;
+		struct msg *d = route(s, got, &settled);
+		if (d != NULL) {
+			d->next = drop;
+			drop = d;
+		}
+		got = next;
+	}
+	if (s->nqueued > s->max_queued)
+		end = REMO_EPROTO; /* a peer flooding us with requests */
+	s->reading = false;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	/* A dropped reply's values are released here, so what it named is
+	 * released to the peer as well. */
+	while (drop != NULL) {
+		struct msg *next = drop->next;
+		remo__msg_done(s, drop);
+		drop = next;
+	}
+	remo__futures_notify(settled);
+	if (end != REMO_OK)
+		remo__session_end(s, end);
+	return rc;
+}
+
+/*
+ * Waits until w has a reply (call waiters) or the deadline passes (remo__serve
+ * waiters), serving what belongs to w meanwhile and reading for everyone
+ * when nobody else is.  Returns REMO_OK (a reply is in *reply), or
+ * REMO_ETIMEDOUT, or the session's end status.
+ */
+int remo__wait_for(remo_session *s, struct waiter *w, int64_t deadline,
+                    struct msg **reply)
+{
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		if (w->reply != NULL || w->done) {
+			*reply = w->reply;
+			w->reply = NULL;
+			pthread_mutex_unlock(&s->lock);
+			return REMO_OK;
+		}
+		/* an ended session serves nothing more, even what was queued */
+		if (s->status != REMO_OK) {
+			int st = s->status;
+			pthread_mutex_unlock(&s->lock);
+			return st;
+		}
+		struct msg *m = remo__queue_pop(&w->head, &w->tail);
+		if (m == NULL && (w->reqid == 0 || s->nservers == 0))
+			m = remo__queue_pop(&s->top_head, &s->top_tail);
+		if (m != NULL) {
+			s->nqueued--;
+			pthread_mutex_unlock(&s->lock);
+			remo__serve(s, m);
+			pthread_mutex_lock(&s->lock);
+			continue;
+		}
+		int64_t left = deadline < 0 ? -1 : deadline - remo__now_ms();
+		if (deadline >= 0 && left <= 0) {
+			pthread_mutex_unlock(&s->lock);
+			return REMO_ETIMEDOUT;
+		}
+		if (!s->reading) {
+			s->reading = true;
+			pthread_mutex_unlock(&s->lock);
+			remo__reader_turn(s, left > INT32_MAX ? INT32_MAX : (int)left);
+			pthread_mutex_lock(&s->lock);
+			continue;
+		}
+		if (deadline < 0) {
+			pthread_cond_wait(&s->cond, &s->lock);
+		} else {
+			struct timespec ts = {deadline / 1000,
+			                      (long)(deadline % 1000) * 1000000};
+			pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+		}
+	}
+}
+
+int remo_session_serve(remo_session *s, int timeout_ms)
+{
+	struct waiter w = {0};
+	struct msg *none = NULL;
+	int64_t deadline = remo__deadline_ms(timeout_ms);
+	pthread_mutex_lock(&s->lock);
+	s->nservers++;
+	pthread_mutex_unlock(&s->lock);
+	int rc = remo__wait_for(s, &w, deadline, &none);
+	pthread_mutex_lock(&s->lock);
+	/* with no server left, callers remo__serve the top-level queue: wake them */
+	if (--s->nservers == 0)
+		pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}

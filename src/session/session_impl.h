@@ -1,0 +1,364 @@
+/*
+ * session_impl.h -- the session layer's private header: its messages,
+ * its structs, the thread model and the lock order, stated once for the
+ * files of this folder.  Layers above see session.h only.
+ *
+ * One session per peer: the handshake, request ids, routing replies and
+ * nested requests to the threads that wait for them, the object table,
+ * proxies, shapes, and releasing references in batches.  The files, one
+ * concept each (as Cap'n Proto's rpc.c++ names its tables):
+ *
+ *   session.c  lifetime: new, close, free, ending; the message queues
+ *   table.c    exports and imports: the export list, the object table
+ *              (what we sent), proxies (what we received), the shapes a
+ *              peer has, the codec's hooks for references
+ *   send.c     encoding and sending, with what is due before a message
+ *              (shapes, releases, drops) and MULTI frames
+ *   recv.c     receiving and routing, and waiting (the reader role)
+ *   serve.c    serving requests: answers, kept results for pipelining,
+ *              the serving context tracebacks read
+ *   call.c     questions: synchronous requests
+ *   future.c   async calls, batches, promises and their deadlines
+ *   lease.c    the lease thread: heartbeats and dead peers
+ *
+ * Neighbours: below, a remo_channel (send, recv) and the codec (wire/),
+ * which table.c gives hooks for references; above, api/ops.c, which
+ * turns remo_getattr and friends on a proxy into remo__session_request
+ * and installs the hook that applies a request's operation here.
+ *
+ * Thread model (doc/design.md, "thread model"): there is no reader
+ * thread.  Whichever waiting thread finds nobody reading becomes the
+ * reader, receives one message, routes it, and goes back to waiting:
+ *
+ *   reply or error  -> the waiter whose request id it names
+ *   request with a cause that is one of our pending calls
+ *                   -> that call's waiter, which serves it in its own
+ *                      thread: a callback runs in the thread that made
+ *                      the call, so callbacks nest both ways, and a
+ *                      callback that needs a lock its caller holds (a
+ *                      recursive mutex, say) still works
+ *   other request   -> the top-level queue, served by remo_session_serve
+ *                      threads, or by any waiter if nobody serves
+ *
+ * The rejected design, a reader thread per session, costs a thread and
+ * two context switches per call, and makes callbacks run in a thread the
+ * program did not choose.
+ *
+ * Locks: s->lock guards everything but sending; s->send_lock serialises
+ * encoding and sending, so that a shape is always sent before the first
+ * message that uses it.  Order: send_lock, then lock.  No value is
+ * released under s->lock (a release can run a destructor or reach
+ * another session).
+ */
+#ifndef REMO_SESSION_IMPL_H
+#define REMO_SESSION_IMPL_H
+
+#include "session/session.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROTO_VERSION 1
+
+enum msg_type {
+	MSG_HELLO = 0,   /* [0, version, max_message, max_call_depth]       */
+	MSG_REQ = 1,     /* [1, reqid, cause, depth, op, target, a, b]      */
+	MSG_REPLY = 2,   /* [2, reqid, value]                               */
+	MSG_ERROR = 3,   /* [3, reqid, error]                               */
+	MSG_RELEASE = 4, /* [4, (id, count, id, count, ...)]                */
+	MSG_SHAPE = 5,   /* [5, shape_id, shape]                            */
+	MSG_BYE = 6,     /* [6]                                             */
+	MSG_PING = 7,    /* [7]: a heartbeat, for the lease               */
+	MSG_DROP = 8,    /* [8, (reqid, ...)]: kept results not needed    */
+	MSG_BATCH = 9,   /* [9, request, request, ...]: each a whole REQ  */
+	MSG_MULTI = 10,  /* [10, message, ...]: what would have gone in
+	                    frames of their own, in one (a request and the
+	                    releases sent before it)                      */
+};
+
+/* A message this small takes the releases and drops due before it into
+ * its own frame (MSG_MULTI): measured, a pipelined call sent its
+ * future's DROP as a frame of its own (1.94 frames per call). */
+#define MULTI_MAX 4096
+#define MULTI_PARTS 8 /* messages one MULTI may hold */
+
+/* A request's op field: the operation in the low 8 bits, flags above
+ * (remo_impl.h: REMO__REQ_KEEP, _ONEWAY, _PIPE; doc/wire.md). */
+#define REQ_FLAGS (REMO__REQ_KEEP | REMO__REQ_ONEWAY | REMO__REQ_PIPE)
+
+/* Release batches go out when this many ids wait, or with the next
+ * message sent, whichever is first. */
+#define RELEASE_BATCH 64
+
+/* What a peer may make us hold: shapes it sent, and requests waiting to
+ * be served.  A remo peer makes calls one per thread and shapes one per
+ * type, so these are far above real use; past them the peer is flooding
+ * and the session ends (REMO_EPROTO). */
+#define MAX_SHAPES 65536
+#define MAX_QUEUED 4096
+
+struct msg {
+	struct msg *next;
+	remo_buf buf;
+	int type;
+	uint64_t reqid, cause;
+	uint64_t depth, op;
+	unsigned flags;  /* a request's REMO__REQ_* flags */
+	uint64_t pipe;   /* REMO__REQ_PIPE: the request whose result is the
+	                    target */
+	remo__rd rest; /* the fields after the header, inside buf */
+	/* Decoded by the reader (replies, one-way requests): see msg_decode */
+	bool decoded;
+	int drc;
+	remo_value vals[3];
+};
+
+struct waiter {
+	uint64_t reqid;          /* our request; 0 for a serving thread */
+	struct msg *head, *tail; /* requests that belong to our call    */
+	struct msg *reply;
+	struct remo_future *fut; /* an async call: route settles it     */
+	bool done;               /* fut settled                         */
+};
+
+/*
+ * An async call.  Counted: the caller's handle, the session's while it is
+ * in flight, and each promise made from it.  Everything but refs is
+ * under s->lock once started.
+ */
+struct remo_future {
+	atomic_uint refs;
+	remo_session *s;         /* retained; NULL for a call that ran here */
+	struct waiter w;
+	bool keep;               /* the peer keeps the result (pipelining) */
+	bool started;            /* sent: only then can fn be called       */
+	int status;              /* REMO_OK, REMO_ERAISED, or the failure  */
+	remo_value value;        /* the result, or the error               */
+	remo_value args[3];      /* retained while in flight               */
+	int64_t deadline;        /* ms, or -1                              */
+	remo_future_fn *fn;
+	void *user;
+	bool then_set;           /* remo_future_then was called           */
+	struct remo_future *prev, *next; /* s->inflight, oldest first      */
+	struct remo_future *settled_next;
+};
+
+/* A result kept for pipelined requests (callee side). */
+struct kept {
+	bool done, failed, dropped;
+	uint32_t uses;           /* pipelined requests routed, not served */
+	remo_value val;
+	struct msg *wait_head, *wait_tail; /* pipelined requests that came
+	                                      to be served before it was
+	                                      done: queued when it is */
+};
+
+/* Ints waiting to go to the peer in the next preamble (send_preamble):
+ * RELEASE's (id, count) pairs, DROP's reqids.  Under s->lock. */
+struct due {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+struct entry {
+	uint64_t id;
+	uint64_t key;      /* identity */
+	uint64_t count;    /* sent to the peer, minus released */
+	remo_value value;  /* retained */
+};
+
+struct remo_session {
+	atomic_uint refs;
+	struct remo_session *lease_next; /* in the lease list, if leased */
+	atomic_llong last_recv_ms, last_send_ms;
+	remo_channel ch;
+	remo_exports *exports;
+	remo_session_opts opts;
+	_Atomic size_t peer_max_message; /* written by the reader, read by senders */
+	atomic_int nparked;    /* threads parked with a live traceback */
+	atomic_int ndeadlines; /* async calls in flight with a deadline */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int status;            /* REMO_OK while open */
+	atomic_bool reading;   /* written under lock; the lease thread peeks */
+	bool hello_seen;
+	uint64_t next_reqid;
+	uint64_t next_id;
+	unsigned nservers;     /* threads in remo_session_serve */
+	struct remo__map pending;   /* reqid -> waiter */
+	struct msg *top_head, *top_tail;
+	size_t nqueued;             /* requests in all queues */
+	remo_buf rxspare;           /* a used receive buffer, kept */
+	size_t max_queued;          /* MAX_QUEUED; lower in tests */
+	struct remo__map table;     /* id -> entry */
+	struct remo__map table_key; /* identity -> entry */
+	struct remo__map proxies;   /* id -> remo__ref, weak */
+	struct remo__map shapes_in; /* shape id -> shape */
+	struct due releases;        /* (id, count) pairs to send */
+
+	pthread_mutex_t send_lock;
+	remo_buf sendbuf, shapebuf;
+	remo_buf multibuf, framebuf; /* a MULTI's parts, and the MULTI */
+	struct remo__map shapes_out; /* shape id -> (void *)1, sent */
+	const void **shape_queue;    /* types or funcs to send first */
+	bool *shape_queue_is_type;
+	size_t nshape_queue, capshape_queue;
+	int put_error;               /* a put_ref failure while encoding */
+	uint64_t *put_ids;           /* ids counted by the message being  */
+	size_t nput_ids, capput_ids; /* encoded, to undo if it fails      */
+
+	/* Call styles (under lock) */
+	struct remo_future *inflight_head, *inflight_tail;
+	size_t ninflight;            /* async calls in flight             */
+	size_t nkept_out;            /* our futures the peer keeps        */
+	unsigned oneway_since;       /* one-way calls since the last wait */
+	struct remo__map kept;       /* peer's reqid -> struct kept       */
+	struct due drops;            /* reqids to send in MSG_DROP        */
+};
+
+struct remo_exports {
+	pthread_mutex_t lock;
+	remo_value names; /* dict: str -> value */
+};
+
+/* The request this thread is serving, innermost first, per session. */
+struct serving {
+	remo_session *s;
+	uint64_t reqid;
+	uint64_t depth;
+	struct serving *prev;
+	bool oneway;      /* the request wants no reply                  */
+	bool replied;     /* its ERROR went early (a live traceback)     */
+	size_t lmark;     /* where its REMO_LOCAL records start          */
+	bool keep;        /* the peer may pipeline on its result         */
+};
+/* The innermost request this thread serves (serve.c). */
+extern _Thread_local struct serving *remo__tls_serving;
+
+/* Operation names, for errors (call.c). */
+extern const char *const remo__op_names[];
+
+struct msg_parts {
+	const int64_t *ints;
+	size_t nints;
+	const remo_value *vals;
+	size_t nvals;
+};
+
+/* One request's fields, ready for remo__send_parts (call.c). */
+struct req {
+	int64_t ints[6];
+	remo_value vals[3];
+	struct msg_parts parts;
+};
+
+/* ==== shared between the files of this folder ========================== */
+
+/* ---- session.c: lifetime and queues ---- */
+
+/* Frees a message and the values decoded from it.  Not under s->lock. */
+void remo__msg_free(struct msg *m);
+/* remo__msg_free, keeping m's buffer for the next receive. */
+void remo__msg_done(remo_session *s, struct msg *m);
+void remo__queue_push(struct msg **head, struct msg **tail, struct msg *m);
+struct msg *remo__queue_pop(struct msg **head, struct msg **tail);
+void remo__session_retain(remo_session *s);
+/* Drops a count; the last one destroys s. */
+void remo__session_release(remo_session *s);
+/* Ends s with status (if open): waiters fail, the peer's references are
+ * released, the channel is closed.  Not under s->lock. */
+void remo__session_end(remo_session *s, int status);
+
+/* ---- table.c: exports and imports ---- */
+
+/* The exported value of name (new), or REMO_ENOTFOUND. */
+int remo__exports_get(remo_exports *e, remo_value name, remo_value *out);
+/* The peer's type of shape id (remo__shape_base_fn, ctx: the session). */
+const remo_type *remo__shape_base(void *ctx, uint32_t id);
+/* Takes count from id's entry of the object table (a release). */
+void remo__table_uncount(remo_session *s, uint64_t id, uint64_t count);
+/* Takes back the counts of a message that was encoded but not sent. */
+void remo__put_rollback(remo_session *s);
+/* The codec's hooks (remo__codec): a reference out, and one in. */
+int remo__hook_put_ref(void *ctx, remo_buf *b, remo_value v);
+int remo__hook_get_ref(void *ctx, remo_kind kind, uint64_t id, bool home,
+                       uint32_t shape_id, remo_value *out);
+/* Queues k ints due to the peer; true when a batch is full (then
+ * remo__due_flush after unlocking).  Under s->lock. */
+bool remo__due_push(remo_session *s, struct due *d, const uint64_t *v,
+                    size_t k);
+void remo__due_flush(remo_session *s);
+
+/* ---- send.c: sending (under send_lock unless said) ---- */
+
+int remo__send_raw(remo_session *s, const remo_buf *b);
+/* Sends what is due before a message: shapes, releases, drops; into
+ * a MULTI when into is given, within budget bytes. */
+int remo__send_preamble(remo_session *s, remo_buf *into, uint32_t *parts,
+                        size_t budget);
+/* Encodes [ints..., vals...] and sends it, preamble first; takes
+ * send_lock. */
+int remo__send_msg(remo_session *s, const int64_t *ints, size_t nints,
+                   const remo_value *vals, size_t nvals);
+/* n messages, in one BATCH frame when batch; takes send_lock. */
+int remo__send_parts(remo_session *s, const struct msg_parts *m, size_t n,
+                     bool batch);
+int remo__send_parts_locked(remo_session *s, const struct msg_parts *m,
+                            size_t n, bool batch);
+
+/* ---- recv.c: receiving, routing, waiting ---- */
+
+/* Frees a kept result nobody can name; the value to release after
+ * unlocking.  Under s->lock. */
+remo_value remo__kept_maybe_free(remo_session *s, uint64_t reqid,
+                                 struct kept *k);
+/* Decodes the n values of m (the reader does it for replies). */
+int remo__msg_decode(remo_session *s, struct msg *m, int n);
+/* Reads and routes what arrives, for up to timeout_ms. */
+int remo__reader_turn(remo_session *s, int timeout_ms);
+/* Waits for w's reply (or fut) until deadline, serving requests that
+ * belong to it; the reader role is taken when free. */
+int remo__wait_for(remo_session *s, struct waiter *w, int64_t deadline,
+                   struct msg **reply);
+
+/* ---- serve.c: serving ---- */
+
+/* The codec for decoding m's values (views into its buffer when big). */
+const remo__codec *remo__session_codec_for(remo_session *s, remo__codec *c,
+                                           struct msg *m, remo_value *base);
+/* Serves request m on this thread, replies, frees m. */
+void remo__serve(remo_session *s, struct msg *m);
+
+/* ---- call.c: synchronous requests ---- */
+
+/* The cause and depth of a request made now: the request this thread
+ * serves on s, if any; RecursionError past the session's limit. */
+int remo__req_context(remo_session *s, uint64_t *cause, uint64_t *depth);
+void remo__req_fill(struct req *r, uint64_t reqid, uint64_t cause,
+                    uint64_t depth, int op, unsigned flags, remo_value target,
+                    remo_value a, remo_value b);
+/* Raises the error for a request that could not be sent. */
+int remo__req_send_failed(int rc, int op);
+
+/* ---- future.c: async calls ---- */
+
+/* Settles f (under s->lock); callbacks run in remo__futures_notify,
+ * after unlocking, over the *settled list. */
+void remo__future_settle(remo_session *s, struct remo_future *f, int status,
+                         remo_value value, struct remo_future **settled);
+void remo__futures_notify(struct remo_future *settled);
+/* Settles every async call of s past its deadline (the lease's tick). */
+void remo__futures_expire(remo_session *s);
+
+/* ---- lease.c ---- */
+
+void remo__lease_add(remo_session *s);
+void remo__lease_remove(remo_session *s);
+
+#endif /* REMO_SESSION_IMPL_H */

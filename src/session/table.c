@@ -1,0 +1,386 @@
+/*
+ * table.c -- exports and imports: the names a program exports, the
+ * object table (each value we sent, with the count the peer holds), the
+ * proxies (each reference we received, by id, weak), which shapes the
+ * peer has been sent, and the codec's hooks that turn references into
+ * ids and back.  Releases due to the peer are queued here (struct due)
+ * and go out with the next message (send.c).
+ */
+#include "session/session_impl.h"
+
+static const struct remo__ref_ops session_proxy_ops;
+
+/* ==== exports ========================================================== */
+
+remo_exports *remo_exports_new(void)
+{
+	remo_exports *e = remo__malloc(sizeof *e);
+	if (e == NULL)
+		return NULL;
+	e->names = remo_dict();
+	if (!remo_ok(e->names)) {
+		remo__free(e);
+		return NULL;
+	}
+	pthread_mutex_init(&e->lock, NULL);
+	return e;
+}
+
+int remo_export(remo_exports *e, const char *name, remo_value v)
+{
+	if (e == NULL || name == NULL || !remo_ok(v))
+		return REMO_EINVAL;
+	remo_value key = remo_str(name), old;
+	if (!remo_ok(key))
+		return REMO_ENOMEM;
+	pthread_mutex_lock(&e->lock);
+	int rc = remo_dict_get(e->names, key, &old) == REMO_OK
+	         ? REMO_EEXIST
+	         : remo_dict_set(e->names, remo_value_retain(key),
+	                         remo_value_retain(v));
+	pthread_mutex_unlock(&e->lock);
+	remo_value_release(key);
+	return rc;
+}
+
+void remo_exports_free(remo_exports *e)
+{
+	if (e == NULL)
+		return;
+	remo_value_release(e->names);
+	pthread_mutex_destroy(&e->lock);
+	remo__free(e);
+}
+
+int remo__exports_get(remo_exports *e, remo_value name, remo_value *out)
+{
+	if (e == NULL)
+		return REMO_ENOTFOUND;
+	pthread_mutex_lock(&e->lock);
+	int rc = remo_dict_get(e->names, name, out);
+	if (rc == REMO_OK)
+		*out = remo_value_retain(*out);
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+/* ==== shapes =========================================================== */
+
+/* Queue the shape of t (and its bases, first) if the peer lacks it.
+ * Under send_lock. */
+static int shape_need(remo_session *s, const void *p, bool is_type)
+{
+	uint32_t id;
+	if (is_type) {
+		const remo_type *t = p;
+		if (t->shape_id < 16 || t->remote)
+			return REMO_OK; /* built in, or the peer's own */
+		if (t->base != NULL) {
+			int rc = shape_need(s, t->base, true);
+			if (rc != REMO_OK)
+				return rc;
+		}
+		id = t->shape_id;
+	} else {
+		const struct remo__func *f = p;
+		if (f->fn == NULL)
+			return REMO_OK;
+		id = f->shape_id;
+	}
+	/* Marked as sent only once it is sent (remo__send_preamble): a message
+	 * that fails to go must not leave its shapes marked. */
+	if (remo__map_get(&s->shapes_out, id) != NULL)
+		return REMO_OK;
+	for (size_t i = 0; i < s->nshape_queue; i++)
+		if (s->shape_queue[i] == p)
+			return REMO_OK;
+	if (s->nshape_queue == s->capshape_queue) {
+		size_t cap = s->capshape_queue ? s->capshape_queue * 2 : 8;
+		const void **q = remo__realloc(s->shape_queue, cap * sizeof *q);
+		if (q == NULL)
+			return REMO_ENOMEM;
+		s->shape_queue = q;
+		bool *k = remo__realloc(s->shape_queue_is_type, cap * sizeof *k);
+		if (k == NULL)
+			return REMO_ENOMEM;
+		s->shape_queue_is_type = k;
+		s->capshape_queue = cap;
+	}
+	s->shape_queue[s->nshape_queue] = p;
+	s->shape_queue_is_type[s->nshape_queue++] = is_type;
+	return REMO_OK;
+}
+
+/* A peer's type of shape id, for the base of a type it sends
+ * (remo__shape_from_value). */
+const remo_type *remo__shape_base(void *ctx, uint32_t id)
+{
+	remo_session *s = ctx;
+	pthread_mutex_lock(&s->lock);
+	struct remo__shape *b = remo__map_get(&s->shapes_in, id);
+	pthread_mutex_unlock(&s->lock);
+	return b != NULL ? b->type : NULL;
+}
+
+/* ==== the codec hooks ================================================== */
+
+static uint64_t entry_key(remo_value v)
+{
+	if (remo__is_objlike(v.kind) && REMO__REF(v)->ptr != NULL)
+		return (uint64_t)(uintptr_t)REMO__REF(v)->ptr;
+	return (uint64_t)(uintptr_t)v.as.p;
+}
+
+/*
+ * Takes count from id's entry (if it has that many: a peer cannot free
+ * what it was not given) and drops the entry at 0.  The value is released
+ * after unlocking, since a release can run a program's destructor.
+ */
+void remo__table_uncount(remo_session *s, uint64_t id, uint64_t count)
+{
+	remo_value drop = remo_nil();
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = remo__map_get(&s->table, id);
+	if (e != NULL && count <= e->count) {
+		e->count -= count;
+		if (e->count == 0) {
+			remo__map_del(&s->table, id);
+			remo__map_del(&s->table_key, e->key);
+			drop = e->value;
+			remo__free(e);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	remo_value_release(drop);
+}
+
+static void put_undo(remo_session *s, uint64_t id)
+{
+	remo__table_uncount(s, id, 1);
+}
+
+/* Takes back one count of each id the message being encoded counted (it
+ * did not go). */
+void remo__put_rollback(remo_session *s)
+{
+	for (size_t i = 0; i < s->nput_ids; i++)
+		put_undo(s, s->put_ids[i]);
+	s->nput_ids = 0;
+}
+
+/* Encoding: export v (or send a proxy home).  Under send_lock. */
+int remo__hook_put_ref(void *ctx, remo_buf *b, remo_value v)
+{
+	remo_session *s = ctx;
+	remo_kind kind = v.kind == REMO_LIST || v.kind == REMO_DICT ? REMO_OBJECT
+	                                                             : v.kind;
+	if (remo__is_ref(v.kind) && REMO__REF(v)->owner == s)
+		return remo__put_ref(b, kind, REMO__REF(v)->id, true, 0);
+	if (remo__is_ref(v.kind) && REMO__REF(v)->id != 0 &&
+	    REMO__REF(v)->owner == NULL)
+		return REMO_EINVAL; /* a bare reference has no meaning here */
+	if (remo__is_ref(v.kind) && REMO__REF(v)->promise != NULL)
+		return REMO_ETYPE; /* a promise is only ever a target */
+
+	uint32_t shape;
+	int rc = REMO_OK;
+	if (v.kind == REMO_LIST) {
+		shape = REMO__SHAPE_LIST;
+	} else if (v.kind == REMO_DICT) {
+		shape = REMO__SHAPE_DICT;
+	} else if (remo__is_objlike(v.kind)) {
+		const remo_type *t = REMO__REF(v)->type;
+		shape = t ? t->shape_id : 0;
+		if (t != NULL)
+			rc = shape_need(s, t, true);
+	} else if (v.kind == REMO_CALLABLE) {
+		const struct remo__func *f = REMO__REF(v)->func;
+		shape = f ? f->shape_id : 0;
+		if (f != NULL)
+			rc = shape_need(s, f, false);
+	} else {
+		return REMO_EINVAL;
+	}
+	if (rc != REMO_OK)
+		return rc;
+
+	uint64_t key = entry_key(v);
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = remo__map_get(&s->table_key, key);
+	if (e == NULL) {
+		if (s->table.len >= s->opts.max_refs) {
+			rc = REMO_ELIMIT;
+		} else if ((e = remo__malloc(sizeof *e)) == NULL) {
+			rc = REMO_ENOMEM;
+		} else {
+			e->id = ++s->next_id;
+			e->key = key;
+			e->count = 0;
+			e->value = remo_value_retain(v);
+			if ((rc = remo__map_put(&s->table, e->id, e)) == REMO_OK &&
+			    (rc = remo__map_put(&s->table_key, key, e)) != REMO_OK)
+				remo__map_del(&s->table, e->id);
+			if (rc != REMO_OK) {
+				/* retained above and not in the table: the release
+				 * cannot free it (v is still alive) */
+				remo_value_release(e->value);
+				remo__free(e);
+				e = NULL;
+			}
+		}
+	}
+	uint64_t id = 0;
+	if (e != NULL) {
+		e->count++;
+		id = e->id;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc == REMO_OK && s->nput_ids == s->capput_ids) {
+		size_t cap = s->capput_ids ? s->capput_ids * 2 : 16;
+		uint64_t *ids = remo__realloc(s->put_ids, cap * sizeof *ids);
+		if (ids == NULL)
+			rc = REMO_ENOMEM;
+		else {
+			s->put_ids = ids;
+			s->capput_ids = cap;
+		}
+	}
+	if (rc == REMO_OK)
+		s->put_ids[s->nput_ids++] = id;
+	else if (e != NULL)
+		put_undo(s, id);
+	if (rc != REMO_OK) {
+		s->put_error = rc;
+		return rc;
+	}
+	return remo__put_ref(b, kind, id, false, shape);
+}
+
+/* Try to take a reference to a proxy that may be dying. */
+static bool ref_retain_live(struct remo__ref *r)
+{
+	unsigned n = atomic_load(&r->hdr.refs);
+	while (n != 0)
+		if (atomic_compare_exchange_weak(&r->hdr.refs, &n, n + 1))
+			return true;
+	return false;
+}
+
+/* Decoding: a reference read off the wire becomes a value. */
+int remo__hook_get_ref(void *ctx, remo_kind kind, uint64_t id, bool home,
+                        uint32_t shape_id, remo_value *out)
+{
+	remo_session *s = ctx;
+	*out = remo_nil();
+	if (home) {
+		pthread_mutex_lock(&s->lock);
+		struct entry *e = remo__map_get(&s->table, id);
+		if (e != NULL)
+			*out = remo_value_retain(e->value);
+		pthread_mutex_unlock(&s->lock);
+		return e != NULL ? REMO_OK : REMO_ENOTFOUND;
+	}
+
+	pthread_mutex_lock(&s->lock);
+	struct remo__ref *r = remo__map_get(&s->proxies, id);
+	if (r != NULL && r->hdr.kind == kind && ref_retain_live(r)) {
+		r->received++;
+		out->kind = kind;
+		out->as.p = &r->hdr;
+		pthread_mutex_unlock(&s->lock);
+		return REMO_OK;
+	}
+	const remo_type *type = NULL;
+	const struct remo__func *func = NULL;
+	int rc = REMO_OK;
+	if (kind == REMO_OBJECT && shape_id == REMO__SHAPE_LIST) {
+		type = &remo__type_list;
+	} else if (kind == REMO_OBJECT && shape_id == REMO__SHAPE_DICT) {
+		type = &remo__type_dict;
+	} else {
+		struct remo__shape *sh = remo__map_get(&s->shapes_in, shape_id);
+		if (remo__is_objlike(kind) && sh != NULL && sh->type != NULL)
+			type = sh->type;
+		else if (kind == REMO_CALLABLE && sh != NULL && sh->func != NULL)
+			func = sh->func;
+		else
+			rc = REMO_EPROTO; /* a shape must come before its use */
+	}
+	remo_value v = rc == REMO_OK ? remo__ref_alloc(kind) : remo_nil();
+	if (rc == REMO_OK && !remo_ok(v))
+		rc = REMO_ENOMEM;
+	if (rc == REMO_OK) {
+		struct remo__ref *nr = REMO__REF(v);
+		nr->id = id;
+		nr->shape_id = shape_id;
+		nr->type = type;
+		nr->func = func;
+		nr->received = 1;
+		nr->owner = s;
+		nr->ops = &session_proxy_ops;
+		remo__session_retain(s);
+		if (remo__map_put(&s->proxies, id, nr) != REMO_OK) {
+			/* still a working proxy, just not shared by identity */
+		}
+		*out = v;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/*
+ * Queues k ints to go with the next message sent.  Under s->lock.
+ * Without memory they are lost, which is safe: the peer keeps what they
+ * name until the session ends.  True when a full batch (RELEASE_BATCH
+ * items) waits: then remo__due_flush, after unlocking.
+ */
+bool remo__due_push(remo_session *s, struct due *d, const uint64_t *v,
+                     size_t k)
+{
+	if (s->status != REMO_OK)
+		return false;
+	if (d->n + k > d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 32;
+		uint64_t *p = remo__realloc(d->v, cap * sizeof *p);
+		if (p != NULL) {
+			d->v = p;
+			d->cap = cap;
+		}
+	}
+	if (d->n + k <= d->cap) {
+		memcpy(d->v + d->n, v, k * sizeof *v);
+		d->n += k;
+	}
+	return d->n >= k * RELEASE_BATCH;
+}
+
+/* A full batch goes now if nobody is sending; otherwise the thread that
+ * is sending takes it with its next message. */
+void remo__due_flush(remo_session *s)
+{
+	if (pthread_mutex_trylock(&s->send_lock) == 0) {
+		remo__send_preamble(s, NULL, NULL, 0);
+		pthread_mutex_unlock(&s->send_lock);
+	}
+}
+
+/* A proxy's last reference is gone (value.c, through its ops): it
+ * leaves the proxy table, and its release goes to the peer in a batch. */
+static void session_proxy_gone(struct remo__ref *r)
+{
+	remo_session *s = r->owner;
+	pthread_mutex_lock(&s->lock);
+	if (remo__map_get(&s->proxies, r->id) == r)
+		remo__map_del(&s->proxies, r->id);
+	const uint64_t pair[2] = {r->id, r->received};
+	bool flush = remo__due_push(s, &s->releases, pair, 2);
+	pthread_mutex_unlock(&s->lock);
+	r->owner = NULL;
+	if (flush)
+		remo__due_flush(s);
+	remo__session_release(s);
+}
+
+static const struct remo__ref_ops session_proxy_ops = {
+	.gone = session_proxy_gone,
+};
