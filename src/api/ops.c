@@ -29,11 +29,13 @@ static bool ops_is_proxy(remo_value v)
 }
 
 /*
- * How the operation under way sends its request: the public functions of
- * section 11 set this thread's mode and call the section 9 operation, so
- * every rule of an operation (shape checks, signatures) is the same in
- * every call style.  ops_request takes the mode (resetting it): callbacks
- * served while it waits run their own operations in the plain style.
+ * How the operation under way sends its request.  The public functions
+ * of sections 9 and 11 are thin: each passes its style to the one
+ * internal operation (ops_call, ops_call_method, ops_apply), so every
+ * rule of an operation (shape checks, signatures) is the same in every
+ * call style.  The mode is passed, never kept per thread: a C function
+ * the call runs here, or a callback served while it waits, makes its own
+ * calls through the public functions, in the plain style.  NULL: plain.
  */
 enum { STYLE_CALL, STYLE_ASYNC, STYLE_ONEWAY, STYLE_BATCH };
 struct call_mode {
@@ -46,7 +48,6 @@ struct call_mode {
 	remo_batch *batch;       /* STYLE_BATCH                          */
 	bool want_future;        /* STYLE_BATCH: not one-way             */
 };
-static _Thread_local struct call_mode *ops_mode;
 
 struct remo_batch {
 	remo_session *s;         /* retained, once the first call is added */
@@ -57,13 +58,16 @@ struct remo_batch {
 static int batch_add(struct call_mode *m, remo_session *s, int op,
                      remo_value target, remo_value a, remo_value b);
 
-static int ops_request(remo_value target, int op, remo_value a,
-                       remo_value b, remo_value *out)
+static int ops_apply(struct call_mode *m, int op, remo_value target,
+                     remo_value a, remo_value b, remo_value *out);
+
+static int ops_request(struct call_mode *m, remo_value target, int op,
+                       remo_value a, remo_value b, remo_value *out)
 {
 	remo_value ignored;
 	struct call_mode plain = {.style = STYLE_CALL};
-	struct call_mode *m = ops_mode ? ops_mode : &plain;
-	ops_mode = NULL;
+	if (m == NULL)
+		m = &plain;
 	if (out == NULL)
 		out = &ignored;
 	*out = remo_nil();
@@ -79,9 +83,7 @@ static int ops_request(remo_value target, int op, remo_value a,
 		int rc = remo_future_wait(REMO__REF(target)->promise, -1, &v);
 		if (rc != REMO_OK)
 			return rc;
-		ops_mode = m == &plain ? NULL : m;
-		rc = remo__op_apply(op, v, a, b, out);
-		ops_mode = NULL;
+		rc = ops_apply(m, op, v, a, b, out);
 		m->here = !m->sent;
 		remo_value_release(v);
 		return rc;
@@ -186,7 +188,8 @@ int remo_getattr(remo_value obj, const char *name, remo_value *out)
 		remo_value n = remo_str(name);
 		if (!remo_ok(n))
 			return remo__fail(REMO_ENOMEM, "getattr");
-		int rc = ops_request(obj, REMO__OP_GETATTR, n, remo_nil(), out);
+		int rc = ops_request(NULL, obj, REMO__OP_GETATTR, n, remo_nil(),
+		                     out);
 		remo_value_release(n);
 		return rc;
 	}
@@ -218,7 +221,7 @@ int remo_setattr(remo_value obj, const char *name, remo_value val)
 		remo_value n = remo_str(name);
 		if (!remo_ok(n))
 			return remo__fail(REMO_ENOMEM, "setattr");
-		int rc = ops_request(obj, REMO__OP_SETATTR, n, val, NULL);
+		int rc = ops_request(NULL, obj, REMO__OP_SETATTR, n, val, NULL);
 		remo_value_release(n);
 		return rc;
 	}
@@ -227,41 +230,46 @@ int remo_setattr(remo_value obj, const char *name, remo_value val)
 
 /* ==== calls ============================================================ */
 
-int remo_call(remo_value fn, remo_value args, remo_value *out)
+static int ops_call_method(struct call_mode *mode, remo_value obj,
+                           const char *name, remo_value args,
+                           remo_value *out);
+
+/* remo_call in the style m (NULL: plain). */
+static int ops_call(struct call_mode *m, remo_value fn, remo_value args,
+                    remo_value *out)
 {
 	*out = remo_nil();
 	if (ops_is_promise(fn))
-		return ops_request(fn, REMO__OP_CALL, args, remo_nil(), out);
+		return ops_request(m, fn, REMO__OP_CALL, args, remo_nil(), out);
 	if (fn.kind != REMO_CALLABLE)
 		return remo__raisef("TypeError", "'%s' object is not callable",
 		                    remo_type_name(fn));
 	const struct remo__ref *r = REMO__REF(fn);
 	if (r->self.kind != REMO_NIL)
-		return remo_call_method(r->self, r->func->name, args, out);
+		return ops_call_method(m, r->self, r->func->name, args, out);
 	if (ops_is_proxy(fn)) {
 		if (r->func != NULL &&
 		    remo__sig_check(&r->func->sig, r->func->name, args) != REMO_OK)
 			return REMO_ERAISED;
-		return ops_request(fn, REMO__OP_CALL, args, remo_nil(), out);
+		return ops_request(m, fn, REMO__OP_CALL, args, remo_nil(), out);
 	}
 	if (r->func == NULL || r->func->fn == NULL)
 		return remo__raisef("TypeError", "not a callable remo can call");
-	ops_mode = NULL; /* its own calls are its own, in the plain style */
 	return remo__func_call(r->func, NULL, args, out);
 }
 
-/* A call (name NULL) or method call in style m; the mode is restored
- * after, as a callback may run in between. */
+int remo_call(remo_value fn, remo_value args, remo_value *out)
+{
+	return ops_call(NULL, fn, args, out);
+}
+
+/* A call (name NULL) or method call in style m. */
 static int ops_call_styled(struct call_mode *m, remo_value target,
                            const char *name, remo_value args,
                            remo_value *out)
 {
-	struct call_mode *saved = ops_mode;
-	ops_mode = m;
-	int rc = name ? remo_call_method(target, name, args, out)
-	              : remo_call(target, args, out);
-	ops_mode = saved;
-	return rc;
+	return name ? ops_call_method(m, target, name, args, out)
+	            : ops_call(m, target, args, out);
 }
 
 int remo_call_with(remo_value fn, remo_value args, const remo_call_opts *o,
@@ -280,8 +288,10 @@ int remo_call_method_with(remo_value obj, const char *name, remo_value args,
 	return ops_call_styled(&m, obj, name, args, out);
 }
 
-int remo_call_method(remo_value obj, const char *name, remo_value args,
-                     remo_value *out)
+/* remo_call_method in the style mode (NULL: plain). */
+static int ops_call_method(struct call_mode *mode, remo_value obj,
+                           const char *name, remo_value args,
+                           remo_value *out)
 {
 	*out = remo_nil();
 	if (name == NULL)
@@ -298,14 +308,19 @@ int remo_call_method(remo_value obj, const char *name, remo_value args,
 		remo_value n = remo_str(name);
 		if (!remo_ok(n))
 			return remo__fail(REMO_ENOMEM, "call_method");
-		int rc = ops_request(obj, REMO__OP_CALLM, n, args, out);
+		int rc = ops_request(mode, obj, REMO__OP_CALLM, n, args, out);
 		remo_value_release(n);
 		return rc;
 	}
 	if (m == NULL || r->ptr == NULL)
 		return ops_no_attr(obj, name);
-	ops_mode = NULL; /* its own calls are its own, in the plain style */
 	return remo__func_call(m, r->ptr, args, out);
+}
+
+int remo_call_method(remo_value obj, const char *name, remo_value args,
+                     remo_value *out)
+{
+	return ops_call_method(NULL, obj, name, args, out);
 }
 
 /* ==== containers ======================================================= */
@@ -331,7 +346,7 @@ int remo_len(remo_value v, size_t *out)
 		return remo__raisef("TypeError", "'%s' object has no len()",
 		                    remo_type_name(v));
 	remo_value n;
-	int rc = ops_request(v, REMO__OP_LEN, remo_nil(), remo_nil(), &n);
+	int rc = ops_request(NULL, v, REMO__OP_LEN, remo_nil(), remo_nil(), &n);
 	if (rc != REMO_OK)
 		return rc;
 	if (n.kind != REMO_INT || n.as.i < 0) {
@@ -397,7 +412,7 @@ int remo_getitem(remo_value v, remo_value key, remo_value *out)
 	if (!ops_is_remote_container(v))
 		return remo__raisef("TypeError", "'%s' object is not subscriptable",
 		                    remo_type_name(v));
-	return ops_request(v, REMO__OP_GETITEM, key, remo_nil(), out);
+	return ops_request(NULL, v, REMO__OP_GETITEM, key, remo_nil(), out);
 }
 
 int remo_setitem(remo_value v, remo_value key, remo_value val)
@@ -425,7 +440,7 @@ int remo_setitem(remo_value v, remo_value key, remo_value val)
 		return remo__raisef("TypeError",
 		                    "'%s' object does not support item assignment",
 		                    remo_type_name(v));
-	return ops_request(v, REMO__OP_SETITEM, key, val, NULL);
+	return ops_request(NULL, v, REMO__OP_SETITEM, key, val, NULL);
 }
 
 int remo_contains(remo_value v, remo_value key, bool *out)
@@ -452,7 +467,7 @@ int remo_contains(remo_value v, remo_value key, bool *out)
 		return remo__raisef("TypeError", "'%s' object is not a container",
 		                    remo_type_name(v));
 	remo_value b;
-	int rc = ops_request(v, REMO__OP_CONTAINS, key, remo_nil(), &b);
+	int rc = ops_request(NULL, v, REMO__OP_CONTAINS, key, remo_nil(), &b);
 	if (rc == REMO_OK)
 		*out = b.kind == REMO_BOOL && b.as.b;
 	remo_value_release(b);
@@ -509,7 +524,7 @@ static int ops_chunk(remo_value v, size_t start, remo_value *out)
 	if (!ops_is_proxy(v))
 		return remo__chunk(v, start, out);
 	remo_value s = remo_int((int64_t)start);
-	int rc = ops_request(v, REMO__OP_CHUNK, s, remo_nil(), out);
+	int rc = ops_request(NULL, v, REMO__OP_CHUNK, s, remo_nil(), out);
 	if (rc == REMO_OK && out->kind != REMO_TUPLE) {
 		remo_value_release(*out);
 		*out = remo_nil();
@@ -622,8 +637,11 @@ void remo_iter_free(remo_iter *it)
 
 /* ==== one operation by number (serving a request, promises) ============ */
 
-int remo__op_apply(int op, remo_value target, remo_value a, remo_value b,
-                   remo_value *out)
+/* Operation op in the style m: a call or method call keeps it (a
+ * promise's call in that style, applied here once its value came); the
+ * other operations have the plain style only. */
+static int ops_apply(struct call_mode *m, int op, remo_value target,
+                     remo_value a, remo_value b, remo_value *out)
 {
 	*out = remo_nil();
 	switch (op) {
@@ -636,11 +654,11 @@ int remo__op_apply(int op, remo_value target, remo_value a, remo_value b,
 			return remo__raisef("TypeError", "attribute names are str");
 		return remo_setattr(target, remo_str_data(a, NULL), b);
 	case REMO__OP_CALL:
-		return remo_call(target, a, out);
+		return ops_call(m, target, a, out);
 	case REMO__OP_CALLM:
 		if (a.kind != REMO_STR)
 			return remo__raisef("TypeError", "method names are str");
-		return remo_call_method(target, remo_str_data(a, NULL), b, out);
+		return ops_call_method(m, target, remo_str_data(a, NULL), b, out);
 	case REMO__OP_LEN: {
 		size_t n;
 		int rc = remo_len(target, &n);
@@ -665,6 +683,12 @@ int remo__op_apply(int op, remo_value target, remo_value a, remo_value b,
 		return remo__chunk(target, (size_t)a.as.i, out);
 	}
 	return remo__raisef("ProtocolError", "unknown operation");
+}
+
+int remo__op_apply(int op, remo_value target, remo_value a, remo_value b,
+                   remo_value *out)
+{
+	return ops_apply(NULL, op, target, a, b, out);
 }
 
 /* Serving a request applies the operation here (session/session.h). */
