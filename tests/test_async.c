@@ -23,6 +23,7 @@
 
 #include "net/net.h"
 #include "testutil.h"
+#include "testpair.h"
 
 /* ==== what the server exports ========================================== */
 
@@ -219,19 +220,11 @@ static int log_count(struct logch *l, char c)
 /* ==== fixture =========================================================== */
 
 struct pair {
+	struct test_pair tp;
 	remo_exports *exports;
-	remo_session *server, *client;
 	struct logch *log;
-	pthread_t thread;
 	struct node *root;
 };
-
-static void *serve_thread(void *arg)
-{
-	struct pair *p = arg;
-	remo_session_serve(p->server, -1);
-	return NULL;
-}
 
 static int server_lease_ms; /* 0: none */
 static int client_lease_ms; /* 0: none */
@@ -241,7 +234,6 @@ static int pair_setup(void **state)
 	register_types();
 	struct pair *p = calloc(1, sizeof *p);
 	remo_channel a, b;
-	int st;
 	assert_int_equal(remo_pipe(&a, &b), REMO_OK);
 	p->exports = remo_exports_new();
 	p->root = node_new(0);
@@ -259,18 +251,14 @@ static int pair_setup(void **state)
 	               (void (*)(void))call_back);
 
 	remo_session_opts sopts = {.lease_ms = server_lease_ms};
-	p->server = remo_session_new(&a, p->exports, &sopts, &st);
-	assert_non_null(p->server);
 	p->log = calloc(1, sizeof *p->log);
 	pthread_mutex_init(&p->log->lock, NULL);
 	p->log->inner = b;
 	remo_channel lc = {.send = log_send, .recv = log_recv, .close = log_close,
 	                   .destroy = log_destroy, .user = p->log};
 	remo_session_opts copts = {.lease_ms = client_lease_ms};
-	p->client = remo_session_new(&lc, NULL, &copts, &st);
-	assert_non_null(p->client);
 	atomic_store(&ticks, 0);
-	pthread_create(&p->thread, NULL, serve_thread, p);
+	test_pair_open(&p->tp, a, p->exports, &sopts, lc, NULL, &copts);
 	*state = p;
 	return 0;
 }
@@ -297,10 +285,7 @@ static int pair_setup_client_lease(void **state)
 static int pair_teardown(void **state)
 {
 	struct pair *p = *state;
-	remo_session_close(p->client);
-	pthread_join(p->thread, NULL);
-	remo_session_free(p->client);
-	remo_session_free(p->server);
+	test_pair_close(&p->tp);
 	remo_exports_free(p->exports);
 	remo_value_release(kept);
 	kept = remo_nil();
@@ -312,7 +297,7 @@ static int pair_teardown(void **state)
 static remo_value lookup(struct pair *p, const char *name)
 {
 	remo_value v;
-	int rc = remo_lookup(p->client, name, &v);
+	int rc = remo_lookup(p->tp.client, name, &v);
 	if (rc != REMO_OK)
 		fail_msg("lookup %s: %s", name, remo_strerror(rc));
 	return v;
@@ -418,7 +403,7 @@ static void test_async_start_failure(void **state)
 
 	/* a closed session starts nothing */
 	remo_value args = args2(1, 2);
-	remo_session_close(p->client);
+	remo_session_close(p->tp.client);
 	f = (remo_future *)1;
 	assert_int_not_equal(remo_call_async(add, args, NULL, &f), REMO_OK);
 	assert_null(f);
@@ -479,7 +464,7 @@ static void test_async_session_end_settles(void **state)
 	struct seen seen = {0};
 	assert_int_equal(remo_call_async(fn, args, NULL, &f), REMO_OK);
 	assert_int_equal(remo_future_then(f, on_done, &seen), REMO_OK);
-	remo_session_close(p->client);
+	remo_session_close(p->tp.client);
 	assert_int_equal(atomic_load(&seen.calls), 1);
 	assert_int_equal(seen.status, REMO_ECLOSED);
 	assert_int_equal(remo_future_wait(f, -1, NULL), REMO_ECLOSED);
@@ -501,7 +486,7 @@ static void test_cancel_races_reply(void **state)
 	remo_value mk = lookup(p, "make_node");
 	enum { N = 2000 };
 	int cancelled = 0, finished = 0;
-	size_t base = remo__session_table_len(p->server);
+	size_t base = remo__session_table_len(p->tp.server);
 	for (int i = 0; i < N; i++) {
 		remo_value args = remo_tuple_of(1, remo_int(i));
 		remo_future *f;
@@ -534,11 +519,11 @@ static void test_cancel_races_reply(void **state)
 	assert_int_equal(remo_call(mk, a0, &v), REMO_OK);
 	remo_value_release(v);
 	remo_value_release(a0);
-	assert_int_equal(remo__session_flush(p->client), REMO_OK);
+	assert_int_equal(remo__session_flush(p->tp.client), REMO_OK);
 	remo_value add = lookup(p, "add"), a2 = args2(1, 1);
 	assert_int_equal(remo_call(add, a2, &v), REMO_OK);
 	/* base held make_node; now add is held too, and nothing else */
-	assert_int_equal(remo__session_table_len(p->server), base + 1);
+	assert_int_equal(remo__session_table_len(p->tp.server), base + 1);
 	assert_int_equal(atomic_load(&nodes_alive), 1); /* the root */
 	remo_value_release(a2);
 	remo_value_release(add);
@@ -560,7 +545,7 @@ static void test_inflight_limit(void **state)
 		remo_future_free(f[i]);
 	}
 	assert_int_equal(atomic_load(&ticks), N);
-	assert_int_equal(remo_session_status(p->client), REMO_OK);
+	assert_int_equal(remo_session_status(p->tp.client), REMO_OK);
 	free(f);
 	remo_value_release(one);
 	remo_value_release(fn);
@@ -710,7 +695,7 @@ static void test_oneway(void **state)
 	remo_value v;
 	assert_int_equal(remo_call(fn, one, &v), REMO_OK);
 	assert_int_equal(atomic_load(&ticks), N + 1);
-	assert_int_equal(remo_session_status(p->client), REMO_OK);
+	assert_int_equal(remo_session_status(p->tp.client), REMO_OK);
 	remo_value_release(name);
 	remo_value_release(one);
 	remo_value_release(failing);
@@ -729,7 +714,7 @@ static void test_oneway_reference_then_release(void **state)
 		remo_value ka = remo_tuple_of(1, node); /* node stolen */
 		assert_int_equal(remo_call_oneway(kp, ka), REMO_OK);
 		remo_value_release(ka); /* the last proxy: a release is due */
-		assert_int_equal(remo__session_flush(p->client), REMO_OK);
+		assert_int_equal(remo__session_flush(p->tp.client), REMO_OK);
 		remo_value_release(a);
 	}
 	remo_value add = lookup(p, "add"), a2 = args2(1, 1), v;
@@ -873,7 +858,7 @@ static void test_oneway_batches_keep_the_window(void **state)
 	remo_value v;
 	assert_int_equal(remo_call(fn, one, &v), REMO_OK);
 	assert_int_equal(atomic_load(&ticks), 8 * REMO_MAX_BATCH + 1);
-	assert_int_equal(remo_session_status(p->client), REMO_OK);
+	assert_int_equal(remo_session_status(p->tp.client), REMO_OK);
 	remo_value_release(one);
 	remo_value_release(fn);
 }

@@ -22,6 +22,7 @@
 
 #include "net/net.h"
 #include "testutil.h"
+#include "testpair.h"
 
 /* ==== what the server exports ========================================== */
 
@@ -193,10 +194,8 @@ static void register_types(void)
 /* ==== fixture: two sessions over a pipe, the server serving ============ */
 
 struct pair {
+	struct test_pair tp;
 	remo_exports *exports;
-	remo_session *server, *client;
-	pthread_t thread;
-	int serve_rc;
 	remo_value numbers, config;
 	struct calc sci;
 	remo_exports *client_exports;
@@ -205,19 +204,11 @@ struct pair {
 static int client_timeout_ms; /* 0: the default, no timeout */
 static int server_lease_ms;   /* 0: no lease */
 
-static void *serve_thread(void *arg)
-{
-	struct pair *p = arg;
-	p->serve_rc = remo_session_serve(p->server, -1);
-	return NULL;
-}
-
 static int pair_setup(void **state)
 {
 	register_types();
 	struct pair *p = calloc(1, sizeof *p);
 	remo_channel a, b;
-	int st;
 	assert_int_equal(remo_pipe(&a, &b), REMO_OK);
 	p->exports = remo_exports_new();
 
@@ -263,15 +254,12 @@ static int pair_setup(void **state)
 	remo_export(p->exports, "config", p->config);
 
 	remo_session_opts sopts = {.lease_ms = server_lease_ms};
-	p->server = remo_session_new(&a, p->exports, &sopts, &st);
-	assert_non_null(p->server);
 	p->client_exports = remo_exports_new();
 	remo_session_opts copts = {.timeout_ms = client_timeout_ms};
-	p->client = remo_session_new(&b, p->client_exports, &copts, &st);
-	assert_non_null(p->client);
 	the_calc.acc = 0;
 	the_calc.count = 0;
-	pthread_create(&p->thread, NULL, serve_thread, p);
+	test_pair_open(&p->tp, a, p->exports, &sopts, b, p->client_exports,
+	               &copts);
 	*state = p;
 	return 0;
 }
@@ -279,10 +267,7 @@ static int pair_setup(void **state)
 static int pair_teardown(void **state)
 {
 	struct pair *p = *state;
-	remo_session_close(p->client);
-	pthread_join(p->thread, NULL);
-	remo_session_free(p->client);
-	remo_session_free(p->server);
+	test_pair_close(&p->tp);
 	remo_value_release(p->numbers);
 	remo_value_release(p->config);
 	remo_exports_free(p->exports);
@@ -294,7 +279,7 @@ static int pair_teardown(void **state)
 static remo_value lookup(struct pair *p, const char *name)
 {
 	remo_value v;
-	int rc = remo_lookup(p->client, name, &v);
+	int rc = remo_lookup(p->tp.client, name, &v);
 	if (rc != REMO_OK)
 		fail_msg("lookup %s: %s", name, remo_strerror(rc));
 	return v;
@@ -341,7 +326,7 @@ static void lookup_gives_a_proxy_with_its_shape(void **state)
 	remo_value_release(calc);
 
 	remo_value v;
-	expect_error(remo_lookup(p->client, "nothing", &v), "NotFound", "nothing");
+	expect_error(remo_lookup(p->tp.client, "nothing", &v), "NotFound", "nothing");
 	assert_int_equal(v.kind, REMO_NIL);
 }
 
@@ -544,7 +529,7 @@ static void callbacks_nest_both_ways(void **state)
 	remo_value calc = lookup(p, "calc"), out;
 	remo_value fn = remo_function("nested", "d(x:d)",
 	                              (void (*)(void))client_nested, NULL);
-	cb_session = p->client;
+	cb_session = p->tp.client;
 	cb_calls = 0;
 	the_calc.acc = 100;
 	/* client -> server.apply -> client.nested -> server.add -> back */
@@ -712,22 +697,22 @@ static void released_proxies_free_the_servers_references(void **state)
 {
 	struct pair *p = *state;
 	remo_value calc = lookup(p, "calc"), child, out;
-	size_t base = remo__session_table_len(p->server);
+	size_t base = remo__session_table_len(p->tp.server);
 	atomic_store(&children_freed, 0);
 	remo_value args = remo_tuple_of(1, remo_str("c"));
 	assert_int_equal(remo_call_method(calc, "child", args, &child), REMO_OK);
 	remo_value_release(args);
 	assert_true(remo_is_proxy(child));
-	assert_int_equal(remo__session_table_len(p->server), base + 1);
+	assert_int_equal(remo__session_table_len(p->tp.server), base + 1);
 	assert_int_equal(remo_getattr(child, "label", &out), REMO_OK);
 	assert_string_equal(remo_str_data(out, NULL), "child");
 	remo_value_release(out);
 
 	remo_value_release(child); /* the release is batched... */
-	assert_int_equal(remo__session_table_len(p->server), base + 1);
+	assert_int_equal(remo__session_table_len(p->tp.server), base + 1);
 	/* ...and goes with the next message */
 	assert_int_equal(remo_getattr(calc, "acc", &out), REMO_OK);
-	assert_int_equal(remo__session_table_len(p->server), base);
+	assert_int_equal(remo__session_table_len(p->tp.server), base);
 	assert_int_equal(atomic_load(&children_freed), 1);
 	remo_value_release(calc);
 }
@@ -782,7 +767,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	remo_value f;
-	if (remo_lookup(w->p->client, "add_ints", &f) != REMO_OK) {
+	if (remo_lookup(w->p->tp.client, "add_ints", &f) != REMO_OK) {
 		w->failures++;
 		return NULL;
 	}
@@ -820,7 +805,7 @@ static void *close_later(void *arg)
 {
 	struct pair *p = arg;
 	usleep(50 * 1000);
-	remo_session_close(p->server);
+	remo_session_close(p->tp.server);
 	return NULL;
 }
 
@@ -839,7 +824,7 @@ static void a_pending_call_fails_with_peer_lost(void **state)
 		expect_fail(rc, REMO_EPEERLOST, "PeerLost", NULL);
 	rc = remo_call(slow_fn, args, &out);
 	expect_fail(rc, REMO_EPEERLOST, "PeerLost", NULL);
-	assert_int_equal(remo_session_status(p->client), REMO_EPEERLOST);
+	assert_int_equal(remo_session_status(p->tp.client), REMO_EPEERLOST);
 	remo_value_release(args);
 	remo_value_release(slow_fn);
 }
@@ -848,7 +833,7 @@ static void closing_here_fails_later_calls_with_closed(void **state)
 {
 	struct pair *p = *state;
 	remo_value f = lookup(p, "add_ints"), out;
-	remo_session_close(p->client);
+	remo_session_close(p->tp.client);
 	remo_value args = remo_tuple_of(2, remo_int(1), remo_int(2));
 	int rc = remo_call(f, args, &out);
 	assert_int_equal(rc, REMO_ECLOSED);
@@ -908,17 +893,17 @@ static int64_t ms_now(void)
 static void a_peer_gone_during_a_long_call_is_noticed_at_once(void **state)
 {
 	struct pair *p = *state;
-	struct bg_call b = {p->client, -1, false};
+	struct bg_call b = {p->tp.client, -1, false};
 	pthread_t th;
 	pthread_create(&th, NULL, bg_slow, &b);
 	usleep(200 * 1000); /* the server is in slow() now */
 	int64_t t0 = ms_now();
-	remo_session_close(p->client); /* the peer goes away */
-	while (remo_session_status(p->server) == REMO_OK && ms_now() - t0 < 9000)
+	remo_session_close(p->tp.client); /* the peer goes away */
+	while (remo_session_status(p->tp.server) == REMO_OK && ms_now() - t0 < 9000)
 		usleep(5 * 1000);
 	/* noticed while the server's call is still running */
 	bool call_still_running = atomic_load(&slow_running);
-	assert_int_not_equal(remo_session_status(p->server), REMO_OK);
+	assert_int_not_equal(remo_session_status(p->tp.server), REMO_OK);
 	assert_true(call_still_running);
 	pthread_join(th, NULL);
 	assert_int_equal(b.rc, REMO_ECLOSED);
@@ -964,7 +949,7 @@ static void a_timeout_fails_the_call_and_drops_the_late_reply(void **state)
 	args = remo_tuple_of(2, remo_int(20), remo_int(22));
 	assert_int_equal(remo_call(f, args, &out), REMO_OK);
 	assert_int_equal(out.as.i, 42); /* not the late reply's nil */
-	assert_int_equal(remo_session_status(p->client), REMO_OK);
+	assert_int_equal(remo_session_status(p->tp.client), REMO_OK);
 	remo_value_release(args);
 	remo_value_release(f);
 	remo_value_release(slow_fn);

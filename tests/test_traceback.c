@@ -32,6 +32,7 @@
 
 #include "net/net.h"
 #include "testutil.h"
+#include "testpair.h"
 
 /* ==== the subject: server functions that fail =========================== */
 
@@ -108,19 +109,11 @@ static int64_t add(int64_t a, int64_t b)
 /* ==== fixture ============================================================ */
 
 struct pair {
+	struct test_pair tp;
 	remo_exports *exports;
-	remo_session *server, *client;
-	pthread_t thread;
 };
 
 static remo_session_opts server_opts;
-
-static void *serve_thread(void *arg)
-{
-	struct pair *p = arg;
-	remo_session_serve(p->server, -1);
-	return NULL;
-}
 
 /*
  * The server's channel, wrapped so a test can freeze its reader: while
@@ -164,7 +157,6 @@ static int pair_open(void **state, remo_session_opts opts)
 {
 	struct pair *p = calloc(1, sizeof *p);
 	remo_channel a0, a, b;
-	int st;
 	assert_int_equal(remo_pipe(&a0, &b), REMO_OK);
 	server_freezer = calloc(1, sizeof *server_freezer);
 	server_freezer->inner = a0;
@@ -178,12 +170,8 @@ static int pair_open(void **state, remo_session_opts opts)
 	test_export_fn(p->exports, "relay", "v(fn:r)", (void (*)(void))relay);
 	test_export_fn(p->exports, "add", "q(a:q b:q)", (void (*)(void))add);
 	server_opts = opts;
-	p->server = remo_session_new(&a, p->exports, &opts, &st);
-	assert_non_null(p->server);
-	p->client = remo_session_new(&b, NULL, NULL, &st);
-	assert_non_null(p->client);
 	atomic_store(&returned, false);
-	pthread_create(&p->thread, NULL, serve_thread, p);
+	test_pair_open(&p->tp, a, p->exports, &opts, b, NULL, NULL);
 	*state = p;
 	return 0;
 }
@@ -225,10 +213,7 @@ static int setup_live_recover(void **state)
 static int teardown(void **state)
 {
 	struct pair *p = *state;
-	remo_session_close(p->client);
-	pthread_join(p->thread, NULL);
-	remo_session_free(p->client);
-	remo_session_free(p->server);
+	test_pair_close(&p->tp);
 	remo_exports_free(p->exports);
 	free(p);
 	return 0;
@@ -237,7 +222,7 @@ static int teardown(void **state)
 static remo_value lookup(struct pair *p, const char *name)
 {
 	remo_value v;
-	if (remo_lookup(p->client, name, &v) != REMO_OK)
+	if (remo_lookup(p->tp.client, name, &v) != REMO_OK)
 		fail_msg("lookup %s", name);
 	return v;
 }
@@ -316,7 +301,7 @@ static void expect_frame(remo_value f, const char *function, int line)
 static void raise_carries_frames_and_locals(void **state)
 {
 	struct pair *p = *state;
-	size_t base = remo__session_table_len(p->server);
+	size_t base = remo__session_table_len(p->tp.server);
 	remo_value e = call_failing(p, "divide",
 	                            remo_tuple_of(2, remo_int(7), remo_int(0)));
 	assert_string_equal(remo_error_name(e), "ZeroDivisionError");
@@ -343,12 +328,12 @@ static void raise_carries_frames_and_locals(void **state)
 	remo_value_release(frames);
 	remo_value_release(e);
 	remo_raise_value(remo_error("Error", "clears the error slot"));
-	assert_int_equal(remo__session_flush(p->client), REMO_OK);
+	assert_int_equal(remo__session_flush(p->tp.client), REMO_OK);
 	remo_value fn = lookup(p, "add"), args = remo_tuple_of(
 		2, remo_int(1), remo_int(2)), out;
 	assert_int_equal(remo_call(fn, args, &out), REMO_OK);
 	/* what is left: add, which the client still holds */
-	assert_int_equal(remo__session_table_len(p->server), base + 1);
+	assert_int_equal(remo__session_table_len(p->tp.server), base + 1);
 	remo_value_release(args);
 	remo_value_release(fn);
 }
@@ -472,7 +457,7 @@ static void live_parks_until_released(void **state)
 	remo_value_release(frames);
 	remo_value_release(e);
 	remo_raise_value(remo_error("Error", "clears the error slot"));
-	assert_int_equal(remo__session_flush(p->client), REMO_OK);
+	assert_int_equal(remo__session_flush(p->tp.client), REMO_OK);
 	for (int i = 0; i < 500 && !atomic_load(&returned); i++)
 		usleep(10000);
 	assert_true(atomic_load(&returned));
@@ -729,7 +714,7 @@ static void parked_reader_is_not_a_dead_peer(void **state)
 	atomic_store(&server_freezer->frozen, true);
 	usleep(400 * 1000); /* 10 lease periods of 40 ms */
 	atomic_store(&server_freezer->frozen, false);
-	assert_int_equal(remo_session_status(p->server), REMO_OK);
+	assert_int_equal(remo_session_status(p->tp.server), REMO_OK);
 	remo_value fn = lookup(p, "add"), args = remo_tuple_of(
 		2, remo_int(1), remo_int(1)), out;
 	assert_int_equal(remo_call(fn, args, &out), REMO_OK);
