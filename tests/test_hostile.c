@@ -20,8 +20,8 @@
  * a fake one, and frame-level assertions (a SHAPE before the reply that
  * uses it) need the frames themselves.
  *
- * The message formats are at the top of src/session.c; references are
- * ext 3..6 with a 12-byte body (src/pack.c), written with remo__put_ref.
+ * The message formats are in src/session/session_impl.h; references are
+ * ext 3..6 with a 12-byte body (src/wire/pack.c), written with remo__put_ref.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -79,7 +79,7 @@ static inline remo_buf test_roundtrip(remo_value v)
 }
 
 /* Exports C function fn as name with signature sig; fails the test on
- * error.  (Include remo_impl.h or cmocka before this header.) */
+ * error.  (Include cmocka before this header.) */
 static inline void test_export_fn(remo_exports *e, const char *name,
                                   const char *sig, void (*fn)(void))
 {

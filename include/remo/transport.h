@@ -123,6 +123,37 @@ REMO_API int remo_frame_recv(int fd, remo_frame_rx *rx, remo_buf *out,
 REMO_API void remo_frame_rx_free(remo_frame_rx *rx);
 
 /*
+ * A framed descriptor: one connection over one stream descriptor, with
+ * the four verbs a plugin's connection needs, written once (the stream
+ * and exec transports both use it).  Keep one in the connection state
+ * (the core zero-fills it) and touch it only through these functions.
+ *
+ * remo_frame_fd_init: f takes ownership of fd; max is the plugin's
+ * message limit (remo_frame_send and _recv's max).
+ * remo_frame_fd_send / _recv: remo_frame_send / _recv on the descriptor;
+ * REMO_ECLOSED once remo_frame_fd_close was called (from any thread),
+ * instead of the REMO_EPEERLOST the shut-down descriptor gives.
+ * remo_frame_fd_close: non-blocking, any thread, any number of times:
+ * marks f closed and shuts the descriptor down, which wakes a recv
+ * waiting on it at once and tells the peer (EOF).
+ * remo_frame_fd_fini: closes the descriptor (if init gave one) and frees
+ * what recv kept.  Safe on a zero-filled f.
+ */
+typedef struct remo_frame_fd {
+	int fd;
+	int open;   /* init was called: fd is ours (fd 0 is a valid one) */
+	int closed; /* atomic: remo_frame_fd_close was called */
+	size_t max;
+	remo_frame_rx rx;
+} remo_frame_fd;
+REMO_API void remo_frame_fd_init(remo_frame_fd *f, int fd, size_t max);
+REMO_API int remo_frame_fd_send(remo_frame_fd *f, const void *msg, size_t n);
+REMO_API int remo_frame_fd_recv(remo_frame_fd *f, remo_buf *out,
+                                int timeout_ms);
+REMO_API void remo_frame_fd_close(remo_frame_fd *f);
+REMO_API void remo_frame_fd_fini(remo_frame_fd *f);
+
+/*
  * remo_transport_register: makes a transport compiled into the program
  * available for its schemes (checked as a module would be).  Registered
  * transports are found before modules.  REMO_EINVAL (bad table: the

@@ -9,6 +9,10 @@
  * (REMO_EPROTO), and lets memory follow the bytes that came, never the
  * length a peer announced.  Plugins call these through libremo, as they
  * call remo_buf_reserve: memory stays on the core's side.
+ *
+ * remo_frame_fd, at the end, is a whole connection over one descriptor
+ * (send, recv, close, fini), so that each fd-based plugin does not write
+ * the closed flag and the shutdown again.
  */
 #include "channel/channel.h"
 
@@ -221,4 +225,55 @@ void remo_frame_rx_free(remo_frame_rx *rx)
 	remo_buf_free(&rx->body);
 	remo_buf_free(&rx->ahead);
 	rx->hdr_got = rx->body_len = rx->ahead_pos = 0;
+}
+
+/* ==== a framed descriptor ================================================ */
+
+void remo_frame_fd_init(remo_frame_fd *f, int fd, size_t max)
+{
+	f->fd = fd;
+	f->open = 1;
+	__atomic_store_n(&f->closed, 0, __ATOMIC_RELAXED);
+	f->max = max;
+}
+
+static bool frame_fd_closed(remo_frame_fd *f)
+{
+	return __atomic_load_n(&f->closed, __ATOMIC_ACQUIRE) != 0;
+}
+
+int remo_frame_fd_send(remo_frame_fd *f, const void *msg, size_t n)
+{
+	if (frame_fd_closed(f))
+		return REMO_ECLOSED;
+	int rc = remo_frame_send(f->fd, msg, n, f->max);
+	if (rc == REMO_EPEERLOST && frame_fd_closed(f))
+		rc = REMO_ECLOSED;
+	return rc;
+}
+
+int remo_frame_fd_recv(remo_frame_fd *f, remo_buf *out, int timeout_ms)
+{
+	if (frame_fd_closed(f))
+		return REMO_ECLOSED;
+	int rc = remo_frame_recv(f->fd, &f->rx, out, timeout_ms, f->max);
+	/* close shuts the descriptor down, which wakes the poll as an EOF */
+	if (rc == REMO_EPEERLOST && frame_fd_closed(f))
+		rc = REMO_ECLOSED;
+	return rc;
+}
+
+void remo_frame_fd_close(remo_frame_fd *f)
+{
+	__atomic_store_n(&f->closed, 1, __ATOMIC_RELEASE);
+	if (f->open)
+		shutdown(f->fd, SHUT_RDWR);
+}
+
+void remo_frame_fd_fini(remo_frame_fd *f)
+{
+	if (f->open)
+		close(f->fd);
+	f->open = 0;
+	remo_frame_rx_free(&f->rx);
 }

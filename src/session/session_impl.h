@@ -88,7 +88,7 @@ enum msg_type {
 #define MULTI_PARTS 8 /* messages one MULTI may hold */
 
 /* A request's op field: the operation in the low 8 bits, flags above
- * (remo_impl.h: REMO__REQ_KEEP, _ONEWAY, _PIPE; doc/wire.md). */
+ * (session.h: REMO__REQ_KEEP, _ONEWAY, _PIPE; doc/wire.md). */
 #define REQ_FLAGS (REMO__REQ_KEEP | REMO__REQ_ONEWAY | REMO__REQ_PIPE)
 
 /* Release batches go out when this many ids wait, or with the next

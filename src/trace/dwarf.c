@@ -1,5 +1,5 @@
 /*
- * trace_dwarf.c -- the locals of a live stack, read from DWARF: what a
+ * dwarf.c -- the locals of a live stack, read from DWARF: what a
  * debugger would print for each frame, without a debugger.
  *
  * For each frame, libunwind gives the pc and the registers it can

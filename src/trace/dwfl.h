@@ -1,6 +1,6 @@
 /*
- * trace_dwfl.h -- libdw's one session, shared by naming (trace.c) and
- * DWARF locals (trace_dwarf.c); private to those two files, so that the
+ * dwfl.h -- libdw's one session, shared by naming (trace.c) and
+ * DWARF locals (dwarf.c); private to those two files, so that the
  * rest of the library never needs libdw's headers.
  */
 #ifndef REMO_TRACE_DWFL_H

@@ -1,5 +1,5 @@
 /*
- * trace_locals.c -- the values a function records with REMO_LOCAL, kept
+ * locals.c -- the values a function records with REMO_LOCAL, kept
  * per thread until its call ends.
  *
  * One fixed array per thread (REMO_LOCALS_MAX entries, allocated at the

@@ -1,5 +1,5 @@
 /*
- * trace_recover.c -- crashes: recovering from one inside an armed call,
+ * recover.c -- crashes: recovering from one inside an armed call,
  * and reporting one that nothing recovers from.
  *
  * One handler for SIGSEGV, SIGBUS, SIGFPE and SIGABRT, installed once

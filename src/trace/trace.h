@@ -1,14 +1,20 @@
 /*
- * trace.h -- the core of remote tracebacks, inside the process that
+ * trace/trace.h -- the core of remote tracebacks, inside the process that
  * failed: capturing a stack, naming it, the locals a function records,
  * the locals DWARF can read, and recovery from a crash.
  *
  * The files behind it, one concept each:
  *
  *   trace.c          capture (libunwind) and naming (libdw)
- *   trace_locals.c   REMO_LOCAL's per-thread list
- *   trace_dwarf.c    locals of a live stack from DWARF
- *   trace_recover.c  crash handlers, recovery, the crash hook
+ *   locals.c         REMO_LOCAL's per-thread list
+ *   dwarf.c          locals of a live stack from DWARF
+ *   recover.c        crash handlers, recovery, the crash hook
+ *   dwfl.h           libdw's session, private to trace.c and dwarf.c
+ *
+ * The trace layer sits above types/ and below channel/; it knows values
+ * but no session: the session arms recovery and reads locals through
+ * the functions below, and the traceback layer (traceback/) builds
+ * Traceback objects from what it captures.
  *
  * What is cheap and what is not, which is the reason for the split
  * between capture and naming: capturing is a walk of the stack by
@@ -94,7 +100,7 @@ void remo__frame_info_free(struct remo__frame_info *f, size_t n);
  */
 void remo__trace_warm(void);
 
-/* ---- explicit locals (trace_locals.c) ---------------------------------- */
+/* ---- explicit locals (locals.c) ---------------------------------- */
 
 /* Entries one thread's list holds at most (REMO_LOCALS_MAX in trace.h). */
 #define REMO__LOCALS_MAX REMO_LOCALS_MAX
@@ -125,7 +131,7 @@ void remo__locals_reset(size_t mark);
  * because its list was full or memory ran out. */
 unsigned remo__locals_dropped(size_t mark);
 
-/* ---- DWARF locals (trace_dwarf.c) -------------------------------------- */
+/* ---- DWARF locals (dwarf.c) -------------------------------------- */
 
 /* Bytes of a char * a DWARF local reads at most (a longer string is cut
  * and ends with "..."). */
@@ -155,7 +161,7 @@ unsigned remo__locals_dropped(size_t mark);
  */
 int remo__trace_dwarf_locals(void *uc, int skip, remo_value *out);
 
-/* ---- crash recovery (trace_recover.c) ---------------------------------- */
+/* ---- crash recovery (recover.c) ---------------------------------- */
 
 /* Size of the alternate signal stack given to each thread that arms
  * recovery: the crash hook may run session code on it. */

@@ -1,7 +1,7 @@
 /*
  * dict.c -- the dict kind: insertion-ordered, keyed by immutable values.
  *
- * Layout (see struct remo__dict in remo_impl.h): an array of entries in
+ * Layout (see struct remo__dict in value.h): an array of entries in
  * insertion order plus an open-addressed index of int32 entry numbers,
  * probed linearly.  The index is kept at most 2/3 full, counting deleted
  * slots, and rebuilt (compacting the entries) when it passes that.

@@ -70,7 +70,7 @@
  * ends the connection (REMO_EPROTO) before anything is allocated for it.
  *
  * Neighbours: include/remo/transport.h is the contract; the core
- * (src/transport.c) allocates struct exec_conn zeroed and calls in.
+ * (src/channel/loader.c) allocates struct exec_conn zeroed and calls in.
  */
 #include "config.h"
 
@@ -80,7 +80,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,10 +95,8 @@
 #define EXEC_TERM_MS 500              /* for it to obey SIGTERM        */
 
 struct exec_conn {
-	int fd;      /* our end of the socketpair                       */
-	pid_t pid;   /* the child; 0 once reaped                        */
-	atomic_bool closed;
-	remo_frame_rx rx; /* a frame being received, kept across timeouts */
+	remo_frame_fd f; /* our end of the socketpair, framed (in the core) */
+	pid_t pid;       /* the child; 0 once reaped                        */
 };
 
 static int64_t exec_now_ms(void)
@@ -306,7 +303,7 @@ static int exec_connect(void *state, const char *url, int timeout_ms)
 			exec_raise_errno(err, argv[0], rc);
 		goto out;
 	}
-	c->fd = sv[0];
+	remo_frame_fd_init(&c->f, sv[0], EXEC_MAX_MESSAGE);
 	c->pid = pid;
 	sv[0] = -1;
 out:
@@ -322,38 +319,23 @@ out:
 
 /* ==== sending and receiving ============================================== */
 
-/* The stream transport's framing (remo_frame_send and _recv, in the core). */
 static int exec_send(void *state, const void *msg, size_t n)
 {
-	struct exec_conn *c = state;
-	if (atomic_load(&c->closed))
-		return REMO_ECLOSED;
-	int rc = remo_frame_send(c->fd, msg, n, EXEC_MAX_MESSAGE);
-	if (rc == REMO_EPEERLOST && atomic_load(&c->closed))
-		rc = REMO_ECLOSED;
-	return rc;
+	return remo_frame_fd_send(&((struct exec_conn *)state)->f, msg, n);
 }
 
 static int exec_recv(void *state, remo_buf *out, int timeout_ms)
 {
-	struct exec_conn *c = state;
-	if (atomic_load(&c->closed))
-		return REMO_ECLOSED;
-	int rc = remo_frame_recv(c->fd, &c->rx, out, timeout_ms, EXEC_MAX_MESSAGE);
-	/* close shuts the socket down, which wakes the poll as an EOF */
-	if (rc == REMO_EPEERLOST && atomic_load(&c->closed))
-		rc = REMO_ECLOSED;
-	return rc;
+	return remo_frame_fd_recv(&((struct exec_conn *)state)->f, out,
+	                          timeout_ms);
 }
 
 /* ==== ending ============================================================= */
 
+/* wakes a poll in recv at once, and gives the helper EOF */
 static void exec_close(void *state)
 {
-	struct exec_conn *c = state;
-	atomic_store(&c->closed, true);
-	/* wakes a poll in recv at once, and gives the helper EOF */
-	shutdown(c->fd, SHUT_RDWR);
+	remo_frame_fd_close(&((struct exec_conn *)state)->f);
 }
 
 /*
@@ -383,14 +365,14 @@ static bool exec_reaped(pid_t pid, int wait_ms)
 static void exec_fini(void *state)
 {
 	struct exec_conn *c = state;
-	close(c->fd); /* the helper reads EOF, if close had not told it */
+	/* the helper reads EOF, if close had not told it */
+	remo_frame_fd_fini(&c->f);
 	if (c->pid > 0 && !exec_reaped(c->pid, EXEC_GRACE_MS)) {
 		kill(c->pid, SIGTERM);
 		if (!exec_reaped(c->pid, EXEC_TERM_MS))
 			exec_kill_now(c->pid);
 	}
 	c->pid = 0;
-	remo_frame_rx_free(&c->rx);
 }
 
 /* ==== the entry ========================================================== */

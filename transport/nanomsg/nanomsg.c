@@ -140,7 +140,7 @@
  * the files of the sessions it had.
  *
  * Neighbours: include/remo/transport.h is the contract; the core
- * (src/transport.c) allocates the state structs below and calls in;
+ * (src/channel/loader.c) allocates the state structs below and calls in;
  * transport/stream/stream.c is the other transport and the model for
  * this one's conventions.
  */

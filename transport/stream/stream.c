@@ -17,7 +17,7 @@
  * would hold back every small request for a delayed ACK).
  *
  * Neighbours: include/remo/transport.h is the contract; the core
- * (src/transport.c) allocates the state structs below and calls in.
+ * (src/channel/loader.c) allocates the state structs below and calls in.
  */
 #include "config.h"
 
@@ -42,11 +42,9 @@
 #define STREAM_MAX_MESSAGE (64u << 20)
 #define STREAM_CONNECT_TIMEOUT_MS 10000 /* when the caller gives -1 */
 
+/* A connection is a framed descriptor (remo_frame_fd, in the core). */
 struct stream_conn {
-	int fd;
-	bool open;   /* fd is ours (the state starts zeroed: fd 0 is valid) */
-	atomic_bool closed;
-	remo_frame_rx rx; /* a frame being received, kept across timeouts */
+	remo_frame_fd f;
 };
 
 struct stream_listener {
@@ -202,8 +200,7 @@ static int stream_connect(void *state, const char *url, int timeout_ms)
 		           rc == REMO_ETIMEDOUT ? "timed out" : strerror(errno));
 		return rc;
 	}
-	c->fd = fd;
-	c->open = true;
+	remo_frame_fd_init(&c->f, fd, STREAM_MAX_MESSAGE);
 	return REMO_OK;
 }
 
@@ -211,41 +208,24 @@ static int stream_connect(void *state, const char *url, int timeout_ms)
 
 static int stream_send(void *state, const void *msg, size_t n)
 {
-	struct stream_conn *c = state;
-	if (atomic_load(&c->closed))
-		return REMO_ECLOSED;
-	int rc = remo_frame_send(c->fd, msg, n, STREAM_MAX_MESSAGE);
-	if (rc == REMO_EPEERLOST && atomic_load(&c->closed))
-		rc = REMO_ECLOSED;
-	return rc;
+	return remo_frame_fd_send(&((struct stream_conn *)state)->f, msg, n);
 }
 
 static int stream_recv(void *state, remo_buf *out, int timeout_ms)
 {
-	struct stream_conn *c = state;
-	if (atomic_load(&c->closed))
-		return REMO_ECLOSED;
-	int rc = remo_frame_recv(c->fd, &c->rx, out, timeout_ms, STREAM_MAX_MESSAGE);
-	/* close shuts the socket down, which wakes the poll as an EOF */
-	if (rc == REMO_EPEERLOST && atomic_load(&c->closed))
-		rc = REMO_ECLOSED;
-	return rc;
+	return remo_frame_fd_recv(&((struct stream_conn *)state)->f, out,
+	                          timeout_ms);
 }
 
+/* wakes a poll in recv at once, and tells the peer */
 static void stream_close(void *state)
 {
-	struct stream_conn *c = state;
-	atomic_store(&c->closed, true);
-	/* wakes a poll in recv at once, and tells the peer */
-	shutdown(c->fd, SHUT_RDWR);
+	remo_frame_fd_close(&((struct stream_conn *)state)->f);
 }
 
 static void stream_fini(void *state)
 {
-	struct stream_conn *c = state;
-	if (c->open)
-		close(c->fd);
-	remo_frame_rx_free(&c->rx);
+	remo_frame_fd_fini(&((struct stream_conn *)state)->f);
 }
 
 /* ==== listening ========================================================== */
@@ -368,8 +348,7 @@ static int stream_accept(void *state, void *conn, int timeout_ms)
 		}
 		if (l->path[0] == '\0')
 			stream_nodelay(fd);
-		c->fd = fd;
-		c->open = true;
+		remo_frame_fd_init(&c->f, fd, STREAM_MAX_MESSAGE);
 		return REMO_OK;
 	}
 }
