@@ -170,20 +170,15 @@ static bool kept_defer(remo_session *s, struct msg *m)
 	return defer;
 }
 
-/* Serves one request and sends its reply.  Takes ownership of m. */
-void remo__serve(remo_session *s, struct msg *m)
+/*
+ * The arguments of request m into vals (new references): the kept result
+ * a pipelined request names, then the values decoded by the reader or
+ * here.  A failure is raised, named for the caller (ReferenceError for
+ * an id we do not hold, ProtocolError for a shape never sent).
+ */
+static int serve_args(remo_session *s, struct msg *m, remo_value vals[3])
 {
-	if ((m->flags & REMO__REQ_PIPE) && m->pipe != 0 && kept_defer(s, m))
-		return;
-	struct serving ctx = {s, m->reqid, m->depth, remo__tls_serving,
-	                      (m->flags & REMO__REQ_ONEWAY) != 0, false,
-	                      remo__locals_mark(),
-	                      (m->flags & REMO__REQ_KEEP) != 0};
-	remo__codec codec;
-	remo_value vals[3] = {{0}}, result = remo_nil();
 	int rc = REMO_OK;
-
-	remo__tls_serving = &ctx;
 	/* first, so the kept result's count of uses always goes down */
 	bool pipe = (m->flags & REMO__REQ_PIPE) != 0;
 	if (pipe)
@@ -194,6 +189,7 @@ void remo__serve(remo_session *s, struct msg *m)
 		                  (unsigned long long)m->depth,
 		                  s->opts.max_call_depth);
 	}
+	remo__codec codec;
 	remo_value base = remo_nil();
 	if (m->decoded) {
 		for (int i = pipe; i < 3; i++) {
@@ -219,6 +215,54 @@ void remo__serve(remo_session *s, struct msg *m)
 			rc = remo__fail(rc, "decoding the arguments");
 	}
 	remo_value_release(base); /* views keep what they need */
+	return rc;
+}
+
+/*
+ * Sends request reqid's answer: result (stolen) when rc is REMO_OK, else
+ * the error raised.  A result that cannot be sent (too big, not
+ * encodable) becomes an error, so the caller does not wait for ever.
+ */
+static void serve_reply(remo_session *s, uint64_t reqid, int rc,
+                        remo_value result)
+{
+	int64_t hdr[2] = {rc == REMO_OK ? MSG_REPLY : MSG_ERROR,
+	                  (int64_t)reqid};
+	remo_value payload = rc == REMO_OK ? result
+	                                   : remo_value_retain(remo_last_error());
+	if (payload.kind == REMO_NIL && rc != REMO_OK)
+		payload = remo_error("Error", remo_strerror(rc));
+	int src = remo__send_msg(s, hdr, 2, &payload, 1);
+	if (src != REMO_OK && src != REMO_EPEERLOST && src != REMO_ECLOSED &&
+	    rc == REMO_OK) {
+		remo_value e = remo_error(src == REMO_ETOOBIG ? "LimitError"
+		                                              : "TypeError",
+		                          remo_strerror(src));
+		hdr[0] = MSG_ERROR;
+		remo__send_msg(s, hdr, 2, &e, 1);
+		remo_value_release(e);
+	}
+	remo_value_release(payload);
+}
+
+/*
+ * Serves request m on this thread: its arguments, the operation (with
+ * crash recovery when the session asks), the kept result for pipelining,
+ * the reply (none for a one-way request, or when a live traceback sent
+ * the error already).  Frees m.
+ */
+void remo__serve(remo_session *s, struct msg *m)
+{
+	if ((m->flags & REMO__REQ_PIPE) && m->pipe != 0 && kept_defer(s, m))
+		return;
+	struct serving ctx = {s, m->reqid, m->depth, remo__tls_serving,
+	                      (m->flags & REMO__REQ_ONEWAY) != 0, false,
+	                      remo__locals_mark(),
+	                      (m->flags & REMO__REQ_KEEP) != 0};
+	remo_value vals[3] = {{0}}, result = remo_nil();
+
+	remo__tls_serving = &ctx;
+	int rc = serve_args(s, m, vals);
 	if (rc == REMO_OK)
 		rc = s->opts.recover ? serve_op_guarded(s, (int)m->op, vals,
 		                                        &result)
@@ -229,34 +273,12 @@ void remo__serve(remo_session *s, struct msg *m)
 		remo_value_release(vals[i]);
 	if (m->flags & REMO__REQ_KEEP)
 		kept_settle(s, m->reqid, rc, result);
-	if ((m->flags & REMO__REQ_ONEWAY) || ctx.replied) {
+	if ((m->flags & REMO__REQ_ONEWAY) || ctx.replied)
 		/* no reply, by definition: not even the error (or the
 		 * error went already, with a live traceback) */
 		remo_value_release(result);
-		remo__tls_serving = ctx.prev;
-		remo__msg_done(s, m);
-		return;
-	}
-
-	int64_t hdr[2] = {rc == REMO_OK ? MSG_REPLY : MSG_ERROR,
-	                  (int64_t)m->reqid};
-	remo_value payload = rc == REMO_OK ? result
-	                                   : remo_value_retain(remo_last_error());
-	if (payload.kind == REMO_NIL && rc != REMO_OK)
-		payload = remo_error("Error", remo_strerror(rc));
-	int src = remo__send_msg(s, hdr, 2, &payload, 1);
-	if (src != REMO_OK && src != REMO_EPEERLOST && src != REMO_ECLOSED &&
-	    rc == REMO_OK) {
-		/* The result could not be sent (too big, not encodable): say
-		 * so, so the caller does not wait for ever. */
-		remo_value e = remo_error(src == REMO_ETOOBIG ? "LimitError"
-		                                              : "TypeError",
-		                          remo_strerror(src));
-		hdr[0] = MSG_ERROR;
-		remo__send_msg(s, hdr, 2, &e, 1);
-		remo_value_release(e);
-	}
-	remo_value_release(payload);
+	else
+		serve_reply(s, m->reqid, rc, result);
 	remo__tls_serving = ctx.prev;
 	remo__msg_done(s, m);
 }

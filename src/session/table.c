@@ -168,42 +168,39 @@ void remo__put_rollback(remo_session *s)
 	s->nput_ids = 0;
 }
 
-/* Encoding: export v (or send a proxy home).  Under send_lock. */
-int remo__hook_put_ref(void *ctx, remo_buf *b, remo_value v)
+/* The shape id v goes out with, queueing its shape if the peer lacks it
+ * (REMO_EINVAL: not something that crosses by reference). */
+static int put_shape(remo_session *s, remo_value v, uint32_t *shape)
 {
-	remo_session *s = ctx;
-	remo_kind kind = v.kind == REMO_LIST || v.kind == REMO_DICT ? REMO_OBJECT
-	                                                             : v.kind;
-	if (remo__is_ref(v.kind) && REMO__REF(v)->owner == s)
-		return remo__put_ref(b, kind, REMO__REF(v)->id, true, 0);
-	if (remo__is_ref(v.kind) && REMO__REF(v)->id != 0 &&
-	    REMO__REF(v)->owner == NULL)
-		return REMO_EINVAL; /* a bare reference has no meaning here */
-	if (remo__is_ref(v.kind) && REMO__REF(v)->promise != NULL)
-		return REMO_ETYPE; /* a promise is only ever a target */
-
-	uint32_t shape;
-	int rc = REMO_OK;
+	*shape = 0;
 	if (v.kind == REMO_LIST) {
-		shape = REMO__SHAPE_LIST;
+		*shape = REMO__SHAPE_LIST;
 	} else if (v.kind == REMO_DICT) {
-		shape = REMO__SHAPE_DICT;
+		*shape = REMO__SHAPE_DICT;
 	} else if (remo__is_objlike(v.kind)) {
 		const remo_type *t = REMO__REF(v)->type;
-		shape = t ? t->shape_id : 0;
-		if (t != NULL)
-			rc = shape_need(s, t, true);
+		if (t != NULL) {
+			*shape = t->shape_id;
+			return shape_need(s, t, true);
+		}
 	} else if (v.kind == REMO_CALLABLE) {
 		const struct remo__func *f = REMO__REF(v)->func;
-		shape = f ? f->shape_id : 0;
-		if (f != NULL)
-			rc = shape_need(s, f, false);
+		if (f != NULL) {
+			*shape = f->shape_id;
+			return shape_need(s, f, false);
+		}
 	} else {
 		return REMO_EINVAL;
 	}
-	if (rc != REMO_OK)
-		return rc;
+	return REMO_OK;
+}
 
+/* v's entry in the object table, made if v is not there yet, counted
+ * once more for the message being encoded: its id in *id.  REMO_ELIMIT
+ * past max_refs, REMO_ENOMEM.  Takes s->lock. */
+static int put_count(remo_session *s, remo_value v, uint64_t *id)
+{
+	int rc = REMO_OK;
 	uint64_t key = entry_key(v);
 	pthread_mutex_lock(&s->lock);
 	struct entry *e = remo__map_get(&s->table_key, key);
@@ -229,25 +226,52 @@ int remo__hook_put_ref(void *ctx, remo_buf *b, remo_value v)
 			}
 		}
 	}
-	uint64_t id = 0;
+	*id = 0;
 	if (e != NULL) {
 		e->count++;
-		id = e->id;
+		*id = e->id;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (rc == REMO_OK && s->nput_ids == s->capput_ids) {
+	return rc;
+}
+
+/* Notes id as counted by the message being encoded, so that a message
+ * that does not go takes its counts back (remo__put_rollback). */
+static int put_note(remo_session *s, uint64_t id)
+{
+	if (s->nput_ids == s->capput_ids) {
 		size_t cap = s->capput_ids ? s->capput_ids * 2 : 16;
 		uint64_t *ids = remo__realloc(s->put_ids, cap * sizeof *ids);
 		if (ids == NULL)
-			rc = REMO_ENOMEM;
-		else {
-			s->put_ids = ids;
-			s->capput_ids = cap;
-		}
+			return REMO_ENOMEM;
+		s->put_ids = ids;
+		s->capput_ids = cap;
 	}
-	if (rc == REMO_OK)
-		s->put_ids[s->nput_ids++] = id;
-	else if (e != NULL)
+	s->put_ids[s->nput_ids++] = id;
+	return REMO_OK;
+}
+
+/* Encoding: export v (or send a proxy home).  Under send_lock. */
+int remo__hook_put_ref(void *ctx, remo_buf *b, remo_value v)
+{
+	remo_session *s = ctx;
+	remo_kind kind = v.kind == REMO_LIST || v.kind == REMO_DICT ? REMO_OBJECT
+	                                                             : v.kind;
+	if (remo__is_ref(v.kind) && REMO__REF(v)->owner == s)
+		return remo__put_ref(b, kind, REMO__REF(v)->id, true, 0);
+	if (remo__is_ref(v.kind) && REMO__REF(v)->id != 0 &&
+	    REMO__REF(v)->owner == NULL)
+		return REMO_EINVAL; /* a bare reference has no meaning here */
+	if (remo__is_ref(v.kind) && REMO__REF(v)->promise != NULL)
+		return REMO_ETYPE; /* a promise is only ever a target */
+
+	uint32_t shape;
+	uint64_t id = 0;
+	int rc = put_shape(s, v, &shape);
+	if (rc != REMO_OK)
+		return rc; /* nothing counted yet: nothing to take back */
+	rc = put_count(s, v, &id);
+	if (rc == REMO_OK && (rc = put_note(s, id)) != REMO_OK)
 		put_undo(s, id);
 	if (rc != REMO_OK) {
 		s->put_error = rc;

@@ -236,12 +236,175 @@ int remo_pack(remo_value v, remo_buf *out)
  */
 static int build(remo__rd *rd, const remo__codec *c, remo_value *out);
 
+/* An array: a tuple (what arrived by value is immutable). */
+static int build_array(remo__rd *rd, const remo__codec *c, uint32_t n,
+                       remo_value *out)
+{
+	remo_value tup = remo_tuple(n);
+	if (!remo_ok(tup))
+		return REMO_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		int rc = build(rd, c, &REMO__TUPLE(tup)->items[i]);
+		if (rc != REMO_OK) {
+			remo_value_release(tup);
+			return rc;
+		}
+	}
+	*out = tup;
+	return REMO_OK;
+}
+
+/* A map: a dict, refusing unhashable and duplicate keys. */
+static int build_map(remo__rd *rd, const remo__codec *c, uint32_t n,
+                     remo_value *out)
+{
+	remo_value d = remo_dict();
+	if (!remo_ok(d))
+		return REMO_ENOMEM;
+	int rc = remo__dict_reserve(d, n);
+	for (uint32_t i = 0; rc == REMO_OK && i < n; i++) {
+		remo_value k, v;
+		if ((rc = build(rd, c, &k)) != REMO_OK)
+			break;
+		if ((rc = build(rd, c, &v)) != REMO_OK) {
+			remo_value_release(k);
+			break;
+		}
+		rc = remo__dict_insert_new(d, k, v);
+		rc = rc == REMO_EUNHASHABLE ? REMO_EWIRE_KEY
+		     : rc == REMO_EEXIST    ? REMO_EWIRE_DUPKEY
+		                            : rc;
+	}
+	if (rc != REMO_OK) {
+		remo_value_release(d);
+		return rc;
+	}
+	*out = d;
+	return REMO_OK;
+}
+
+/* ext 1: a list, its body one array. */
+static int build_ext_list(remo__rd *body, const remo__codec *c,
+                          remo_value *out)
+{
+	remo__tok inner;
+	int rc = remo__wire_next(body, &inner);
+	if (rc != REMO_OK)
+		return rc;
+	if (inner.type != REMO__T_ARRAY)
+		return REMO_EWIRE_EXTBODY;
+	remo_value l = remo_list();
+	if (!remo_ok(l))
+		return REMO_ENOMEM;
+	struct remo__list *x = REMO__LIST(l);
+	if (inner.n != 0) {
+		x->items = remo__malloc(inner.n * sizeof *x->items);
+		if (x->items == NULL) {
+			remo_value_release(l);
+			return REMO_ENOMEM;
+		}
+		x->cap = inner.n;
+	}
+	for (uint32_t i = 0; i < inner.n; i++) {
+		if ((rc = build(body, c, &x->items[i])) != REMO_OK) {
+			remo_value_release(l);
+			return rc;
+		}
+		x->len++;
+	}
+	*out = l;
+	return REMO_OK;
+}
+
+/* ext 2: an error, [name, message, attrs, traceback], each part checked. */
+static int build_ext_error(remo__rd *body, const remo__codec *c,
+                           remo_value *out)
+{
+	remo_value part[4] = {{0}};
+	remo__tok inner;
+	int rc = remo__wire_next(body, &inner);
+	if (rc != REMO_OK)
+		return rc;
+	if (inner.type != REMO__T_ARRAY || inner.n != 4)
+		return REMO_EWIRE_EXTBODY;
+	for (int i = 0; i < 4; i++) {
+		if ((rc = build(body, c, &part[i])) != REMO_OK)
+			break;
+	}
+	if (rc == REMO_OK) {
+		size_t len;
+		const char *name = remo_str_data(part[0], &len);
+		if (name == NULL || !remo__errname_valid(name, len) ||
+		    part[1].kind != REMO_STR || part[2].kind != REMO_DICT ||
+		    (part[3].kind != REMO_NIL && part[3].kind != REMO_TRACEBACK))
+			rc = REMO_EWIRE_EXTBODY;
+	}
+	if (rc != REMO_OK) {
+		for (int i = 0; i < 4; i++)
+			remo_value_release(part[i]);
+		return rc;
+	}
+	*out = remo__error_from_parts(part[0], part[1], part[2], part[3]);
+	return remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
+}
+
+/* ext 3..6: a reference, 12 bytes (home bit and id, shape id), given its
+ * meaning by the codec's hook (a session), or left bare without one. */
+static int build_ext_ref(const remo__codec *c, const remo__tok *t,
+                         remo_value *out)
+{
+	if (t->n != REMO__REF_BODY)
+		return REMO_EWIRE_EXTBODY;
+	uint64_t word = 0;
+	uint32_t shape = 0;
+	for (int i = 0; i < 8; i++)
+		word = word << 8 | t->v.p[i];
+	for (int i = 8; i < 12; i++)
+		shape = shape << 8 | t->v.p[i];
+	uint64_t id = word & ~REMO__REF_HOME;
+	bool home = (word & REMO__REF_HOME) != 0;
+	if (id == 0)
+		return REMO_EWIRE_EXTBODY;
+	static const remo_kind kinds[] = {
+		[REMO__EXT_OBJECT] = REMO_OBJECT,
+		[REMO__EXT_CALLABLE] = REMO_CALLABLE,
+		[REMO__EXT_FRAME] = REMO_FRAME,
+		[REMO__EXT_TRACEBACK] = REMO_TRACEBACK,
+	};
+	if (c != NULL)
+		return c->get_ref(c->ctx, kinds[t->ext], id, home, shape, out);
+	*out = remo__ref_new(kinds[t->ext], id, home);
+	if (!remo_ok(*out))
+		return REMO_ENOMEM;
+	REMO__REF(*out)->shape_id = shape;
+	return REMO_OK;
+}
+
+/* remo's extensions (doc/wire.md sections 2.7 to 2.9). */
+static int build_ext(const remo__codec *c, const remo__tok *t,
+                     remo_value *out)
+{
+	remo__rd body = {t->v.p, t->v.p + t->n};
+	switch (t->ext) {
+	case REMO__EXT_LIST:
+		return build_ext_list(&body, c, out);
+	case REMO__EXT_ERROR:
+		return build_ext_error(&body, c, out);
+	case REMO__EXT_OBJECT:
+	case REMO__EXT_CALLABLE:
+	case REMO__EXT_FRAME:
+	case REMO__EXT_TRACEBACK:
+		return build_ext_ref(c, t, out);
+	default:
+		return REMO_EWIRE_EXTTYPE;
+	}
+}
+
+/* The value whose first item t has been read; rd is after t. */
 static int build_tok(remo__rd *rd, const remo__codec *c, const remo__tok *t,
                      remo_value *out)
 {
-	int rc;
 	*out = remo_nil();
-
 	switch (t->type) {
 	case REMO__T_NIL:
 		return REMO_OK;
@@ -258,7 +421,7 @@ static int build_tok(remo__rd *rd, const remo__codec *c, const remo__tok *t,
 		if (!remo__utf8_valid(t->v.p, t->n))
 			return REMO_EWIRE_UTF8;
 		*out = remo_strn((const char *)t->v.p, t->n);
-		break;
+		return remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
 	case REMO__T_BIN:
 		/* a large bytes in a message kept alive as c->base: a view */
 		if (c != NULL && c->base.kind == REMO_BYTES &&
@@ -266,144 +429,15 @@ static int build_tok(remo__rd *rd, const remo__codec *c, const remo__tok *t,
 			*out = remo__bytes_view(c->base, t->v.p, t->n);
 		else
 			*out = remo_bytes(t->v.p, t->n);
-		break;
-	case REMO__T_ARRAY: {
-		remo_value tup = remo_tuple(t->n);
-		if (!remo_ok(tup))
-			return REMO_ENOMEM;
-		for (uint32_t i = 0; i < t->n; i++) {
-			if ((rc = build(rd, c, &REMO__TUPLE(tup)->items[i])) != REMO_OK) {
-				remo_value_release(tup);
-				return rc;
-			}
-		}
-		*out = tup;
-		return REMO_OK;
-	}
-	case REMO__T_MAP: {
-		remo_value d = remo_dict();
-		if (!remo_ok(d))
-			return REMO_ENOMEM;
-		rc = remo__dict_reserve(d, t->n);
-		for (uint32_t i = 0; rc == REMO_OK && i < t->n; i++) {
-			remo_value k, v;
-			if ((rc = build(rd, c, &k)) != REMO_OK)
-				break;
-			if ((rc = build(rd, c, &v)) != REMO_OK) {
-				remo_value_release(k);
-				break;
-			}
-			rc = remo__dict_insert_new(d, k, v);
-			rc = rc == REMO_EUNHASHABLE ? REMO_EWIRE_KEY
-			     : rc == REMO_EEXIST    ? REMO_EWIRE_DUPKEY
-			                            : rc;
-		}
-		if (rc != REMO_OK) {
-			remo_value_release(d);
-			return rc;
-		}
-		*out = d;
-		return REMO_OK;
-	}
+		return remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
+	case REMO__T_ARRAY:
+		return build_array(rd, c, t->n, out);
+	case REMO__T_MAP:
+		return build_map(rd, c, t->n, out);
 	case REMO__T_EXT:
-		break;
+		return build_ext(c, t, out);
 	default:
 		return REMO_EWIRE_RESERVED;
-	}
-	if (t->type != REMO__T_EXT)
-		return remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
-
-	/* ---- remo's extensions ---- */
-	remo__rd body = {t->v.p, t->v.p + t->n};
-	remo__tok inner;
-	switch (t->ext) {
-	case REMO__EXT_LIST: {
-		if ((rc = remo__wire_next(&body, &inner)) != REMO_OK)
-			return rc;
-		if (inner.type != REMO__T_ARRAY)
-			return REMO_EWIRE_EXTBODY;
-		remo_value l = remo_list();
-		if (!remo_ok(l))
-			return REMO_ENOMEM;
-		struct remo__list *x = REMO__LIST(l);
-		if (inner.n != 0) {
-			x->items = remo__malloc(inner.n * sizeof *x->items);
-			if (x->items == NULL) {
-				remo_value_release(l);
-				return REMO_ENOMEM;
-			}
-			x->cap = inner.n;
-		}
-		for (uint32_t i = 0; i < inner.n; i++) {
-			if ((rc = build(&body, c, &x->items[i])) != REMO_OK) {
-				remo_value_release(l);
-				return rc;
-			}
-			x->len++;
-		}
-		*out = l;
-		return REMO_OK;
-	}
-	case REMO__EXT_ERROR: {
-		remo_value part[4] = {{0}};
-		if ((rc = remo__wire_next(&body, &inner)) != REMO_OK)
-			return rc;
-		if (inner.type != REMO__T_ARRAY || inner.n != 4)
-			return REMO_EWIRE_EXTBODY;
-		for (int i = 0; i < 4; i++) {
-			if ((rc = build(&body, c, &part[i])) != REMO_OK)
-				break;
-		}
-		if (rc == REMO_OK) {
-			size_t len;
-			const char *name = remo_str_data(part[0], &len);
-			if (name == NULL || !remo__errname_valid(name, len) ||
-			    part[1].kind != REMO_STR || part[2].kind != REMO_DICT ||
-			    (part[3].kind != REMO_NIL &&
-			     part[3].kind != REMO_TRACEBACK))
-				rc = REMO_EWIRE_EXTBODY;
-		}
-		if (rc != REMO_OK) {
-			for (int i = 0; i < 4; i++)
-				remo_value_release(part[i]);
-			return rc;
-		}
-		*out = remo__error_from_parts(part[0], part[1], part[2], part[3]);
-		return remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
-	}
-	case REMO__EXT_OBJECT:
-	case REMO__EXT_CALLABLE:
-	case REMO__EXT_FRAME:
-	case REMO__EXT_TRACEBACK: {
-		if (t->n != REMO__REF_BODY)
-			return REMO_EWIRE_EXTBODY;
-		uint64_t word = 0;
-		uint32_t shape = 0;
-		for (int i = 0; i < 8; i++)
-			word = word << 8 | t->v.p[i];
-		for (int i = 8; i < 12; i++)
-			shape = shape << 8 | t->v.p[i];
-		uint64_t id = word & ~REMO__REF_HOME;
-		bool home = (word & REMO__REF_HOME) != 0;
-		if (id == 0)
-			return REMO_EWIRE_EXTBODY;
-		static const remo_kind kinds[] = {
-			[REMO__EXT_OBJECT] = REMO_OBJECT,
-			[REMO__EXT_CALLABLE] = REMO_CALLABLE,
-			[REMO__EXT_FRAME] = REMO_FRAME,
-			[REMO__EXT_TRACEBACK] = REMO_TRACEBACK,
-		};
-		if (c != NULL)
-			return c->get_ref(c->ctx, kinds[t->ext], id, home, shape,
-			                  out);
-		*out = remo__ref_new(kinds[t->ext], id, home);
-		if (!remo_ok(*out))
-			return REMO_ENOMEM;
-		REMO__REF(*out)->shape_id = shape;
-		return REMO_OK;
-	}
-	default:
-		return REMO_EWIRE_EXTTYPE;
 	}
 }
 
