@@ -7,16 +7,19 @@
  *   2. Memory              the one allocator indirection
  *   3. Values              nil, bool, int, double, str, bytes, tuple,
  *                          list, dict, and the reserved reference kinds
- *   4. Error values        named errors and the name hierarchy
+ *   4. Error values        named errors, the name hierarchy, raising,
+ *                          remo_last_error
  *   5. Wire codec          values to MessagePack bytes and back
  *   6. Channels            the smallest transport: send, receive, a pointer
- *   7. Types and functions registering C code, signatures, raising
+ *   7. Types and functions registering C code, signatures
  *   8. Sessions            two peers joined by a channel; exports
  *   9. Operations          getattr, call, len, getitem...: local or remote
  *  10. C function pointers remote callables as plain C functions; ops
  *                          structs filled from a remote object
  *  11. Call styles         async calls and futures, pipelining, one-way
  *                          calls, batches
+ *  12. Connecting, serving sessions over transports: remo_connect and
+ *                          remo_server
  *
  * Ownership words, used the same way in every comment below:
  *
@@ -29,6 +32,22 @@
  *             nested constructors such as
  *                 remo_list_append(l, remo_str("x"))
  *             can never leak.
+ *
+ * How a function fails, one convention for each kind of function:
+ *
+ *   values    a function returning a remo_value returns one of kind
+ *             REMO_INVALID (remo_ok() is false) when it cannot make it;
+ *             every stealing function accepts REMO_INVALID and fails
+ *             with REMO_ENOMEM, so a chain of calls reports it once.
+ *   handles   a function returning a pointer (remo_session *,
+ *             remo_future *, remo_server *...) returns NULL, and sets
+ *             *status when it takes a status pointer.
+ *   the rest  returns a status (section 1): REMO_OK or why not.  The
+ *             operations (sections 8 to 12) also leave an error value
+ *             saying why in remo_last_error() (section 4); REMO_ERAISED
+ *             means the call itself raised it.
+ *
+ * Each function's comment lists the codes it can return.
  *
  * Everything not named remo_* or REMO_* is private.  The layers, the value
  * model and the reasons behind them are in doc/design.md; the bytes on the
@@ -313,7 +332,8 @@ REMO_API int remo_tuple_set(remo_value t, size_t i, remo_value v);
 REMO_API size_t remo_list_len(remo_value l);
 /* remo_list_get: borrowed item i; nil if i is out of range. */
 REMO_API remo_value remo_list_get(remo_value l, size_t i);
-/* remo_list_set: replaces item i, stealing v.  REMO_ETYPE, REMO_ERANGE. */
+/* remo_list_set: replaces item i, stealing v.  REMO_ETYPE, REMO_ERANGE,
+ * REMO_ENOMEM if v is REMO_INVALID. */
 REMO_API int remo_list_set(remo_value l, size_t i, remo_value v);
 /* remo_list_append: appends v, stealing it.  REMO_ETYPE, REMO_ENOMEM. */
 REMO_API int remo_list_append(remo_value l, remo_value v);
@@ -348,7 +368,7 @@ REMO_API bool remo_dict_next(remo_value d, size_t *pos, remo_value *key,
                              remo_value *val);
 
 /* ======================================================================
- * 4. Error values and error names
+ * 4. Error values, error names, raising
  * ======================================================================
  *
  * An error crosses between processes by NAME, with a message, a dict of
@@ -419,6 +439,42 @@ REMO_API bool remo_errname_isa(const char *name, const char *ancestor);
 REMO_API const char *remo_errno_name(int errnum);
 /* remo_errno_value: ENOENT for "ENOENT"; 0 for a name that is no errno. */
 REMO_API int remo_errno_value(const char *name);
+
+/* ---- raising, and the error of the last failure ------------------------ */
+
+/*
+ * remo_raise: called from inside a registered C function to make the
+ * call fail with an error of that name and a printf-style message.  The
+ * function should then return at once; its result is ignored.
+ */
+REMO_API void remo_raise(const char *name, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/* remo_raise_value: the same with an error value (stolen), for attrs. */
+REMO_API void remo_raise_value(remo_value error);
+
+/*
+ * remo_raise_errno: remo_raise with the errno's name ("ENOENT", an
+ * OSError), so that it crosses as a name and the caller gets its own
+ * value back with remo_errno_value(remo_error_name(e)); the message is
+ * fmt's, then ": " and strerror.  A number this C library has no name
+ * for is raised as OSError with attrs "errno" set to the number.
+ */
+REMO_API void remo_raise_errno(int errnum, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/*
+ * remo_last_error: the error value of the last operation in section 9
+ * that failed on this thread (borrowed; nil if none).  Like errno, it is
+ * only meaningful right after a failure.
+ */
+REMO_API remo_value remo_last_error(void);
 
 /* ======================================================================
  * 5. Wire codec
@@ -589,40 +645,6 @@ REMO_API void *remo_object_ptr(remo_value v, const remo_type *t);
 REMO_API remo_value remo_function(const char *name, const char *sig,
                                   void (*fn)(void), const char *doc);
 
-/*
- * remo_raise: called from inside a registered C function to make the
- * call fail with an error of that name and a printf-style message.  The
- * function should then return at once; its result is ignored.
- */
-REMO_API void remo_raise(const char *name, const char *fmt, ...)
-#if defined(__GNUC__)
-	__attribute__((format(printf, 2, 3)))
-#endif
-	;
-
-/* remo_raise_value: the same with an error value (stolen), for attrs. */
-REMO_API void remo_raise_value(remo_value error);
-
-/*
- * remo_raise_errno: remo_raise with the errno's name ("ENOENT", an
- * OSError), so that it crosses as a name and the caller gets its own
- * value back with remo_errno_value(remo_error_name(e)); the message is
- * fmt's, then ": " and strerror.  A number this C library has no name
- * for is raised as OSError with attrs "errno" set to the number.
- */
-REMO_API void remo_raise_errno(int errnum, const char *fmt, ...)
-#if defined(__GNUC__)
-	__attribute__((format(printf, 2, 3)))
-#endif
-	;
-
-/*
- * remo_last_error: the error value of the last operation in section 9
- * that failed on this thread (borrowed; nil if none).  Like errno, it is
- * only meaningful right after a failure.
- */
-REMO_API remo_value remo_last_error(void);
-
 /* ======================================================================
  * 8. Sessions
  * ======================================================================
@@ -643,7 +665,9 @@ typedef struct remo_exports remo_exports;
 
 /* remo_exports_new: an empty name table, to share between sessions. */
 REMO_API remo_exports *remo_exports_new(void);
-/* remo_export: makes v (borrowed) reachable as name.  REMO_EEXIST. */
+/* remo_export: makes v (borrowed) reachable as name.  REMO_EINVAL (e or
+ * name NULL, or v REMO_INVALID), REMO_EEXIST (name is taken),
+ * REMO_ENOMEM. */
 REMO_API int remo_export(remo_exports *e, const char *name, remo_value v);
 REMO_API void remo_exports_free(remo_exports *e);
 
@@ -976,6 +1000,84 @@ REMO_API int remo_batch_send(remo_batch *b);
 /* remo_batch_free: calls not sent are dropped (their futures settle with
  * REMO_ECANCELED). */
 REMO_API void remo_batch_free(remo_batch *b);
+
+/* ======================================================================
+ * 12. Connecting and serving
+ * ======================================================================
+ *
+ * Sessions over a transport, named by URL.  A client connects; a server
+ * listens on one or more addresses and serves every session in a thread
+ * of its own (doc/design.md says why) until remo_server_stop.  A client
+ * that vanishes ends only its own session; its references are released.
+ * Writing a transport of one's own is remo/transport.h's subject.
+ */
+
+/*
+ * remo_channel_connect: a channel connected to url, through the transport
+ * its scheme names (remo/transport.h: unix://, tcp://, exec://, nn+...).
+ * The channel owns the connection; give it to remo_session_new.
+ * REMO_ENOTFOUND or REMO_EINVAL (no usable transport for the scheme), or
+ * the transport's own: REMO_EPEERLOST (refused, unreachable),
+ * REMO_ETIMEDOUT, REMO_ENOMEM; the reason is in remo_last_error().
+ */
+REMO_API int remo_channel_connect(const char *url, int timeout_ms,
+                                  remo_channel *out);
+
+/*
+ * remo_connect: remo_channel_connect then remo_session_new: a session
+ * with the peer at url.  exports may be NULL.
+ */
+REMO_API int remo_connect(const char *url, int timeout_ms,
+                          remo_exports *exports,
+                          const remo_session_opts *opts,
+                          remo_session **out);
+
+/* ---- servers ------------------------------------------------------------ */
+
+typedef struct remo_server remo_server;
+
+/* Sessions one server serves at once; more are accepted and closed. */
+#define REMO_DEFAULT_MAX_SESSIONS 1024
+
+typedef struct remo_server_opts {
+	remo_session_opts session;  /* for every session                 */
+	unsigned max_sessions;      /* 0: REMO_DEFAULT_MAX_SESSIONS       */
+} remo_server_opts;
+
+/*
+ * remo_server_new: a server of exports (may be NULL; must outlive the
+ * server) with opts (may be NULL: the defaults).  NULL on failure, with
+ * *status REMO_ENOMEM (if status is not NULL).
+ */
+REMO_API remo_server *remo_server_new(remo_exports *exports,
+                                      const remo_server_opts *opts,
+                                      int *status);
+/*
+ * remo_server_listen: adds an address to listen on, before
+ * remo_server_run.  bound (may be NULL) gets the address really bound,
+ * in URL form (the port chosen for tcp://...:0), in boundlen bytes at
+ * most.  REMO_ENOTFOUND or REMO_EINVAL (no transport for the scheme, or
+ * one that cannot listen), REMO_ELIMIT (past 16 addresses, or
+ * called after run), REMO_ENOMEM, or the transport's listen errors:
+ * REMO_EINVAL (malformed, not permitted), REMO_EEXIST (in use).
+ */
+REMO_API int remo_server_listen(remo_server *srv, const char *url,
+                                char *bound, size_t boundlen);
+/* remo_server_run: serves until remo_server_stop; returns REMO_OK. */
+REMO_API int remo_server_run(remo_server *srv);
+/*
+ * remo_server_stop: makes remo_server_run return after closing every
+ * listener and session.  Async-signal-safe, so a SIGINT or SIGTERM
+ * handler may call it.
+ */
+REMO_API void remo_server_stop(remo_server *srv);
+/* remo_server_sessions: sessions being served now. */
+REMO_API unsigned remo_server_sessions(remo_server *srv);
+/* remo_server_free: if remo_server_run is running in another thread,
+ * stops it and waits for it to return first; that thread must not use
+ * srv after remo_server_run returns.  (Freeing a server whose run has
+ * not started yet is the caller's race, as with any object.) */
+REMO_API void remo_server_free(remo_server *srv);
 
 #ifdef __cplusplus
 }

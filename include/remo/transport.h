@@ -1,5 +1,8 @@
 /*
- * transport.h -- writing a remo transport, and choosing one by URL.
+ * transport.h -- the transport plugin ABI: writing a remo transport, and
+ * how the core finds one by URL.  Connecting and serving over transports
+ * is remo.h's section 12; a program needs this header only to write or
+ * register a transport.
  *
  * A transport turns an address into channels (remo.h section 6): it
  * connects to a peer, or listens and accepts peers, and then sends and
@@ -171,63 +174,6 @@ REMO_API int remo_transport_register(const remo_transport_ops *ops);
  */
 REMO_API const remo_transport_ops *remo_transport_find(const char *url,
                                                        int *status);
-
-/*
- * remo_channel_connect: a channel connected to url.  The channel owns the
- * connection; give it to remo_session_new.  Errors as connect's, plus
- * remo_transport_find's.
- */
-REMO_API int remo_channel_connect(const char *url, int timeout_ms,
-                                  remo_channel *out);
-
-/*
- * remo_connect: remo_channel_connect then remo_session_new: a session
- * with the peer at url.  exports may be NULL.
- */
-REMO_API int remo_connect(const char *url, int timeout_ms,
-                          remo_exports *exports,
-                          const remo_session_opts *opts,
-                          remo_session **out);
-
-/* ---- servers --------------------------------------------------------- */
-
-/*
- * A server listens on one or more addresses and serves every session in
- * a thread of its own (doc/design.md says why), until remo_server_stop.
- * A client that vanishes ends only its own session; its references are
- * released.
- */
-typedef struct remo_server remo_server;
-
-/* Sessions one server serves at once; more are accepted and closed. */
-#define REMO_DEFAULT_MAX_SESSIONS 1024
-
-typedef struct remo_server_opts {
-	remo_session_opts session;  /* for every session                 */
-	unsigned max_sessions;      /* 0: REMO_DEFAULT_MAX_SESSIONS       */
-} remo_server_opts;
-
-REMO_API remo_server *remo_server_new(remo_exports *exports,
-                                      const remo_server_opts *opts,
-                                      int *status);
-/* remo_server_listen: adds an address; bound as for listen. */
-REMO_API int remo_server_listen(remo_server *srv, const char *url,
-                                char *bound, size_t boundlen);
-/* remo_server_run: serves until remo_server_stop; returns REMO_OK. */
-REMO_API int remo_server_run(remo_server *srv);
-/*
- * remo_server_stop: makes remo_server_run return after closing every
- * listener and session.  Async-signal-safe, so a SIGINT or SIGTERM
- * handler may call it.
- */
-REMO_API void remo_server_stop(remo_server *srv);
-/* remo_server_sessions: sessions being served now. */
-REMO_API unsigned remo_server_sessions(remo_server *srv);
-/* remo_server_free: if remo_server_run is running in another thread,
- * stops it and waits for it to return first; that thread must not use
- * srv after remo_server_run returns.  (Freeing a server whose run has
- * not started yet is the caller's race, as with any object.) */
-REMO_API void remo_server_free(remo_server *srv);
 
 #ifdef __cplusplus
 }
