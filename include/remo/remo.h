@@ -35,17 +35,19 @@
  *
  * How a function fails, one convention for each kind of function:
  *
- *   values    a function returning a remo_value returns one of kind
+ *   values    a function that makes a remo_value returns one of kind
  *             REMO_INVALID (remo_ok() is false) when it cannot make it;
  *             every stealing function accepts REMO_INVALID and fails
  *             with REMO_ENOMEM, so a chain of calls reports it once.
+ *             (Getters that lend a part, remo_tuple_get and the like,
+ *             return nil for a part that is not there, as each says.)
  *   handles   a function returning a pointer (remo_session *,
  *             remo_future *, remo_server *...) returns NULL, and sets
  *             *status when it takes a status pointer.
  *   the rest  returns a status (section 1): REMO_OK or why not.  The
- *             operations (sections 8 to 12) also leave an error value
- *             saying why in remo_last_error() (section 4); REMO_ERAISED
- *             means the call itself raised it.
+ *             operations on values and proxies (sections 9 to 11) also
+ *             leave an error value saying why in remo_last_error()
+ *             (section 4); REMO_ERAISED means the call itself raised it.
  *
  * Each function's comment lists the codes it can return.
  *
@@ -356,6 +358,8 @@ REMO_API int remo_dict_set_str(remo_value d, const char *key, remo_value val);
  * REMO_ETYPE.  key is borrowed.
  */
 REMO_API int remo_dict_get(remo_value d, remo_value key, remo_value *out);
+/* remo_dict_get_str: remo_dict_get() with a C-string key; REMO_ENOMEM
+ * too (the key is made as a str). */
 REMO_API int remo_dict_get_str(remo_value d, const char *key, remo_value *out);
 /* remo_dict_del: removes key.  REMO_ENOTFOUND, REMO_ETYPE. */
 REMO_API int remo_dict_del(remo_value d, remo_value key);
@@ -414,7 +418,7 @@ REMO_API bool remo_error_isa(remo_value e, const char *ancestor);
  * remo_errname_register: adds name under parent (which must be known).
  * Registering the same name with the same parent again is REMO_OK;
  * with another parent it is REMO_EEXIST.  REMO_ENOTFOUND for an unknown
- * parent, REMO_EINVAL for a malformed name, REMO_ELIMIT past
+ * parent, REMO_EINVAL for a malformed name or a NULL parent, REMO_ELIMIT past
  * REMO_MAX_ERROR_NAMES, REMO_ENOMEM.  Names are never removed.
  * Thread-safe.
  */
@@ -470,8 +474,8 @@ REMO_API void remo_raise_errno(int errnum, const char *fmt, ...)
 	;
 
 /*
- * remo_last_error: the error value of the last operation in section 9
- * that failed on this thread (borrowed; nil if none).  Like errno, it is
+ * remo_last_error: the error value of the last operation of sections 9
+ * to 11 that failed on this thread (borrowed; nil if none).  Like errno, it is
  * only meaningful right after a failure.
  */
 REMO_API remo_value remo_last_error(void);
@@ -500,7 +504,8 @@ REMO_API void remo_buf_free(remo_buf *b);
  * contains itself); REMO_ETOOBIG past REMO_MAX_VALUES items, or for a
  * string or container over 2^32 - 1 bytes or items; REMO_EWIRE_UTF8 for
  * a str that is not UTF-8 (a peer would refuse it); REMO_EINVAL for
- * REMO_INVALID; REMO_ENOMEM.  On failure out->len is as it was.
+ * REMO_INVALID, and for a local object, callable, frame or traceback
+ * (a reference has an id only inside a session); REMO_ENOMEM.  On failure out->len is as it was.
  */
 REMO_API int remo_pack(remo_value v, remo_buf *out);
 
@@ -555,7 +560,8 @@ typedef struct remo_channel {
 	void *user;
 } remo_channel;
 
-/* remo_buf_reserve: makes room for n more bytes at b->data + b->len. */
+/* remo_buf_reserve: makes room for n more bytes at b->data + b->len.
+ * REMO_ENOMEM (b unchanged). */
 REMO_API int remo_buf_reserve(remo_buf *b, size_t n);
 
 /*
@@ -596,7 +602,8 @@ typedef struct remo_type remo_type;
 /*
  * remo_type_new: registers a type.  name must be unique in the process
  * (REMO_EEXIST), base may be NULL, doc may be NULL.  Types are never
- * freed.  NULL on failure, with *status set if status is not NULL.
+ * freed.  NULL on failure, with *status set if status is not NULL:
+ * REMO_EEXIST, REMO_EINVAL (name NULL or not a valid name), REMO_ENOMEM.
  */
 REMO_API remo_type *remo_type_new(const char *name, const remo_type *base,
                                   const char *doc, int *status);
@@ -610,7 +617,9 @@ REMO_API const remo_type *remo_type_find(const char *name);
  * remo_type_field: a field of code (one type letter, or "<T>") at offset
  * in the C struct.  flags: REMO_READONLY.  s and <T> fields are always
  * read-only (remo would not know who owns what it stored).
- * REMO_ESIGNATURE, REMO_EEXIST (name taken), REMO_ENOMEM.
+ * REMO_ESIGNATURE, REMO_ENOTFOUND (an unknown <T>), REMO_EEXIST (name
+ * taken), REMO_EINVAL (t NULL or a peer's, name or code NULL or
+ * malformed), REMO_ENOMEM.
  */
 REMO_API int remo_type_field(remo_type *t, const char *name,
                              const char *code, size_t offset,
@@ -618,7 +627,9 @@ REMO_API int remo_type_field(remo_type *t, const char *name,
 
 /*
  * remo_type_method: a method; fn takes the object pointer first, then
- * the arguments of sig.  REMO_ESIGNATURE, REMO_EEXIST, REMO_ENOMEM.
+ * the arguments of sig.  REMO_ESIGNATURE, REMO_ENOTFOUND (an unknown
+ * <T>), REMO_EEXIST, REMO_EINVAL (t NULL or a peer's, name malformed, fn
+ * NULL), REMO_ENOMEM.
  */
 REMO_API int remo_type_method(remo_type *t, const char *name,
                               const char *sig, void (*fn)(void),
@@ -627,7 +638,8 @@ REMO_API int remo_type_method(remo_type *t, const char *name,
 /*
  * remo_object: a new value standing for the C object ptr of type t.  The
  * program keeps ownership of ptr unless dtor is given: then dtor(ptr)
- * runs when the last reference, local or remote, is gone.
+ * runs when the last reference, local or remote, is gone.  REMO_INVALID
+ * if t or ptr is NULL, or without memory.
  */
 REMO_API remo_value remo_object(const remo_type *t, void *ptr,
                                 void (*dtor)(void *));
@@ -640,7 +652,9 @@ REMO_API void *remo_object_ptr(remo_value v, const remo_type *t);
 
 /*
  * remo_function: a new callable value for the C function fn with
- * signature sig.  REMO_INVALID if sig does not parse (or no memory).
+ * signature sig.  REMO_INVALID if name is NULL or malformed, fn is NULL,
+ * sig does not parse, names an unknown <T> or uses "&X" (closures
+ * only), or without memory.
  */
 REMO_API remo_value remo_function(const char *name, const char *sig,
                                   void (*fn)(void), const char *doc);
@@ -663,7 +677,8 @@ REMO_API remo_value remo_function(const char *name, const char *sig,
 typedef struct remo_session remo_session;
 typedef struct remo_exports remo_exports;
 
-/* remo_exports_new: an empty name table, to share between sessions. */
+/* remo_exports_new: an empty name table, to share between sessions;
+ * NULL without memory. */
 REMO_API remo_exports *remo_exports_new(void);
 /* remo_export: makes v (borrowed) reachable as name.  REMO_EINVAL (e or
  * name NULL, or v REMO_INVALID), REMO_EEXIST (name is taken),
@@ -719,7 +734,10 @@ typedef struct remo_session_opts {
  * remo_session_new: starts a session on ch (the session takes ownership
  * of the channel: it calls ch->destroy when freed) and sends the opening
  * handshake.  exports may be NULL and must outlive the session.  NULL on
- * failure with *status set (if status is not NULL); ch is then destroyed.
+ * failure with *status set (if status is not NULL); ch is then destroyed:
+ * REMO_EINVAL (ch lacks send or recv; or the crash handlers a session
+ * with tracebacks needs could not be installed), REMO_ENOMEM, or the
+ * handshake's send failure (REMO_EPEERLOST, REMO_ECLOSED).
  */
 REMO_API remo_session *remo_session_new(const remo_channel *ch,
                                         remo_exports *exports,
@@ -730,7 +748,7 @@ REMO_API remo_session *remo_session_new(const remo_channel *ch,
  * remo_session_serve: serves requests until the session ends, or for at
  * most timeout_ms (-1: until it ends).  Returns REMO_ETIMEDOUT when time
  * ran out, otherwise why the session ended: REMO_ECLOSED (closed here),
- * REMO_EPEERLOST, REMO_EPROTO.
+ * REMO_EPEERLOST, REMO_EPROTO, REMO_ENOMEM.
  */
 REMO_API int remo_session_serve(remo_session *s, int timeout_ms);
 
@@ -750,8 +768,9 @@ REMO_API void remo_session_free(remo_session *s);
 /* remo_session_status: REMO_OK while open, else why it ended. */
 REMO_API int remo_session_status(const remo_session *s);
 
-/* remo_lookup: a new proxy for what the peer exported as name.  The
- * failure is also in remo_last_error(): NotFound for an unknown name. */
+/* remo_lookup: a new proxy for what the peer exported as name.
+ * REMO_EINVAL (name NULL), REMO_ENOMEM, or a request's failures
+ * (section 9): an unknown name is REMO_ERAISED with NotFound. */
 REMO_API int remo_lookup(remo_session *s, const char *name, remo_value *out);
 
 /* ======================================================================
@@ -764,6 +783,22 @@ REMO_API int remo_lookup(remo_session *s, const char *name, remo_value *out);
  * error value: the remote error by name for REMO_ERAISED, PeerLost for
  * REMO_EPEERLOST, TimeoutError for REMO_ETIMEDOUT, and so on.  Arguments
  * are borrowed; results are new.
+ *
+ * The codes, for every function of this section (and of section 11):
+ *
+ *   REMO_ERAISED   the operation raised: TypeError, AttributeError,
+ *                  KeyError, IndexError, OverflowError..., here or in
+ *                  the peer (its error, by name), or RecursionError
+ *   REMO_EINVAL    a NULL name, or a REMO_INVALID value to store; on a
+ *                  proxy, a bare reference (remo_unpack's) as argument
+ *   REMO_ENOMEM
+ *   and on a proxy, what a request can meet:
+ *   REMO_ECLOSED, REMO_EPEERLOST, REMO_EPROTO   the session ended (why)
+ *   REMO_ETIMEDOUT  the call's timeout passed (remo_call_with)
+ *   REMO_ETOOBIG, REMO_ELIMIT, REMO_EDEPTH, REMO_EWIRE_UTF8
+ *                  an argument that cannot be sent (too big, past the
+ *                  peer's max_refs, too deep, not UTF-8)
+ *   REMO_EWIRE_*   a reply that does not decode
  *
  * Transfer: immutable values are copied; lists, dicts and objects cross as
  * references (proxies); a proxy that comes home arrives as the original.
@@ -805,8 +840,9 @@ REMO_API int remo_contains(remo_value v, remo_value key, bool *out);
 REMO_API int remo_force(remo_value v, remo_value *out);
 
 /* Iteration over a list or dict (its keys), local or remote (fetched in
- * chunks).  remo_iter_next gives a new item and true, or false at the
- * end or on failure (then *status, if asked, says which). */
+ * chunks).  remo_iter_init: REMO_ERAISED (TypeError) for anything else.
+ * remo_iter_next gives a new item and true, or false at the end or on
+ * failure: then it->status says which (REMO_OK at the end). */
 typedef struct remo_iter {
 	remo_value src;    /* retained */
 	remo_value chunk;  /* the current local chunk */
@@ -823,7 +859,8 @@ REMO_API void remo_iter_free(remo_iter *it);
 REMO_API const char *remo_type_name(remo_value v);
 /* remo_isinstance: v's type is type_name or derives from it. */
 REMO_API bool remo_isinstance(remo_value v, const char *type_name);
-/* remo_dir: a new tuple of the member names (fields, then methods). */
+/* remo_dir: a new tuple of the member names (fields, then methods).
+ * REMO_ENOMEM. */
 REMO_API int remo_dir(remo_value v, remo_value *out);
 /* remo_signature: a callable's signature string (borrowed), or NULL. */
 REMO_API const char *remo_signature(remo_value fn);
@@ -850,8 +887,9 @@ REMO_API bool remo_is_proxy(remo_value v);
  */
 typedef struct remo_closure remo_closure;
 
-/* remo_closure_new: fn is retained.  REMO_EINVAL (not a callable),
- * REMO_ESIGNATURE, REMO_ENOTFOUND (unknown <T>), REMO_ENOMEM. */
+/* remo_closure_new: fn is retained.  NULL on failure, with *status (if
+ * not NULL): REMO_EINVAL (not a callable), REMO_ESIGNATURE,
+ * REMO_ENOTFOUND (unknown <T>), REMO_ENOMEM; no error value is set. */
 REMO_API remo_closure *remo_closure_new(remo_value fn, const char *sig,
                                         int *status);
 /* remo_closure_fn: the function pointer; cast it to its C type. */
@@ -865,8 +903,10 @@ REMO_API int remo_closure_status(void);
  * filled from an object's methods so that a host calls a plugin in
  * another process through its usual table.  remo_ops_fill sets table[i]
  * to a closure calling obj's method slots[i].name with slots[i].sig, for
- * i < n; the handle owns the closures (remo_ops_free).  Fails (NULL) if
- * a method is missing: AttributeError, answered from the shape.
+ * i < n; the handle owns the closures (remo_ops_free).  NULL on failure,
+ * with *status (if not NULL): a missing method is REMO_ERAISED with
+ * AttributeError, answered from the shape (TypeError if the member is
+ * not a method); remo_getattr's and remo_closure_new's codes otherwise.
  */
 typedef struct remo_ops_slot {
 	const char *name;
@@ -891,8 +931,13 @@ REMO_API void remo_ops_free(remo_ops *ops);
  * fails (a bad argument, a signature check, a closed session) it returns
  * the status, *out is NULL, and no callback ever fires.  A started call
  * settles exactly once: with a value (REMO_OK), an error (REMO_ERAISED),
- * or why it could not finish (REMO_EPEERLOST, REMO_ECLOSED, REMO_ECANCELED,
- * REMO_ETIMEDOUT).  Replies reach a future when some thread reads the
+ * or why it could not finish (REMO_EPEERLOST, REMO_ECLOSED, REMO_EPROTO or
+ * REMO_ENOMEM: the session ended so; REMO_ECANCELED, REMO_ETIMEDOUT; a
+ * reply that did not decode: REMO_EWIRE_*, REMO_ENOMEM; a batch's send
+ * failure: its status).  Starting one (remo_call_async, _oneway,
+ * remo_batch_call, remo_batch_send) fails with the codes of section 9,
+ * and REMO_EINVAL (a NULL name, batch or future pointer), REMO_ERAISED
+ * with ValueError or LimitError for what a batch cannot hold.  Replies reach a future when some thread reads the
  * session: one waiting in remo_future_wait or a call, a remo_session_serve
  * thread, remo_future_poll, or the lease thread (every 20 ms).  Requests
  * the peer makes while serving an async call (callbacks) are served by a
@@ -954,8 +999,8 @@ REMO_API int remo_call_method_async(remo_value obj, const char *name,
  * NULL); REMO_ERAISED puts the error in remo_last_error().  REMO_ETIMEDOUT
  * with f still pending if the wait timed out (not the call's deadline:
  * then f settles with REMO_ETIMEDOUT and later waits return it too).  A
- * call of a batch not sent yet: REMO_ERAISED (ValueError) at once.  May
- * be called again, from any thread.
+ * call of a batch not sent yet: REMO_ERAISED (ValueError) at once.
+ * REMO_EINVAL for f NULL.  May be called again, from any thread.
  */
 REMO_API int remo_future_wait(remo_future *f, int timeout_ms,
                               remo_value *out);
@@ -963,7 +1008,8 @@ REMO_API int remo_future_wait(remo_future *f, int timeout_ms,
  * among it, without waiting for more; true if f has settled. */
 REMO_API bool remo_future_poll(remo_future *f);
 /* remo_future_then: fn(f, user) when f settles; at once, in this
- * thread, if it has.  One callback per future: REMO_EEXIST for a second. */
+ * thread, if it has.  One callback per future: REMO_EEXIST for a second;
+ * REMO_EINVAL for f or fn NULL. */
 REMO_API int remo_future_then(remo_future *f, remo_future_fn *fn,
                               void *user);
 /* remo_future_cancel: settles a pending f with REMO_ECANCELED (its
@@ -972,7 +1018,8 @@ REMO_API int remo_future_then(remo_future *f, remo_future_fn *fn,
  * f is not a started remote call that is still pending: settled, run
  * locally, or of a batch not sent. */
 REMO_API int remo_future_cancel(remo_future *f);
-/* remo_future_promise: a new value standing for f's result (above). */
+/* remo_future_promise: a new value standing for f's result (above);
+ * REMO_INVALID for f NULL or without memory. */
 REMO_API remo_value remo_future_promise(remo_future *f);
 /* remo_future_free: drops the caller's handle; a pending call goes on
  * (its callback still runs) and its reply is dropped. */
@@ -983,6 +1030,7 @@ REMO_API int remo_call_method_oneway(remo_value obj, const char *name,
                                      remo_value args);
 
 typedef struct remo_batch remo_batch;
+/* remo_batch_new: an empty batch; NULL without memory. */
 REMO_API remo_batch *remo_batch_new(void);
 /* Adds a call; out NULL makes it one-way.  Checked now (signature, the
  * session open and the same for every call), sent by remo_batch_send.
@@ -1016,16 +1064,18 @@ REMO_API void remo_batch_free(remo_batch *b);
  * remo_channel_connect: a channel connected to url, through the transport
  * its scheme names (remo/transport.h: unix://, tcp://, exec://, nn+...).
  * The channel owns the connection; give it to remo_session_new.
- * REMO_ENOTFOUND or REMO_EINVAL (no usable transport for the scheme), or
- * the transport's own: REMO_EPEERLOST (refused, unreachable),
- * REMO_ETIMEDOUT, REMO_ENOMEM; the reason is in remo_last_error().
+ * REMO_ENOTFOUND, REMO_EINVAL, REMO_EEXIST or REMO_ELIMIT (no usable
+ * transport for the scheme: remo_transport_find's), or the transport's
+ * own: REMO_EINVAL (a malformed URL, a program exec:// cannot run),
+ * REMO_EPEERLOST (refused, unreachable), REMO_ETIMEDOUT, REMO_ENOMEM;
+ * the reason is in remo_last_error().
  */
 REMO_API int remo_channel_connect(const char *url, int timeout_ms,
                                   remo_channel *out);
 
 /*
  * remo_connect: remo_channel_connect then remo_session_new: a session
- * with the peer at url.  exports may be NULL.
+ * with the peer at url.  exports may be NULL.  The codes of both.
  */
 REMO_API int remo_connect(const char *url, int timeout_ms,
                           remo_exports *exports,

@@ -160,7 +160,8 @@ REMO_API void remo_frame_fd_fini(remo_frame_fd *f);
  * remo_transport_register: makes a transport compiled into the program
  * available for its schemes (checked as a module would be).  Registered
  * transports are found before modules.  REMO_EINVAL (bad table: the
- * reason is in remo_last_error()), REMO_EEXIST (a scheme is taken).
+ * reason is in remo_last_error()), REMO_EEXIST (a scheme is taken),
+ * REMO_ELIMIT (32 transports already).
  */
 REMO_API int remo_transport_register(const remo_transport_ops *ops);
 
@@ -169,8 +170,10 @@ REMO_API int remo_transport_register(const remo_transport_ops *ops);
  * loaded from a module.  Modules are searched in the directories of
  * $REMO_TRANSPORT_PATH (colon-separated), then the install directory.
  * NULL on failure, with *status REMO_ENOTFOUND (no module for the
- * scheme) or REMO_EINVAL (a module that is not a valid transport); the
- * error value in remo_last_error() says which file and why.
+ * scheme), REMO_EINVAL (a URL without a scheme, or a module that is not
+ * a valid transport), REMO_EEXIST (the module claims a scheme another
+ * transport has) or REMO_ELIMIT (32 transports already); the error value
+ * in remo_last_error() says which file and why.
  */
 REMO_API const remo_transport_ops *remo_transport_find(const char *url,
                                                        int *status);
