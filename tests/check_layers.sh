@@ -10,6 +10,8 @@
 #   includes  a file of folder L includes, of src/'s headers, only those
 #             of its own folder and the one header X/X.h of a layer X
 #             below L (a layer's other headers are private to it);
+#   libffi    <ffi.h> is included in types/ alone (types/cif.h), the
+#             layer that calls C and makes C function pointers;
 #   symbols   an object file of layer L uses no name (remo_ or remo__)
 #             that only an object file of a layer above L defines.  A
 #             lower layer reaches a higher one only through a hook the
@@ -72,6 +74,10 @@ for l in $LAYERS; do
 				echo "check_layers: src/$l/${f##*/} includes $x/$h: only $x/$x.h is for other layers"
 			fi
 		done >>"$tmp/includes"
+		if [ "$l" != types ] &&
+		   grep -Eq '^[[:space:]]*#[[:space:]]*include[[:space:]]*<ffi\.h>' "$f"; then
+			echo "check_layers: src/$l/${f##*/} includes <ffi.h>: libffi is types/'s alone" >>"$tmp/includes"
+		fi
 	done
 done
 if [ -s "$tmp/includes" ]; then

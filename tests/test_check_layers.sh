@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_check_layers.sh -- check_layers.sh fails on what it names: an
 # include of a higher layer's header, an include of another layer's
-# private header, and a call of a name only a higher layer defines.
+# private header, <ffi.h> outside types/, a call of a name only a higher
+# layer defines, and a folder that is no layer.
 # Each is planted in a copy of the tree (sources, or object files), and
 # the check must fail naming the file and the header or name.  The
 # unplanted tree passing is check_layers.sh's own test.
@@ -64,6 +65,11 @@ printf 'int remo__session_request();\nint planted(void) { return remo__session_r
 ${CC:-cc} -c -o "$tmp/obj/value/planted.o" "$tmp/planted.c"
 expect_fail "an upward call from value into the session fails, naming it" \
 	'planted\.o \(layer value\) calls remo__session_request, which only layer session defines'
+
+fresh
+printf '#include <ffi.h>\n' >>"$tmp/src/session/call.c"
+expect_fail "libffi's header outside types/ fails" \
+	"src/session/call.c includes <ffi.h>: libffi is types/'s alone"
 
 fresh
 mkdir -p "$tmp/src/extra"

@@ -12,7 +12,7 @@
  * without a cif: on that side the signature serves only to check a call
  * before it is sent.
  */
-#include "types/types.h"
+#include "types/cif.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -125,25 +125,26 @@ static int sig_prep(struct remo__sig *sig)
 		nc += sig->args[i].code == 'y' ? 2 : 1;
 	if (sig->ret.code == 'y')
 		nc++;
-	sig->ctypes = remo__malloc((nc + 1) * sizeof *sig->ctypes);
-	if (sig->ctypes == NULL)
+	struct remo__cif *c = remo__malloc(sizeof *c +
+	                                   (nc + 1) * sizeof c->ctypes[0]);
+	if (c == NULL)
 		return REMO_ENOMEM;
 	unsigned k = 0;
 	if (sig->method)
-		sig->ctypes[k++] = &ffi_type_pointer;
+		c->ctypes[k++] = &ffi_type_pointer;
 	for (size_t i = 0; i < sig->nargs; i++) {
-		sig->ctypes[k++] = sig->args[i].deref ? &ffi_type_pointer
-		                                      : sig_ffi(sig->args[i].code);
+		c->ctypes[k++] = sig->args[i].deref ? &ffi_type_pointer
+		                                    : sig_ffi(sig->args[i].code);
 		if (sig->args[i].code == 'y')
-			sig->ctypes[k++] = sig_ffi('N');
+			c->ctypes[k++] = sig_ffi('N');
 	}
 	if (sig->ret.code == 'y')
-		sig->ctypes[k++] = &ffi_type_pointer;
+		c->ctypes[k++] = &ffi_type_pointer;
 	sig->nc = nc;
-	if (ffi_prep_cif(&sig->cif, FFI_DEFAULT_ABI, nc, sig_ffi(sig->ret.code),
-	                 sig->ctypes) != FFI_OK)
+	sig->cif = c; /* freed with sig, prepared or not */
+	if (ffi_prep_cif(&c->cif, FFI_DEFAULT_ABI, nc, sig_ffi(sig->ret.code),
+	                 c->ctypes) != FFI_OK)
 		return REMO_ESIGNATURE;
-	sig->has_cif = true;
 	return REMO_OK;
 }
 
@@ -222,7 +223,7 @@ void remo__sig_free(struct remo__sig *sig)
 	for (size_t i = 0; i < sig->nargs; i++)
 		sig_param_free(&sig->args[i]);
 	remo__free(sig->args);
-	remo__free(sig->ctypes);
+	remo__free(sig->cif);
 	remo__free(sig->text);
 	memset(sig, 0, sizeof *sig);
 }
@@ -499,7 +500,7 @@ int remo__func_call(const struct remo__func *f, void *self, remo_value args,
 	int rc;
 
 	*out = remo_nil();
-	REMO__ASSERT(sig->has_cif && f->fn != NULL);
+	REMO__ASSERT(sig->cif != NULL && f->fn != NULL);
 	if (args.kind != REMO_TUPLE && args.kind != REMO_NIL)
 		return remo__raisef("TypeError", "%s() arguments must be a tuple",
 		                    f->name);
@@ -536,7 +537,7 @@ int remo__func_call(const struct remo__func *f, void *self, remo_value args,
 
 	memset(&rv, 0, sizeof rv);
 	remo__clear_pending();
-	ffi_call((ffi_cif *)&sig->cif, f->fn, &rv, avalues);
+	ffi_call(&sig->cif->cif, f->fn, &rv, avalues);
 
 	remo_value raised = remo__take_pending();
 	if (raised.kind != REMO_NIL) {

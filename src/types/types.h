@@ -1,19 +1,20 @@
 /*
  * types/types.h -- the types layer: registered types, signatures, libffi
- * calls of C functions, object and function values, the shape questions
- * (type, dir, isinstance) and the debugging repr, which names references
- * by their type.  Above the codec (wire/); the only layer that sees
- * <ffi.h>.
+ * calls of C functions and C function pointers made by libffi, object
+ * and function values, the shape questions (type, dir, isinstance), the
+ * shape codec and the debugging repr, which names references by their
+ * type.  Above the codec (wire/).
  *
  * Files: types.c (types, objects, functions, shape questions), sig.c
- * (signatures and libffi), repr.c (remo_repr).
+ * (signatures, calling C through libffi), cfn.c (C function pointers
+ * whose calls become value calls), shape.c, repr.c (remo_repr).  libffi
+ * is this folder's alone: <ffi.h> is included by its private cif.h, so
+ * no other layer sees it (tests/check_layers.sh checks).
  */
 #ifndef REMO_TYPES_H
 #define REMO_TYPES_H
 
 #include "wire/wire.h"
-
-#include <ffi.h>
 
 /* ---- types, signatures, functions (types.c, sig.c) ---------------------- */
 
@@ -32,10 +33,9 @@ struct remo__sig {
 	size_t nargs;
 	struct remo__param *args;
 	bool method;          /* the C function takes self first        */
-	bool has_cif;         /* prepared for libffi (local functions)  */
 	unsigned nc;          /* C-level parameters                     */
-	ffi_type **ctypes;
-	ffi_cif cif;
+	struct remo__cif *cif; /* prepared for libffi (local functions and
+	                          closures; cif.h), or NULL: a peer's */
 };
 
 /* A function: local (fn set) or a peer's function shape (fn NULL). */
@@ -99,6 +99,28 @@ const struct remo__field *remo__type_field(const remo_type *t,
                                            const char *name);
 const struct remo__func *remo__type_method(const remo_type *t,
                                            const char *name);
+
+/* ---- C function pointers (cfn.c) --------------------------------------- */
+
+/*
+ * A C function pointer of signature sig whose calls, made by any C code,
+ * become call(user, args, &out): the C arguments converted to a tuple of
+ * values by the signature, out converted back to the C result.  A C
+ * caller has no error channel: a failed call returns zero (0, 0.0, NULL,
+ * nil) and leaves its status for remo__cfn_status() (per thread) and its
+ * error in remo_last_error().
+ */
+typedef int remo__cfn_call(void *user, remo_value args, remo_value *out);
+struct remo__cfn;
+/* remo__cfn_new: *out a new function pointer.  REMO_ESIGNATURE,
+ * REMO_ENOTFOUND (an unknown <T>), REMO_ENOMEM. */
+int remo__cfn_new(const char *sig, remo__cfn_call *call, void *user,
+                  struct remo__cfn **out);
+/* remo__cfn_code: the pointer to call; cast it to its C type. */
+void (*remo__cfn_code(const struct remo__cfn *f))(void);
+void remo__cfn_free(struct remo__cfn *f);
+/* remo__cfn_status: the status of this thread's last call through one. */
+int remo__cfn_status(void);
 
 /* ---- shapes (shape.c) ------------------------------------------------- */
 
