@@ -49,8 +49,15 @@ char *remo__strdup(const char *s);
 /* ---- byte buffers (buf.c) ---------------------------------------------- */
 
 /* remo__buf_grow: makes room for extra more bytes past b->len.
- * REMO_ENOMEM (b unchanged). */
-int remo__buf_grow(remo_buf *b, size_t extra);
+ * REMO_ENOMEM (b unchanged).  Inline for the case with room already: the
+ * codec's writer asks once per item (measured: a call out of line made
+ * encoding a 119-byte call message 7% slower than when it lived in the
+ * writer's own file). */
+int remo__buf_grow_slow(remo_buf *b, size_t extra);
+static inline int remo__buf_grow(remo_buf *b, size_t extra)
+{
+	return b->cap - b->len >= extra ? REMO_OK : remo__buf_grow_slow(b, extra);
+}
 
 /* ---- the monotonic clock (clock.c) ------------------------------------- */
 

@@ -10,7 +10,7 @@
  */
 #include "base/base.h"
 
-int remo__buf_grow(remo_buf *b, size_t extra)
+int remo__buf_grow_slow(remo_buf *b, size_t extra)
 {
 	if (b->cap - b->len >= extra)
 		return REMO_OK;
