@@ -416,6 +416,92 @@ static void two_hops_in_one_traceback(void **state)
 	remo_value_release(e);
 }
 
+/*
+ * The file-read attack (issue 11): a client makes its callback fail with
+ * an error whose traceback is an object of its own, whose summary()
+ * names any file as a frame of the server's process.  The server re-
+ * raises it (relay), so the client's fake becomes its traceback's cause,
+ * and source() must still refuse the file: it answers only from frames
+ * the server captured itself, never from frames a peer supplied.
+ */
+static char forged_file[64];
+static char forged_process[128];
+
+static remo_value forged_summary(void *self)
+{
+	(void)self;
+	remo_value frame = remo_tuple_of(9, remo_str("main"),
+	                                 remo_str(forged_file), remo_int(1),
+	                                 remo_int(0), remo_str("server"),
+	                                 remo_int(0), remo_bool(false),
+	                                 remo_str(forged_process), remo_tuple(0));
+	return remo_tuple_of(1, frame);
+}
+
+static int forged_dummy;
+
+/* The client's callback: fails with the forged traceback, as it is (no
+ * traceback of its own attached). */
+static void forged_fails(void)
+{
+	static remo_type *fake;
+	if (fake == NULL) {
+		fake = remo_type_new("ForgedTraceback", NULL, NULL, NULL);
+		assert_non_null(fake);
+		assert_int_equal(remo_type_method(fake, "summary", "r()",
+		                                  (void (*)(void))forged_summary,
+		                                  NULL), REMO_OK);
+	}
+	remo_value tb = remo_object(fake, &forged_dummy, NULL);
+	assert_true(remo_ok(tb));
+	tb.kind = REMO_TRACEBACK; /* what a traceback slot may hold */
+	REMO__REF(tb)->hdr.kind = REMO_TRACEBACK;
+	remo__raise(remo__error_from_parts(remo_str("KeyError"),
+	                                   remo_str("forged"), remo_dict(), tb));
+}
+
+static void source_refuses_frames_a_peer_supplied(void **state)
+{
+	struct pair *p = *state;
+	/* a file the server can read, which no frame of its names */
+	snprintf(forged_file, sizeof forged_file, "/tmp/remo-forged-XXXXXX");
+	int fd = mkstemp(forged_file);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "the secret\n", 11), 11);
+	close(fd);
+	/* the server's process name, as any failure shows it */
+	remo_value e0 = call_failing(p, "divide",
+	                             remo_tuple_of(2, remo_int(1), remo_int(0)));
+	str_attr(remo_error_traceback(e0), "process", forged_process,
+	         sizeof forged_process);
+	remo_value_release(e0);
+
+	remo_value cb = remo_function("forged_fails", "v()",
+	                              (void (*)(void))forged_fails, NULL);
+	remo_value e = call_failing(p, "relay", remo_tuple_of(1, cb));
+	assert_string_equal(remo_error_name(e), "KeyError");
+	remo_value tb = remo_error_traceback(e), text;
+	/* the forged frame is listed, for what it is worth ... */
+	remo_value frames = frames_of(e);
+	char buf[128];
+	assert_string_equal(str_attr(remo_list_get(frames, 0), "file", buf,
+	                             sizeof buf), forged_file);
+	/* ... but its file is not readable through the server */
+	remo_value args = remo_tuple_of(3, remo_str(forged_file), remo_int(1),
+	                                remo_int(5));
+	int rc = remo_call_method(tb, "source", args, &text);
+	unlink(forged_file);
+	if (rc == REMO_OK)
+		fail_msg("source() read %s: \"%s\"", forged_file,
+		         remo_str_data(text, NULL));
+	assert_int_equal(rc, REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()),
+	                    "PermissionError");
+	remo_value_release(args);
+	remo_value_release(frames);
+	remo_value_release(e);
+}
+
 /* ==== live =============================================================== */
 
 static void live_parks_until_released(void **state)
@@ -763,6 +849,7 @@ int main(void)
 		T(source_lines_of_a_frame_only, setup_snapshot),
 		T(errno_crosses_by_name, setup_snapshot),
 		T(two_hops_in_one_traceback, setup_snapshot),
+		T(source_refuses_frames_a_peer_supplied, setup_snapshot),
 		T(live_parks_until_released, setup_live),
 		T(live_ends_by_release_method, setup_live),
 		T(live_ends_by_timeout, setup_live_short),

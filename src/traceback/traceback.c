@@ -73,6 +73,8 @@ struct frame {
 	const char *function, *file, *module, *process;
 	int64_t line, column, offset;
 	bool inlined;
+	bool captured;       /* named here from this process's own capture;
+	                        false for a cause's, which a peer supplied */
 	remo_value locals;   /* dict */
 };
 
@@ -125,7 +127,7 @@ static remo_value ref_value(remo_kind kind, const remo_type *t, void *p,
 static remo_value frame_new(const char *function, const char *file,
                             int64_t line, int64_t column, const char *module,
                             int64_t offset, bool inlined, const char *process,
-                            remo_value locals)
+                            remo_value locals, bool captured)
 {
 	struct frame *f = remo__malloc(sizeof *f);
 	if (f == NULL) {
@@ -141,6 +143,7 @@ static remo_value frame_new(const char *function, const char *file,
 	f->column = column;
 	f->offset = offset;
 	f->inlined = inlined;
+	f->captured = captured;
 	f->locals = locals.kind == REMO_DICT ? locals : remo_dict();
 	if (locals.kind != REMO_DICT)
 		remo_value_release(locals);
@@ -186,7 +189,7 @@ static void append_cause_frames(remo_value list, remo_value cause)
 		snprintf(what, sizeof what, "<the frames of the failure this "
 		         "one came from are unavailable: %s>", why ? why : "?");
 		remo_list_append(list, frame_new(what, NULL, 0, 0, "?", 0, false,
-		                                 "?", remo_nil()));
+		                                 "?", remo_nil(), false));
 		return;
 	}
 	for (size_t i = 0; sum.kind == REMO_TUPLE && i < remo_tuple_len(sum);
@@ -211,7 +214,7 @@ static void append_cause_frames(remo_value list, remo_value cause)
 			col.kind == REMO_INT ? col.as.i : 0, mod ? mod : "?",
 			off.kind == REMO_INT ? off.as.i : 0,
 			inl.kind == REMO_BOOL && inl.as.b, proc ? proc : "?",
-			locals));
+			locals, false));
 		remo__free(fn);
 		remo__free(file);
 		remo__free(mod);
@@ -265,7 +268,7 @@ static int tb_build_frames(struct tb *t, remo_value *out)
 		remo_list_append(list, frame_new(
 			fi[i].function, fi[i].file, fi[i].line, fi[i].column,
 			fi[i].module, (int64_t)fi[i].offset, fi[i].inlined,
-			t->process, locals));
+			t->process, locals, true));
 		if (!fi[i].inlined)
 			pc++;
 	}
@@ -333,8 +336,13 @@ static void tb_release(struct tb *t)
 /*
  * Source lines around line of file, numbered, with "->" at line: for a
  * debugger on a machine without the sources.  Only files that this
- * traceback's own frames name can be read: a caller must not be able to
- * read any file of the server.
+ * traceback's own frames name can be read, the frames this process
+ * captured and named itself: a caller must not be able to read any file
+ * of the server.  A cause's frames never count, whatever process they
+ * claim: they come from the cause's summary(), and a peer can make a
+ * cause of its own (a callback failing with an error whose traceback is
+ * the peer's object) that names any file as a frame of this process.
+ * The source of a cause's frame is the cause's own source() to give.
  */
 static remo_value tb_source(struct tb *t, const char *file, int line,
                             int context)
@@ -344,10 +352,9 @@ static remo_value tb_source(struct tb *t, const char *file, int line,
 	for (size_t i = 0; frames.kind == REMO_LIST &&
 	                   i < remo_list_len(frames) && !allowed; i++) {
 		const struct frame *f = REMO__REF(remo_list_get(frames, i))->ptr;
-		/* a frame of this process (not of a cause's) names it */
-		allowed = f->file != NULL && f->process != NULL &&
-		          strcmp(f->file, file) == 0 &&
-		          strcmp(f->process, t->process) == 0;
+		/* a frame this process captured (not a cause's) names it */
+		allowed = f->captured && f->file != NULL &&
+		          strcmp(f->file, file) == 0;
 	}
 	remo_value_release(frames);
 	if (!allowed) {
