@@ -549,6 +549,42 @@ static void live_parks_until_released(void **state)
 	assert_true(atomic_load(&returned));
 }
 
+/*
+ * The live-park attack (issue 11): a client that keeps every traceback
+ * made each failing call park inside the last one's park, one stack
+ * deeper each time, until the server died of a stack overflow (about
+ * 1,800 calls).  A failure served inside a park is a snapshot now.
+ */
+#define PARK_ATTACK_CALLS 2000
+static void live_parks_never_nest(void **state)
+{
+	struct pair *p = *state;
+	static remo_value held[PARK_ATTACK_CALLS];
+	remo_value fn = lookup(p, "divide"), out, live;
+	for (int i = 0; i < PARK_ATTACK_CALLS; i++) {
+		remo_value args = remo_tuple_of(2, remo_int(i), remo_int(0));
+		assert_int_equal(remo_call(fn, args, &out), REMO_ERAISED);
+		remo_value_release(args);
+		held[i] = remo_value_retain(remo_last_error());
+		if (i < 2) {
+			assert_int_equal(remo_getattr(remo_error_traceback(held[i]),
+			                              "live", &live), REMO_OK);
+			/* the first parks; the next is served inside its park */
+			assert_int_equal(live.as.b, i == 0);
+		}
+	}
+	remo_value_release(fn);
+	/* the server still answers, with every traceback still held */
+	fn = lookup(p, "add");
+	remo_value args = remo_tuple_of(2, remo_int(2), remo_int(3));
+	assert_int_equal(remo_call(fn, args, &out), REMO_OK);
+	assert_int_equal(out.as.i, 5);
+	remo_value_release(args);
+	remo_value_release(fn);
+	for (int i = 0; i < PARK_ATTACK_CALLS; i++)
+		remo_value_release(held[i]);
+}
+
 static void live_ends_by_release_method(void **state)
 {
 	struct pair *p = *state;
@@ -657,7 +693,7 @@ static void crash_is_recovered(void **state)
  * handler.  Its traceback says tainted, and a second crash on the same
  * session while it is parked (served by the parked thread) is recovered
  * too, not fatal. */
-static void live_crash_parks_and_nests(void **state)
+static void live_crash_parks_once(void **state)
 {
 	struct pair *p = *state;
 	prepare_crash();
@@ -676,6 +712,10 @@ static void live_crash_parks_and_nests(void **state)
 
 	remo_value e2 = call_failing(p, "poke", remo_tuple_of(1, remo_int(2)));
 	assert_string_equal(remo_error_name(e2), "Crash");
+	/* served inside the first one's park: a snapshot, parks never nest */
+	assert_int_equal(remo_getattr(remo_error_traceback(e2), "live", &v),
+	                 REMO_OK);
+	assert_false(v.as.b);
 	remo_value frames = frames_of(e2);
 	expect_frame(remo_list_get(frames, 0), "poke", atomic_load(&fail_line));
 	remo_value depth = local_of(remo_list_get(frames, 0), "depth");
@@ -851,12 +891,13 @@ int main(void)
 		T(two_hops_in_one_traceback, setup_snapshot),
 		T(source_refuses_frames_a_peer_supplied, setup_snapshot),
 		T(live_parks_until_released, setup_live),
+		T(live_parks_never_nest, setup_live),
 		T(live_ends_by_release_method, setup_live),
 		T(live_ends_by_timeout, setup_live_short),
 		T(parked_reader_is_not_a_dead_peer, setup_live_leased),
 		T(pipelined_on_a_live_failure, setup_live),
 		T(crash_is_recovered, setup_recover),
-		T(live_crash_parks_and_nests, setup_live_recover),
+		T(live_crash_parks_once, setup_live_recover),
 		cmocka_unit_test(unrecovered_crash_is_reported_then_fatal),
 #undef T
 	};

@@ -723,6 +723,10 @@ typedef struct remo_session_opts {
 #define REMO_TB_LIVE 1
 #define REMO_TB_NONE 2
 #define REMO_DEFAULT_LIVE_MS 60000
+/* Threads one session keeps parked with live tracebacks at once.  Past
+ * it, and for a failure served inside a parked thread (parks never nest
+ * on one stack), the traceback is a snapshot: live is false. */
+#define REMO_MAX_LIVE_PARKED 16
 
 #define REMO_DEFAULT_LEASE_MS 10000
 

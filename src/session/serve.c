@@ -323,15 +323,40 @@ int remo__serving_reply_error(remo_value err, bool try_only)
 	return rc;
 }
 
+/* This thread is parked (serving inside remo__serving_park). */
+static _Thread_local bool tls_parked;
+
+bool remo__serving_park_begin(void)
+{
+	remo_session *s = remo__serving();
+	if (s == NULL || tls_parked)
+		return false; /* parks never nest on one stack */
+	/* A debugger may stop a parked thread, which reads for the session,
+	 * for longer than the lease: the lease thread must not take the
+	 * silence that follows for a dead peer while nparked is not 0. */
+	int n = atomic_load(&s->nparked);
+	do {
+		if (n >= REMO_MAX_LIVE_PARKED)
+			return false;
+	} while (!atomic_compare_exchange_weak(&s->nparked, &n, n + 1));
+	tls_parked = true;
+	return true;
+}
+
+void remo__serving_park_cancel(void)
+{
+	remo_session *s = remo__serving();
+	REMO__ASSERT(s != NULL && tls_parked);
+	atomic_fetch_sub(&s->nparked, 1);
+	tls_parked = false;
+}
+
 void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline)
 {
 	remo_session *s = remo__serving();
 	struct waiter w = {0}; /* reqid 0: serves the top-level queue */
 	struct msg *none = NULL;
-	/* A debugger may stop this thread, which reads for the session, for
-	 * longer than the lease: the lease thread must not take the silence
-	 * that follows for a dead peer (it still sends our heartbeats). */
-	atomic_fetch_add(&s->nparked, 1);
+	REMO__ASSERT(tls_parked); /* remo__serving_park_begin reserved it */
 	while (!done(arg) && remo_session_status(s) == REMO_OK) {
 		int64_t now = remo__now_ms();
 		if (now >= deadline)
@@ -340,7 +365,7 @@ void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline)
 		int64_t until = now + 20 < deadline ? now + 20 : deadline;
 		remo__wait_for(s, &w, until, &none);
 	}
-	atomic_fetch_sub(&s->nparked, 1);
+	remo__serving_park_cancel();
 }
 
 size_t remo__serving_locals_mark(void)

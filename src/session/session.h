@@ -77,8 +77,16 @@ const remo_session_opts *remo__session_opts(struct remo_session *s);
  * this thread serves, now; its ordinary reply is then skipped.  try_only:
  * give up (REMO_ELIMIT) rather than wait for the send lock. */
 int remo__serving_reply_error(remo_value err, bool try_only);
+/* remo__serving_park_begin: reserves a park for this thread; false if it
+ * is parked already (parks never nest on one stack: a failure served
+ * inside a park is reported as a snapshot) or the session has
+ * REMO_MAX_LIVE_PARKED threads parked.  A reservation ends with
+ * remo__serving_park, or remo__serving_park_cancel if it is not used. */
+bool remo__serving_park_begin(void);
+void remo__serving_park_cancel(void);
 /* remo__serving_park: serves that session on this thread until done(arg)
- * is true, the session ends, or the monotonic ms deadline passes. */
+ * is true, the session ends, or the monotonic ms deadline passes; needs
+ * a reservation, which it ends. */
 void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline);
 /* remo__serving_locals_mark: the REMO_LOCAL mark of the request this
  * thread serves (remo__locals_take). */

@@ -504,13 +504,24 @@ static bool tb_done(void *arg)
 	       atomic_load(&REMO__REF(*tbv)->hdr.refs) <= 1;
 }
 
+/* Whether a failure served now is kept live: the session asks for it,
+ * and a park is free (remo__serving_park_begin: not inside a park, and
+ * under the session's bound).  True reserves the park: tb_park uses it. */
+static bool tb_may_park(remo_session *s)
+{
+	return remo__session_opts(s)->traceback == REMO_TB_LIVE &&
+	       remo__serving_park_begin();
+}
+
 /* Live mode: send the error now, then serve until the caller is done
- * with the traceback. */
+ * with the traceback.  Uses the reservation tb_may_park made. */
 static void tb_park(remo_session *s, remo_value err, remo_value tbv)
 {
 	struct tb *t = REMO__REF(tbv)->ptr;
-	if (remo__serving_reply_error(err, false) != REMO_OK)
+	if (remo__serving_reply_error(err, false) != REMO_OK) {
+		remo__serving_park_cancel();
 		return;
+	}
 	atomic_store(&t->parked, true);
 	remo__serving_park(tb_done, &tbv,
 	                   remo__now_ms() + remo__session_opts(s)->live_ms);
@@ -524,6 +535,25 @@ static remo_value tb_value(struct tb *t, remo_value err)
 	remo_value old = REMO__ERROR(err)->tb;
 	t->cause = remo_value_retain(old);
 	return ref_value(REMO_TRACEBACK, tb_type, t, tb_free);
+}
+
+/*
+ * err with t as its traceback (the old one its cause); t is the error's
+ * or freed.  A live t reserved a park (tb_may_park): it is used now, or
+ * given back if the error could not take t (out of memory).
+ */
+static remo_value tb_attach_and_park(remo_session *s, remo_value err,
+                                     struct tb *t)
+{
+	bool live = t->live;
+	remo_value tbv = tb_value(t, err); /* frees t on failure */
+	remo_value out = remo_ok(tbv) ? error_with_tb(err, tbv) : err;
+	bool attached = out.as.p != err.as.p; /* else tbv was released */
+	if (live && attached)
+		tb_park(s, out, REMO__ERROR(out)->tb);
+	else if (live)
+		remo__serving_park_cancel();
+	return out;
 }
 
 static remo_value tb_attach(remo_value err, int skip)
@@ -540,17 +570,11 @@ static remo_value tb_attach(remo_value err, int skip)
 	/* +1: this function's own frame */
 	t->npcs = remo__trace_capture(t->pcs, REMO__TRACE_MAX, skip + 1);
 	t->locals = remo__locals_take(remo__serving_locals_mark());
-	t->live = o->traceback == REMO_TB_LIVE;
+	t->live = tb_may_park(s);
 	if (t->live && remo__trace_dwarf_locals(NULL, skip + 1, &t->dlocals) !=
 	    REMO_OK)
 		t->dlocals = remo_nil();
-	remo_value tbv = tb_value(t, err);
-	if (!remo_ok(tbv))
-		return err;
-	err = error_with_tb(err, tbv);
-	if (t->live)
-		tb_park(s, err, tbv);
-	return err;
+	return tb_attach_and_park(s, err, t);
 }
 
 static const char *sig_name(int sig)
@@ -580,7 +604,9 @@ static remo_value crash_error_new(const struct remo__recover *r)
 }
 
 /* The error of a crash, with its traceback; r's DWARF locals move in. */
-static remo_value crash_with_tb(struct remo__recover *r)
+/* The Crash error of r with its traceback; live, and parked in, only if
+ * park and a park is free (tb_attach_and_park). */
+static remo_value crash_with_tb(struct remo__recover *r, bool park)
 {
 	remo_value e = crash_error_new(r);
 	remo_session *s = remo__serving();
@@ -595,12 +621,11 @@ static remo_value crash_with_tb(struct remo__recover *r)
 	t->npcs = r->npcs;
 	t->first_exact = true;
 	t->signal = r->sig;
-	t->live = remo__session_opts(s)->traceback == REMO_TB_LIVE;
+	t->live = park && tb_may_park(s);
 	t->locals = remo__locals_take(remo__serving_locals_mark());
 	t->dlocals = r->dlocals;
 	r->dlocals = remo_nil();
-	remo_value tbv = tb_value(t, e);
-	return remo_ok(tbv) ? error_with_tb(e, tbv) : e;
+	return tb_attach_and_park(s, e, t);
 }
 
 static int tb_crashed(struct remo__recover *r)
@@ -608,7 +633,7 @@ static int tb_crashed(struct remo__recover *r)
 	remo_value e = crash_error;
 	crash_error = remo_nil();
 	if (e.kind == REMO_NIL)
-		e = crash_with_tb(r);
+		e = crash_with_tb(r, false);
 	remo_value_release(r->dlocals);
 	r->dlocals = remo_nil();
 	return remo__raise(e);
@@ -629,11 +654,7 @@ static void tb_crash_hook(struct remo__recover *r, void *uc, bool recovering)
 	if (recovering) {
 		if (remo__session_opts(s)->traceback != REMO_TB_LIVE)
 			return; /* snapshot: all is done after the jump */
-		remo_value e = crash_with_tb(r);
-		remo_value tbv = REMO__ERROR(e)->tb;
-		if (tbv.kind == REMO_TRACEBACK)
-			tb_park(s, e, tbv);
-		crash_error = e;
+		crash_error = crash_with_tb(r, true); /* parks, if it can */
 		return;
 	}
 	/* Not recovering: the process dies next.  What follows allocates and
