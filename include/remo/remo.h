@@ -102,6 +102,8 @@ enum remo_status {
 	REMO_EPROTO = 15,     /* the peer broke the protocol; session closed  */
 	REMO_ESIGNATURE = 16, /* a signature string that does not parse       */
 	REMO_ECANCELED = 17,  /* the call was cancelled here (remo_future_cancel) */
+	REMO_EAUTH = 18,      /* the peer did not prove the shared secret, or
+	                         asked for one this side does not have      */
 
 	/* Malformed MessagePack: one code for each kind of bad input. */
 	REMO_EWIRE_TRUNCATED = 20, /* the message ends before its value does  */
@@ -381,7 +383,9 @@ REMO_API bool remo_dict_next(remo_value d, size_t *pos, remo_value *key,
  *
  *   Error
  *     TypeError  ValueError  AttributeError  MemoryError  TimeoutError
- *     PermissionError  ProtocolError  NotFound
+ *     PermissionError -> AuthenticationError (a peer that did not prove
+ *                        the shared secret)
+ *     ProtocolError  NotFound
  *     RecursionError (callbacks nested past the limit)
  *     LimitError (any other stated limit)
  *     LookupError      -> KeyError, IndexError, ReferenceError (a
@@ -717,7 +721,23 @@ typedef struct remo_session_opts {
 	                           fails with Crash and the process is marked
 	                           tainted (remo_tainted).  Off by default:
 	                           a crash can leave locks held */
+	const void *secret;     /* authentication: a secret both peers share,
+	                           REMO_MIN_SECRET bytes or more (copied), or
+	                           NULL: none.  Then remo_session_new proves
+	                           it to the peer and checks the peer's proof
+	                           before anything is sent or served, without
+	                           the secret ever crossing (doc/design.md
+	                           "Authentication"); a peer that cannot is
+	                           REMO_EAUTH.  A side without a secret meets
+	                           one with a secret: REMO_EAUTH on both */
+	size_t secret_len;
+	int handshake_ms;       /* how long that proof may take: 0:
+	                           REMO_DEFAULT_HANDSHAKE_MS */
 } remo_session_opts;
+
+#define REMO_MIN_SECRET 16
+#define REMO_MAX_SECRET 1024
+#define REMO_DEFAULT_HANDSHAKE_MS 5000
 
 #define REMO_TB_SNAPSHOT 0
 #define REMO_TB_LIVE 1
@@ -737,11 +757,16 @@ typedef struct remo_session_opts {
 /*
  * remo_session_new: starts a session on ch (the session takes ownership
  * of the channel: it calls ch->destroy when freed) and sends the opening
- * handshake.  exports may be NULL and must outlive the session.  NULL on
+ * handshake.  exports may be NULL and must outlive the session.  With a
+ * secret it waits, up to handshake_ms, for the peer's proof.  NULL on
  * failure with *status set (if status is not NULL); ch is then destroyed:
- * REMO_EINVAL (ch lacks send or recv; or the crash handlers a session
- * with tracebacks needs could not be installed), REMO_ENOMEM, or the
- * handshake's send failure (REMO_EPEERLOST, REMO_ECLOSED).
+ * REMO_EINVAL (ch lacks send or recv; a secret shorter than
+ * REMO_MIN_SECRET or longer than REMO_MAX_SECRET; or the crash handlers
+ * a session with tracebacks needs could not be installed), REMO_ENOMEM,
+ * REMO_EAUTH (the peer did not prove the secret, or has none, or asks
+ * for one this side does not have), REMO_ETIMEDOUT (no proof within
+ * handshake_ms), REMO_EPROTO, or the handshake's send or receive failure
+ * (REMO_EPEERLOST, REMO_ECLOSED).
  */
 REMO_API remo_session *remo_session_new(const remo_channel *ch,
                                         remo_exports *exports,
@@ -768,6 +793,19 @@ REMO_API void remo_session_close(remo_session *s);
 /* remo_session_free: closes (if needed) and drops the caller's handle.
  * Proxies keep the session's memory until they are released. */
 REMO_API void remo_session_free(remo_session *s);
+
+/*
+ * remo_secret_load: reads a secret for remo_session_opts.secret from
+ * path into buf (cap bytes), *len its length; one trailing newline is
+ * not part of it.  The file must be a regular file owned by this user
+ * and readable by nobody else (mode 0600 or 0400), as ssh asks of a
+ * private key.  REMO_EINVAL with PermissionError (group or others may
+ * read it, or another user owns it), REMO_EINVAL with ValueError
+ * (shorter than REMO_MIN_SECRET, or longer than cap), REMO_ENOTFOUND
+ * (no such file), both in remo_last_error().
+ */
+REMO_API int remo_secret_load(const char *path, void *buf, size_t cap,
+                              size_t *len);
 
 /* remo_session_status: REMO_OK while open, else why it ended. */
 REMO_API int remo_session_status(const remo_session *s);

@@ -31,6 +31,7 @@ static const struct status_text status_table[] = {
 	S(REMO_EPROTO, "the peer broke the protocol"),
 	S(REMO_ESIGNATURE, "malformed signature"),
 	S(REMO_ECANCELED, "cancelled"),
+	S(REMO_EAUTH, "authentication failed"),
 	S(REMO_EWIRE_TRUNCATED, "message ends inside a value"),
 	S(REMO_EWIRE_RESERVED, "reserved MessagePack type byte 0xc1"),
 	S(REMO_EWIRE_LENGTH, "str, bin or ext longer than the bytes left"),

@@ -3,7 +3,8 @@
  * thread of its own, stop on request (from a signal handler too).
  *
  * Thread model: one accept thread per listening address, one thread per
- * session running remo_session_serve.  A thread per session is the
+ * session, which opens the session (with a secret, the peer must prove
+ * it first, within handshake_ms) and then runs remo_session_serve.  A thread per session is the
  * simplest model in which every session's calls, and the callbacks they
  * make, proceed independently: a slow call in one client never delays
  * another, and a callback can nest as deep as the session allows.  Its
@@ -37,7 +38,10 @@ struct srv_listener {
 struct srv_session {
 	struct srv_session *next;
 	remo_server *srv;
-	remo_session *s;
+	remo_channel ch;          /* until the session takes it        */
+	remo_session_opts opts;
+	remo_session *_Atomic s;  /* set by the thread once the opening
+	                             (and its authentication) is done  */
 	pthread_t thread;
 	bool done;
 };
@@ -120,10 +124,23 @@ int remo_server_listen(remo_server *srv, const char *url, char *bound,
 	return REMO_OK;
 }
 
+/*
+ * A session's thread: the opening first, here and not in the accept
+ * loop, since with a secret it waits for the peer's proof (up to
+ * handshake_ms): a peer that connects and says nothing delays nobody
+ * else.  Then serving, unless the server is stopping: s is published
+ * before stopping is read, and remo_server_run sets stopping before it
+ * reads s, so one of the two always sees the other.
+ */
 static void *session_main(void *arg)
 {
 	struct srv_session *ss = arg;
-	remo_session_serve(ss->s, -1);
+	int rc;
+	remo_session *s = remo_session_new(&ss->ch, ss->srv->exports,
+	                                   &ss->opts, &rc);
+	atomic_store(&ss->s, s);
+	if (s != NULL && !atomic_load(&ss->srv->stopping))
+		remo_session_serve(s, -1);
 	pthread_mutex_lock(&ss->srv->lock);
 	ss->done = true;
 	ss->srv->nsessions--;
@@ -150,7 +167,7 @@ static void reap(remo_server *srv)
 	while (done != NULL) {
 		struct srv_session *next = done->next;
 		pthread_join(done->thread, NULL);
-		remo_session_free(done->s);
+		remo_session_free(atomic_load(&done->s));
 		remo__free(done);
 		done = next;
 	}
@@ -159,7 +176,6 @@ static void reap(remo_server *srv)
 static void start_session(remo_server *srv, struct remo__conn *c)
 {
 	remo_channel ch;
-	int rc;
 	remo__conn_channel(c, &ch);
 	/* take a place first, so two listeners cannot both take the last */
 	pthread_mutex_lock(&srv->lock);
@@ -178,10 +194,9 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 		return;
 	}
 	remo_session_opts o = remo__conn_session_opts(c, &srv->opts.session);
-	remo_session *s = remo_session_new(&ch, srv->exports, &o, &rc);
-	struct srv_session *ss = s ? remo__malloc(sizeof *ss) : NULL;
+	struct srv_session *ss = remo__malloc(sizeof *ss);
 	if (ss != NULL) {
-		*ss = (struct srv_session){.srv = srv, .s = s};
+		*ss = (struct srv_session){.srv = srv, .ch = ch, .opts = o};
 		pthread_mutex_lock(&srv->lock);
 		ss->next = srv->sessions;
 		srv->sessions = ss;
@@ -193,7 +208,7 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 		pthread_mutex_unlock(&srv->lock);
 		remo__free(ss);
 	}
-	remo_session_free(s); /* NULL-safe; the channel is gone either way */
+	ch.destroy(ch.user); /* no thread: nobody took the channel */
 	pthread_mutex_lock(&srv->lock);
 	srv->nsessions--;
 	pthread_mutex_unlock(&srv->lock);
@@ -252,7 +267,7 @@ int remo_server_run(remo_server *srv)
 	 * (the accept threads are joined), so it is walked without the lock:
 	 * a close may wait, and session threads need the lock to finish. */
 	for (struct srv_session *ss = srv->sessions; ss; ss = ss->next)
-		remo_session_close(ss->s);
+		remo_session_close(atomic_load(&ss->s)); /* NULL: opening */
 	for (;;) {
 		pthread_mutex_lock(&srv->lock);
 		bool empty = srv->sessions == NULL;

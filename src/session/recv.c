@@ -34,7 +34,7 @@ static int msg_parse(struct msg *m)
 	m->type = (int)type;
 	switch (type) {
 	case MSG_HELLO:
-		if (n != 4)
+		if (n != 4 && n != 5) /* 5: with a nonce (auth.c) */
 			return REMO_EPROTO;
 		break;
 	case MSG_REQ:
@@ -92,6 +92,12 @@ static void handle_hello(remo_session *s, struct msg *m)
 	    !read_uint(&m->rest, &max_depth) || version != PROTO_VERSION ||
 	    max_message < 64) {
 		remo__session_end(s, REMO_EPROTO);
+		return;
+	}
+	if (m->rest.p != m->rest.end) {
+		/* a nonce: the peer asks for a secret this side does not
+		 * have (a side with one reads HELLO in auth.c, not here) */
+		remo__session_end(s, REMO_EAUTH);
 		return;
 	}
 	s->peer_max_message = max_message;

@@ -6,6 +6,8 @@
  */
 #include "session/session_impl.h"
 
+#include <openssl/crypto.h>
+
 struct remo__session_hooks remo__session_hooks;
 
 /* ==== small helpers ==================================================== */
@@ -183,6 +185,20 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 		s->opts.spin_us = 0;
 	if (s->opts.live_ms <= 0)
 		s->opts.live_ms = REMO_DEFAULT_LIVE_MS;
+	if (s->opts.handshake_ms <= 0)
+		s->opts.handshake_ms = REMO_DEFAULT_HANDSHAKE_MS;
+	if (s->opts.secret != NULL) {
+		rc = REMO_EINVAL;
+		if (s->opts.secret_len < REMO_MIN_SECRET ||
+		    s->opts.secret_len > REMO_MAX_SECRET)
+			goto fail;
+		rc = REMO_ENOMEM;
+		if ((s->secret = remo__malloc(s->opts.secret_len)) == NULL)
+			goto fail;
+		memcpy(s->secret, s->opts.secret, s->opts.secret_len);
+		s->secret_len = s->opts.secret_len;
+		s->opts.secret = NULL; /* the caller's memory: not kept */
+	}
 	if (s->opts.traceback != REMO_TB_NONE &&
 	    (remo__session_hooks.init_handlers == NULL ||
 	     (rc = remo__session_hooks.init_handlers()) != REMO_OK))
@@ -203,7 +219,22 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 	int64_t hello[4] = {MSG_HELLO, PROTO_VERSION,
 	                    (int64_t)s->opts.max_message,
 	                    (int64_t)s->opts.max_call_depth};
-	rc = remo__send_msg(s, hello, 4, NULL, 0);
+	if (s->secret == NULL) {
+		rc = remo__send_msg(s, hello, 4, NULL, 0);
+	} else {
+		/* HELLO with our nonce, then the proofs (auth.c) */
+		unsigned char nonce[REMO__NONCE_LEN];
+		rc = remo__auth_nonce(nonce);
+		remo_value v = rc == REMO_OK ? remo_bytes(nonce, sizeof nonce)
+		                             : remo_nil();
+		if (rc == REMO_OK && !remo_ok(v))
+			rc = REMO_ENOMEM;
+		if (rc == REMO_OK)
+			rc = remo__send_msg(s, hello, 4, &v, 1);
+		remo_value_release(v);
+		if (rc == REMO_OK)
+			rc = remo__session_auth(s, nonce);
+	}
 	if (rc != REMO_OK) {
 		remo_session_free(s);
 		if (status != NULL)
@@ -216,6 +247,8 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 		*status = REMO_OK;
 	return s;
 fail:
+	if (s != NULL)
+		remo__free(s->secret);
 	remo__free(s);
 	if (ch != NULL && ch->destroy != NULL)
 		ch->destroy(ch->user);
@@ -277,6 +310,9 @@ static void session_destroy(remo_session *s)
 	remo_buf_free(&s->multibuf);
 	remo_buf_free(&s->framebuf);
 	remo_buf_free(&s->rxspare);
+	if (s->secret != NULL)
+		OPENSSL_cleanse(s->secret, s->secret_len);
+	remo__free(s->secret);
 	if (s->ch.destroy != NULL)
 		s->ch.destroy(s->ch.user);
 	pthread_mutex_destroy(&s->lock);

@@ -79,6 +79,7 @@ enum msg_type {
 	MSG_MULTI = 10,  /* [10, message, ...]: what would have gone in
 	                    frames of their own, in one (a request and the
 	                    releases sent before it)                      */
+	MSG_AUTH = 11,   /* [11, proof]: the shared secret, proved (auth.c) */
 };
 
 /* A message this small takes the releases and drops due before it into
@@ -188,6 +189,8 @@ struct remo_session {
 	int status;            /* REMO_OK while open */
 	atomic_bool reading;   /* written under lock; the lease thread peeks */
 	bool hello_seen;
+	unsigned char *secret; /* opts.secret, copied; NULL: none */
+	size_t secret_len;
 	uint64_t next_reqid;
 	uint64_t next_id;
 	unsigned nservers;     /* threads in remo_session_serve */
@@ -355,6 +358,18 @@ void remo__future_settle(remo_session *s, struct remo_future *f, int status,
 void remo__futures_notify(struct remo_future *settled);
 /* Settles every async call of s past its deadline (the lease's tick). */
 void remo__futures_expire(remo_session *s);
+
+/* ---- auth.c: the authenticated handshake ---- */
+
+#define REMO__NONCE_LEN 32
+#define REMO__PROOF_LEN 32
+/* 32 random bytes: REMO_ENOMEM if OpenSSL cannot give them. */
+int remo__auth_nonce(unsigned char nonce[REMO__NONCE_LEN]);
+/* After our HELLO with nonce went: reads the peer's HELLO, sends our
+ * proof, reads and checks the peer's, within opts.handshake_ms.
+ * REMO_EAUTH, REMO_ETIMEDOUT, REMO_EPROTO, or a channel's failure. */
+int remo__session_auth(remo_session *s,
+                       const unsigned char nonce[REMO__NONCE_LEN]);
 
 /* ---- lease.c ---- */
 

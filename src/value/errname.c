@@ -52,6 +52,7 @@ static const struct {
 	{"ConnectionError", "Error"},
 	{"PeerLost", "ConnectionError"},
 	{"PermissionError", "Error"},
+	{"AuthenticationError", "PermissionError"},
 	{"ProtocolError", "Error"},
 	{"NotFound", "Error"},
 	{"OSError", "Error"},

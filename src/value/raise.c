@@ -154,6 +154,7 @@ int remo__fail(int status, const char *what)
 		{REMO_ENOMEM, "MemoryError"},   {REMO_EPEERLOST, "PeerLost"},
 		{REMO_ECLOSED, "ConnectionError"}, {REMO_ETIMEDOUT, "TimeoutError"},
 		{REMO_ECANCELED, "CancelledError"},
+		{REMO_EAUTH, "AuthenticationError"},
 		{REMO_EPROTO, "ProtocolError"}, {REMO_ETYPE, "TypeError"},
 		{REMO_ERANGE, "IndexError"},    {REMO_ENOTFOUND, "NotFound"},
 		{REMO_EUNHASHABLE, "TypeError"}, {REMO_ELIMIT, "LimitError"},
