@@ -1,0 +1,378 @@
+/*
+ * test_auth.c -- authentication in the opening handshake (remo.h,
+ * remo_session_opts.secret; src/session/auth.c): two real sessions over
+ * remo_pipe, raw peers that play the protocol by hand, secret files, and
+ * a real server on a unix socket with a silent peer holding a connection.
+ *
+ * Only the public API: the suite links the shared library, as a program
+ * would (the server test loads the stream transport module).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <remo/remo.h>
+
+static const char secret_a[] = "correct horse battery staple";
+static const char secret_b[] = "incorrect horse battery staple";
+
+static int64_t add(int64_t a, int64_t b)
+{
+	return a + b;
+}
+
+static remo_exports *exports_with_add(void)
+{
+	remo_exports *e = remo_exports_new();
+	remo_value f = remo_function("add", "q(a:q b:q)", (void (*)(void))add,
+	                             NULL);
+	assert_int_equal(remo_export(e, "add", f), REMO_OK);
+	remo_value_release(f);
+	return e;
+}
+
+static remo_session_opts with_secret(const char *secret)
+{
+	remo_session_opts o = {.handshake_ms = 2000};
+	if (secret != NULL) {
+		o.secret = secret;
+		o.secret_len = strlen(secret);
+	}
+	return o;
+}
+
+/* ==== two sessions: the server side opens in a thread ==================== */
+
+struct opening {
+	remo_channel ch;
+	remo_exports *exports;
+	remo_session_opts opts;
+	remo_session *s;
+	int rc;
+};
+
+static void *open_main(void *arg)
+{
+	struct opening *o = arg;
+	o->s = remo_session_new(&o->ch, o->exports, &o->opts, &o->rc);
+	return NULL;
+}
+
+/* Opens both ends at once (each may wait for the other's proof). */
+static void open_both(struct opening *srv, struct opening *cli)
+{
+	pthread_t th;
+	assert_int_equal(remo_pipe(&srv->ch, &cli->ch), REMO_OK);
+	assert_int_equal(pthread_create(&th, NULL, open_main, srv), 0);
+	open_main(cli);
+	pthread_join(th, NULL);
+}
+
+static int64_t call_add(remo_session *s, int *rc)
+{
+	remo_value fn, out = remo_nil();
+	*rc = remo_lookup(s, "add", &fn);
+	if (*rc != REMO_OK)
+		return -1;
+	remo_value args = remo_tuple_of(2, remo_int(40), remo_int(2));
+	*rc = remo_call(fn, args, &out);
+	remo_value_release(args);
+	remo_value_release(fn);
+	int64_t v = out.kind == REMO_INT ? out.as.i : -1;
+	remo_value_release(out);
+	return v;
+}
+
+struct serving {
+	remo_session *s;
+	int rc;
+	pthread_t th;
+};
+
+static void *serve_main(void *arg)
+{
+	struct serving *sv = arg;
+	sv->rc = remo_session_serve(sv->s, 5000);
+	return NULL;
+}
+
+static void the_same_secret_is_served(void **state)
+{
+	(void)state;
+	remo_exports *e = exports_with_add();
+	struct opening srv = {.exports = e, .opts = with_secret(secret_a)};
+	struct opening cli = {.opts = with_secret(secret_a)};
+	open_both(&srv, &cli);
+	assert_int_equal(srv.rc, REMO_OK);
+	assert_int_equal(cli.rc, REMO_OK);
+	struct serving sv = {.s = srv.s};
+	pthread_create(&sv.th, NULL, serve_main, &sv);
+	int rc;
+	assert_int_equal(call_add(cli.s, &rc), 42);
+	assert_int_equal(rc, REMO_OK);
+	remo_session_close(cli.s);
+	pthread_join(sv.th, NULL);
+	remo_session_free(cli.s);
+	remo_session_free(srv.s);
+	remo_exports_free(e);
+}
+
+static void another_secret_is_refused_both_ways(void **state)
+{
+	(void)state;
+	remo_exports *e = exports_with_add();
+	struct opening srv = {.exports = e, .opts = with_secret(secret_a)};
+	struct opening cli = {.opts = with_secret(secret_b)};
+	open_both(&srv, &cli);
+	assert_null(srv.s);
+	assert_null(cli.s);
+	assert_int_equal(srv.rc, REMO_EAUTH);
+	assert_int_equal(cli.rc, REMO_EAUTH);
+	remo_exports_free(e);
+}
+
+/* A client without a secret, against a server with one: the server
+ * refuses it, and the client's first call fails by name. */
+static void no_secret_against_one_is_refused(void **state)
+{
+	(void)state;
+	remo_exports *e = exports_with_add();
+	struct opening srv = {.exports = e, .opts = with_secret(secret_a)};
+	struct opening cli = {.opts = with_secret(NULL)};
+	open_both(&srv, &cli);
+	assert_null(srv.s);
+	assert_int_equal(srv.rc, REMO_EAUTH);
+	assert_non_null(cli.s); /* it waits for nobody */
+	/* what the server sent (its HELLO asks for a secret) ends it: read
+	 * first, since over a pipe a request sent after the server closed
+	 * fails as PeerLost before anything is read (over a socket the send
+	 * goes into the kernel's buffer and the call reads the refusal, as
+	 * a_server_serves_only_the_secret shows) */
+	assert_int_equal(remo_session_serve(cli.s, 2000), REMO_EAUTH);
+	int rc;
+	call_add(cli.s, &rc);
+	assert_int_equal(rc, REMO_EAUTH);
+	assert_int_equal(remo_session_status(cli.s), REMO_EAUTH);
+	remo_session_free(cli.s);
+
+	/* the other way round: the side without one ends its session */
+	struct opening srv2 = {.exports = e, .opts = with_secret(NULL)};
+	struct opening cli2 = {.opts = with_secret(secret_a)};
+	open_both(&srv2, &cli2);
+	assert_null(cli2.s);
+	assert_int_equal(cli2.rc, REMO_EAUTH);
+	assert_non_null(srv2.s);
+	assert_int_equal(remo_session_serve(srv2.s, 2000), REMO_EAUTH);
+	remo_session_free(srv2.s);
+	remo_exports_free(e);
+}
+
+/* ==== raw peers =========================================================== */
+
+/* A raw end of a pipe, played by hand in a thread. */
+struct raw {
+	remo_channel ch;
+	int mode; /* 0: silent; 1: echo HELLO and AUTH back */
+	int got;  /* messages received */
+	pthread_t th;
+};
+
+static void *raw_main(void *arg)
+{
+	struct raw *r = arg;
+	for (int i = 0; i < 3; i++) {
+		remo_buf b = {0};
+		int rc = r->ch.recv(r->ch.user, &b, 3000);
+		if (rc != REMO_OK) {
+			remo_buf_free(&b);
+			break;
+		}
+		r->got++;
+		if (r->mode == 1)
+			r->ch.send(r->ch.user, b.data, b.len);
+		remo_buf_free(&b);
+	}
+	return NULL;
+}
+
+/* A peer that sends our own HELLO (and so our nonce) back, then our own
+ * proof: a reflection.  Refused, though it needed no secret at all. */
+static void a_reflected_nonce_is_refused(void **state)
+{
+	(void)state;
+	remo_channel a;
+	struct raw r = {.mode = 1};
+	assert_int_equal(remo_pipe(&a, &r.ch), REMO_OK);
+	pthread_create(&r.th, NULL, raw_main, &r);
+	remo_session_opts o = with_secret(secret_a);
+	int rc;
+	remo_session *s = remo_session_new(&a, NULL, &o, &rc);
+	assert_null(s);
+	assert_int_equal(rc, REMO_EAUTH);
+	pthread_join(r.th, NULL);
+	r.ch.destroy(r.ch.user);
+}
+
+/* A peer that says nothing: the opening gives up after handshake_ms. */
+static void a_silent_peer_times_out(void **state)
+{
+	(void)state;
+	remo_channel a;
+	struct raw r = {.mode = 0};
+	assert_int_equal(remo_pipe(&a, &r.ch), REMO_OK);
+	remo_session_opts o = with_secret(secret_a);
+	o.handshake_ms = 200;
+	int rc;
+	remo_session *s = remo_session_new(&a, NULL, &o, &rc);
+	assert_null(s);
+	assert_int_equal(rc, REMO_ETIMEDOUT);
+	r.ch.destroy(r.ch.user);
+}
+
+static void secret_length_is_checked(void **state)
+{
+	(void)state;
+	remo_channel a, b;
+	assert_int_equal(remo_pipe(&a, &b), REMO_OK);
+	remo_session_opts o = with_secret("short");
+	int rc;
+	assert_null(remo_session_new(&a, NULL, &o, &rc));
+	assert_int_equal(rc, REMO_EINVAL);
+	b.destroy(b.user);
+}
+
+/* ==== secret files ======================================================== */
+
+static void secret_files_must_be_private(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/remo-auth-XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/secret", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", secret_a);
+	fclose(f);
+	char buf[REMO_MAX_SECRET];
+	size_t len = 99;
+
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(remo_secret_load(path, buf, sizeof buf, &len),
+	                 REMO_EINVAL);
+	assert_string_equal(remo_error_name(remo_last_error()),
+	                    "PermissionError");
+	assert_int_equal(len, 0);
+
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(remo_secret_load(path, buf, sizeof buf, &len), REMO_OK);
+	assert_int_equal(len, strlen(secret_a)); /* without the newline */
+	assert_memory_equal(buf, secret_a, len);
+
+	/* too short, and too long for the buffer */
+	assert_int_equal(remo_secret_load(path, buf, 8, &len), REMO_EINVAL);
+	assert_string_equal(remo_error_name(remo_last_error()), "ValueError");
+	f = fopen(path, "w");
+	fprintf(f, "tiny\n");
+	fclose(f);
+	assert_int_equal(remo_secret_load(path, buf, sizeof buf, &len),
+	                 REMO_EINVAL);
+	assert_string_equal(remo_error_name(remo_last_error()), "ValueError");
+
+	unlink(path);
+	assert_int_equal(remo_secret_load(path, buf, sizeof buf, &len),
+	                 REMO_ENOTFOUND);
+	rmdir(dir);
+}
+
+/* ==== a real server ======================================================= */
+
+static void *run_main(void *arg)
+{
+	remo_server_run(arg);
+	return NULL;
+}
+
+/*
+ * A server with a secret on a unix socket.  A peer that connects and
+ * says nothing holds a connection while it lasts, but not the accept
+ * loop: an authenticated client is served meanwhile.  A wrong secret is
+ * REMO_EAUTH at connect; no secret, at the first call.
+ */
+static void a_server_serves_only_the_secret(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/remo-auth-XXXXXX", url[128], bound[128];
+	assert_non_null(mkdtemp(dir));
+	snprintf(url, sizeof url, "unix://%s/s.sock", dir);
+	remo_exports *e = exports_with_add();
+	remo_server_opts so = {.session = with_secret(secret_a)};
+	int rc;
+	remo_server *srv = remo_server_new(e, &so, &rc);
+	assert_non_null(srv);
+	assert_int_equal(remo_server_listen(srv, url, bound, sizeof bound),
+	                 REMO_OK);
+	pthread_t th;
+	pthread_create(&th, NULL, run_main, srv);
+
+	/* the silent peer */
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s/s.sock", dir);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+
+	remo_session_opts co = with_secret(secret_a);
+	remo_session *s;
+	assert_int_equal(remo_connect(url, 2000, NULL, &co, &s), REMO_OK);
+	assert_int_equal(call_add(s, &rc), 42);
+	assert_int_equal(rc, REMO_OK);
+	remo_session_free(s);
+
+	co = with_secret(secret_b);
+	assert_int_equal(remo_connect(url, 2000, NULL, &co, &s), REMO_EAUTH);
+	assert_null(s);
+	assert_string_equal(remo_error_name(remo_last_error()),
+	                    "AuthenticationError");
+
+	co = with_secret(NULL);
+	assert_int_equal(remo_connect(url, 2000, NULL, &co, &s), REMO_OK);
+	call_add(s, &rc);
+	assert_int_equal(rc, REMO_EAUTH);
+	remo_session_free(s);
+
+	close(fd);
+	remo_server_stop(srv);
+	pthread_join(th, NULL);
+	remo_server_free(srv);
+	remo_exports_free(e);
+	char sock[160];
+	snprintf(sock, sizeof sock, "%s/s.sock", dir);
+	unlink(sock);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(the_same_secret_is_served),
+		cmocka_unit_test(another_secret_is_refused_both_ways),
+		cmocka_unit_test(no_secret_against_one_is_refused),
+		cmocka_unit_test(a_reflected_nonce_is_refused),
+		cmocka_unit_test(a_silent_peer_times_out),
+		cmocka_unit_test(secret_length_is_checked),
+		cmocka_unit_test(secret_files_must_be_private),
+		cmocka_unit_test(a_server_serves_only_the_secret),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
