@@ -362,6 +362,43 @@ static void a_server_serves_only_the_secret(void **state)
 	rmdir(dir);
 }
 
+/* Default deny at the door: an address other machines reach needs a
+ * secret, or the program's word that it means to serve anyone. */
+static void an_open_address_needs_a_secret(void **state)
+{
+	(void)state;
+	char bound[128];
+	int rc;
+	remo_server *srv = remo_server_new(NULL, NULL, &rc);
+	assert_non_null(srv);
+	const char *open_urls[] = {"tcp://0.0.0.0:0", "tcp://:0",
+	                           "tcp://[::]:0"};
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(remo_server_listen(srv, open_urls[i], bound,
+		                                    sizeof bound), REMO_EINVAL);
+		assert_string_equal(remo_error_name(remo_last_error()),
+		                    "PermissionError");
+	}
+	/* loopback is this machine's alone */
+	assert_int_equal(remo_server_listen(srv, "tcp://127.0.0.1:0", bound,
+	                                    sizeof bound), REMO_OK);
+	assert_int_equal(remo_server_listen(srv, "tcp://localhost:0", bound,
+	                                    sizeof bound), REMO_OK);
+	remo_server_free(srv);
+
+	remo_server_opts so = {.open = true};
+	srv = remo_server_new(NULL, &so, &rc);
+	assert_int_equal(remo_server_listen(srv, "tcp://0.0.0.0:0", bound,
+	                                    sizeof bound), REMO_OK);
+	remo_server_free(srv);
+
+	so = (remo_server_opts){.session = with_secret(secret_a)};
+	srv = remo_server_new(NULL, &so, &rc);
+	assert_int_equal(remo_server_listen(srv, "tcp://0.0.0.0:0", bound,
+	                                    sizeof bound), REMO_OK);
+	remo_server_free(srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +410,7 @@ int main(void)
 		cmocka_unit_test(secret_length_is_checked),
 		cmocka_unit_test(secret_files_must_be_private),
 		cmocka_unit_test(a_server_serves_only_the_secret),
+		cmocka_unit_test(an_open_address_needs_a_secret),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1132,8 +1132,12 @@ typedef struct remo_server remo_server;
 #define REMO_DEFAULT_MAX_SESSIONS 1024
 
 typedef struct remo_server_opts {
-	remo_session_opts session;  /* for every session                 */
+	remo_session_opts session;  /* for every session (its secret too) */
 	unsigned max_sessions;      /* 0: REMO_DEFAULT_MAX_SESSIONS       */
+	bool open;                  /* serve anyone on an address other
+	                               machines reach: without it (and
+	                               without a secret), listening there
+	                               is refused (remo_server_listen)   */
 } remo_server_opts;
 
 /*
@@ -1148,8 +1152,12 @@ REMO_API remo_server *remo_server_new(remo_exports *exports,
  * remo_server_listen: adds an address to listen on, before
  * remo_server_run.  bound (may be NULL) gets the address really bound,
  * in URL form (the port chosen for tcp://...:0), in boundlen bytes at
- * most.  REMO_ENOTFOUND or REMO_EINVAL (no transport for the scheme, or
- * one that cannot listen), REMO_ELIMIT (past 16 addresses, or
+ * most.  Default deny: an address other machines can reach (tcp://,
+ * nn+tcp:// or tls:// on every interface, or on a host that is not
+ * loopback) is REMO_EINVAL with PermissionError unless the sessions have
+ * a secret or opts.open is true.  REMO_ENOTFOUND or REMO_EINVAL (no
+ * transport for the scheme, or one that cannot listen), REMO_ELIMIT
+ * (past 16 addresses, or
  * called after run), REMO_ENOMEM, or the transport's listen errors:
  * REMO_EINVAL (malformed, not permitted), REMO_EEXIST (in use).
  */

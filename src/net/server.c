@@ -18,10 +18,14 @@
  */
 #include "net/net.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define SERVER_MAX_LISTENERS 16
@@ -88,9 +92,73 @@ remo_server *remo_server_new(remo_exports *exports,
 	return srv;
 }
 
+/* The schemes whose addresses other machines can reach. */
+static const char *const server_net_schemes[] = {"tcp://", "nn+tcp://",
+                                                 "tls://"};
+
+static bool server_addr_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >>
+		        24) == 127;
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(
+			&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return false;
+}
+
+/*
+ * True if url listens where another machine can connect: a network
+ * scheme whose host is empty or "*" (every interface) or resolves to any
+ * address that is not loopback.  A host that does not resolve is left to
+ * the transport to refuse.
+ */
+static bool server_url_is_open(const char *url)
+{
+	const char *p = NULL;
+	for (size_t i = 0; i < sizeof server_net_schemes /
+	                       sizeof server_net_schemes[0]; i++)
+		if (strncmp(url, server_net_schemes[i],
+		            strlen(server_net_schemes[i])) == 0)
+			p = url + strlen(server_net_schemes[i]);
+	if (p == NULL)
+		return false; /* unix://, exec://, nn+ipc://...: this machine */
+	char host[256];
+	const char *end = *p == '[' ? strchr(p, ']') : strrchr(p, ':');
+	if (*p == '[')
+		p++;
+	if (end == NULL || end < p || (size_t)(end - p) >= sizeof host)
+		return false;
+	memcpy(host, p, (size_t)(end - p));
+	host[end - p] = '\0';
+	if (host[0] == '\0' || strcmp(host, "*") == 0)
+		return true;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return false;
+	bool open = false;
+	for (struct addrinfo *a = res; a != NULL; a = a->ai_next)
+		open |= !server_addr_loopback(a->ai_addr);
+	freeaddrinfo(res);
+	return open;
+}
+
 int remo_server_listen(remo_server *srv, const char *url, char *bound,
                        size_t boundlen)
 {
+	if (srv == NULL || url == NULL)
+		return remo__fail(REMO_EINVAL, "listen");
+	/* default deny at the door, as Redis's protected mode: a server that
+	 * any machine can reach must ask who is calling, or say that it
+	 * means to serve anyone */
+	if (srv->opts.session.secret == NULL && !srv->opts.open &&
+	    server_url_is_open(url)) {
+		remo__raisef("PermissionError", "refusing to serve %s without a "
+		             "secret: other machines can reach it (set "
+		             "remo_server_opts.session.secret, or .open to serve "
+		             "anyone)", url);
+		return REMO_EINVAL;
+	}
 	int rc;
 	const remo_transport_ops *t = remo_transport_find(url, &rc);
 	if (t == NULL)
