@@ -854,6 +854,37 @@ static void message_at_the_limit_is_served(void **state)
 
 /* ==== 8. missing members and bad arguments ============================== */
 
+/* A member name with a NUL inside is refused whole, not cut at the NUL
+ * ("n\0junk" is not "n"): C code would see only what is before it. */
+static void member_names_with_nul_are_refused(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	push_hello(fx);
+	push_lookup(fx, 1, "counter");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	uint64_t obj = expect_ref(fx, 1, REMO_OBJECT, NULL, NULL);
+	push_req(fx, 9, OP_GETATTR, REMO_OBJECT, obj, remo_str("n"),
+	         remo_nil());
+	push_req(fx, 10, OP_GETATTR, REMO_OBJECT, obj, remo_strn("n\0junk", 6),
+	         remo_nil());
+	push_req(fx, 11, OP_SETATTR, REMO_OBJECT, obj, remo_strn("n\0junk", 6),
+	         remo_int(7));
+	push_req(fx, 12, OP_CALLM, REMO_OBJECT, obj, remo_strn("inc\0x", 5),
+	         remo_tuple_of(1, remo_int(1)));
+	push_req(fx, 13, OP_GETATTR, REMO_OBJECT, obj, remo_str("n"),
+	         remo_nil());
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	for (int64_t r = 10; r <= 12; r++)
+		expect_error(fx, r, "AttributeError", msg, sizeof msg);
+	/* nothing was set or called: n is what it was */
+	int64_t type;
+	remo_value before = answer_for(fx, 9, &type, NULL);
+	assert_int_equal(before.kind, REMO_INT);
+	expect_int(fx, 13, before.as.i);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+}
+
 static void members_and_arguments_are_checked(void **state)
 {
 	struct fx *fx = *state;
@@ -1701,6 +1732,7 @@ int main(void)
 		T(oneway_requests_send_nothing),
 		T(batches_are_split_and_checked),
 		T(multi_frames_are_split_and_checked),
+		T(member_names_with_nul_are_refused),
 #undef T
 	};
 	return cmocka_run_group_tests_name("hostile", tests, group_setup,

@@ -644,6 +644,14 @@ static int ops_apply(struct call_mode *m, int op, remo_value target,
                      remo_value a, remo_value b, remo_value *out)
 {
 	*out = remo_nil();
+	/* a member name is a C string to the code below: one with a NUL
+	 * inside would be cut there ("n\0junk" read as "n") */
+	size_t len;
+	const char *name = a.kind == REMO_STR ? remo_str_data(a, &len) : NULL;
+	if ((op == REMO__OP_GETATTR || op == REMO__OP_SETATTR ||
+	     op == REMO__OP_CALLM) && name != NULL && memchr(name, 0, len) != NULL)
+		return remo__raisef("AttributeError", "'%s...' is not a member "
+		                    "name: it holds a NUL", name);
 	switch (op) {
 	case REMO__OP_GETATTR:
 		if (a.kind != REMO_STR)
