@@ -649,7 +649,8 @@ static int ops_apply(struct call_mode *m, int op, remo_value target,
 	size_t len;
 	const char *name = a.kind == REMO_STR ? remo_str_data(a, &len) : NULL;
 	if ((op == REMO__OP_GETATTR || op == REMO__OP_SETATTR ||
-	     op == REMO__OP_CALLM) && name != NULL && memchr(name, 0, len) != NULL)
+	     op == REMO__OP_CALLM) && name != NULL &&
+	    memchr(name, 0, len) != NULL)
 		return remo__raisef("AttributeError", "'%s...' is not a member "
 		                    "name: it holds a NUL", name);
 	switch (op) {
