@@ -6,9 +6,10 @@
  * session, which opens the session (with a secret, the peer must prove
  * it first, within handshake_ms) and then runs remo_session_serve.  A
  * thread per session is the simplest model in which every session's
- * calls, and the callbacks they make, proceed independently: a slow call in one client never delays
- * another, and a callback can nest as deep as the session allows.  Its
- * cost is a thread's stack per client (bench: memory per idle session),
+ * calls, and the callbacks they make, proceed independently: a slow call
+ * in one client never delays another, and a callback can nest as deep as
+ * the session allows.  Its cost is a thread's stack per client (bench:
+ * memory per idle session),
  * bounded by max_sessions.  An event loop was rejected for now: remo's
  * calls into C code block, so it would need a worker pool anyway.
  *
