@@ -9,9 +9,9 @@
  * calls, and the callbacks they make, proceed independently: a slow call
  * in one client never delays another, and a callback can nest as deep as
  * the session allows.  Its cost is a thread's stack per client (bench:
- * memory per idle session),
- * bounded by max_sessions.  An event loop was rejected for now: remo's
- * calls into C code block, so it would need a worker pool anyway.
+ * memory per idle session), bounded by max_sessions.  An event loop was
+ * rejected for now: remo's calls into C code block, so it would need a
+ * worker pool anyway.
  *
  * Stopping must be possible from a SIGINT or SIGTERM handler, so
  * remo_server_stop only sets a flag and writes one byte to a pipe; the
