@@ -9,6 +9,13 @@
  * misrouted reply shows.  Prints "OK n" and exits 0, or says what went
  * wrong and exits 1.  With --hold it prints "READY" after connecting and
  * then waits for ever (to be stopped or killed by the test).
+ *
+ *   helper_client URL 0 [--secret-file PATH] [--lease MS] --slow MS
+ *   helper_client URL 0 [--secret-file PATH] --sessions
+ *
+ * --slow calls the server's slow(MS) and prints "SLOW <status name>
+ * <ms>": how the call ended and after how long (a test cuts the link
+ * meanwhile).  --sessions prints "SESSIONS <n>", the server's count.
  */
 #include <remo/remo.h>
 #include <remo/transport.h>
@@ -16,7 +23,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Calls name(args) once; prints what --slow and --sessions promise. */
+static int one_call(remo_session *s, const char *name, remo_value args,
+                    bool slow)
+{
+	remo_value fn, out;
+	if (remo_lookup(s, name, &fn) != REMO_OK) {
+		fprintf(stderr, "helper_client: lookup %s: %s\n", name,
+		        remo_error_message(remo_last_error()));
+		remo_value_release(args);
+		return 1;
+	}
+	int64_t t0 = now_ms();
+	int rc = remo_call(fn, args, &out);
+	if (slow)
+		printf("SLOW %s %lld\n", rc == REMO_OK ? "ok"
+		       : remo_error_name(remo_last_error()),
+		       (long long)(now_ms() - t0));
+	else if (rc == REMO_OK)
+		printf("SESSIONS %lld\n", (long long)out.as.i);
+	remo_value_release(args);
+	remo_value_release(fn);
+	remo_value_release(out);
+	fflush(stdout);
+	return rc == REMO_OK || slow ? 0 : 1;
+}
 
 static int64_t twice(int64_t x)
 {
@@ -32,19 +73,42 @@ int main(int argc, char **argv)
 	}
 	const char *url = argv[1];
 	long calls = atol(argv[2]);
-	bool hold = false;
+	bool hold = false, sessions = false;
+	int slow_ms = -1;
+	static char secret[REMO_MAX_SECRET];
 	remo_session_opts opts = {0};
 	for (int i = 3; i < argc; i++) {
 		if (strcmp(argv[i], "--hold") == 0)
 			hold = true;
 		else if (strcmp(argv[i], "--lease") == 0 && i + 1 < argc)
 			opts.lease_ms = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--slow") == 0 && i + 1 < argc)
+			slow_ms = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--sessions") == 0)
+			sessions = true;
+		else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc) {
+			if (remo_secret_load(argv[++i], secret, sizeof secret,
+			                     &opts.secret_len) != REMO_OK) {
+				fprintf(stderr, "helper_client: %s\n",
+				        remo_error_message(remo_last_error()));
+				return 1;
+			}
+			opts.secret = secret;
+		}
 	}
 	remo_session *s;
 	if (remo_connect(url, 10000, NULL, &opts, &s) != REMO_OK) {
 		fprintf(stderr, "helper_client: connect: %s\n",
 		        remo_error_message(remo_last_error()));
 		return 1;
+	}
+	if (slow_ms >= 0 || sessions) {
+		int rc = slow_ms >= 0
+		         ? one_call(s, "slow", remo_tuple_of(1, remo_int(slow_ms)),
+		                    true)
+		         : one_call(s, "sessions", remo_nil(), false);
+		remo_session_free(s);
+		return rc;
 	}
 	if (hold) {
 		printf("READY\n");

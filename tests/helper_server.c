@@ -3,6 +3,7 @@
  * fork+exec (they never fork after creating sockets themselves).
  *
  *   helper_server URL [--max-message N] [--lease MS] [--raw-echo]
+ *                     [--secret-file PATH]
  *
  * Prints "READY <bound url>" on stdout once listening, then serves until
  * SIGTERM.  Exports: add(a:q b:q) -> q; echo(v:r) -> r; slow(ms:i);
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
 	const char *url = NULL;
 	bool raw = false;
 	remo_server_opts opts = {0};
+	static char secret[REMO_MAX_SECRET];
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--raw-echo") == 0)
 			raw = true;
@@ -131,7 +133,15 @@ int main(int argc, char **argv)
 			opts.session.max_message = strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--lease") == 0 && i + 1 < argc)
 			opts.session.lease_ms = atoi(argv[++i]);
-		else
+		else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc) {
+			if (remo_secret_load(argv[++i], secret, sizeof secret,
+			                     &opts.session.secret_len) != REMO_OK) {
+				fprintf(stderr, "helper_server: %s\n",
+				        remo_error_message(remo_last_error()));
+				return 1;
+			}
+			opts.session.secret = secret;
+		} else
 			url = argv[i];
 	}
 	if (url == NULL) {

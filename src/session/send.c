@@ -195,6 +195,26 @@ int remo__send_parts_locked(remo_session *s, const struct msg_parts *m,
 	return rc;
 }
 
+/*
+ * A send found the peer gone.  It may have said why before it went (a
+ * BYE, or a HELLO asking for a secret this side lacks: REMO_EAUTH), and
+ * over a unix socket or a pipe the send fails before anything of that is
+ * read: read what has arrived now, without waiting, if nobody is
+ * reading, so that the session ends with the peer's reason.
+ */
+static void send_learn_why(remo_session *s)
+{
+	for (int i = 0; i < 4; i++) {
+		pthread_mutex_lock(&s->lock);
+		bool take = !atomic_load(&s->reading) && s->status == REMO_OK;
+		if (take)
+			atomic_store(&s->reading, true);
+		pthread_mutex_unlock(&s->lock);
+		if (!take || remo__reader_turn(s, 0) != REMO_OK)
+			return;
+	}
+}
+
 /* remo__send_msg for n messages; batch: as one MSG_BATCH message. */
 int remo__send_parts(remo_session *s, const struct msg_parts *m, size_t n,
                       bool batch)
@@ -202,7 +222,11 @@ int remo__send_parts(remo_session *s, const struct msg_parts *m, size_t n,
 	pthread_mutex_lock(&s->send_lock);
 	int rc = remo__send_parts_locked(s, m, n, batch);
 	pthread_mutex_unlock(&s->send_lock);
-	if (rc == REMO_EPEERLOST || rc == REMO_ECLOSED)
+	if (rc == REMO_EPEERLOST)
+		send_learn_why(s);
+	if (rc == REMO_EPEERLOST || rc == REMO_ECLOSED) {
 		remo__session_end(s, rc);
+		rc = remo_session_status(s); /* what ended it first */
+	}
 	return rc;
 }
