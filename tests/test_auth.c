@@ -396,6 +396,52 @@ static void an_open_address_needs_a_secret(void **state)
 	remo_server_free(srv);
 }
 
+/* A full server says so: the refused client fails with LimitError, not
+ * PeerLost; one with a secret, at connect. */
+static void a_full_server_refuses_by_name(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/remo-auth-XXXXXX", url[128], bound[128], sock[160];
+	assert_non_null(mkdtemp(dir));
+	snprintf(url, sizeof url, "unix://%s/s.sock", dir);
+	for (int with = 0; with < 2; with++) {
+		remo_exports *e = exports_with_add();
+		remo_server_opts so = {.max_sessions = 1,
+		                       .session = with_secret(with ? secret_a
+		                                                   : NULL)};
+		int rc;
+		remo_server *srv = remo_server_new(e, &so, &rc);
+		assert_int_equal(remo_server_listen(srv, url, bound,
+		                                    sizeof bound), REMO_OK);
+		pthread_t th;
+		pthread_create(&th, NULL, run_main, srv);
+		remo_session_opts co = with_secret(with ? secret_a : NULL);
+		remo_session *first, *second;
+		assert_int_equal(remo_connect(url, 2000, NULL, &co, &first),
+		                 REMO_OK);
+		assert_int_equal(call_add(first, &rc), 42); /* it holds the place */
+		rc = remo_connect(url, 2000, NULL, &co, &second);
+		if (with) {
+			assert_int_equal(rc, REMO_ELIMIT);
+		} else {
+			assert_int_equal(rc, REMO_OK);
+			call_add(second, &rc);
+			assert_int_equal(rc, REMO_ELIMIT);
+			remo_session_free(second);
+		}
+		assert_string_equal(remo_error_name(remo_last_error()),
+		                    "LimitError");
+		remo_session_free(first);
+		remo_server_stop(srv);
+		pthread_join(th, NULL);
+		remo_server_free(srv);
+		remo_exports_free(e);
+		snprintf(sock, sizeof sock, "%s/s.sock", dir);
+		unlink(sock);
+	}
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +454,7 @@ int main(void)
 		cmocka_unit_test(secret_files_must_be_private),
 		cmocka_unit_test(a_server_serves_only_the_secret),
 		cmocka_unit_test(an_open_address_needs_a_secret),
+		cmocka_unit_test(a_full_server_refuses_by_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

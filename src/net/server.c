@@ -253,7 +253,11 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 		srv->nsessions++;
 	pthread_mutex_unlock(&srv->lock);
 	if (full || atomic_load(&srv->stopping)) {
-		/* refused: closing the connection tells the client at once */
+		/* refused: closing the connection tells the client at once;
+		 * a full server first says why, so the client gets LimitError
+		 * rather than PeerLost (doc/wire.md 7.1, REFUSED) */
+		if (full)
+			remo__session_refuse(&ch, REMO_ELIMIT);
 		if (!full) {
 			pthread_mutex_lock(&srv->lock);
 			srv->nsessions--;

@@ -123,7 +123,10 @@ int remo__session_auth(remo_session *s,
 
 	/* the peer's HELLO, which must carry a nonce */
 	int rc = auth_recv(s, deadline, &b, &rd, &n, &type);
-	if (rc == REMO_OK && type != MSG_HELLO)
+	if (rc == REMO_OK && type == MSG_REFUSED && n == 2)
+		rc = auth_uint(&rd, &version) ? remo__refused_status(version)
+		                              : REMO_EPROTO; /* its reason */
+	else if (rc == REMO_OK && type != MSG_HELLO)
 		rc = REMO_EPROTO;
 	if (rc == REMO_OK &&
 	    (!auth_uint(&rd, &version) || !auth_uint(&rd, &max_message) ||

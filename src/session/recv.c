@@ -37,6 +37,10 @@ static int msg_parse(struct msg *m)
 		if (n != 4 && n != 5) /* 5: with a nonce (auth.c) */
 			return REMO_EPROTO;
 		break;
+	case MSG_REFUSED:
+		if (n != 2)
+			return REMO_EPROTO;
+		break;
 	case MSG_REQ:
 		if (n != 8 || !read_uint(&rd, &m->reqid) ||
 		    !read_uint(&rd, &m->cause) || !read_uint(&rd, &m->depth) ||
@@ -346,7 +350,12 @@ static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
 	}
 	atomic_store(&s->last_recv_ms, remo__now_ms());
 	if (!s->hello_seen || m->type == MSG_HELLO) {
-		if (s->hello_seen || m->type != MSG_HELLO)
+		uint64_t why;
+		if (!s->hello_seen && m->type == MSG_REFUSED)
+			/* the server would not open a session: its reason */
+			*end = read_uint(&m->rest, &why)
+			       ? remo__refused_status(why) : REMO_EPROTO;
+		else if (s->hello_seen || m->type != MSG_HELLO)
 			*end = REMO_EPROTO; /* first, and only once */
 		else
 			handle_hello(s, m);

@@ -257,6 +257,17 @@ fail:
 	return NULL;
 }
 
+void remo__session_refuse(const remo_channel *ch, int status)
+{
+	remo_buf b = {0};
+	/* a few bytes on a new connection: the send does not block */
+	if (remo__wire_put_array(&b, 2) == REMO_OK &&
+	    remo__wire_put_int(&b, MSG_REFUSED) == REMO_OK &&
+	    remo__wire_put_int(&b, status) == REMO_OK)
+		ch->send(ch->user, b.data, b.len);
+	remo_buf_free(&b);
+}
+
 void remo_session_close(remo_session *s)
 {
 	if (s == NULL)

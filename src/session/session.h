@@ -97,6 +97,11 @@ size_t remo__session_proxies_len(struct remo_session *s);
 int remo__session_flush(struct remo_session *s);
 void remo__session_set_max_queued(struct remo_session *s, size_t n);
 
+/* remo__session_refuse: instead of opening a session on ch, tells the
+ * peer why not (REFUSED: REMO_ELIMIT, REMO_EAUTH), so that it fails by
+ * name.  The caller still owns ch and closes it. */
+void remo__session_refuse(const remo_channel *ch, int status);
+
 /* remo__spin_us: the default spin window for sessions over a transport:
  * $REMO_SPIN_US, or 20 (clamped to 0..10000). */
 int remo__spin_us(void);

@@ -80,6 +80,8 @@ enum msg_type {
 	                    frames of their own, in one (a request and the
 	                    releases sent before it)                      */
 	MSG_AUTH = 11,   /* [11, proof]: the shared secret, proved (auth.c) */
+	MSG_REFUSED = 12, /* [12, status]: instead of HELLO, a server that
+	                     will not open a session says why (full)     */
 };
 
 /* A message this small takes the releases and drops due before it into
@@ -358,6 +360,12 @@ void remo__future_settle(remo_session *s, struct remo_future *f, int status,
 void remo__futures_notify(struct remo_future *settled);
 /* Settles every async call of s past its deadline (the lease's tick). */
 void remo__futures_expire(remo_session *s);
+
+/* The status a REFUSED message may carry (others are EPROTO). */
+static inline int remo__refused_status(uint64_t st)
+{
+	return st == REMO_ELIMIT || st == REMO_EAUTH ? (int)st : REMO_EPROTO;
+}
 
 /* ---- auth.c: the authenticated handshake ---- */
 
