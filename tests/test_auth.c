@@ -376,10 +376,9 @@ static void an_open_address_needs_a_secret(void **state)
 		assert_string_equal(remo_error_name(remo_last_error()),
 		                    "PermissionError");
 	}
-	/* loopback is this machine's alone */
+	/* loopback is this machine's alone (a literal address: a bare
+	 * root may have no /etc/hosts to say what "localhost" is) */
 	assert_int_equal(remo_server_listen(srv, "tcp://127.0.0.1:0", bound,
-	                                    sizeof bound), REMO_OK);
-	assert_int_equal(remo_server_listen(srv, "tcp://localhost:0", bound,
 	                                    sizeof bound), REMO_OK);
 	remo_server_free(srv);
 
