@@ -23,6 +23,8 @@
 
 #include <remo/transport.h>
 
+#include "../tcp.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -71,101 +73,12 @@ static bool stream_unix_addr(const char *url, struct sockaddr_un *sun)
 	return true;
 }
 
-/* Parses tcp://HOST:PORT (HOST may be [v6]); resolves with getaddrinfo. */
-static int stream_tcp_addr(const char *url, bool passive,
-                           struct addrinfo **res)
-{
-	char host[256], port[16];
-	const char *p = url + strlen("tcp://"), *colon;
-	if (*p == '[') {
-		const char *end = strchr(p, ']');
-		if (end == NULL || end[1] != ':' ||
-		    (size_t)(end - p - 1) >= sizeof host) {
-			remo_raise("ValueError", "%s: not tcp://[HOST]:PORT", url);
-			return REMO_EINVAL;
-		}
-		memcpy(host, p + 1, (size_t)(end - p - 1));
-		host[end - p - 1] = '\0';
-		colon = end + 1;
-	} else {
-		colon = strrchr(p, ':');
-		if (colon == NULL || (size_t)(colon - p) >= sizeof host) {
-			remo_raise("ValueError", "%s: not tcp://HOST:PORT", url);
-			return REMO_EINVAL;
-		}
-		memcpy(host, p, (size_t)(colon - p));
-		host[colon - p] = '\0';
-	}
-	if (strlen(colon + 1) == 0 || strlen(colon + 1) > 5 ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
-	    atoi(colon + 1) > 65535) {
-		remo_raise("ValueError", "%s: the port must be 0 to 65535", url);
-		return REMO_EINVAL;
-	}
-	strcpy(port, colon + 1);
-	struct addrinfo hints = {0};
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-	int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, res);
-	if (gai != 0) {
-		remo_raise("ValueError", "%s: %s", url, gai_strerror(gai));
-		return REMO_EINVAL;
-	}
-	return REMO_OK;
-}
-
 static bool stream_is_unix(const char *url)
 {
 	return strncmp(url, "unix://", 7) == 0;
 }
 
-static void stream_nodelay(int fd)
-{
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 /* ==== connecting ======================================================== */
-
-/* A non-blocking connect waited for with poll, so it has a timeout. */
-static int stream_connect_one(int family, const struct sockaddr *sa,
-                              socklen_t len, int timeout_ms, int *out)
-{
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return REMO_ENOMEM;
-	int rc = REMO_OK;
-	if (connect(fd, sa, len) != 0) {
-		if (errno != EINPROGRESS && errno != EAGAIN) {
-			rc = errno == ECONNREFUSED || errno == ENOENT ||
-			     errno == ENETUNREACH || errno == EHOSTUNREACH
-			             ? REMO_EPEERLOST : REMO_EINVAL;
-		} else {
-			struct pollfd p = {fd, POLLOUT, 0};
-			int n = poll(&p, 1, timeout_ms);
-			int err = 0;
-			socklen_t el = sizeof err;
-			if (n == 0)
-				rc = REMO_ETIMEDOUT;
-			else if (n < 0 ||
-			         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 ||
-			         err != 0) {
-				rc = REMO_EPEERLOST;
-				if (err != 0)
-					errno = err; /* the real reason, for the message */
-			}
-		}
-	}
-	if (rc != REMO_OK) {
-		close(fd);
-		return rc;
-	}
-	/* back to blocking: recv and send wait with poll themselves */
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	*out = fd;
-	return REMO_OK;
-}
 
 static int stream_connect(void *state, const char *url, int timeout_ms)
 {
@@ -177,28 +90,19 @@ static int stream_connect(void *state, const char *url, int timeout_ms)
 		struct sockaddr_un sun;
 		if (!stream_unix_addr(url, &sun))
 			return REMO_EINVAL;
-		rc = stream_connect_one(AF_UNIX, (struct sockaddr *)&sun,
-		                        sizeof sun, timeout_ms, &fd);
-	} else {
-		struct addrinfo *res;
-		if ((rc = stream_tcp_addr(url, false, &res)) != REMO_OK)
+		rc = remo__tcp_connect_one(AF_UNIX, (struct sockaddr *)&sun,
+		                           sizeof sun, timeout_ms, &fd);
+		if (rc != REMO_OK) {
+			remo_raise(rc == REMO_ETIMEDOUT ? "TimeoutError"
+			                                : "ConnectionError",
+			           "cannot connect to %s: %s", url,
+			           rc == REMO_ETIMEDOUT ? "timed out"
+			                                : strerror(errno));
 			return rc;
-		rc = REMO_EPEERLOST;
-		for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
-			rc = stream_connect_one(a->ai_family, a->ai_addr,
-			                        a->ai_addrlen, timeout_ms, &fd);
-			if (rc == REMO_OK || rc == REMO_ETIMEDOUT)
-				break;
 		}
-		freeaddrinfo(res);
-		if (rc == REMO_OK)
-			stream_nodelay(fd);
-	}
-	if (rc != REMO_OK) {
-		remo_raise(rc == REMO_ETIMEDOUT ? "TimeoutError" : "ConnectionError",
-		           "cannot connect to %s: %s", url,
-		           rc == REMO_ETIMEDOUT ? "timed out" : strerror(errno));
-		return rc;
+	} else if ((rc = remo__tcp_connect(url + strlen("tcp://"), url,
+	                                   timeout_ms, &fd)) != REMO_OK) {
+		return rc; /* raised */
 	}
 	remo_frame_fd_init(&c->f, fd, STREAM_MAX_MESSAGE);
 	return REMO_OK;
@@ -246,7 +150,7 @@ static int stream_listen(void *state, const char *url, char *bound,
 		if (b != 0 && errno == EADDRINUSE) {
 			/* a socket file is there: alive, or left by a dead server? */
 			int probe;
-			if (stream_connect_one(AF_UNIX, (struct sockaddr *)&sun,
+			if (remo__tcp_connect_one(AF_UNIX, (struct sockaddr *)&sun,
 			                       sizeof sun, 1000, &probe) == REMO_OK) {
 				close(probe);
 				close(fd);
@@ -274,45 +178,15 @@ static int stream_listen(void *state, const char *url, char *bound,
 		if (bound != NULL)
 			snprintf(bound, boundlen, "%s", url);
 	} else {
-		struct addrinfo *res;
-		int rc = stream_tcp_addr(url, true, &res);
+		int rc = remo__tcp_listen(url + strlen("tcp://"), url, "tcp", bound,
+		                          boundlen, &fd);
 		if (rc != REMO_OK)
-			return rc;
-		rc = REMO_EINVAL;
-		for (struct addrinfo *a = res; a != NULL && rc != REMO_OK;
-		     a = a->ai_next) {
-			fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			if (fd < 0)
-				continue;
-			int one = 1;
-			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-			if (bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
-				rc = REMO_OK;
-				break;
-			}
-			rc = errno == EADDRINUSE ? REMO_EEXIST : REMO_EINVAL;
-			close(fd);
-			fd = -1;
-		}
-		freeaddrinfo(res);
-		if (rc != REMO_OK) {
-			remo_raise("ConnectionError", "cannot listen on %s: %s", url,
-			           rc == REMO_EEXIST ? "address in use" : "bind failed");
-			return rc;
-		}
-		if (bound != NULL) {
-			struct sockaddr_storage ss;
-			socklen_t sl = sizeof ss;
-			char host[NI_MAXHOST], port[NI_MAXSERV];
-			getsockname(fd, (struct sockaddr *)&ss, &sl);
-			getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port,
-			            sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
-			snprintf(bound, boundlen, ss.ss_family == AF_INET6
-			                          ? "tcp://[%s]:%s" : "tcp://%s:%s",
-			         host, port);
-		}
+			return rc; /* raised; listening already */
+		l->fd = fd;
+		l->open = true;
+		return REMO_OK;
 	}
-	if (listen(fd, 128) != 0) {
+	if (listen(fd, REMO__TCP_BACKLOG) != 0) {
 		close(fd);
 		return REMO_EINVAL;
 	}
@@ -347,7 +221,7 @@ static int stream_accept(void *state, void *conn, int timeout_ms)
 			return REMO_ETIMEDOUT;
 		}
 		if (l->path[0] == '\0')
-			stream_nodelay(fd);
+			remo__tcp_nodelay(fd);
 		remo_frame_fd_init(&c->f, fd, STREAM_MAX_MESSAGE);
 		return REMO_OK;
 	}
