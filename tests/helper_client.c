@@ -120,7 +120,9 @@ int main(int argc, char **argv)
 	                              NULL);
 	remo_value cb;
 	if (remo_lookup(s, "call_back", &cb) != REMO_OK) {
-		fprintf(stderr, "helper_client: lookup failed\n");
+		fprintf(stderr, "helper_client: lookup: %s: %s\n",
+		        remo_error_name(remo_last_error()),
+		        remo_error_message(remo_last_error()));
 		return 1;
 	}
 	int64_t base = (int64_t)getpid() * 100000;

@@ -18,7 +18,9 @@
  *   100 processes          100 client processes calling with callbacks:
  *                          no lost, duplicated or misrouted reply
  *
- * A new transport is tested by adding its URLs to transports[] below.
+ * A new transport is tested by adding its URLs to transports[] below
+ * (tls:// with a CA and a server certificate made by openssl(1) for each
+ * test).
  * The suite runs once per transport, as a cmocka group named after it.
  */
 #include <setjmp.h>
@@ -47,21 +49,34 @@ struct transport {
 	const char *name;
 	const char *listen;  /* %s: a fresh temporary directory */
 	const char *refused; /* an address nobody listens on */
+	const char *client;  /* appended to the server's bound address for
+	                        clients (%s: the directory), or NULL */
+	bool certs;          /* make a CA and a server certificate for
+	                        127.0.0.1 in the directory first (openssl) */
 };
 
 static const struct transport transports[] = {
-	{"stream-unix", "unix://%s/s.sock", "unix://%s/nobody.sock"},
-	{"stream-tcp", "tcp://127.0.0.1:0", "tcp://127.0.0.1:1"},
-	{"nanomsg-ipc", "nn+ipc://%s/rv.ipc", "nn+ipc://%s/nobody.ipc"},
+	{"stream-unix", "unix://%s/s.sock", "unix://%s/nobody.sock", NULL,
+	 false},
+	{"stream-tcp", "tcp://127.0.0.1:0", "tcp://127.0.0.1:1", NULL, false},
+	{"nanomsg-ipc", "nn+ipc://%s/rv.ipc", "nn+ipc://%s/nobody.ipc", NULL,
+	 false},
 	/* nanomsg cannot bind port 0: fx_setup picks a port (%d) */
-	{"nanomsg-tcp", "nn+tcp://127.0.0.1:%d", "nn+tcp://127.0.0.1:1"},
+	{"nanomsg-tcp", "nn+tcp://127.0.0.1:%d", "nn+tcp://127.0.0.1:1", NULL,
+	 false},
+	/* TLS over TCP, the server's certificate checked against the CA */
+	{"tls", "tls://127.0.0.1:0?cert=%1$s/srv.pem&key=%1$s/srv.key",
+	 "tls://127.0.0.1:1", "?ca=%s/ca.pem", true},
 };
+
+/* What clients append to the helper's address (transport.client). */
+static char client_suffix[256];
 
 /* ==== the helper process ================================================ */
 
 struct helper {
 	pid_t pid;
-	char url[512];
+	char url[1024];
 };
 
 static const char *helper_path_of(const char *name)
@@ -150,7 +165,7 @@ static void helper_start(struct helper *h, const char *url, const char *arg1,
 	char *nl = strchr(line, '\n');
 	if (nl)
 		*nl = '\0';
-	snprintf(h->url, sizeof h->url, "%s", line + 6);
+	snprintf(h->url, sizeof h->url, "%s%s", line + 6, client_suffix);
 }
 
 static int helper_stop(struct helper *h, int sig)
@@ -192,6 +207,28 @@ static int fx_setup(void **state)
 		snprintf(f->listen, sizeof f->listen, f->t->listen, port);
 	} else {
 		snprintf(f->listen, sizeof f->listen, f->t->listen, f->dir);
+	}
+	client_suffix[0] = '\0';
+	if (f->t->client != NULL)
+		snprintf(client_suffix, sizeof client_suffix, f->t->client,
+		         f->dir);
+	if (f->t->certs) {
+		/* a CA, and a certificate it signs for 127.0.0.1 */
+		char cmd[2048];
+		snprintf(cmd, sizeof cmd,
+		         "cd %s && K='-newkey ec -pkeyopt "
+		         "ec_paramgen_curve:prime256v1 -nodes' && "
+		         "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 "
+		         "-subj /CN=remo-test-ca && "
+		         "openssl req $K -keyout srv.key -out srv.csr "
+		         "-subj /CN=remo-test-server && "
+		         "echo subjectAltName=IP:127.0.0.1 >srv.ext && "
+		         "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+		         "-CAcreateserial -out srv.pem -days 2 -extfile srv.ext",
+		         f->dir);
+		strcat(cmd, " >/dev/null 2>&1");
+		if (system(cmd) != 0)
+			fail_msg("openssl could not make the test certificates");
 	}
 	*state = f;
 	return 0;
@@ -579,12 +616,13 @@ static void a_server_freed_while_it_runs(void **state)
 	int rc;
 	remo_exports *ex = remo_exports_new();
 	remo_server *srv = remo_server_new(ex, NULL, &rc);
-	char bound[512];
+	char bound[512], url[1024];
 	assert_int_equal(remo_server_listen(srv, f->listen, bound, sizeof bound),
 	                 REMO_OK);
+	snprintf(url, sizeof url, "%s%s", bound, client_suffix);
 	pthread_t th;
 	pthread_create(&th, NULL, run_server, srv);
-	remo_session *s = connect_ok(bound);
+	remo_session *s = connect_ok(url);
 	remo_value v;
 	/* served, so remo_server_run is running (a connect alone can finish
 	 * in the kernel's backlog before the server thread even starts) */

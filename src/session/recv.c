@@ -459,8 +459,8 @@ int remo__reader_turn(remo_session *s, int timeout_ms)
 		remo_buf_free(&buf);
 	}
 	if (rc != REMO_OK && rc != REMO_ETIMEDOUT)
-		end = rc == REMO_ECLOSED || rc == REMO_ENOMEM || rc == REMO_EPROTO
-		      ? rc : REMO_EPEERLOST;
+		end = rc == REMO_ECLOSED || rc == REMO_ENOMEM ||
+		      rc == REMO_EPROTO || rc == REMO_EAUTH ? rc : REMO_EPEERLOST;
 	struct msg *drop = NULL;
 	struct remo_future *settled = NULL;
 	pthread_mutex_lock(&s->lock);

@@ -224,7 +224,7 @@ int remo__send_parts(remo_session *s, const struct msg_parts *m, size_t n,
 	pthread_mutex_unlock(&s->send_lock);
 	if (rc == REMO_EPEERLOST)
 		send_learn_why(s);
-	if (rc == REMO_EPEERLOST || rc == REMO_ECLOSED) {
+	if (rc == REMO_EPEERLOST || rc == REMO_ECLOSED || rc == REMO_EAUTH) {
 		remo__session_end(s, rc);
 		rc = remo_session_status(s); /* what ended it first */
 	}

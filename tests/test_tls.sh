@@ -1,0 +1,136 @@
+#!/bin/sh
+# test_tls.sh -- the tls:// transport between real processes, with
+# certificates made here by openssl(1): a CA, a server certificate for
+# 127.0.0.1, a client certificate, and a CA nobody uses.
+#
+#   1. a client that trusts the CA is served;
+#   2. a client that trusts another CA is refused, by name
+#      (AuthenticationError, the certificate's problem in words);
+#   3. a server that asks for client certificates (ca= on its URL)
+#      refuses a client without one and serves a client with one;
+#   4. a server URL without cert= and key= is refused at listen.
+set -u
+HELPER_DIR=${HELPER_DIR:-$(pwd)/tests}
+server=$HELPER_DIR/helper_server
+client=$HELPER_DIR/helper_client
+passed=0
+failed=0
+ok() { echo "ok: $1"; passed=$((passed + 1)); }
+not_ok() { echo "FAILED: $1"; failed=$((failed + 1)); }
+show() {
+	echo "---- $1"
+	cat "$2" 2>/dev/null || echo "(no file)"
+	echo "----"
+}
+command -v openssl >/dev/null 2>&1 || {
+	echo "test_tls: skipped: openssl(1) is not installed"
+	exit 77
+}
+
+tmp=$(mktemp -d) || exit 1
+spid=
+cleanup() {
+	[ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# ---- certificates ----------------------------------------------------------
+cd "$tmp" || exit 1
+mkca() { # name
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+		-nodes -keyout "$1.key" -out "$1.pem" -days 2 \
+		-subj "/CN=remo test $1" >/dev/null 2>&1
+}
+mkcert() { # name ca extension-lines
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$1.key" -out "$1.csr" -subj "/CN=remo test $1" \
+		>/dev/null 2>&1 &&
+	printf '%s\n' "$3" >"$1.ext" &&
+	openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" \
+		-CAcreateserial -out "$1.pem" -days 2 -extfile "$1.ext" \
+		>/dev/null 2>&1
+}
+mkca ca && mkca other &&
+	mkcert srv ca "subjectAltName=IP:127.0.0.1" &&
+	mkcert cli ca "extendedKeyUsage=clientAuth" || {
+	echo "FAILED: openssl could not make the test certificates"
+	exit 1
+}
+cd - >/dev/null || exit 1
+
+start() { # url: starts helper_server, sets spid and bound
+	"$server" "$1" >"$tmp/server.out" 2>&1 &
+	spid=$!
+	i=0
+	while ! grep -q '^READY ' "$tmp/server.out" && [ $i -lt 100 ]; do
+		kill -0 "$spid" 2>/dev/null || break
+		sleep 0.05
+		i=$((i + 1))
+	done
+	bound=$(sed -n 's/^READY //p' "$tmp/server.out")
+	[ -n "$bound" ] || { show helper_server "$tmp/server.out"; return 1; }
+}
+stop() {
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	spid=
+}
+
+# ---- 1 and 2: the server's certificate ---------------------------------------
+start "tls://127.0.0.1:0?cert=$tmp/srv.pem&key=$tmp/srv.key" || exit 1
+"$client" "$bound?ca=$tmp/ca.pem" 20 >"$tmp/c1.out" 2>&1
+grep -q '^OK 20$' "$tmp/c1.out" &&
+	ok "a client that trusts the server's CA is served" ||
+	{ not_ok "a client that trusts the server's CA is served"
+	  show c1 "$tmp/c1.out"; }
+"$client" "$bound?ca=$tmp/other.pem" 1 >"$tmp/c2.out" 2>&1
+if ! grep -q '^OK' "$tmp/c2.out" && grep -qi 'certificate' "$tmp/c2.out"
+then
+	ok "a client that trusts another CA is refused, saying why"
+	sed 's/^/    /' "$tmp/c2.out"
+else
+	not_ok "a client that trusts another CA is refused, saying why"
+	show c2 "$tmp/c2.out"
+fi
+stop
+
+# ---- 3: mutual TLS --------------------------------------------------------------
+start "tls://127.0.0.1:0?cert=$tmp/srv.pem&key=$tmp/srv.key&ca=$tmp/ca.pem" ||
+	exit 1
+"$client" "$bound?ca=$tmp/ca.pem" 1 >"$tmp/c3.out" 2>&1
+grep -q '^OK' "$tmp/c3.out" &&
+	{ not_ok "a client without a certificate is refused by a mutual-TLS server"
+	  show c3 "$tmp/c3.out"; } ||
+	{ ok "a client without a certificate is refused by a mutual-TLS server"
+	  sed 's/^/    /' "$tmp/c3.out"; }
+"$client" "$bound?ca=$tmp/ca.pem&cert=$tmp/cli.pem&key=$tmp/cli.key" 20 \
+	>"$tmp/c4.out" 2>&1
+grep -q '^OK 20$' "$tmp/c4.out" &&
+	ok "a client with a certificate the server's CA signed is served" ||
+	{ not_ok "a client with a certificate the server's CA signed is served"
+	  show c4 "$tmp/c4.out"; }
+stop
+
+# ---- 4: a server needs its certificate ---------------------------------------------
+"$server" "tls://127.0.0.1:0" >"$tmp/s5.out" 2>&1 &
+spid=$!
+sleep 0.3
+if kill -0 "$spid" 2>/dev/null; then
+	stop
+	not_ok "a tls:// server without cert= and key= is refused"
+	show s5 "$tmp/s5.out"
+else
+	spid=
+	grep -q 'needs cert= and key=' "$tmp/s5.out" &&
+		ok "a tls:// server without cert= and key= is refused" ||
+		{ not_ok "a tls:// server without cert= and key= is refused"
+		  show s5 "$tmp/s5.out"; }
+fi
+
+echo "[==========] test_tls: $((passed + failed)) checks"
+echo "[  PASSED  ] $passed test(s)."
+if [ "$failed" -ne 0 ]; then
+	echo "[  FAILED  ] $failed test(s)."
+	exit 1
+fi
