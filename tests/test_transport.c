@@ -216,7 +216,7 @@ static int fx_setup(void **state)
 		/* a CA, and a certificate it signs for 127.0.0.1 */
 		char cmd[2048];
 		snprintf(cmd, sizeof cmd,
-		         "cd %s && K='-newkey ec -pkeyopt "
+		         "{ cd %s && K='-newkey ec -pkeyopt "
 		         "ec_paramgen_curve:prime256v1 -nodes' && "
 		         "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 "
 		         "-subj /CN=remo-test-ca && "
@@ -224,9 +224,8 @@ static int fx_setup(void **state)
 		         "-subj /CN=remo-test-server && "
 		         "echo subjectAltName=IP:127.0.0.1 >srv.ext && "
 		         "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
-		         "-CAcreateserial -out srv.pem -days 2 -extfile srv.ext",
-		         f->dir);
-		strcat(cmd, " >/dev/null 2>&1");
+		         "-CAcreateserial -out srv.pem -days 2 -extfile srv.ext; } "
+		         ">/dev/null 2>&1", f->dir);
 		if (system(cmd) != 0)
 			fail_msg("openssl could not make the test certificates");
 	}
