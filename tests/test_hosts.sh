@@ -10,7 +10,10 @@
 #      PeerLost within three lease periods (300 ms each), not when the
 #      5-second call would have ended;
 #   4. the link is restored: the server has let the cut client's session
-#      go (its own lease), and a new client connects and is served.
+#      go (its own lease), and a new client connects and is served;
+#   5. over tls:// too (with openssl(1) to make the certificates): a
+#      client on the other host that trusts the server's CA, with the
+#      secret, is served; one that trusts another CA is refused.
 #
 # The test makes its namespaces and addresses itself (10.213.77.0/24,
 # inside them only) and removes them at exit.  It is skipped, saying
@@ -161,6 +164,51 @@ grep -q '^OK 20$' "$tmp/c5.out" &&
 kill "$spid"
 wait "$spid" 2>/dev/null
 spid=
+
+# 5. tls:// across the link
+if command -v openssl >/dev/null 2>&1; then
+	(
+		cd "$tmp" || exit 1
+		K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
+		# shellcheck disable=SC2086
+		openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 \
+			-subj /CN=hosts-ca &&
+		openssl req -x509 $K -keyout other.key -out other.pem -days 2 \
+			-subj /CN=other-ca &&
+		openssl req $K -keyout srv.key -out srv.csr -subj /CN=srv &&
+		echo subjectAltName=IP:10.213.77.1 >srv.ext &&
+		openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key \
+			-CAcreateserial -out srv.pem -days 2 -extfile srv.ext
+	) >/dev/null 2>&1 || { echo "FAILED: openssl: certificates"; exit 1; }
+	ip netns exec "$srv" "$server" \
+		"tls://10.213.77.1:0?cert=$tmp/srv.pem&key=$tmp/srv.key" \
+		--secret-file "$secret" >"$tmp/tls.out" 2>&1 &
+	spid=$!
+	i=0
+	while ! grep -q '^READY ' "$tmp/tls.out" && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	turl=$(sed -n 's/^READY //p' "$tmp/tls.out")
+	incli "$client" "$turl?ca=$tmp/ca.pem" 20 --secret-file "$secret" \
+		>"$tmp/t1.out" 2>&1
+	grep -q '^OK 20$' "$tmp/t1.out" &&
+		ok "over tls://, a client on the other host is served" ||
+		{ not_ok "over tls://, a client on the other host is served"
+		  show tls-server "$tmp/tls.out"; show t1 "$tmp/t1.out"; }
+	incli "$client" "$turl?ca=$tmp/other.pem" 1 --secret-file "$secret" \
+		>"$tmp/t2.out" 2>&1
+	! grep -q '^OK' "$tmp/t2.out" && grep -q 'certificate' "$tmp/t2.out" &&
+		ok "over tls://, a client that trusts another CA is refused" ||
+		{ not_ok "over tls://, a client that trusts another CA is refused"
+		  show t2 "$tmp/t2.out"; }
+	kill "$spid"
+	wait "$spid" 2>/dev/null
+	spid=
+else
+	echo "test_hosts: the tls:// part is skipped: openssl(1) is not installed"
+fi
+
 echo "[==========] test_hosts: $((passed + failed)) checks"
 echo "[  PASSED  ] $passed test(s)."
 if [ "$failed" -ne 0 ]; then
