@@ -17,6 +17,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Which corpus: the decoder's (fuzz_unpack.c) unless the build says
+ * otherwise (test_session_corpus replays fuzz_session.c's). */
+#ifndef CORPUS_ENV
+#define CORPUS_ENV "CORPUS_DIR"
+#define CORPUS_DEFAULT "tests/corpus/unpack"
+#endif
+
 #define CORPUS_MAX 256
 #define INPUT_MAX 65536
 
@@ -28,9 +35,9 @@ struct corpus {
 
 static int corpus_load(void **state)
 {
-	const char *dir = getenv("CORPUS_DIR");
+	const char *dir = getenv(CORPUS_ENV);
 	if (dir == NULL)
-		dir = "tests/corpus/unpack";
+		dir = CORPUS_DEFAULT;
 	struct corpus *c = calloc(1, sizeof *c);
 	DIR *d = opendir(dir);
 	if (d == NULL) {
