@@ -733,7 +733,15 @@ typedef struct remo_session_opts {
 	size_t secret_len;
 	int handshake_ms;       /* how long that proof may take: 0:
 	                           REMO_DEFAULT_HANDSHAKE_MS */
+	size_t max_queued_bytes;/* bytes of the peer's requests received and
+	                           not yet served (waiting for a thread):
+	                           past it the peer is flooding and the
+	                           session ends with REMO_ELIMIT.  0:
+	                           REMO_DEFAULT_MAX_QUEUED_BYTES; never less
+	                           than twice max_message */
 } remo_session_opts;
+
+#define REMO_DEFAULT_MAX_QUEUED_BYTES (64u << 20)
 
 #define REMO_MIN_SECRET 16
 #define REMO_MAX_SECRET 1024

@@ -203,6 +203,7 @@ static struct msg *route(remo_session *s, struct msg *m,
 {
 	if (m->type == MSG_REQ) {
 		s->nqueued++;
+		s->queued_bytes += m->buf.len;
 		if ((m->flags & REMO__REQ_KEEP) && s->kept.len < REMO_MAX_KEPT &&
 		    remo__map_get(&s->kept, m->reqid) == NULL) {
 			/* kept from arrival on, so a pipelined request routed
@@ -475,6 +476,8 @@ int remo__reader_turn(remo_session *s, int timeout_ms)
 	}
 	if (s->nqueued > s->max_queued)
 		end = REMO_EPROTO; /* a peer flooding us with requests */
+	else if (s->queued_bytes > s->opts.max_queued_bytes)
+		end = REMO_ELIMIT; /* ... or with bytes (a stated option) */
 	s->reading = false;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
@@ -519,6 +522,7 @@ int remo__wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 			m = remo__queue_pop(&s->top_head, &s->top_tail);
 		if (m != NULL) {
 			s->nqueued--;
+			s->queued_bytes -= m->buf.len;
 			pthread_mutex_unlock(&s->lock);
 			remo__serve(s, m);
 			pthread_mutex_lock(&s->lock);

@@ -131,6 +131,7 @@ static void kept_settle_value(remo_session *s, uint64_t reqid, bool failed,
 		struct msg *w;
 		while ((w = remo__queue_pop(&k->wait_head, &k->wait_tail)) != NULL) {
 			s->nqueued++;
+			s->queued_bytes += w->buf.len;
 			remo__queue_push(&s->top_head, &s->top_tail, w);
 		}
 		gone = remo__kept_maybe_free(s, reqid, k);

@@ -187,6 +187,11 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 		s->opts.live_ms = REMO_DEFAULT_LIVE_MS;
 	if (s->opts.handshake_ms <= 0)
 		s->opts.handshake_ms = REMO_DEFAULT_HANDSHAKE_MS;
+	if (s->opts.max_queued_bytes == 0)
+		s->opts.max_queued_bytes = REMO_DEFAULT_MAX_QUEUED_BYTES;
+	if (s->opts.max_queued_bytes / 2 < s->opts.max_message)
+		s->opts.max_queued_bytes = s->opts.max_message > SIZE_MAX / 2
+		                           ? SIZE_MAX : 2 * s->opts.max_message;
 	if (s->opts.secret != NULL) {
 		rc = REMO_EINVAL;
 		if (s->opts.secret_len < REMO_MIN_SECRET ||

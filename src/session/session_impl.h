@@ -201,6 +201,7 @@ struct remo_session {
 	size_t nqueued;             /* requests in all queues */
 	remo_buf rxspare;           /* a used receive buffer, kept */
 	size_t max_queued;          /* MAX_QUEUED; lower in tests */
+	size_t queued_bytes;        /* of the requests in all queues */
 	struct remo__map table;     /* id -> entry */
 	struct remo__map table_key; /* identity -> entry */
 	struct remo__map proxies;   /* id -> remo__ref, weak */
