@@ -155,11 +155,22 @@ static void slow(int ms)
 	atomic_store(&slow_running, false);
 }
 
+/* An object whose read-only field holds a list, with a list inside. */
+struct keeper {
+	remo_value items;
+};
+static remo_type *keeper_type;
+static struct keeper the_keeper;
+
 static void register_types(void)
 {
 	int st;
 	if (calc_type != NULL)
 		return;
+	keeper_type = remo_type_new("Keeper", NULL, NULL, &st);
+	assert_int_equal(remo_type_field(keeper_type, "items", "r",
+	                                 offsetof(struct keeper, items),
+	                                 REMO_READONLY), REMO_OK);
 	calc_type = remo_type_new("Calc", NULL, "an accumulator", &st);
 	assert_non_null(calc_type);
 	assert_int_equal(remo_type_field(calc_type, "acc", "d",
@@ -252,6 +263,14 @@ static int pair_setup(void **state)
 	remo_dict_set_str(p->config, "name", remo_str("calc"));
 	remo_dict_set_str(p->config, "size", remo_int(3));
 	remo_export(p->exports, "config", p->config);
+	the_keeper.items = remo_list();
+	remo_list_append(the_keeper.items, remo_int(1));
+	remo_value inner = remo_list();
+	remo_list_append(inner, remo_int(2));
+	remo_list_append(the_keeper.items, inner);
+	remo_value keeper = remo_object(keeper_type, &the_keeper, NULL);
+	remo_export(p->exports, "keeper", keeper);
+	remo_value_release(keeper);
 
 	remo_session_opts sopts = {.lease_ms = server_lease_ms};
 	p->client_exports = remo_exports_new();
@@ -270,6 +289,8 @@ static int pair_teardown(void **state)
 	test_pair_close(&p->tp);
 	remo_value_release(p->numbers);
 	remo_value_release(p->config);
+	remo_value_release(the_keeper.items);
+	the_keeper.items = remo_nil();
 	remo_exports_free(p->exports);
 	remo_exports_free(p->client_exports);
 	free(p);
@@ -955,6 +976,34 @@ static void a_timeout_fails_the_call_and_drops_the_late_reply(void **state)
 	remo_value_release(slow_fn);
 }
 
+/*
+ * A read-only field that holds a list hands a peer a copy, nested lists
+ * included: what the peer writes changes its copy, never the field (the
+ * calc demo's history could be overwritten by any client, issue 11).
+ */
+static void a_read_only_container_cannot_be_written(void **state)
+{
+	struct pair *p = *state;
+	remo_value keeper = lookup(p, "keeper"), items, inner;
+	assert_int_equal(remo_getattr(keeper, "items", &items), REMO_OK);
+	assert_true(remo_is_proxy(items));
+	assert_int_equal(remo_setitem(items, remo_int(0), remo_int(99)),
+	                 REMO_OK); /* the copy takes it */
+	assert_int_equal(remo_getitem(items, remo_int(1), &inner), REMO_OK);
+	assert_int_equal(remo_setitem(inner, remo_int(0), remo_int(77)),
+	                 REMO_OK);
+	/* the field itself is as it was, at every depth */
+	assert_int_equal(remo_list_get(the_keeper.items, 0).as.i, 1);
+	remo_value orig_inner = remo_list_get(the_keeper.items, 1);
+	assert_int_equal(remo_list_get(orig_inner, 0).as.i, 2);
+	/* and the setattr of a read-only field is refused, as before */
+	assert_int_equal(remo_setattr(keeper, "items", remo_list()),
+	                 REMO_ERAISED);
+	remo_value_release(inner);
+	remo_value_release(items);
+	remo_value_release(keeper);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, pair_setup, pair_teardown)
@@ -977,6 +1026,7 @@ int main(void)
 		T(a_pending_call_fails_with_peer_lost),
 		T(closing_here_fails_later_calls_with_closed),
 		T(a_per_call_timeout),
+		T(a_read_only_container_cannot_be_written),
 		cmocka_unit_test_setup_teardown(
 			a_timeout_fails_the_call_and_drops_the_late_reply,
 			pair_setup_timeout, pair_teardown),

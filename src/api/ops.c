@@ -637,6 +637,80 @@ void remo_iter_free(remo_iter *it)
 
 /* ==== one operation by number (serving a request, promises) ============ */
 
+/*
+ * A copy of v (borrowed) in which no list or dict is shared with v, at
+ * any depth (tuples are rebuilt when they hold one).  REMO_INVALID
+ * without memory or past REMO_MAX_DEPTH (a list that contains itself).
+ */
+static remo_value ops_frozen_copy(remo_value v, unsigned depth)
+{
+	if (depth > REMO_MAX_DEPTH)
+		return remo__invalid();
+	if (v.kind == REMO_LIST) {
+		remo_value l = remo_list();
+		for (size_t i = 0; remo_ok(l) && i < remo_list_len(v); i++)
+			if (remo_list_append(l, ops_frozen_copy(remo_list_get(v, i),
+			                                        depth + 1)) != REMO_OK) {
+				remo_value_release(l);
+				return remo__invalid();
+			}
+		return l;
+	}
+	if (v.kind == REMO_DICT) {
+		remo_value d = remo_dict(), k, x;
+		size_t pos = 0;
+		while (remo_ok(d) && remo_dict_next(v, &pos, &k, &x))
+			if (remo_dict_set(d, remo_value_retain(k),
+			                  ops_frozen_copy(x, depth + 1)) != REMO_OK) {
+				remo_value_release(d);
+				return remo__invalid();
+			}
+		return d;
+	}
+	if (v.kind == REMO_TUPLE) {
+		size_t n = remo_tuple_len(v);
+		remo_value t = remo_tuple(n);
+		for (size_t i = 0; remo_ok(t) && i < n; i++)
+			if (remo_tuple_set(t, i, ops_frozen_copy(remo_tuple_get(v, i),
+			                                         depth + 1)) != REMO_OK) {
+				remo_value_release(t);
+				return remo__invalid();
+			}
+		return t;
+	}
+	return remo_value_retain(v);
+}
+
+/*
+ * A peer's getattr of a read-only field that holds a list or dict gets
+ * a copy (*out replaced): a reference to the container itself would let
+ * the peer change what the field says is read-only (issue 11: the calc
+ * demo's history).  Only for peers: the program's own code sees its
+ * objects as they are.
+ */
+static int ops_readonly_out(remo_value obj, const char *name,
+                            remo_value *out)
+{
+	if (!remo__is_objlike(obj.kind) || ops_is_proxy(obj) ||
+	    REMO__REF(obj)->ptr == NULL ||
+	    (out->kind != REMO_LIST && out->kind != REMO_DICT &&
+	     out->kind != REMO_TUPLE))
+		return REMO_OK;
+	const struct remo__field *f = remo__type_field(REMO__REF(obj)->type,
+	                                               name);
+	if (f == NULL || !(f->flags & REMO_READONLY))
+		return REMO_OK;
+	remo_value copy = ops_frozen_copy(*out, 0);
+	remo_value_release(*out);
+	*out = remo_nil();
+	if (!remo_ok(copy))
+		return remo__raisef("LimitError", "field '%s' could not be copied "
+		                    "(out of memory, or nested past %d)", name,
+		                    REMO_MAX_DEPTH);
+	*out = copy;
+	return REMO_OK;
+}
+
 /* Operation op in the style m: a call or method call keeps it (a
  * promise's call in that style, applied here once its value came); the
  * other operations have the plain style only. */
@@ -654,10 +728,14 @@ static int ops_apply(struct call_mode *m, int op, remo_value target,
 		return remo__raisef("AttributeError", "'%s...' is not a member "
 		                    "name: it holds a NUL", name);
 	switch (op) {
-	case REMO__OP_GETATTR:
+	case REMO__OP_GETATTR: {
 		if (a.kind != REMO_STR)
 			return remo__raisef("TypeError", "attribute names are str");
-		return remo_getattr(target, remo_str_data(a, NULL), out);
+		int rc = remo_getattr(target, remo_str_data(a, NULL), out);
+		return rc == REMO_OK ? ops_readonly_out(target,
+		                                        remo_str_data(a, NULL), out)
+		                     : rc;
+	}
 	case REMO__OP_SETATTR:
 		if (a.kind != REMO_STR)
 			return remo__raisef("TypeError", "attribute names are str");
