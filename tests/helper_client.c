@@ -15,7 +15,8 @@
  *
  * --slow calls the server's slow(MS) and prints "SLOW <status name>
  * <ms>": how the call ended and after how long (a test cuts the link
- * meanwhile).  --sessions prints "SESSIONS <n>", the server's count.
+ * meanwhile).  --sessions prints "SESSIONS <n>", the server's count;
+ * --whoami "WHOAMI <what the server's remo_caller says of us>".
  */
 #include <remo/remo.h>
 #include <remo/transport.h>
@@ -50,6 +51,8 @@ static int one_call(remo_session *s, const char *name, remo_value args,
 		printf("SLOW %s %lld\n", rc == REMO_OK ? "ok"
 		       : remo_error_name(remo_last_error()),
 		       (long long)(now_ms() - t0));
+	else if (rc == REMO_OK && out.kind == REMO_STR)
+		printf("WHOAMI %s\n", remo_str_data(out, NULL));
 	else if (rc == REMO_OK)
 		printf("SESSIONS %lld\n", (long long)out.as.i);
 	remo_value_release(args);
@@ -73,7 +76,7 @@ int main(int argc, char **argv)
 	}
 	const char *url = argv[1];
 	long calls = atol(argv[2]);
-	bool hold = false, sessions = false;
+	bool hold = false, sessions = false, whoami = false;
 	int slow_ms = -1;
 	static char secret[REMO_MAX_SECRET];
 	remo_session_opts opts = {0};
@@ -86,6 +89,8 @@ int main(int argc, char **argv)
 			slow_ms = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--sessions") == 0)
 			sessions = true;
+		else if (strcmp(argv[i], "--whoami") == 0)
+			whoami = true;
 		else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc) {
 			if (remo_secret_load(argv[++i], secret, sizeof secret,
 			                     &opts.secret_len) != REMO_OK) {
@@ -102,11 +107,12 @@ int main(int argc, char **argv)
 		        remo_error_message(remo_last_error()));
 		return 1;
 	}
-	if (slow_ms >= 0 || sessions) {
+	if (slow_ms >= 0 || sessions || whoami) {
 		int rc = slow_ms >= 0
 		         ? one_call(s, "slow", remo_tuple_of(1, remo_int(slow_ms)),
 		                    true)
-		         : one_call(s, "sessions", remo_nil(), false);
+		         : one_call(s, whoami ? "whoami" : "sessions", remo_nil(),
+		                    false);
 		remo_session_free(s);
 		return rc;
 	}

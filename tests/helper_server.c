@@ -8,7 +8,8 @@
  * Prints "READY <bound url>" on stdout once listening, then serves until
  * SIGTERM.  Exports: add(a:q b:q) -> q; echo(v:r) -> r; slow(ms:i);
  * call_back(fn:r x:q) -> q, which returns fn(x) + 1, calling the client
- * back; size(b:y) -> N; sessions() -> I, the sessions being served.
+ * back; size(b:y) -> N; sessions() -> I, the sessions being served;
+ * whoami() -> r, "auth=A PEER" as remo_caller tells it.
  * With --raw-echo it uses the transport directly,
  * no session: every message received is sent back, for ordering tests.
  */
@@ -39,6 +40,16 @@ static int64_t h_call_back(remo_value fn, int64_t x)
 	int64_t r = res.kind == REMO_INT ? res.as.i + 1 : -1;
 	remo_value_release(res);
 	return r;
+}
+
+static remo_value h_whoami(void)
+{
+	remo_caller_info ci;
+	char text[600];
+	if (remo_caller(&ci) != REMO_OK)
+		return remo_str("nobody");
+	snprintf(text, sizeof text, "auth=%d %s", ci.authenticated, ci.peer);
+	return remo_str(text);
 }
 
 static remo_server *server;
@@ -163,6 +174,7 @@ int main(int argc, char **argv)
 	export_fn(ex, "size", "N(b:y)", (void (*)(void))h_size);
 	export_fn(ex, "call_back", "q(fn:r x:q)", (void (*)(void))h_call_back);
 	export_fn(ex, "sessions", "I()", (void (*)(void))h_sessions);
+	export_fn(ex, "whoami", "r()", (void (*)(void))h_whoami);
 	int rc;
 	server = remo_server_new(ex, &opts, &rc);
 	char bound[256];

@@ -33,6 +33,17 @@ static int64_t add(int64_t a, int64_t b)
 	return a + b;
 }
 
+/* Who is calling, as remo_caller says: "auth=1 <peer>". */
+static remo_value whoami(void)
+{
+	remo_caller_info ci;
+	char text[600];
+	if (remo_caller(&ci) != REMO_OK)
+		return remo_str("nobody");
+	snprintf(text, sizeof text, "auth=%d %s", ci.authenticated, ci.peer);
+	return remo_str(text);
+}
+
 static remo_exports *exports_with_add(void)
 {
 	remo_exports *e = remo_exports_new();
@@ -40,7 +51,22 @@ static remo_exports *exports_with_add(void)
 	                             NULL);
 	assert_int_equal(remo_export(e, "add", f), REMO_OK);
 	remo_value_release(f);
+	f = remo_function("whoami", "r()", (void (*)(void))whoami, NULL);
+	assert_int_equal(remo_export(e, "whoami", f), REMO_OK);
+	remo_value_release(f);
 	return e;
+}
+
+/* The server's answer to whoami(), into buf. */
+static const char *ask_whoami(remo_session *s, char *buf, size_t len)
+{
+	remo_value fn, out;
+	assert_int_equal(remo_lookup(s, "whoami", &fn), REMO_OK);
+	assert_int_equal(remo_call(fn, remo_nil(), &out), REMO_OK);
+	snprintf(buf, len, "%s", remo_str_data(out, NULL));
+	remo_value_release(out);
+	remo_value_release(fn);
+	return buf;
 }
 
 static remo_session_opts with_secret(const char *secret)
@@ -122,6 +148,12 @@ static void the_same_secret_is_served(void **state)
 	int rc;
 	assert_int_equal(call_add(cli.s, &rc), 42);
 	assert_int_equal(rc, REMO_OK);
+	/* a served function knows its caller proved the secret */
+	char who[600], want[64];
+	snprintf(want, sizeof want, "auth=1 pipe pid=%ld", (long)getpid());
+	assert_string_equal(ask_whoami(cli.s, who, sizeof who), want);
+	remo_caller_info ci;
+	assert_int_equal(remo_caller(&ci), REMO_ENOTFOUND); /* not serving */
 	remo_session_close(cli.s);
 	pthread_join(sv.th, NULL);
 	remo_session_free(cli.s);
@@ -334,6 +366,11 @@ static void a_server_serves_only_the_secret(void **state)
 	assert_int_equal(remo_connect(url, 2000, NULL, &co, &s), REMO_OK);
 	assert_int_equal(call_add(s, &rc), 42);
 	assert_int_equal(rc, REMO_OK);
+	/* over a unix socket the caller is who the kernel says it is */
+	char who[600], want[128];
+	snprintf(want, sizeof want, "auth=1 unix uid=%u gid=%u pid=%ld",
+	         (unsigned)getuid(), (unsigned)getgid(), (long)getpid());
+	assert_string_equal(ask_whoami(s, who, sizeof who), want);
 	remo_session_free(s);
 
 	co = with_secret(secret_b);

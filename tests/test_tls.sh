@@ -110,6 +110,13 @@ grep -q '^OK 20$' "$tmp/c4.out" &&
 	ok "a client with a certificate the server's CA signed is served" ||
 	{ not_ok "a client with a certificate the server's CA signed is served"
 	  show c4 "$tmp/c4.out"; }
+"$client" "$bound?ca=$tmp/ca.pem&cert=$tmp/cli.pem&key=$tmp/cli.key" 0 \
+	--whoami >"$tmp/c5.out" 2>&1
+grep -q '^WHOAMI auth=0 tls subject=/CN=remo test cli 127.0.0.1:' \
+	"$tmp/c5.out" &&
+	ok "the server sees the client's certificate subject (remo_caller)" ||
+	{ not_ok "the server sees the client's certificate subject (remo_caller)"
+	  show c5 "$tmp/c5.out"; }
 stop
 
 # ---- 4: a server needs its certificate ---------------------------------------------

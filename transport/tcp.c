@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/un.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,5 +178,29 @@ int remo__tcp_listen(const char *hostport, const char *url,
 		         scheme, host, port);
 	}
 	*out = fd;
+	return REMO_OK;
+}
+
+int remo__sock_peer(int fd, const char *prefix, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return REMO_ENOTFOUND;
+	if (ss.ss_family == AF_UNIX) {
+		struct ucred cr;
+		socklen_t cl = sizeof cr;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0)
+			return REMO_ENOTFOUND;
+		snprintf(buf, len, "unix uid=%u gid=%u pid=%ld", (unsigned)cr.uid,
+		         (unsigned)cr.gid, (long)cr.pid);
+		return REMO_OK;
+	}
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port,
+	                sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return REMO_ENOTFOUND;
+	snprintf(buf, len, ss.ss_family == AF_INET6 ? "%s [%s]:%s" : "%s %s:%s",
+	         prefix, host, port);
 	return REMO_OK;
 }

@@ -37,6 +37,10 @@ int remo__tcp_connect(const char *hostport, const char *url, int timeout_ms,
 int remo__tcp_listen(const char *hostport, const char *url,
                      const char *scheme, char *bound, size_t boundlen,
                      int *out);
+/* remo__sock_peer: the peer of socket fd as remo_caller shows it:
+ * "unix uid=U gid=G pid=P" (SO_PEERCRED: the kernel's word, not the
+ * peer's) or "PREFIX HOST:PORT".  REMO_OK, REMO_ENOTFOUND. */
+int remo__sock_peer(int fd, const char *prefix, char *buf, size_t len);
 /* remo__tcp_nodelay: Nagle off (it holds back every small request for a
  * delayed ACK). */
 void remo__tcp_nodelay(int fd);

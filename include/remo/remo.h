@@ -562,6 +562,13 @@ typedef struct remo_channel {
 	 * owns the channel is freed. */
 	void (*destroy)(void *user);
 	void *user;
+	/*
+	 * peer (optional): what the channel knows of the peer, as one line of
+	 * text into buf (len bytes, NUL-terminated): for remo_caller.  Called
+	 * from the thread serving a request, while the channel is open.
+	 * REMO_OK, or REMO_ENOTFOUND (nothing known).
+	 */
+	int (*peer)(void *user, char *buf, size_t len);
 } remo_channel;
 
 /* remo_buf_reserve: makes room for n more bytes at b->data + b->len.
@@ -814,6 +821,26 @@ REMO_API void remo_session_free(remo_session *s);
  */
 REMO_API int remo_secret_load(const char *path, void *buf, size_t cap,
                               size_t *len);
+
+/*
+ * Who is calling: for the request the calling thread serves (a function
+ * remo called for a peer asks it of its own caller).
+ *
+ *   authenticated  the session proved its shared secret (opts.secret)
+ *   peer           what the transport knows of the peer, one line:
+ *                  "unix uid=1000 gid=1000 pid=4242" (SO_PEERCRED),
+ *                  "tcp 10.213.77.2:40312", "tls subject=CN=client,...
+ *                  10.213.77.2:40312" (the certificate it proved); "" if
+ *                  the channel says nothing
+ *
+ * remo_caller: fills *out.  REMO_ENOTFOUND when this thread serves no
+ * request.
+ */
+typedef struct remo_caller_info {
+	bool authenticated;
+	char peer[512];
+} remo_caller_info;
+REMO_API int remo_caller(remo_caller_info *out);
 
 /* remo_session_status: REMO_OK while open, else why it ended. */
 REMO_API int remo_session_status(const remo_session *s);

@@ -36,8 +36,9 @@ extern "C" {
 #endif
 
 /* The ABI this header describes.  A module built for another is refused.
- * 2: remo_frame_rx grew its read-ahead buffer. */
-#define REMO_TRANSPORT_ABI 2
+ * 2: remo_frame_rx grew its read-ahead buffer.  3: the optional peer
+ * operation. */
+#define REMO_TRANSPORT_ABI 3
 
 typedef struct remo_transport_ops {
 	unsigned abi;                /* REMO_TRANSPORT_ABI                   */
@@ -66,6 +67,9 @@ typedef struct remo_transport_ops {
 	void (*close)(void *conn);
 	/* fini: releases what connect or accept acquired. */
 	void (*fini)(void *conn);
+	/* peer (optional): remo_channel's peer, for this connection: who is
+	 * on the other end, as the transport knows it (remo_caller). */
+	int (*peer)(void *conn, char *buf, size_t len);
 
 	/*
 	 * listen: initialises lst (listener_size zeroed bytes) listening on

@@ -239,6 +239,13 @@ static void conn_close(void *user)
 	c->ops->close(c->state);
 }
 
+static int conn_peer(void *user, char *buf, size_t len)
+{
+	struct remo__conn *c = user;
+	return c->ops->peer != NULL ? c->ops->peer(c->state, buf, len)
+	                            : REMO_ENOTFOUND;
+}
+
 static void conn_destroy(void *user)
 {
 	struct remo__conn *c = user;
@@ -264,7 +271,7 @@ void *remo__conn_state(struct remo__conn *c)
 void remo__conn_channel(struct remo__conn *c, remo_channel *out)
 {
 	*out = (remo_channel){conn_send, conn_recv, conn_close, conn_destroy,
-	                      c};
+	                      c, conn_peer};
 }
 
 size_t remo__conn_max_message(const struct remo__conn *c)

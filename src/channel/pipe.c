@@ -9,8 +9,10 @@
 #include "channel/channel.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 struct pipe_msg {
 	struct pipe_msg *next;
@@ -162,6 +164,14 @@ static void pipe_destroy(void *user)
 	remo__free(sh);
 }
 
+/* The peer of a pipe is this process (remo_caller). */
+static int pipe_peer(void *user, char *buf, size_t len)
+{
+	(void)user;
+	snprintf(buf, len, "pipe pid=%ld", (long)getpid());
+	return REMO_OK;
+}
+
 int remo_pipe(remo_channel *a, remo_channel *b)
 {
 	struct pipe_shared *sh = remo__malloc(sizeof *sh);
@@ -184,7 +194,9 @@ int remo_pipe(remo_channel *a, remo_channel *b)
 	sh->ends = 2;
 	*ea = (struct pipe_end){sh, 0};
 	*eb = (struct pipe_end){sh, 1};
-	*a = (remo_channel){pipe_send, pipe_recv, pipe_close, pipe_destroy, ea};
-	*b = (remo_channel){pipe_send, pipe_recv, pipe_close, pipe_destroy, eb};
+	*a = (remo_channel){pipe_send, pipe_recv, pipe_close, pipe_destroy, ea,
+	                    pipe_peer};
+	*b = (remo_channel){pipe_send, pipe_recv, pipe_close, pipe_destroy, eb,
+	                    pipe_peer};
 	return REMO_OK;
 }

@@ -369,6 +369,21 @@ void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline)
 	remo__serving_park_cancel();
 }
 
+int remo_caller(remo_caller_info *out)
+{
+	if (out == NULL)
+		return REMO_EINVAL;
+	memset(out, 0, sizeof *out);
+	remo_session *s = remo__serving();
+	if (s == NULL)
+		return REMO_ENOTFOUND;
+	out->authenticated = s->secret != NULL;
+	if (s->ch.peer == NULL ||
+	    s->ch.peer(s->ch.user, out->peer, sizeof out->peer) != REMO_OK)
+		out->peer[0] = '\0';
+	return REMO_OK;
+}
+
 size_t remo__serving_locals_mark(void)
 {
 	return remo__tls_serving != NULL ? remo__tls_serving->lmark : 0;

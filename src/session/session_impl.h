@@ -191,7 +191,9 @@ struct remo_session {
 	int status;            /* REMO_OK while open */
 	atomic_bool reading;   /* written under lock; the lease thread peeks */
 	bool hello_seen;
-	unsigned char *secret; /* opts.secret, copied; NULL: none */
+	unsigned char *secret; /* opts.secret, copied; NULL: none; a
+	                          session with one is authenticated once
+	                          remo_session_new returns it */
 	size_t secret_len;
 	uint64_t next_reqid;
 	uint64_t next_id;

@@ -127,6 +127,13 @@ static void stream_close(void *state)
 	remo_frame_fd_close(&((struct stream_conn *)state)->f);
 }
 
+static int stream_peer(void *state, char *buf, size_t len)
+{
+	struct stream_conn *c = state;
+	return c->f.open ? remo__sock_peer(c->f.fd, "tcp", buf, len)
+	                 : REMO_ENOTFOUND;
+}
+
 static void stream_fini(void *state)
 {
 	remo_frame_fd_fini(&((struct stream_conn *)state)->f);
@@ -259,6 +266,7 @@ static const remo_transport_ops stream_ops = {
 	.recv = stream_recv,
 	.close = stream_close,
 	.fini = stream_fini,
+	.peer = stream_peer,
 	.listen = stream_listen,
 	.accept = stream_accept,
 	.close_listener = stream_close_listener,

@@ -522,6 +522,30 @@ static int tls_recv(void *state, remo_buf *out, int timeout_ms)
 	return REMO_OK;
 }
 
+/* "tls subject=<the certificate the peer proved> HOST:PORT", or
+ * "tls HOST:PORT" for a peer that showed none (a server that did not
+ * ask). */
+static int tls_peer(void *state, char *buf, size_t len)
+{
+	struct tls_conn *c = state;
+	if (!c->open)
+		return REMO_ENOTFOUND;
+	char addr[300] = "", subject[256] = "";
+	if (remo__sock_peer(c->fd, "", addr, sizeof addr) != REMO_OK)
+		addr[0] = '\0';
+	pthread_mutex_lock(&c->lock);
+	X509 *cert = SSL_get1_peer_certificate(c->ssl);
+	bool verified = SSL_get_verify_result(c->ssl) == X509_V_OK;
+	pthread_mutex_unlock(&c->lock);
+	if (cert != NULL && verified)
+		X509_NAME_oneline(X509_get_subject_name(cert), subject,
+		                  sizeof subject);
+	X509_free(cert);
+	snprintf(buf, len, "tls%s%s%s", subject[0] ? " subject=" : "",
+	         subject, addr);
+	return REMO_OK;
+}
+
 static void tls_close(void *state)
 {
 	struct tls_conn *c = state;
@@ -636,6 +660,7 @@ static const remo_transport_ops tls_ops = {
 	.recv = tls_recv,
 	.close = tls_close,
 	.fini = tls_fini,
+	.peer = tls_peer,
 	.listen = tls_listen,
 	.accept = tls_accept,
 	.close_listener = tls_close_listener,
