@@ -123,8 +123,20 @@ static remo_session_opts server_opts;
 struct freezer {
 	remo_channel inner;
 	atomic_bool frozen;
+	const char *peer;  /* what the channel says of the client, or NULL */
 };
 static struct freezer *server_freezer;
+/* The next pair's client, as the server's channel describes it. */
+static const char *server_peer;
+
+static int fz_peer(void *u, char *buf, size_t len)
+{
+	struct freezer *z = u;
+	if (z->peer == NULL)
+		return z->inner.peer(z->inner.user, buf, len);
+	snprintf(buf, len, "%s", z->peer);
+	return REMO_OK;
+}
 
 static int fz_send(void *u, const void *m, size_t n)
 {
@@ -160,8 +172,11 @@ static int pair_open(void **state, remo_session_opts opts)
 	assert_int_equal(remo_pipe(&a0, &b), REMO_OK);
 	server_freezer = calloc(1, sizeof *server_freezer);
 	server_freezer->inner = a0;
+	server_freezer->peer = server_peer;
+	server_peer = NULL;
 	a = (remo_channel){.send = fz_send, .recv = fz_recv, .close = fz_close,
-	                   .destroy = fz_destroy, .user = server_freezer};
+	                   .destroy = fz_destroy, .user = server_freezer,
+	                   .peer = fz_peer};
 	p->exports = remo_exports_new();
 	test_export_fn(p->exports, "divide", "q(a:q b:q)", (void (*)(void))divide);
 	test_export_fn(p->exports, "poke", "q(depth:q)", (void (*)(void))poke);
@@ -208,6 +223,23 @@ static int setup_live_recover(void **state)
 {
 	return pair_open(state, (remo_session_opts){
 		.traceback = REMO_TB_LIVE, .live_ms = 5000, .recover = true});
+}
+
+/* A client on another machine (as its channel says), not authenticated,
+ * with live tracebacks asked for. */
+static int setup_remote_live(void **state)
+{
+	server_peer = "tcp 192.0.2.1:4242";
+	return pair_open(state, (remo_session_opts){
+		.traceback = REMO_TB_LIVE, .live_ms = 5000});
+}
+
+/* The same, with the program's word that it trusts it with everything. */
+static int setup_remote_full(void **state)
+{
+	server_peer = "tcp 192.0.2.1:4242";
+	return pair_open(state, (remo_session_opts){
+		.traceback_detail = REMO_TB_FULL});
 }
 
 static int teardown(void **state)
@@ -498,6 +530,59 @@ static void source_refuses_frames_a_peer_supplied(void **state)
 	assert_string_equal(remo_error_name(remo_last_error()),
 	                    "PermissionError");
 	remo_value_release(args);
+	remo_value_release(frames);
+	remo_value_release(e);
+}
+
+/*
+ * A peer on another machine that proved nothing sees the functions and
+ * lines of a failure, not the process, thread, paths, modules or locals,
+ * and no live traceback to attach a debugger to (issue 11: every failed
+ * call handed the peer all of it).
+ */
+static void a_remote_peer_sees_names_only(void **state)
+{
+	struct pair *p = *state;
+	remo_value e = call_failing(p, "divide",
+	                            remo_tuple_of(2, remo_int(1), remo_int(0)));
+	remo_value tb = remo_error_traceback(e), v, frames = frames_of(e);
+	char buf[512];
+	assert_string_equal(str_attr(tb, "process", buf, sizeof buf), "?");
+	assert_int_equal(int_attr(tb, "pid"), 0);
+	assert_int_equal(int_attr(tb, "tid"), 0);
+	assert_int_equal(remo_getattr(tb, "live", &v), REMO_OK);
+	assert_false(v.as.b); /* asked for, not given */
+	remo_value f = remo_list_get(frames, 0);
+	assert_string_equal(str_attr(f, "function", buf, sizeof buf),
+	                    "divide");
+	assert_int_equal(int_attr(f, "line"), atomic_load(&fail_line));
+	assert_string_equal(str_attr(f, "file", buf, sizeof buf), "(none)");
+	assert_string_equal(str_attr(f, "module", buf, sizeof buf), "?");
+	assert_int_equal(remo_getattr(f, "locals", &v), REMO_OK);
+	size_t n = 99;
+	assert_int_equal(remo_len(v, &n), REMO_OK);
+	assert_int_equal(n, 0);
+	remo_value_release(v);
+	/* so no file of the server can be asked for either */
+	remo_value args = remo_tuple_of(3, remo_str(__FILE__), remo_int(1),
+	                                remo_int(1)), text;
+	assert_int_equal(remo_call_method(tb, "source", args, &text),
+	                 REMO_ERAISED);
+	remo_value_release(args);
+	remo_value_release(frames);
+	remo_value_release(e);
+}
+
+static void a_trusted_remote_peer_sees_everything(void **state)
+{
+	struct pair *p = *state;
+	remo_value e = call_failing(p, "divide",
+	                            remo_tuple_of(2, remo_int(1), remo_int(0)));
+	remo_value frames = frames_of(e);
+	char buf[512];
+	assert_int_not_equal(int_attr(remo_error_traceback(e), "pid"), 0);
+	assert_non_null(strstr(str_attr(remo_list_get(frames, 0), "file", buf,
+	                                sizeof buf), "test_traceback.c"));
 	remo_value_release(frames);
 	remo_value_release(e);
 }
@@ -890,6 +975,8 @@ int main(void)
 		T(errno_crosses_by_name, setup_snapshot),
 		T(two_hops_in_one_traceback, setup_snapshot),
 		T(source_refuses_frames_a_peer_supplied, setup_snapshot),
+		T(a_remote_peer_sees_names_only, setup_remote_live),
+		T(a_trusted_remote_peer_sees_everything, setup_remote_full),
 		T(live_parks_until_released, setup_live),
 		T(live_parks_never_nest, setup_live),
 		T(live_ends_by_release_method, setup_live),

@@ -723,6 +723,16 @@ typedef struct remo_session_opts {
 	                           REMO_TB_NONE: none */
 	int live_ms;            /* REMO_TB_LIVE: how long at most; 0:
 	                           REMO_DEFAULT_LIVE_MS */
+	int traceback_detail;   /* what a traceback shows the peer:
+	                           REMO_TB_FULL: the process, thread, files,
+	                           modules and locals; REMO_TB_NAMES: the
+	                           functions and lines only, never live.  0
+	                           (REMO_TB_AUTO): full for a peer that
+	                           proved the secret or a certificate, or is
+	                           on this machine (unix socket, pipe, a
+	                           channel that says nothing); names only
+	                           for any other (tcp://, tls:// without a
+	                           client certificate) */
 	bool recover;           /* catch SIGSEGV, SIGBUS, SIGFPE, SIGABRT in
 	                           the calls this session serves: the call
 	                           fails with Crash and the process is marked
@@ -757,6 +767,9 @@ typedef struct remo_session_opts {
 #define REMO_TB_SNAPSHOT 0
 #define REMO_TB_LIVE 1
 #define REMO_TB_NONE 2
+#define REMO_TB_AUTO 0
+#define REMO_TB_FULL 1
+#define REMO_TB_NAMES 2
 #define REMO_DEFAULT_LIVE_MS 60000
 /* Threads one session keeps parked with live tracebacks at once.  Past
  * it, and for a failure served inside a parked thread (parks never nest

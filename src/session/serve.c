@@ -369,6 +369,19 @@ void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline)
 	remo__serving_park_cancel();
 }
 
+bool remo__session_tb_full(remo_session *s)
+{
+	if (s->opts.traceback_detail != REMO_TB_AUTO)
+		return s->opts.traceback_detail == REMO_TB_FULL;
+	char peer[512];
+	if (s->secret != NULL || s->ch.peer == NULL ||
+	    s->ch.peer(s->ch.user, peer, sizeof peer) != REMO_OK)
+		return true; /* proved the secret, or a channel of the program's */
+	/* a peer on another machine, unless it proved a certificate */
+	bool net = strncmp(peer, "tcp ", 4) == 0 || strncmp(peer, "tls ", 4) == 0;
+	return !net || strncmp(peer, "tls subject=", 12) == 0;
+}
+
 int remo_caller(remo_caller_info *out)
 {
 	if (out == NULL)

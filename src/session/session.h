@@ -73,6 +73,10 @@ void remo__future_release(struct remo_future *f);
 /* remo__serving: the session whose request this thread serves, or NULL. */
 struct remo_session *remo__serving(void);
 const remo_session_opts *remo__session_opts(struct remo_session *s);
+/* remo__session_tb_full: a traceback made for s's peer shows everything
+ * (opts.traceback_detail, or for REMO_TB_AUTO how far the peer is
+ * trusted: remo.h). */
+bool remo__session_tb_full(struct remo_session *s);
 /* remo__serving_reply_error: sends err as the ERROR reply of the request
  * this thread serves, now; its ordinary reply is then skipped.  try_only:
  * give up (REMO_ELIMIT) rather than wait for the send lock. */

@@ -54,6 +54,8 @@ struct tb {
 	int64_t pid, tid;
 	int32_t signal;      /* the crash's signal, or 0 */
 	bool live;           /* the failing thread was parked */
+	bool names_only;     /* for a peer not trusted with more (remo.h,
+	                        traceback_detail): functions and lines */
 	bool tainted;        /* the process recovered from a crash */
 	remo_value cause;    /* the traceback this failure came from */
 
@@ -265,10 +267,17 @@ static int tb_build_frames(struct tb *t, remo_value *out)
 		    remo_dict_get_str(t->locals, fi[i].function, &mine) ==
 		    REMO_OK && mine.kind == REMO_DICT)
 			dict_merge(locals, mine);
-		remo_list_append(list, frame_new(
-			fi[i].function, fi[i].file, fi[i].line, fi[i].column,
-			fi[i].module, (int64_t)fi[i].offset, fi[i].inlined,
-			t->process, locals, true));
+		if (t->names_only) { /* no paths, modules, offsets, locals */
+			remo_value_release(locals);
+			remo_list_append(list, frame_new(
+				fi[i].function, NULL, fi[i].line, 0, "?", 0,
+				fi[i].inlined, "?", remo_dict(), true));
+		} else {
+			remo_list_append(list, frame_new(
+				fi[i].function, fi[i].file, fi[i].line,
+				fi[i].column, fi[i].module, (int64_t)fi[i].offset,
+				fi[i].inlined, t->process, locals, true));
+		}
 		if (!fi[i].inlined)
 			pc++;
 	}
@@ -478,6 +487,17 @@ static struct tb *tb_new(void)
 	return t;
 }
 
+/* A traceback for a peer not trusted with more than names: no process,
+ * thread or locals, never live (tb_build_frames leaves out the rest). */
+static void tb_names_only(struct tb *t)
+{
+	t->names_only = true;
+	t->pid = t->tid = 0;
+	t->process = "?";
+	remo_value_release(t->locals);
+	t->locals = remo_nil();
+}
+
 /* err (stolen) again with traceback tb (stolen). */
 static remo_value error_with_tb(remo_value err, remo_value tb)
 {
@@ -570,7 +590,10 @@ static remo_value tb_attach(remo_value err, int skip)
 	/* +1: this function's own frame */
 	t->npcs = remo__trace_capture(t->pcs, REMO__TRACE_MAX, skip + 1);
 	t->locals = remo__locals_take(remo__serving_locals_mark());
-	t->live = tb_may_park(s);
+	bool full = remo__session_tb_full(s);
+	if (!full)
+		tb_names_only(t);
+	t->live = full && tb_may_park(s);
 	if (t->live && remo__trace_dwarf_locals(NULL, skip + 1, &t->dlocals) !=
 	    REMO_OK)
 		t->dlocals = remo_nil();
@@ -621,10 +644,16 @@ static remo_value crash_with_tb(struct remo__recover *r, bool park)
 	t->npcs = r->npcs;
 	t->first_exact = true;
 	t->signal = r->sig;
-	t->live = park && tb_may_park(s);
+	bool full = remo__session_tb_full(s);
+	t->live = full && park && tb_may_park(s);
 	t->locals = remo__locals_take(remo__serving_locals_mark());
 	t->dlocals = r->dlocals;
 	r->dlocals = remo_nil();
+	if (!full) {
+		tb_names_only(t);
+		remo_value_release(t->dlocals);
+		t->dlocals = remo_nil();
+	}
 	return tb_attach_and_park(s, e, t);
 }
 
