@@ -53,8 +53,34 @@ static remo_exports *exports_with_add(void)
 	remo_value_release(f);
 	f = remo_function("whoami", "r()", (void (*)(void))whoami, NULL);
 	assert_int_equal(remo_export(e, "whoami", f), REMO_OK);
+	/* the same function under names for some callers only */
+	const char *const secret_only[] = {"secret", NULL};
+	char me[32], other[32];
+	snprintf(me, sizeof me, "uid=%u", (unsigned)getuid());
+	snprintf(other, sizeof other, "uid=%u", (unsigned)getuid() + 1);
+	const char *const mine[] = {me, NULL}, *const theirs[] = {other, NULL};
+	assert_int_equal(remo_export_to(e, "for_secret", f, secret_only),
+	                 REMO_OK);
+	assert_int_equal(remo_export_to(e, "for_me", f, mine), REMO_OK);
+	assert_int_equal(remo_export_to(e, "for_other", f, theirs), REMO_OK);
+	const char *const nobody[] = {NULL};
+	assert_int_equal(remo_export_to(e, "for_nobody", f, nobody),
+	                 REMO_EINVAL);
 	remo_value_release(f);
 	return e;
+}
+
+/* Whether the peer of s finds name (REMO_OK) or not (NotFound). */
+static int finds(remo_session *s, const char *name)
+{
+	remo_value v;
+	int rc = remo_lookup(s, name, &v);
+	if (rc == REMO_OK)
+		remo_value_release(v);
+	else
+		assert_string_equal(remo_error_name(remo_last_error()),
+		                    "NotFound");
+	return rc;
 }
 
 /* The server's answer to whoami(), into buf. */
@@ -154,6 +180,28 @@ static void the_same_secret_is_served(void **state)
 	assert_string_equal(ask_whoami(cli.s, who, sizeof who), want);
 	remo_caller_info ci;
 	assert_int_equal(remo_caller(&ci), REMO_ENOTFOUND); /* not serving */
+	/* restricted names: "secret" is this peer; a pipe has no uid */
+	assert_int_equal(finds(cli.s, "for_secret"), REMO_OK);
+	assert_int_equal(finds(cli.s, "for_me"), REMO_ERAISED);
+	remo_session_close(cli.s);
+	pthread_join(sv.th, NULL);
+	remo_session_free(cli.s);
+	remo_session_free(srv.s);
+	remo_exports_free(e);
+}
+
+/* Without a secret, a name for "secret" callers is not there at all. */
+static void a_restricted_name_is_not_found_by_others(void **state)
+{
+	(void)state;
+	remo_exports *e = exports_with_add();
+	struct opening srv = {.exports = e, .opts = with_secret(NULL)};
+	struct opening cli = {.opts = with_secret(NULL)};
+	open_both(&srv, &cli);
+	struct serving sv = {.s = srv.s};
+	pthread_create(&sv.th, NULL, serve_main, &sv);
+	assert_int_equal(finds(cli.s, "whoami"), REMO_OK);
+	assert_int_equal(finds(cli.s, "for_secret"), REMO_ERAISED);
 	remo_session_close(cli.s);
 	pthread_join(sv.th, NULL);
 	remo_session_free(cli.s);
@@ -371,6 +419,9 @@ static void a_server_serves_only_the_secret(void **state)
 	snprintf(want, sizeof want, "auth=1 unix uid=%u gid=%u pid=%ld",
 	         (unsigned)getuid(), (unsigned)getgid(), (long)getpid());
 	assert_string_equal(ask_whoami(s, who, sizeof who), want);
+	/* and exports for this uid, or another's */
+	assert_int_equal(finds(s, "for_me"), REMO_OK);
+	assert_int_equal(finds(s, "for_other"), REMO_ERAISED);
 	remo_session_free(s);
 
 	co = with_secret(secret_b);
@@ -483,6 +534,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(the_same_secret_is_served),
 		cmocka_unit_test(another_secret_is_refused_both_ways),
+		cmocka_unit_test(a_restricted_name_is_not_found_by_others),
 		cmocka_unit_test(no_secret_against_one_is_refused),
 		cmocka_unit_test(a_reflected_nonce_is_refused),
 		cmocka_unit_test(a_silent_peer_times_out),

@@ -695,6 +695,17 @@ REMO_API remo_exports *remo_exports_new(void);
  * name NULL, or v REMO_INVALID), REMO_EEXIST (name is taken),
  * REMO_ENOMEM. */
 REMO_API int remo_export(remo_exports *e, const char *name, remo_value v);
+/*
+ * remo_export_to: remo_export for the named identities only (who: a
+ * NULL-terminated list): "secret" (a peer that proved the session's
+ * secret), "uid=N" (a unix socket's peer of that uid, by SO_PEERCRED),
+ * "subject=S" (a tls:// peer that proved a certificate of subject S,
+ * as remo_caller shows it).  Any other peer's lookup is NotFound, as
+ * for a name never exported.  who NULL: for everyone.  REMO_EINVAL (who
+ * empty, or as remo_export), REMO_EEXIST, REMO_ENOMEM.
+ */
+REMO_API int remo_export_to(remo_exports *e, const char *name, remo_value v,
+                            const char *const *who);
 REMO_API void remo_exports_free(remo_exports *e);
 
 /* Limits, each with its default; 0 in a field means the default. */

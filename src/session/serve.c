@@ -46,7 +46,7 @@ static int serve_op(remo_session *s, int op, remo_value target, remo_value a,
 	}
 	if (a.kind != REMO_STR)
 		return remo__raisef("TypeError", "lookup needs a str");
-	if (remo__exports_get(s->exports, a, out) != REMO_OK)
+	if (remo__exports_get(s, a, out) != REMO_OK)
 		return remo__raisef("NotFound", "nothing is exported as '%s'",
 		                    remo_str_data(a, NULL));
 	return REMO_OK;

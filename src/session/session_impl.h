@@ -233,6 +233,9 @@ struct remo_session {
 struct remo_exports {
 	pthread_mutex_t lock;
 	remo_value names; /* dict: str -> value */
+	remo_value who;   /* dict: str -> tuple of str, the identities that
+	                     may look a name up (remo_export_to); a name
+	                     not in it is for everyone */
 };
 
 /* The request this thread is serving, innermost first, per session. */
@@ -285,8 +288,10 @@ void remo__session_end(remo_session *s, int status);
 
 /* ---- table.c: exports and imports ---- */
 
-/* The exported value of name (new), or REMO_ENOTFOUND. */
-int remo__exports_get(remo_exports *e, remo_value name, remo_value *out);
+/* The exported value of name (new), or REMO_ENOTFOUND, also for a
+ * name restricted to identities s's peer has none of (it does not learn
+ * that the name exists). */
+int remo__exports_get(remo_session *s, remo_value name, remo_value *out);
 /* The peer's type of shape id (remo__shape_base_fn, ctx: the session). */
 const remo_type *remo__shape_base(void *ctx, uint32_t id);
 /* Takes count from id's entry of the object table (a release). */

@@ -18,7 +18,10 @@ remo_exports *remo_exports_new(void)
 	if (e == NULL)
 		return NULL;
 	e->names = remo_dict();
-	if (!remo_ok(e->names)) {
+	e->who = remo_dict();
+	if (!remo_ok(e->names) || !remo_ok(e->who)) {
+		remo_value_release(e->names);
+		remo_value_release(e->who);
 		remo__free(e);
 		return NULL;
 	}
@@ -28,18 +31,43 @@ remo_exports *remo_exports_new(void)
 
 int remo_export(remo_exports *e, const char *name, remo_value v)
 {
+	return remo_export_to(e, name, v, NULL);
+}
+
+int remo_export_to(remo_exports *e, const char *name, remo_value v,
+                   const char *const *who)
+{
 	if (e == NULL || name == NULL || !remo_ok(v))
 		return REMO_EINVAL;
-	remo_value key = remo_str(name), old;
-	if (!remo_ok(key))
+	size_t n = 0;
+	while (who != NULL && who[n] != NULL)
+		n++;
+	if (who != NULL && n == 0)
+		return REMO_EINVAL; /* nobody at all: do not export it */
+	remo_value key = remo_str(name), old, ids = remo_nil();
+	if (who != NULL) {
+		ids = remo_tuple(n);
+		for (size_t i = 0; remo_ok(ids) && i < n; i++)
+			remo_tuple_set(ids, i, remo_str(who[i]));
+	}
+	if (!remo_ok(key) || !remo_ok(ids)) {
+		remo_value_release(key);
+		remo_value_release(ids);
 		return REMO_ENOMEM;
+	}
 	pthread_mutex_lock(&e->lock);
-	int rc = remo_dict_get(e->names, key, &old) == REMO_OK
-	         ? REMO_EEXIST
-	         : remo_dict_set(e->names, remo_value_retain(key),
-	                         remo_value_retain(v));
+	int rc = remo_dict_get(e->names, key, &old) == REMO_OK ? REMO_EEXIST
+	         : who != NULL ? remo_dict_set(e->who, remo_value_retain(key),
+	                                       remo_value_retain(ids))
+	         : REMO_OK;
+	if (rc == REMO_OK)
+		rc = remo_dict_set(e->names, remo_value_retain(key),
+		                   remo_value_retain(v));
+	if (rc != REMO_OK && rc != REMO_EEXIST && who != NULL)
+		remo_dict_del(e->who, key);
 	pthread_mutex_unlock(&e->lock);
 	remo_value_release(key);
+	remo_value_release(ids);
 	return rc;
 }
 
@@ -48,20 +76,69 @@ void remo_exports_free(remo_exports *e)
 	if (e == NULL)
 		return;
 	remo_value_release(e->names);
+	remo_value_release(e->who);
 	pthread_mutex_destroy(&e->lock);
 	remo__free(e);
 }
 
-int remo__exports_get(remo_exports *e, remo_value name, remo_value *out)
+/*
+ * Whether s's peer has identity id: "secret" (it proved the session's
+ * secret), "uid=N" (a unix socket's peer, by the kernel's word), or
+ * "subject=S" (the certificate it proved over tls://): the tokens of
+ * remo_caller's account, never anything the peer says of itself.
+ */
+static bool exports_peer_is(remo_session *s, const char *id)
 {
+	if (strcmp(id, "secret") == 0)
+		return s->secret != NULL;
+	char peer[512];
+	if (s->ch.peer == NULL ||
+	    s->ch.peer(s->ch.user, peer, sizeof peer) != REMO_OK)
+		return false;
+	size_t n = strlen(id);
+	if (strncmp(id, "uid=", 4) == 0 && strncmp(peer, "unix ", 5) == 0) {
+		const char *u = strstr(peer, " uid=");
+		return u != NULL && strncmp(u + 1, id, n) == 0 && u[1 + n] == ' ';
+	}
+	if (strncmp(id, "subject=", 8) == 0 &&
+	    strncmp(peer, "tls subject=", 12) == 0) {
+		/* the subject runs to the last space, before the address */
+		const char *end = strrchr(peer, ' ');
+		return end != NULL && (size_t)(end - (peer + 4)) == n &&
+		       strncmp(peer + 4, id, n) == 0;
+	}
+	return false;
+}
+
+int remo__exports_get(remo_session *s, remo_value name, remo_value *out)
+{
+	remo_exports *e = s->exports;
 	if (e == NULL)
 		return REMO_ENOTFOUND;
 	pthread_mutex_lock(&e->lock);
+	remo_value ids = remo_nil();
 	int rc = remo_dict_get(e->names, name, out);
-	if (rc == REMO_OK)
+	if (rc == REMO_OK) {
 		*out = remo_value_retain(*out);
+		if (remo_dict_get(e->who, name, &ids) == REMO_OK)
+			ids = remo_value_retain(ids);
+		else
+			ids = remo_nil();
+	}
 	pthread_mutex_unlock(&e->lock);
-	return rc;
+	if (rc != REMO_OK || ids.kind == REMO_NIL)
+		return rc;
+	bool allowed = false;
+	for (size_t i = 0; !allowed && i < remo_tuple_len(ids); i++)
+		allowed = exports_peer_is(s, remo_str_data(remo_tuple_get(ids, i),
+		                                           NULL));
+	remo_value_release(ids);
+	if (!allowed) {
+		remo_value_release(*out);
+		*out = remo_nil();
+		return REMO_ENOTFOUND; /* it need not learn the name exists */
+	}
+	return REMO_OK;
 }
 
 /* ==== shapes =========================================================== */
