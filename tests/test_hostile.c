@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "net/net.h"
@@ -1343,6 +1344,29 @@ static void a_flood_of_bytes_ends_the_session(void **state)
 	assert_int_equal(remo_session_status(fx->s), REMO_ELIMIT);
 }
 
+/* A peer that stops reading: a send that makes no progress within the
+ * framed descriptor's send timeout fails (REMO_EPEERLOST, which ends a
+ * session) instead of holding its thread for ever (issue 11). */
+static void a_peer_that_stops_reading_fails_the_send(void **state)
+{
+	(void)state;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	remo_frame_fd f = {0};
+	remo_frame_fd_init(&f, sv[0], 1u << 20);
+	remo_frame_fd_set_send_timeout(&f, 200);
+	static char big[64 << 10];
+	int rc = REMO_OK, sent = 0;
+	while (rc == REMO_OK && sent < 10000) { /* the peer reads nothing */
+		rc = remo_frame_fd_send(&f, big, sizeof big);
+		sent++;
+	}
+	assert_int_equal(rc, REMO_EPEERLOST);
+	assert_true(sent < 10000);
+	remo_frame_fd_fini(&f);
+	close(sv[1]);
+}
+
 /* Shapes are sent once each; a peer that sends the same id twice is
  * broken (and one that sends without end is flooding). */
 static void a_shape_sent_twice_ends_the_session(void **state)
@@ -1756,6 +1780,7 @@ int main(void)
 		T(multi_frames_are_split_and_checked),
 		T(member_names_with_nul_are_refused),
 		T(a_flood_of_bytes_ends_the_session),
+		T(a_peer_that_stops_reading_fails_the_send),
 #undef T
 	};
 	return cmocka_run_group_tests_name("hostile", tests, group_setup,

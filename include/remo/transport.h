@@ -100,7 +100,9 @@ typedef struct remo_transport_ops {
  * remo_frame_send: writes one frame to fd, resuming partial writes,
  * without raising SIGPIPE.  REMO_OK, REMO_ETOOBIG (n > max), or
  * REMO_EPEERLOST when the write fails (the plugin turns that into
- * REMO_ECLOSED if it closed the descriptor itself).
+ * REMO_ECLOSED if it closed the descriptor itself), or when a socket
+ * with a send timeout (SO_SNDTIMEO: remo_frame_fd sets one) made no
+ * progress for that long: a peer that stopped reading.
  */
 REMO_API int remo_frame_send(int fd, const void *msg, size_t n, size_t max);
 
@@ -136,7 +138,10 @@ REMO_API void remo_frame_rx_free(remo_frame_rx *rx);
  * (the core zero-fills it) and touch it only through these functions.
  *
  * remo_frame_fd_init: f takes ownership of fd; max is the plugin's
- * message limit (remo_frame_send and _recv's max).
+ * message limit (remo_frame_send and _recv's max).  A send that makes
+ * no progress for REMO_FRAME_SEND_TIMEOUT_MS (a peer that stopped
+ * reading) fails with REMO_EPEERLOST, which ends the session;
+ * remo_frame_fd_set_send_timeout changes it (0: wait for ever).
  * remo_frame_fd_send / _recv: remo_frame_send / _recv on the descriptor;
  * REMO_ECLOSED once remo_frame_fd_close was called (from any thread),
  * instead of the REMO_EPEERLOST the shut-down descriptor gives.
@@ -153,7 +158,9 @@ typedef struct remo_frame_fd {
 	size_t max;
 	remo_frame_rx rx;
 } remo_frame_fd;
+#define REMO_FRAME_SEND_TIMEOUT_MS 30000
 REMO_API void remo_frame_fd_init(remo_frame_fd *f, int fd, size_t max);
+REMO_API void remo_frame_fd_set_send_timeout(remo_frame_fd *f, int ms);
 REMO_API int remo_frame_fd_send(remo_frame_fd *f, const void *msg, size_t n);
 REMO_API int remo_frame_fd_recv(remo_frame_fd *f, remo_buf *out,
                                 int timeout_ms);

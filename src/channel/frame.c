@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +43,9 @@ int remo_frame_send(int fd, const void *msg, size_t n, size_t max)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
+			/* EAGAIN on a blocking socket: its SO_SNDTIMEO passed
+			 * without progress, the peer stopped reading; either
+			 * way the frame is cut, and the connection with it */
 			return REMO_EPEERLOST;
 		}
 		left -= (size_t)w;
@@ -235,6 +239,16 @@ void remo_frame_fd_init(remo_frame_fd *f, int fd, size_t max)
 	f->open = 1;
 	__atomic_store_n(&f->closed, 0, __ATOMIC_RELAXED);
 	f->max = max;
+	remo_frame_fd_set_send_timeout(f, REMO_FRAME_SEND_TIMEOUT_MS);
+}
+
+void remo_frame_fd_set_send_timeout(remo_frame_fd *f, int ms)
+{
+	/* a socket's own timeout: a blocked sendmsg returns EAGAIN when no
+	 * byte went for that long (not a pipe: exec's is a socketpair) */
+	struct timeval tv = {ms > 0 ? ms / 1000 : 0,
+	                     ms > 0 ? (ms % 1000) * 1000 : 0};
+	setsockopt(f->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 static bool frame_fd_closed(remo_frame_fd *f)

@@ -59,6 +59,7 @@
 #define TLS_CONNECT_TIMEOUT_MS 10000 /* when the caller gives -1 */
 #define TLS_HANDSHAKE_MS 10000       /* a server's, from accept    */
 #define TLS_STEP (1u << 20)          /* receive buffer growth      */
+#define TLS_SEND_STALL_MS REMO_FRAME_SEND_TIMEOUT_MS
 #define TLS_SMALL 8192               /* sent in one record with its
                                         header                      */
 
@@ -452,16 +453,23 @@ static int tls_send(void *state, const void *msg, size_t n)
 		unsigned char one[4 + TLS_SMALL];
 		memcpy(one, hdr, 4);
 		memcpy(one + 4, msg, n);
-		r = tls_io(c, true, one, 4 + n, -1);
+		r = tls_io(c, true, one, 4 + n, tls_now_ms() + TLS_SEND_STALL_MS);
 		done = n;
 	} else {
 		/* the header, then the body; SSL_write writes all it is given */
-		r = tls_io(c, true, hdr, sizeof hdr, -1);
+		r = tls_io(c, true, hdr, sizeof hdr,
+		           tls_now_ms() + TLS_SEND_STALL_MS);
 	}
+	/* in pieces, each of which must go within TLS_SEND_STALL_MS: a peer
+	 * that stops reading ends the connection (the stream transport's
+	 * SO_SNDTIMEO, remo_frame_fd) */
 	for (; r > 0 && done < n; done += (size_t)r) {
-		size_t chunk = n - done > (1u << 30) ? (1u << 30) : n - done;
-		r = tls_io(c, true, (char *)msg + done, chunk, -1);
+		size_t chunk = n - done > TLS_STEP ? TLS_STEP : n - done;
+		r = tls_io(c, true, (char *)msg + done, chunk,
+		           tls_now_ms() + TLS_SEND_STALL_MS);
 	}
+	if (r == -REMO_ETIMEDOUT)
+		r = -REMO_EPEERLOST; /* it stopped reading */
 	if (r <= 0)
 		rc = (int)-r;
 	pthread_mutex_unlock(&c->send_lock);
