@@ -997,8 +997,9 @@ static void a_read_only_container_cannot_be_written(void **state)
 	remo_value orig_inner = remo_list_get(the_keeper.items, 1);
 	assert_int_equal(remo_list_get(orig_inner, 0).as.i, 2);
 	/* and the setattr of a read-only field is refused, as before */
-	assert_int_equal(remo_setattr(keeper, "items", remo_list()),
-	                 REMO_ERAISED);
+	remo_value other = remo_list();
+	assert_int_equal(remo_setattr(keeper, "items", other), REMO_ERAISED);
+	remo_value_release(other);
 	remo_value_release(inner);
 	remo_value_release(items);
 	remo_value_release(keeper);
