@@ -5,8 +5,9 @@
  *
  * The calculator is a plain C struct with plain C functions, registered
  * with signature strings: no IDL, no stubs.  It has a read-write field
- * (acc), a read-only field (ops), a list it keeps (history: clients see
- * it by reference), methods, a method that raises, and a method that
+ * (acc), a read-only field (ops), a list it keeps (history, read-only:
+ * clients see a copy by reference, which they cannot use to change the
+ * calculator's own), methods, a method that raises, and a method that
  * calls back into the client (apply).
  */
 #include <remo/remo.h>
