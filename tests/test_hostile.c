@@ -60,7 +60,7 @@ struct frame {
 struct rec {
 	struct frame *script_head, *script_tail; /* for the session to recv */
 	bool script_closed;  /* the fake peer went away after its script */
-	bool closed_here;    /* the session called close                 */
+	atomic_bool closed_here; /* the session called close (any thread) */
 	struct frame **sent; /* every frame the session sent, in order   */
 	size_t nsent, capsent;
 	size_t late_sends;   /* send attempts after close                */

@@ -1094,6 +1094,7 @@ int main(int argc, char **argv)
 {
 	if (argc == 5 && strcmp(argv[1], "child") == 0)
 		return child_main(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+	TEST_SKIP_UNDER_TSAN("test_trace");
 	self_path = argv[0];
 
 	const struct CMUnitTest naming[] = {

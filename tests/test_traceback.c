@@ -963,6 +963,7 @@ static void pipelined_on_a_live_failure(void **state)
 
 int main(void)
 {
+	TEST_SKIP_UNDER_TSAN("test_traceback");
 	/* the traceback layer installs them through the session's hook */
 	assert_non_null(remo__session_hooks.init_handlers);
 	assert_int_equal(remo__session_hooks.init_handlers(), REMO_OK);
