@@ -778,9 +778,12 @@ typedef struct remo_session_opts {
 #define REMO_TB_SNAPSHOT 0
 #define REMO_TB_LIVE 1
 #define REMO_TB_NONE 2
+/* traceback_detail's values: numbers of their own, so that one of the
+ * traceback modes above given by mistake is not taken for them (any
+ * value but these is REMO_TB_NAMES: the safe reading) */
 #define REMO_TB_AUTO 0
-#define REMO_TB_FULL 1
-#define REMO_TB_NAMES 2
+#define REMO_TB_FULL 16
+#define REMO_TB_NAMES 17
 #define REMO_DEFAULT_LIVE_MS 60000
 /* Threads one session keeps parked with live tracebacks at once.  Past
  * it, and for a failure served inside a parked thread (parks never nest
