@@ -72,7 +72,7 @@ static inline remo_channel counting_wrap(remo_channel inner,
 	c->inner = inner;
 	*counts = c;
 	return (remo_channel){counting_send, counting_recv, counting_close,
-	                      counting_destroy, c, NULL};
+	                      counting_destroy, c, NULL, NULL};
 }
 
 #endif /* REMO_BENCH_COUNTING_H */

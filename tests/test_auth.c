@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,6 +530,56 @@ static void a_full_server_refuses_by_name(void **state)
 	rmdir(dir);
 }
 
+/*
+ * Before it has proved the secret a peer may send nothing bigger than
+ * the opening needs: one that announces a 1 MiB message is cut off at
+ * once, not held (with what it trickles) until handshake_ms; before,
+ * the stream transport would have taken up to its own 64 MiB limit from
+ * each such connection (issue 11 measured 1.85 GB from 30).
+ */
+static void a_stranger_cannot_make_the_server_hold_a_big_frame(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/remo-auth-XXXXXX", url[128], bound[128], sock[160];
+	assert_non_null(mkdtemp(dir));
+	snprintf(url, sizeof url, "unix://%s/s.sock", dir);
+	remo_exports *e = exports_with_add();
+	remo_server_opts so = {.session = with_secret(secret_a)};
+	so.session.handshake_ms = 30000; /* the proof may take long... */
+	int rc;
+	remo_server *srv = remo_server_new(e, &so, &rc);
+	assert_int_equal(remo_server_listen(srv, url, bound, sizeof bound),
+	                 REMO_OK);
+	pthread_t th;
+	pthread_create(&th, NULL, run_main, srv);
+
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s/s.sock", dir);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	/* ...but a length of 1 MiB, and a first few bytes of it */
+	unsigned char hdr[4] = {0x00, 0x10, 0x00, 0x00}, some[100] = {0};
+	assert_int_equal(write(fd, hdr, 4), 4);
+	assert_int_equal(write(fd, some, sizeof some), (ssize_t)sizeof some);
+	/* the server closes: read its HELLO and what follows until EOF,
+	 * within 10 s (it would have waited 30 for the proof) */
+	struct pollfd p = {fd, POLLIN, 0};
+	char buf[4096];
+	ssize_t r = 1;
+	while (r > 0 && poll(&p, 1, 10000) == 1)
+		r = read(fd, buf, sizeof buf);
+	assert_int_equal(r, 0); /* EOF, not a poll that timed out */
+	close(fd);
+
+	remo_server_stop(srv);
+	pthread_join(th, NULL);
+	remo_server_free(srv);
+	remo_exports_free(e);
+	snprintf(sock, sizeof sock, "%s/s.sock", dir);
+	unlink(sock);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -543,6 +594,7 @@ int main(void)
 		cmocka_unit_test(a_server_serves_only_the_secret),
 		cmocka_unit_test(an_open_address_needs_a_secret),
 		cmocka_unit_test(a_full_server_refuses_by_name),
+		cmocka_unit_test(a_stranger_cannot_make_the_server_hold_a_big_frame),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -569,6 +569,15 @@ typedef struct remo_channel {
 	 * REMO_OK, or REMO_ENOTFOUND (nothing known).
 	 */
 	int (*peer)(void *user, char *buf, size_t len);
+	/*
+	 * limit (optional): from now on, refuse to receive a message over n
+	 * bytes (recv: REMO_EPROTO) before holding more than n bytes of it.
+	 * The session lowers it to a few KiB while a peer has not proved
+	 * its secret, and sets it to max_message after, so that a stranger
+	 * cannot make it hold a transport's whole limit (64 MiB) per
+	 * connection.
+	 */
+	void (*limit)(void *user, size_t n);
 } remo_channel;
 
 /* remo_buf_reserve: makes room for n more bytes at b->data + b->len.

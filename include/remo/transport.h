@@ -70,6 +70,9 @@ typedef struct remo_transport_ops {
 	/* peer (optional): remo_channel's peer, for this connection: who is
 	 * on the other end, as the transport knows it (remo_caller). */
 	int (*peer)(void *conn, char *buf, size_t len);
+	/* limit (optional): remo_channel's limit, for this connection; never
+	 * above max_message. */
+	void (*limit)(void *conn, size_t n);
 
 	/*
 	 * listen: initialises lst (listener_size zeroed bytes) listening on
@@ -155,12 +158,16 @@ typedef struct remo_frame_fd {
 	int fd;
 	int open;   /* init was called: fd is ours (fd 0 is a valid one) */
 	int closed; /* atomic: remo_frame_fd_close was called */
-	size_t max;
+	size_t max;      /* what send and recv take: the plugin's limit  */
+	size_t recv_max; /* what recv takes now (remo_frame_fd_set_limit) */
 	remo_frame_rx rx;
 } remo_frame_fd;
 #define REMO_FRAME_SEND_TIMEOUT_MS 30000
 REMO_API void remo_frame_fd_init(remo_frame_fd *f, int fd, size_t max);
 REMO_API void remo_frame_fd_set_send_timeout(remo_frame_fd *f, int ms);
+/* remo_frame_fd_set_limit: the largest message recv takes from now on
+ * (at most the max init was given). */
+REMO_API void remo_frame_fd_set_limit(remo_frame_fd *f, size_t n);
 REMO_API int remo_frame_fd_send(remo_frame_fd *f, const void *msg, size_t n);
 REMO_API int remo_frame_fd_recv(remo_frame_fd *f, remo_buf *out,
                                 int timeout_ms);

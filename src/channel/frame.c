@@ -239,7 +239,13 @@ void remo_frame_fd_init(remo_frame_fd *f, int fd, size_t max)
 	f->open = 1;
 	__atomic_store_n(&f->closed, 0, __ATOMIC_RELAXED);
 	f->max = max;
+	f->recv_max = max;
 	remo_frame_fd_set_send_timeout(f, REMO_FRAME_SEND_TIMEOUT_MS);
+}
+
+void remo_frame_fd_set_limit(remo_frame_fd *f, size_t n)
+{
+	f->recv_max = n < f->max ? n : f->max;
 }
 
 void remo_frame_fd_set_send_timeout(remo_frame_fd *f, int ms)
@@ -270,7 +276,7 @@ int remo_frame_fd_recv(remo_frame_fd *f, remo_buf *out, int timeout_ms)
 {
 	if (frame_fd_closed(f))
 		return REMO_ECLOSED;
-	int rc = remo_frame_recv(f->fd, &f->rx, out, timeout_ms, f->max);
+	int rc = remo_frame_recv(f->fd, &f->rx, out, timeout_ms, f->recv_max);
 	/* close shuts the descriptor down, which wakes the poll as an EOF */
 	if (rc == REMO_EPEERLOST && frame_fd_closed(f))
 		rc = REMO_ECLOSED;

@@ -246,6 +246,13 @@ static int conn_peer(void *user, char *buf, size_t len)
 	                            : REMO_ENOTFOUND;
 }
 
+static void conn_limit(void *user, size_t n)
+{
+	struct remo__conn *c = user;
+	if (c->ops->limit != NULL)
+		c->ops->limit(c->state, n);
+}
+
 static void conn_destroy(void *user)
 {
 	struct remo__conn *c = user;
@@ -271,7 +278,7 @@ void *remo__conn_state(struct remo__conn *c)
 void remo__conn_channel(struct remo__conn *c, remo_channel *out)
 {
 	*out = (remo_channel){conn_send, conn_recv, conn_close, conn_destroy,
-	                      c, conn_peer};
+	                      c, conn_peer, conn_limit};
 }
 
 size_t remo__conn_max_message(const struct remo__conn *c)

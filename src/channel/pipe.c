@@ -194,9 +194,10 @@ int remo_pipe(remo_channel *a, remo_channel *b)
 	sh->ends = 2;
 	*ea = (struct pipe_end){sh, 0};
 	*eb = (struct pipe_end){sh, 1};
+	/* no limit: a pipe's messages are copies this process made */
 	*a = (remo_channel){pipe_send, pipe_recv, pipe_close, pipe_destroy, ea,
-	                    pipe_peer};
+	                    pipe_peer, NULL};
 	*b = (remo_channel){pipe_send, pipe_recv, pipe_close, pipe_destroy, eb,
-	                    pipe_peer};
+	                    pipe_peer, NULL};
 	return REMO_OK;
 }

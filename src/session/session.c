@@ -227,7 +227,10 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 	if (s->secret == NULL) {
 		rc = remo__send_msg(s, hello, 4, NULL, 0);
 	} else {
-		/* HELLO with our nonce, then the proofs (auth.c) */
+		/* HELLO with our nonce, then the proofs (auth.c); until they
+		 * hold, the peer may send nothing bigger than the opening */
+		if (s->ch.limit != NULL)
+			s->ch.limit(s->ch.user, REMO__OPENING_MAX);
 		unsigned char nonce[REMO__NONCE_LEN];
 		rc = remo__auth_nonce(nonce);
 		remo_value v = rc == REMO_OK ? remo_bytes(nonce, sizeof nonce)
@@ -246,6 +249,11 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 			*status = rc;
 		return NULL;
 	}
+	/* what the session takes, told the peer in HELLO, bounds what the
+	 * channel holds for one message (a transport's own limit is often
+	 * larger: 64 MiB) */
+	if (s->ch.limit != NULL)
+		s->ch.limit(s->ch.user, s->opts.max_message);
 	if (s->opts.lease_ms > 0)
 		remo__lease_add(s);
 	if (status != NULL)

@@ -378,6 +378,9 @@ static inline int remo__refused_status(uint64_t st)
 /* ---- auth.c: the authenticated handshake ---- */
 
 #define REMO__NONCE_LEN 32
+/* The largest message of the authenticated opening (HELLO, AUTH, a
+ * BYE or REFUSED): a peer that has proved nothing holds no more. */
+#define REMO__OPENING_MAX 1024
 #define REMO__PROOF_LEN 32
 /* 32 random bytes: REMO_ENOMEM if OpenSSL cannot give them. */
 int remo__auth_nonce(unsigned char nonce[REMO__NONCE_LEN]);

@@ -332,6 +332,11 @@ static int exec_recv(void *state, remo_buf *out, int timeout_ms)
 
 /* ==== ending ============================================================= */
 
+static void exec_limit(void *state, size_t n)
+{
+	remo_frame_fd_set_limit(&((struct exec_conn *)state)->f, n);
+}
+
 /* wakes a poll in recv at once, and gives the helper EOF */
 static void exec_close(void *state)
 {
@@ -391,6 +396,7 @@ static const remo_transport_ops exec_ops = {
 	.recv = exec_recv,
 	.close = exec_close,
 	.fini = exec_fini,
+	.limit = exec_limit,
 	/* connect-only: no listen, accept, close_listener, fini_listener */
 };
 

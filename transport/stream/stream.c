@@ -134,6 +134,11 @@ static int stream_peer(void *state, char *buf, size_t len)
 	                 : REMO_ENOTFOUND;
 }
 
+static void stream_limit(void *state, size_t n)
+{
+	remo_frame_fd_set_limit(&((struct stream_conn *)state)->f, n);
+}
+
 static void stream_fini(void *state)
 {
 	remo_frame_fd_fini(&((struct stream_conn *)state)->f);
@@ -267,6 +272,7 @@ static const remo_transport_ops stream_ops = {
 	.close = stream_close,
 	.fini = stream_fini,
 	.peer = stream_peer,
+	.limit = stream_limit,
 	.listen = stream_listen,
 	.accept = stream_accept,
 	.close_listener = stream_close_listener,

@@ -78,6 +78,7 @@ struct tls_conn {
 	size_t body_len;
 	bool in_body;
 	remo_buf body;
+	size_t recv_max;   /* 0: TLS_MAX_MESSAGE; lower: tls_limit */
 };
 
 struct tls_listener {
@@ -495,7 +496,8 @@ static int tls_recv(void *state, remo_buf *out, int timeout_ms)
 		if (c->hdr_got == 4) {
 			c->body_len = (size_t)c->hdr[0] << 24 | (size_t)c->hdr[1] << 16 |
 			              (size_t)c->hdr[2] << 8 | c->hdr[3];
-			if (c->body_len > TLS_MAX_MESSAGE)
+			if (c->body_len > (c->recv_max ? c->recv_max
+			                                : TLS_MAX_MESSAGE))
 				return REMO_EPROTO;
 			c->in_body = true;
 			c->body.len = 0;
@@ -552,6 +554,12 @@ static int tls_peer(void *state, char *buf, size_t len)
 	snprintf(buf, len, "tls%s%s%s", subject[0] ? " subject=" : "",
 	         subject, addr);
 	return REMO_OK;
+}
+
+static void tls_limit(void *state, size_t n)
+{
+	struct tls_conn *c = state;
+	c->recv_max = n < TLS_MAX_MESSAGE ? n : TLS_MAX_MESSAGE;
 }
 
 static void tls_close(void *state)
@@ -669,6 +677,7 @@ static const remo_transport_ops tls_ops = {
 	.close = tls_close,
 	.fini = tls_fini,
 	.peer = tls_peer,
+	.limit = tls_limit,
 	.listen = tls_listen,
 	.accept = tls_accept,
 	.close_listener = tls_close_listener,
