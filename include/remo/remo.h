@@ -509,7 +509,8 @@ REMO_API void remo_buf_free(remo_buf *b);
  * string or container over 2^32 - 1 bytes or items; REMO_EWIRE_UTF8 for
  * a str that is not UTF-8 (a peer would refuse it); REMO_EINVAL for
  * REMO_INVALID, and for a local object, callable, frame or traceback
- * (a reference has an id only inside a session); REMO_ENOMEM.  On failure out->len is as it was.
+ * (a reference has an id only inside a session); REMO_ENOMEM.  On
+ * failure out->len is as it was.
  */
 REMO_API int remo_pack(remo_value v, remo_buf *out);
 
@@ -1050,7 +1051,8 @@ REMO_API void remo_ops_free(remo_ops *ops);
  * failure: its status).  Starting one (remo_call_async, _oneway,
  * remo_batch_call, remo_batch_send) fails with the codes of section 9,
  * and REMO_EINVAL (a NULL name, batch or future pointer), REMO_ERAISED
- * with ValueError or LimitError for what a batch cannot hold.  Replies reach a future when some thread reads the
+ * with ValueError or LimitError for what a batch cannot hold.  Replies
+ * reach a future when some thread reads the
  * session: one waiting in remo_future_wait or a call, a remo_session_serve
  * thread, remo_future_poll, or the lease thread (every 20 ms).  Requests
  * the peer makes while serving an async call (callbacks) are served by a

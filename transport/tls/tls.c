@@ -88,7 +88,7 @@ struct tls_listener {
 	SSL_CTX *ctx;
 };
 
-/* ==== URLs and contexts =================================================== */
+/* ==== URLs and contexts ================================================== */
 
 struct tls_url {
 	char hostport[300];
@@ -204,7 +204,7 @@ static SSL_CTX *tls_ctx(const struct tls_url *u, const char *url, bool server)
 	return ctx;
 }
 
-/* ==== the SSL calls, under the lock, waiting outside it ===================== */
+/* ==== the SSL calls, under the lock, waiting outside it ================== */
 
 static int64_t tls_now_ms(void)
 {
@@ -343,7 +343,7 @@ static long tls_io(struct tls_conn *c, bool write, void *buf, size_t n,
 	}
 }
 
-/* ==== connections ========================================================== */
+/* ==== connections ======================================================== */
 
 static int tls_conn_init(struct tls_conn *c, int fd, SSL_CTX *ctx)
 {
@@ -584,7 +584,7 @@ static void tls_fini(void *state)
 	c->open = false;
 }
 
-/* ==== listening ============================================================ */
+/* ==== listening ========================================================== */
 
 static int tls_listen(void *state, const char *url, char *bound,
                       size_t boundlen)
@@ -660,7 +660,7 @@ static void tls_fini_listener(void *state)
 	SSL_CTX_free(l->ctx);
 }
 
-/* ==== the entry ============================================================ */
+/* ==== the entry ========================================================== */
 
 static const char *const tls_schemes[] = {"tls", NULL};
 
