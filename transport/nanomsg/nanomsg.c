@@ -139,102 +139,20 @@
  * listen there replaces it) and its session directory, empty or with
  * the files of the sessions it had.
  *
+ * Files: this one (helpers, connecting, sending and receiving, the
+ * entry), listen.c (the rendezvous, accept), nanomsg.h (the state
+ * structs and what the two share).
+ *
  * Neighbours: include/remo/transport.h is the contract; the core
- * (src/channel/loader.c) allocates the state structs below and calls in;
+ * (src/channel/loader.c) allocates the state structs (nanomsg.h) and
+ * calls in;
  * transport/stream/stream.c is the other transport and the model for
  * this one's conventions.
  */
-#include "config.h"
-
-#include <remo/transport.h>
-
-#include <nanomsg/nn.h>
-#include <nanomsg/pair.h>
-#include <nanomsg/reqrep.h>
-#include <nanomsg/tcp.h>
-
-#include <errno.h>
-#include <limits.h>
-#include <poll.h>
-#include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <sys/random.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
-
-#define NANOMSG_MAX_MESSAGE (16u << 20)
-#define NANOMSG_MAX_SOCKETS 500
-#define NANOMSG_MAX_PENDING 16       /* sessions waiting for a token   */
-#define NANOMSG_TOKEN_WAIT_MS 5000   /* how long one may wait          */
-#define NANOMSG_PORT_RANGE 1000      /* tcp: session ports after P     */
-#define NANOMSG_SLICE_MS 50          /* between looks at the peer      */
-#define NANOMSG_CONNECT_TIMEOUT_MS 10000 /* when the caller gives -1   */
-#define NANOMSG_NO_RECONNECT_MS 86400000 /* a day: in effect, never    */
-#define NANOMSG_RV_RETRY_MS 10       /* rendezvous reconnects, doubling */
-#define NANOMSG_RV_RETRY_MAX_MS 200  /* up to this                      */
-
-#define NANO_MAGIC "RMN1"
-#define NANO_MAGIC_LEN 4
-#define NANO_TOKEN_LEN 16
-#define NANO_EP_MAX 255
-#define NANO_REPLY_MAX (NANO_MAGIC_LEN + 1 + NANO_TOKEN_LEN + NANO_EP_MAX)
-#define NANO_STATUS_OK 0
-#define NANO_STATUS_BUSY 1
-#define NANO_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
-/* "/" and 32 hex digits after a session directory's path */
-#define NANO_DIR_MAX (NANO_PATH_MAX - 1 - 2 * 16 - 1)
-
-enum nano_kind { NANO_IPC, NANO_TCP, NANO_INPROC };
-
-/* An ipc listener's 0700 directory, shared with the sessions bound in
- * it: the last one out removes it.  Plugin memory, freed by the plugin. */
-struct nano_dir {
-	atomic_int refs;
-	char path[];
-};
-
-struct nano_conn {
-	int sock;             /* the session's NN_PAIR socket            */
-	int eid;              /* its one endpoint, bound or connected    */
-	int rcvfd, sndfd;     /* nanomsg's readiness fds (its own)       */
-	int wakefd;           /* eventfd: close writes it, waits poll it */
-	bool live;            /* sock and wakefd are ours to close       */
-	bool bound;           /* server side: count accepts, not connects */
-	atomic_bool closed;
-	struct nano_dir *dir; /* ipc server side, else NULL              */
-	char file[NANO_PATH_MAX]; /* ipc server side: the socket file    */
-};
-
-/* A session handed out by the rendezvous, waiting for its token. */
-struct nano_pending {
-	struct nano_conn c;
-	unsigned char token[NANO_TOKEN_LEN];
-	int64_t deadline;     /* us, CLOCK_MONOTONIC: then it is dropped */
-	bool used;
-};
-
-struct nano_listener {
-	int rv;               /* the rendezvous NN_REP socket            */
-	int rvfd;             /* its NN_RCVFD                            */
-	int wakefd;           /* eventfd written by close_listener       */
-	bool live;
-	atomic_bool closed;
-	enum nano_kind kind;
-	struct nano_dir *dir; /* ipc                                     */
-	char rvpath[NANO_PATH_MAX]; /* ipc: the rendezvous socket file   */
-	char host[256];       /* tcp: the host part sessions bind to     */
-	unsigned port_lo, port_hi, port_next; /* tcp: the session range  */
-	struct nano_pending pending[NANOMSG_MAX_PENDING];
-};
+#include "nanomsg.h"
 
 /* Sockets this plugin holds, process-wide (nanomsg's cap is global). */
-static atomic_int nano_nsockets;
+atomic_int remo__nano_nsockets;
 
 /* ==== small helpers ===================================================== */
 
@@ -242,7 +160,7 @@ static atomic_int nano_nsockets;
  * 0 would keep looking until the clock ticked, up to 1 ms of busy loop
  * per call, and the session's spin-then-block calls recv(0) in a loop
  * (measured: a null call took 1000 us instead of 50). */
-static int64_t nano_now_us(void)
+int64_t remo__nano_now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -250,19 +168,19 @@ static int64_t nano_now_us(void)
 }
 
 /* The deadline timeout_ms from now; -1 (none) for a negative timeout. */
-static int64_t nano_deadline(int timeout_ms)
+int64_t remo__nano_deadline(int timeout_ms)
 {
-	return timeout_ms < 0 ? -1 : nano_now_us() + (int64_t)timeout_ms * 1000;
+	return timeout_ms < 0 ? -1 : remo__nano_now_us() + (int64_t)timeout_ms * 1000;
 }
 
 /* Milliseconds for poll until deadline_us (rounded up, at most max_ms;
  * max_ms if there is no deadline).  -1 when the deadline has passed, so
  * a timeout of 0 means one look and no wait. */
-static int nano_wait_ms(int64_t deadline_us, int max_ms)
+int remo__nano_wait_ms(int64_t deadline_us, int max_ms)
 {
 	if (deadline_us < 0)
 		return max_ms;
-	int64_t left = deadline_us - nano_now_us();
+	int64_t left = deadline_us - remo__nano_now_us();
 	if (left <= 0)
 		return -1;
 	int64_t ms = (left + 999) / 1000;
@@ -272,10 +190,10 @@ static int nano_wait_ms(int64_t deadline_us, int max_ms)
 /* Milliseconds to wait: at most a slice, at most until deadline. */
 static int nano_slice(int64_t deadline_us)
 {
-	return nano_wait_ms(deadline_us, NANOMSG_SLICE_MS);
+	return remo__nano_wait_ms(deadline_us, NANOMSG_SLICE_MS);
 }
 
-static bool nano_random(void *buf, size_t n)
+bool remo__nano_random(void *buf, size_t n)
 {
 	unsigned char *p = buf;
 	while (n > 0) {
@@ -292,11 +210,11 @@ static bool nano_random(void *buf, size_t n)
 }
 
 /* 16 random bytes as 32 hex digits and a NUL. */
-static bool nano_random_name(char out[2 * 16 + 1])
+bool remo__nano_random_name(char out[2 * 16 + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char b[16];
-	if (!nano_random(b, sizeof b))
+	if (!remo__nano_random(b, sizeof b))
 		return false;
 	for (size_t i = 0; i < sizeof b; i++) {
 		out[2 * i] = hex[b[i] >> 4];
@@ -307,7 +225,7 @@ static bool nano_random_name(char out[2 * 16 + 1])
 }
 
 /* Compares tokens in time independent of where they differ. */
-static bool nano_token_equal(const unsigned char *a, const unsigned char *b)
+bool remo__nano_token_equal(const unsigned char *a, const unsigned char *b)
 {
 	unsigned char d = 0;
 	for (size_t i = 0; i < NANO_TOKEN_LEN; i++)
@@ -318,7 +236,7 @@ static bool nano_token_equal(const unsigned char *a, const unsigned char *b)
 /* The kind of a URL ("nn+ipc://..."), and where nanomsg's own address
  * ("ipc://...") starts in it.  false if the scheme is not ours, or an
  * ipc path or inproc name is empty (or the path too long). */
-static bool nano_parse_scheme(const char *url, enum nano_kind *kind,
+bool remo__nano_parse_scheme(const char *url, enum nano_kind *kind,
                               const char **nnaddr)
 {
 	if (strncmp(url, "nn+", 3) != 0)
@@ -342,7 +260,7 @@ static bool nano_parse_scheme(const char *url, enum nano_kind *kind,
 
 /* Splits "tcp://HOST:PORT" at its last colon: the host part (as long as
  * it is, into host) and a port in 1..65535.  false if malformed. */
-static bool nano_split_tcp(const char *nnaddr, char *host, size_t hostlen,
+bool remo__nano_split_tcp(const char *nnaddr, char *host, size_t hostlen,
                            unsigned *port)
 {
 	const char *p = nnaddr + strlen("tcp://");
@@ -381,7 +299,7 @@ static bool nano_stranger(const struct nano_conn *c)
 /* The session's one peer is gone, or was joined by a second: see the
  * file comment.  The counters only grow, so a drop and a reconnect
  * between two looks are still seen. */
-static bool nano_peer_gone(const struct nano_conn *c)
+bool remo__nano_peer_gone(const struct nano_conn *c)
 {
 	return nano_stranger(c) ||
 	       nano_stat(c->sock, NN_STAT_BROKEN_CONNECTIONS) != 0 ||
@@ -394,10 +312,10 @@ static bool nano_peer_gone(const struct nano_conn *c)
 /* Opens a socket of protocol if the plugin may hold one more.  The
  * socket, or -1 with *rc REMO_ELIMIT or REMO_ENOMEM and the reason
  * raised. */
-static int nano_socket(int protocol, int *rc)
+int remo__nano_socket(int protocol, int *rc)
 {
-	if (atomic_fetch_add(&nano_nsockets, 1) >= NANOMSG_MAX_SOCKETS) {
-		atomic_fetch_sub(&nano_nsockets, 1);
+	if (atomic_fetch_add(&remo__nano_nsockets, 1) >= NANOMSG_MAX_SOCKETS) {
+		atomic_fetch_sub(&remo__nano_nsockets, 1);
 		remo_raise("LimitError", "nanomsg transport: this process holds "
 		           "%d nanomsg sockets, the most it may (nanomsg's cap "
 		           "is 512)", NANOMSG_MAX_SOCKETS);
@@ -407,7 +325,7 @@ static int nano_socket(int protocol, int *rc)
 	int s = nn_socket(AF_SP, protocol);
 	if (s < 0) {
 		int err = errno;
-		atomic_fetch_sub(&nano_nsockets, 1);
+		atomic_fetch_sub(&remo__nano_nsockets, 1);
 		remo_raise(err == EMFILE ? "LimitError" : "OSError",
 		           "nanomsg transport: nn_socket: %s", nn_strerror(err));
 		*rc = err == EMFILE ? REMO_ELIMIT : REMO_ENOMEM;
@@ -416,14 +334,14 @@ static int nano_socket(int protocol, int *rc)
 	return s;
 }
 
-static void nano_socket_close(int s)
+void remo__nano_socket_close(int s)
 {
 	while (nn_close(s) != 0 && errno == EINTR)
 		;
-	atomic_fetch_sub(&nano_nsockets, 1);
+	atomic_fetch_sub(&remo__nano_nsockets, 1);
 }
 
-static void nano_setopt(int s, int option, int value)
+void remo__nano_setopt(int s, int option, int value)
 {
 	nn_setsockopt(s, NN_SOL_SOCKET, option, &value, sizeof value);
 }
@@ -431,15 +349,15 @@ static void nano_setopt(int s, int option, int value)
 /* What every socket of a tcp URL needs: IPv6 if the host is [v6], and
  * TCP_NODELAY, which nanomsg leaves off (Nagle would hold back every
  * small request for a delayed ACK: 44 ms a session here without it). */
-static void nano_tcp_opts(int s, const char *host)
+void remo__nano_tcp_opts(int s, const char *host)
 {
 	int one = 1;
 	nn_setsockopt(s, NN_TCP, NN_TCP_NODELAY, &one, sizeof one);
 	if (strchr(host, '[') != NULL)
-		nano_setopt(s, NN_IPV4ONLY, 0);
+		remo__nano_setopt(s, NN_IPV4ONLY, 0);
 }
 
-static int nano_getfd(int s, int option)
+int remo__nano_getfd(int s, int option)
 {
 	int fd = -1;
 	size_t len = sizeof fd;
@@ -450,14 +368,14 @@ static int nano_getfd(int s, int option)
 
 /* ==== the ipc directory ================================================= */
 
-static struct nano_dir *nano_dir_ref(struct nano_dir *d)
+struct nano_dir *remo__nano_dir_ref(struct nano_dir *d)
 {
 	if (d != NULL)
 		atomic_fetch_add(&d->refs, 1);
 	return d;
 }
 
-static void nano_dir_unref(struct nano_dir *d)
+void remo__nano_dir_unref(struct nano_dir *d)
 {
 	if (d != NULL && atomic_fetch_sub(&d->refs, 1) == 1) {
 		rmdir(d->path);
@@ -468,7 +386,7 @@ static void nano_dir_unref(struct nano_dir *d)
 /* Makes the 0700 directory for rvpath's sessions: next to rvpath if the
  * result leaves room for a session name and mkdtemp works there, else
  * under $TMPDIR, else under /tmp.  NULL with errno on failure. */
-static struct nano_dir *nano_dir_new(const char *rvpath)
+struct nano_dir *remo__nano_dir_new(const char *rvpath)
 {
 	char tmpl[NANO_PATH_MAX + 32];
 	const char *slash = strrchr(rvpath, '/');
@@ -507,43 +425,43 @@ static struct nano_dir *nano_dir_new(const char *rvpath)
  * fds) and its eventfd.  Binding or connecting is the caller's.  On
  * failure c holds nothing; the reason is raised.
  */
-static int nano_conn_open(struct nano_conn *c, const char *tcphost)
+int remo__nano_conn_open(struct nano_conn *c, const char *tcphost)
 {
 	int rc;
 	memset(c, 0, sizeof *c);
 	atomic_init(&c->closed, false);
-	c->sock = nano_socket(NN_PAIR, &rc);
+	c->sock = remo__nano_socket(NN_PAIR, &rc);
 	if (c->sock < 0)
 		return rc;
-	nano_setopt(c->sock, NN_RCVMAXSIZE, (int)NANOMSG_MAX_MESSAGE);
-	nano_setopt(c->sock, NN_RECONNECT_IVL, NANOMSG_NO_RECONNECT_MS);
+	remo__nano_setopt(c->sock, NN_RCVMAXSIZE, (int)NANOMSG_MAX_MESSAGE);
+	remo__nano_setopt(c->sock, NN_RECONNECT_IVL, NANOMSG_NO_RECONNECT_MS);
 	if (tcphost != NULL)
-		nano_tcp_opts(c->sock, tcphost);
-	c->rcvfd = nano_getfd(c->sock, NN_RCVFD);
-	c->sndfd = nano_getfd(c->sock, NN_SNDFD);
+		remo__nano_tcp_opts(c->sock, tcphost);
+	c->rcvfd = remo__nano_getfd(c->sock, NN_RCVFD);
+	c->sndfd = remo__nano_getfd(c->sock, NN_SNDFD);
 	c->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->rcvfd < 0 || c->sndfd < 0 || c->wakefd < 0) {
 		remo_raise("OSError", "nanomsg transport: cannot set up a "
 		           "session socket: %s", strerror(errno));
 		if (c->wakefd >= 0)
 			close(c->wakefd);
-		nano_socket_close(c->sock);
+		remo__nano_socket_close(c->sock);
 		return REMO_ENOMEM;
 	}
 	c->live = true;
 	return REMO_OK;
 }
 
-/* Releases what nano_conn_open and a bind acquired. */
-static void nano_conn_release(struct nano_conn *c)
+/* Releases what remo__nano_conn_open and a bind acquired. */
+void remo__nano_conn_release(struct nano_conn *c)
 {
 	if (!c->live)
 		return;
-	nano_socket_close(c->sock);
+	remo__nano_socket_close(c->sock);
 	close(c->wakefd);
 	if (c->file[0] != '\0')
 		unlink(c->file);
-	nano_dir_unref(c->dir);
+	remo__nano_dir_unref(c->dir);
 	c->dir = NULL;
 	c->live = false;
 }
@@ -623,16 +541,16 @@ static int nano_rendezvous(const char *url, const char *nnaddr,
                            char *ep, size_t eplen)
 {
 	int rc;
-	int req = nano_socket(NN_REQ, &rc);
+	int req = remo__nano_socket(NN_REQ, &rc);
 	if (req < 0)
 		return rc;
-	nano_setopt(req, NN_RCVMAXSIZE, NANO_REPLY_MAX);
+	remo__nano_setopt(req, NN_RCVMAXSIZE, NANO_REPLY_MAX);
 	/* a full ipc backlog is worth retrying soon */
-	nano_setopt(req, NN_RECONNECT_IVL, NANOMSG_RV_RETRY_MS);
-	nano_setopt(req, NN_RECONNECT_IVL_MAX, NANOMSG_RV_RETRY_MAX_MS);
+	remo__nano_setopt(req, NN_RECONNECT_IVL, NANOMSG_RV_RETRY_MS);
+	remo__nano_setopt(req, NN_RECONNECT_IVL_MAX, NANOMSG_RV_RETRY_MAX_MS);
 	if (tcphost != NULL)
-		nano_tcp_opts(req, tcphost);
-	int rcvfd = nano_getfd(req, NN_RCVFD);
+		remo__nano_tcp_opts(req, tcphost);
+	int rcvfd = remo__nano_getfd(req, NN_RCVFD);
 	char *reply = NULL;
 	int n = -1;
 	if (nn_connect(req, nnaddr) < 0) {
@@ -721,7 +639,7 @@ static int nano_rendezvous(const char *url, const char *nnaddr,
 out:
 	if (reply != NULL)
 		nn_freemsg(reply);
-	nano_socket_close(req);
+	remo__nano_socket_close(req);
 	return rc;
 }
 
@@ -735,9 +653,9 @@ static int nano_connect(void *state, const char *url, int timeout_ms)
 	unsigned port;
 	int rc;
 
-	if (!nano_parse_scheme(url, &kind, &nnaddr) ||
+	if (!remo__nano_parse_scheme(url, &kind, &nnaddr) ||
 	    (kind == NANO_TCP &&
-	     (!nano_split_tcp(nnaddr, host, sizeof host, &port) || port == 0))) {
+	     (!remo__nano_split_tcp(nnaddr, host, sizeof host, &port) || port == 0))) {
 		remo_raise("ValueError", "not a nanomsg URL: '%s' (nn+ipc:///path, "
 		           "nn+tcp://host:port, nn+inproc://name)", url);
 		return REMO_EINVAL;
@@ -745,19 +663,19 @@ static int nano_connect(void *state, const char *url, int timeout_ms)
 	const char *tcphost = kind == NANO_TCP ? host : NULL;
 	if (timeout_ms < 0)
 		timeout_ms = NANOMSG_CONNECT_TIMEOUT_MS;
-	int64_t deadline = nano_deadline(timeout_ms);
+	int64_t deadline = remo__nano_deadline(timeout_ms);
 
 	rc = nano_rendezvous(url, nnaddr, kind, tcphost, deadline, token, ep,
 	                     sizeof ep);
 	if (rc != REMO_OK)
 		return rc;
-	if ((rc = nano_conn_open(c, tcphost)) != REMO_OK)
+	if ((rc = remo__nano_conn_open(c, tcphost)) != REMO_OK)
 		return rc;
 	c->eid = nn_connect(c->sock, ep);
 	if (c->eid < 0) {
 		remo_raise("ConnectionError", "cannot connect to %s's session "
 		           "at %s: %s", url, ep, nn_strerror(errno));
-		nano_conn_release(c);
+		remo__nano_conn_release(c);
 		return REMO_EPEERLOST;
 	}
 	/* The token first: the pipe takes it once the connection is up.
@@ -777,14 +695,14 @@ static int nano_connect(void *state, const char *url, int timeout_ms)
 		                            NULL)) != REMO_OK)
 			break;
 	}
-	if (rc == REMO_OK && nano_peer_gone(c))
+	if (rc == REMO_OK && remo__nano_peer_gone(c))
 		rc = REMO_EPEERLOST;
 	if (rc != REMO_OK) {
 		remo_raise(rc == REMO_ETIMEDOUT ? "TimeoutError"
 		                                : "ConnectionError",
 		           "cannot connect to %s's session at %s: %s", url, ep,
 		           rc == REMO_ETIMEDOUT ? "timed out" : "refused or lost");
-		nano_conn_release(c);
+		remo__nano_conn_release(c);
 		return rc;
 	}
 	return REMO_OK;
@@ -809,7 +727,7 @@ static int nano_send(void *state, const void *msg, size_t n)
 		return REMO_ECLOSED;
 	if (n > NANOMSG_MAX_MESSAGE)
 		return REMO_ETOOBIG;
-	if (nano_peer_gone(c))
+	if (remo__nano_peer_gone(c))
 		return REMO_EPEERLOST;
 	for (;;) {
 		int r = nn_send(c->sock, msg, n, NN_DONTWAIT);
@@ -822,7 +740,7 @@ static int nano_send(void *state, const void *msg, size_t n)
 		 * the peer */
 		if (!nano_wait(c, c->sndfd, NANOMSG_SLICE_MS))
 			return REMO_ECLOSED;
-		if (nano_peer_gone(c))
+		if (remo__nano_peer_gone(c))
 			return REMO_EPEERLOST;
 	}
 }
@@ -830,7 +748,7 @@ static int nano_send(void *state, const void *msg, size_t n)
 static int nano_recv(void *state, remo_buf *out, int timeout_ms)
 {
 	struct nano_conn *c = state;
-	int64_t deadline = nano_deadline(timeout_ms);
+	int64_t deadline = remo__nano_deadline(timeout_ms);
 	for (;;) {
 		if (atomic_load(&c->closed))
 			return REMO_ECLOSED;
@@ -854,7 +772,7 @@ static int nano_recv(void *state, remo_buf *out, int timeout_ms)
 		if (errno != EAGAIN && errno != EINTR)
 			return atomic_load(&c->closed) ? REMO_ECLOSED
 			                               : REMO_EPEERLOST;
-		if (nano_peer_gone(c))
+		if (remo__nano_peer_gone(c))
 			return REMO_EPEERLOST;
 		int wait = nano_slice(deadline);
 		if (wait < 0)
@@ -879,318 +797,7 @@ static void nano_close(void *state)
 
 static void nano_fini(void *state)
 {
-	nano_conn_release(state);
-}
-
-/* ==== listening ========================================================= */
-
-static int nano_listen(void *state, const char *url, char *bound,
-                       size_t boundlen)
-{
-	struct nano_listener *l = state;
-	const char *nnaddr;
-	int rc;
-
-	atomic_init(&l->closed, false);
-	l->wakefd = -1;
-	if (!nano_parse_scheme(url, &l->kind, &nnaddr)) {
-		remo_raise("ValueError", "not a nanomsg URL: '%s' (nn+ipc:///path, "
-		           "nn+tcp://host:port, nn+inproc://name)", url);
-		return REMO_EINVAL;
-	}
-	if (l->kind == NANO_TCP) {
-		unsigned port;
-		if (!nano_split_tcp(nnaddr, l->host, sizeof l->host, &port)) {
-			remo_raise("ValueError", "not a nanomsg URL: '%s' "
-			           "(nn+tcp://host:port)", url);
-			return REMO_EINVAL;
-		}
-		if (port == 0 || port == 65535) {
-			remo_raise("ValueError", "%s: nanomsg cannot bind port 0, "
-			           "and sessions take the ports after the one "
-			           "given: give a port below 65535", url);
-			return REMO_EINVAL;
-		}
-		l->port_lo = port + 1;
-		l->port_hi = port + NANOMSG_PORT_RANGE > 65535
-		             ? 65535 : port + NANOMSG_PORT_RANGE;
-		l->port_next = l->port_lo;
-	} else if (l->kind == NANO_IPC) {
-		strcpy(l->rvpath, nnaddr + strlen("ipc://"));
-	}
-
-	l->rv = nano_socket(NN_REP, &rc);
-	if (l->rv < 0)
-		return rc;
-	nano_setopt(l->rv, NN_RCVMAXSIZE, 64); /* requests are 4 bytes */
-	if (l->kind == NANO_TCP)
-		nano_tcp_opts(l->rv, l->host);
-	l->rvfd = nano_getfd(l->rv, NN_RCVFD);
-	l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (l->rvfd < 0 || l->wakefd < 0) {
-		remo_raise("OSError", "cannot listen on %s: %s", url,
-		           strerror(errno));
-		rc = REMO_ENOMEM;
-		goto fail;
-	}
-	if (nn_bind(l->rv, nnaddr) < 0) {
-		int err = errno;
-		remo_raise("ConnectionError", "cannot listen on %s: %s", url,
-		           err == EADDRINUSE ? "a server is already listening "
-		           "there" : nn_strerror(err));
-		rc = err == EADDRINUSE ? REMO_EEXIST : REMO_EINVAL;
-		l->rvpath[0] = '\0'; /* not ours to remove */
-		goto fail;
-	}
-	if (l->kind == NANO_IPC && (l->dir = nano_dir_new(l->rvpath)) == NULL) {
-		remo_raise("OSError", "cannot listen on %s: cannot make a "
-		           "directory for its sessions: %s", url, strerror(errno));
-		rc = REMO_EINVAL;
-		goto fail;
-	}
-	l->live = true;
-	if (bound != NULL)
-		snprintf(bound, boundlen, "%s", url);
-	return REMO_OK;
-fail:
-	if (l->wakefd >= 0)
-		close(l->wakefd);
-	nano_socket_close(l->rv);
-	if (l->rvpath[0] != '\0')
-		unlink(l->rvpath);
-	return rc;
-}
-
-/* Binds c (open) at a fresh session endpoint, and puts what the client is
- * told (the endpoint field of the rendezvous reply) in ep.  On failure the
- * reason is raised and c holds no file or directory. */
-static int nano_bind_session(struct nano_listener *l, struct nano_conn *c,
-                             char *ep, size_t eplen)
-{
-	char name[2 * 16 + 1], nnaddr[NANO_PATH_MAX + 320];
-	if (l->kind != NANO_TCP && !nano_random_name(name)) {
-		remo_raise("OSError", "getrandom: %s", strerror(errno));
-		return REMO_ENOMEM;
-	}
-	switch (l->kind) {
-	case NANO_IPC:
-		snprintf(c->file, sizeof c->file, "%s/%s", l->dir->path, name);
-		snprintf(nnaddr, sizeof nnaddr, "ipc://%s", c->file);
-		break;
-	case NANO_INPROC:
-		snprintf(nnaddr, sizeof nnaddr, "inproc://remo-nn-%s", name);
-		break;
-	case NANO_TCP: {
-		unsigned span = l->port_hi - l->port_lo + 1;
-		int err = EADDRINUSE;
-		for (unsigned i = 0; i < span && err == EADDRINUSE; i++) {
-			unsigned port = l->port_next;
-			l->port_next = port == l->port_hi ? l->port_lo : port + 1;
-			snprintf(nnaddr, sizeof nnaddr, "tcp://%s:%u", l->host, port);
-			c->eid = nn_bind(c->sock, nnaddr);
-			if (c->eid >= 0) {
-				snprintf(ep, eplen, "%u", port);
-				return REMO_OK;
-			}
-			err = errno;
-		}
-		remo_raise(err == EADDRINUSE ? "LimitError" : "ConnectionError",
-		           "nanomsg transport: no session port free in %u..%u "
-		           "on %s: %s", l->port_lo, l->port_hi, l->host,
-		           nn_strerror(err));
-		return err == EADDRINUSE ? REMO_ELIMIT : REMO_EINVAL;
-	}
-	}
-	c->eid = nn_bind(c->sock, nnaddr);
-	if (c->eid < 0) {
-		int err = errno;
-		remo_raise("ConnectionError", "nanomsg transport: cannot bind a "
-		           "session at %s: %s", nnaddr, nn_strerror(err));
-		c->file[0] = '\0';
-		return REMO_EINVAL;
-	}
-	if (l->kind == NANO_IPC)
-		c->dir = nano_dir_ref(l->dir);
-	snprintf(ep, eplen, "%s", nnaddr);
-	return REMO_OK;
-}
-
-/* Answers the rendezvous request just received: a new pending session,
- * or busy.  REMO_OK, or why no session was made (raised). */
-static int nano_hand_out(struct nano_listener *l)
-{
-	struct nano_pending *p = NULL;
-	char reply[NANO_REPLY_MAX], ep[NANO_PATH_MAX + 320];
-	int rc = REMO_ELIMIT;
-
-	for (size_t i = 0; i < NANOMSG_MAX_PENDING && p == NULL; i++)
-		if (!l->pending[i].used)
-			p = &l->pending[i];
-	if (p == NULL)
-		remo_raise("LimitError", "nanomsg transport: %d sessions wait "
-		           "for their token already", NANOMSG_MAX_PENDING);
-	else if ((rc = nano_conn_open(&p->c, l->kind == NANO_TCP ? l->host
-	                                                          : NULL)) ==
-	         REMO_OK) {
-		p->c.bound = true;
-		rc = nano_bind_session(l, &p->c, ep, sizeof ep);
-		if (rc == REMO_OK && !nano_random(p->token, NANO_TOKEN_LEN)) {
-			remo_raise("OSError", "getrandom: %s", strerror(errno));
-			rc = REMO_ENOMEM;
-		}
-		if (rc != REMO_OK)
-			nano_conn_release(&p->c);
-	}
-
-	size_t elen = rc == REMO_OK ? strlen(ep) : 1;
-	memcpy(reply, NANO_MAGIC, NANO_MAGIC_LEN);
-	reply[NANO_MAGIC_LEN] = rc == REMO_OK ? NANO_STATUS_OK
-	                                      : NANO_STATUS_BUSY;
-	memset(reply + NANO_MAGIC_LEN + 1, 0, NANO_TOKEN_LEN);
-	if (rc == REMO_OK) {
-		memcpy(reply + NANO_MAGIC_LEN + 1, p->token, NANO_TOKEN_LEN);
-		memcpy(reply + NANO_MAGIC_LEN + 1 + NANO_TOKEN_LEN, ep, elen);
-	} else {
-		reply[NANO_MAGIC_LEN + 1 + NANO_TOKEN_LEN] = '-';
-	}
-	size_t len = NANO_MAGIC_LEN + 1 + NANO_TOKEN_LEN + elen;
-	/* the requester may be gone already: then so is the session */
-	if (nn_send(l->rv, reply, len, NN_DONTWAIT) != (int)len &&
-	    rc == REMO_OK) {
-		nano_conn_release(&p->c);
-		return REMO_ETIMEDOUT;
-	}
-	if (rc == REMO_OK) {
-		p->used = true;
-		p->deadline = nano_deadline(NANOMSG_TOKEN_WAIT_MS);
-	}
-	return rc;
-}
-
-static void nano_drop_pending(struct nano_pending *p)
-{
-	nano_conn_release(&p->c);
-	p->used = false;
-}
-
-/* Looks at pending session p: true if it proved itself (its first
- * message is its token, and it is the only connection ever made), in
- * which case it moves into conn.  Drops it if it failed or its time is
- * up. */
-static bool nano_check_pending(struct nano_pending *p, struct nano_conn *conn,
-                               int64_t now)
-{
-	char *m = NULL;
-	int r = nn_recv(p->c.sock, &m, NN_MSG, NN_DONTWAIT);
-	if (r < 0) {
-		if (now >= p->deadline || (errno != EAGAIN && errno != EINTR))
-			nano_drop_pending(p);
-		return false;
-	}
-	bool ok = r == NANO_TOKEN_LEN &&
-	          nano_token_equal((unsigned char *)m, p->token) &&
-	          !nano_peer_gone(&p->c);
-	nn_freemsg(m);
-	if (!ok) {
-		nano_drop_pending(p);
-		return false;
-	}
-	*conn = p->c;
-	atomic_init(&conn->closed, false);
-	p->used = false;
-	memset(&p->c, 0, sizeof p->c);
-	return true;
-}
-
-static int nano_accept(void *state, void *conn, int timeout_ms)
-{
-	struct nano_listener *l = state;
-	int64_t deadline = nano_deadline(timeout_ms);
-	struct pollfd p[2 + NANOMSG_MAX_PENDING];
-
-	for (;;) {
-		if (atomic_load(&l->closed))
-			return REMO_ECLOSED;
-		int64_t now = nano_now_us();
-		int64_t wake = deadline;
-		size_t np = 0, nfree = 0;
-		p[np++] = (struct pollfd){l->wakefd, POLLIN, 0};
-		for (size_t i = 0; i < NANOMSG_MAX_PENDING; i++) {
-			struct nano_pending *pe = &l->pending[i];
-			if (pe->used && nano_check_pending(pe, conn, now))
-				return REMO_OK;
-			if (!pe->used) {
-				nfree++;
-				continue;
-			}
-			p[np++] = (struct pollfd){pe->c.rcvfd, POLLIN, 0};
-			if (wake < 0 || pe->deadline < wake)
-				wake = pe->deadline;
-		}
-
-		/* A rendezvous request waiting?  Only taken while a pending
-		 * place is free: until then requests wait in nanomsg and
-		 * their clients in their connect timeouts (backpressure, not
-		 * refusal). */
-		char *req = NULL;
-		int r = -1;
-		if (nfree > 0) {
-			p[np++] = (struct pollfd){l->rvfd, POLLIN, 0};
-			r = nn_recv(l->rv, &req, NN_MSG, NN_DONTWAIT);
-		}
-		if (r >= 0) {
-			bool ours = r == NANO_MAGIC_LEN &&
-			            memcmp(req, NANO_MAGIC, NANO_MAGIC_LEN) == 0;
-			nn_freemsg(req);
-			if (ours) {
-				int rc = nano_hand_out(l);
-				if (rc != REMO_OK && rc != REMO_ETIMEDOUT)
-					return rc;
-			}
-			/* a stream of requests must not keep us past the timeout */
-			if (deadline >= 0 && nano_now_us() >= deadline)
-				return REMO_ETIMEDOUT;
-			continue;
-		}
-
-		if (deadline >= 0 && deadline <= now)
-			return REMO_ETIMEDOUT;
-		/* until the accept's deadline or a pending session's, whichever
-		 * comes first; one whose time is up is dropped on the next look */
-		int wait = wake < 0 ? -1 : nano_wait_ms(wake, INT_MAX);
-		if (wake >= 0 && wait < 0)
-			wait = 0;
-		if (poll(p, np, wait) < 0 && errno != EINTR)
-			return atomic_load(&l->closed) ? REMO_ECLOSED
-			                               : REMO_ETIMEDOUT;
-	}
-}
-
-static void nano_close_listener(void *state)
-{
-	struct nano_listener *l = state;
-	if (!l->live || atomic_exchange(&l->closed, true))
-		return;
-	uint64_t one = 1;
-	ssize_t w = write(l->wakefd, &one, sizeof one);
-	(void)w;
-}
-
-static void nano_fini_listener(void *state)
-{
-	struct nano_listener *l = state;
-	if (!l->live)
-		return;
-	for (size_t i = 0; i < NANOMSG_MAX_PENDING; i++)
-		if (l->pending[i].used)
-			nano_drop_pending(&l->pending[i]);
-	nano_socket_close(l->rv);
-	close(l->wakefd);
-	if (l->rvpath[0] != '\0')
-		unlink(l->rvpath);
-	/* sessions still open keep the directory until they end */
-	nano_dir_unref(l->dir);
-	l->live = false;
+	remo__nano_conn_release(state);
 }
 
 /* ==== the entry ========================================================= */
@@ -1210,10 +817,10 @@ static const remo_transport_ops nano_ops = {
 	.recv = nano_recv,
 	.close = nano_close,
 	.fini = nano_fini,
-	.listen = nano_listen,
-	.accept = nano_accept,
-	.close_listener = nano_close_listener,
-	.fini_listener = nano_fini_listener,
+	.listen = remo__nano_listen,
+	.accept = remo__nano_accept,
+	.close_listener = remo__nano_close_listener,
+	.fini_listener = remo__nano_fini_listener,
 };
 
 REMO_API const remo_transport_ops *remo_transport_nanomsg(void);
