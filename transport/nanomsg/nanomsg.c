@@ -145,9 +145,8 @@
  *
  * Neighbours: include/remo/transport.h is the contract; the core
  * (src/channel/loader.c) allocates the state structs (nanomsg.h) and
- * calls in;
- * transport/stream/stream.c is the other transport and the model for
- * this one's conventions.
+ * calls in; transport/stream/stream.c is the other transport and the
+ * model for this one's conventions.
  */
 #include "nanomsg.h"
 
