@@ -89,16 +89,6 @@ static int auth_recv(remo_session *s, int64_t deadline, remo_buf *b,
 	return REMO_OK;
 }
 
-static bool auth_uint(remo__rd *rd, uint64_t *out)
-{
-	remo__tok t;
-	if (remo__wire_next(rd, &t) != REMO_OK || t.type != REMO__T_INT ||
-	    t.v.i < 0)
-		return false;
-	*out = (uint64_t)t.v.i;
-	return true;
-}
-
 /* 32 bytes of bin into out. */
 static bool auth_bin(remo__rd *rd, unsigned char *out, size_t len)
 {
@@ -124,13 +114,14 @@ int remo__session_auth(remo_session *s,
 	/* the peer's HELLO, which must carry a nonce */
 	int rc = auth_recv(s, deadline, &b, &rd, &n, &type);
 	if (rc == REMO_OK && type == MSG_REFUSED && n == 2)
-		rc = auth_uint(&rd, &version) ? remo__refused_status(version)
+		rc = remo__read_uint(&rd, &version) ? remo__refused_status(version)
 		                              : REMO_EPROTO; /* its reason */
 	else if (rc == REMO_OK && type != MSG_HELLO)
 		rc = REMO_EPROTO;
 	if (rc == REMO_OK &&
-	    (!auth_uint(&rd, &version) || !auth_uint(&rd, &max_message) ||
-	     !auth_uint(&rd, &max_depth) || version != PROTO_VERSION ||
+	    (!remo__read_uint(&rd, &version) ||
+	     !remo__read_uint(&rd, &max_message) ||
+	     !remo__read_uint(&rd, &max_depth) || version != PROTO_VERSION ||
 	     max_message < 64 || (n != 4 && n != 5)))
 		rc = REMO_EPROTO;
 	if (rc == REMO_OK && n == 4)

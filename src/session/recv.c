@@ -9,7 +9,7 @@
 
 /* ==== receiving and routing ============================================ */
 
-static bool read_uint(remo__rd *rd, uint64_t *out)
+bool remo__read_uint(remo__rd *rd, uint64_t *out)
 {
 	remo__tok t;
 	if (remo__wire_next(rd, &t) != REMO_OK || t.type != REMO__T_INT ||
@@ -28,7 +28,7 @@ static int msg_parse(struct msg *m)
 	remo__tok t;
 	uint64_t type;
 	if (remo__wire_next(&rd, &t) != REMO_OK || t.type != REMO__T_ARRAY ||
-	    t.n < 1 || !read_uint(&rd, &type))
+	    t.n < 1 || !remo__read_uint(&rd, &type))
 		return REMO_EPROTO;
 	uint32_t n = t.n;
 	m->type = (int)type;
@@ -42,9 +42,10 @@ static int msg_parse(struct msg *m)
 			return REMO_EPROTO;
 		break;
 	case MSG_REQ:
-		if (n != 8 || !read_uint(&rd, &m->reqid) ||
-		    !read_uint(&rd, &m->cause) || !read_uint(&rd, &m->depth) ||
-		    !read_uint(&rd, &m->op) || m->reqid == 0)
+		if (n != 8 || !remo__read_uint(&rd, &m->reqid) ||
+		    !remo__read_uint(&rd, &m->cause) ||
+		    !remo__read_uint(&rd, &m->depth) ||
+		    !remo__read_uint(&rd, &m->op) || m->reqid == 0)
 			return REMO_EPROTO;
 		if ((m->op & ~(uint64_t)(0xff | REQ_FLAGS)) != 0)
 			return REMO_EPROTO; /* a flag we do not know */
@@ -54,13 +55,13 @@ static int msg_parse(struct msg *m)
 			return REMO_EPROTO;
 		/* a pipelined request's target is the id of an earlier one */
 		if ((m->flags & REMO__REQ_PIPE) &&
-		    (!read_uint(&rd, &m->pipe) || m->pipe == 0 ||
+		    (!remo__read_uint(&rd, &m->pipe) || m->pipe == 0 ||
 		     m->pipe >= m->reqid))
 			return REMO_EPROTO; /* it names an earlier request */
 		break;
 	case MSG_REPLY:
 	case MSG_ERROR:
-		if (n != 3 || !read_uint(&rd, &m->reqid))
+		if (n != 3 || !remo__read_uint(&rd, &m->reqid))
 			return REMO_EPROTO;
 		break;
 	case MSG_RELEASE:
@@ -92,9 +93,10 @@ static int msg_parse(struct msg *m)
 static void handle_hello(remo_session *s, struct msg *m)
 {
 	uint64_t version, max_message, max_depth;
-	if (!read_uint(&m->rest, &version) || !read_uint(&m->rest, &max_message) ||
-	    !read_uint(&m->rest, &max_depth) || version != PROTO_VERSION ||
-	    max_message < 64) {
+	if (!remo__read_uint(&m->rest, &version) ||
+	    !remo__read_uint(&m->rest, &max_message) ||
+	    !remo__read_uint(&m->rest, &max_depth) ||
+	    version != PROTO_VERSION || max_message < 64) {
 		remo__session_end(s, REMO_EPROTO);
 		return;
 	}
@@ -117,7 +119,7 @@ static void handle_release(remo_session *s, struct msg *m)
 	}
 	for (uint32_t i = 0; i < t.n; i += 2) {
 		uint64_t id, count;
-		if (!read_uint(&m->rest, &id) || !read_uint(&m->rest, &count)) {
+		if (!remo__read_uint(&m->rest, &id) || !remo__read_uint(&m->rest, &count)) {
 			remo__session_end(s, REMO_EPROTO);
 			return;
 		}
@@ -130,7 +132,7 @@ static void handle_shape(remo_session *s, struct msg *m)
 	uint64_t id;
 	remo_value v;
 	struct remo__shape *sh = NULL;
-	if (!read_uint(&m->rest, &id) || id < 16 || id > UINT32_MAX ||
+	if (!remo__read_uint(&m->rest, &id) || id < 16 || id > UINT32_MAX ||
 	    remo__unpack_with(&m->rest, NULL, &v) != REMO_OK) {
 		remo__session_end(s, REMO_EPROTO);
 		return;
@@ -175,7 +177,7 @@ static void handle_drop(remo_session *s, struct msg *m)
 	}
 	for (uint32_t i = 0; i < t.n; i++) {
 		uint64_t reqid;
-		if (!read_uint(&m->rest, &reqid)) {
+		if (!remo__read_uint(&m->rest, &reqid)) {
 			remo__session_end(s, REMO_EPROTO);
 			return;
 		}
@@ -354,7 +356,7 @@ static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
 		uint64_t why;
 		if (!s->hello_seen && m->type == MSG_REFUSED)
 			/* the server would not open a session: its reason */
-			*end = read_uint(&m->rest, &why)
+			*end = remo__read_uint(&m->rest, &why)
 			       ? remo__refused_status(why) : REMO_EPROTO;
 		else if (s->hello_seen || m->type != MSG_HELLO)
 			*end = REMO_EPROTO; /* first, and only once */

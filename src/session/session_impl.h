@@ -327,6 +327,9 @@ int remo__send_parts_locked(remo_session *s, const struct msg_parts *m,
 
 /* ---- recv.c: receiving, routing, waiting ---- */
 
+/* One non-negative int item of a message's header (false otherwise). */
+bool remo__read_uint(remo__rd *rd, uint64_t *out);
+
 /* Frees a kept result nobody can name; the value to release after
  * unlocking.  Under s->lock. */
 remo_value remo__kept_maybe_free(remo_session *s, uint64_t reqid,
