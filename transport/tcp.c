@@ -204,3 +204,32 @@ int remo__sock_peer(int fd, const char *prefix, char *buf, size_t len)
 	         prefix, host, port);
 	return REMO_OK;
 }
+
+int remo__sock_accept(int lfd, atomic_bool *closed, int timeout_ms,
+                      int *out)
+{
+	for (;;) {
+		if (atomic_load(closed))
+			return REMO_ECLOSED;
+		struct pollfd p = {lfd, POLLIN, 0};
+		int n = poll(&p, 1, timeout_ms);
+		if (atomic_load(closed))
+			return REMO_ECLOSED;
+		if (n == 0)
+			return REMO_ETIMEDOUT;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return REMO_ECLOSED;
+		}
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
+				continue;
+			/* out of descriptors and the like: try again later */
+			return REMO_ETIMEDOUT;
+		}
+		*out = fd;
+		return REMO_OK;
+	}
+}

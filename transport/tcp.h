@@ -11,6 +11,7 @@
 #include <remo/transport.h>
 
 #include <netdb.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 /* The backlog of a listening socket: bursts of several hundred clients
@@ -37,6 +38,12 @@ int remo__tcp_connect(const char *hostport, const char *url, int timeout_ms,
 int remo__tcp_listen(const char *hostport, const char *url,
                      const char *scheme, char *bound, size_t boundlen,
                      int *out);
+/* remo__sock_accept: waits up to timeout_ms for a connection on the
+ * listening socket lfd and takes it (close-on-exec) into *out.
+ * REMO_ECLOSED once *closed is set (close_listener shuts lfd down to
+ * wake the poll), REMO_ETIMEDOUT (also out of descriptors: try later). */
+int remo__sock_accept(int lfd, atomic_bool *closed, int timeout_ms,
+                      int *out);
 /* remo__sock_peer: the peer of socket fd as remo_caller shows it:
  * "unix uid=U gid=G pid=P" (SO_PEERCRED: the kernel's word, not the
  * peer's) or "PREFIX HOST:PORT".  REMO_OK, REMO_ENOTFOUND. */

@@ -211,32 +211,14 @@ static int stream_accept(void *state, void *conn, int timeout_ms)
 {
 	struct stream_listener *l = state;
 	struct stream_conn *c = conn;
-	for (;;) {
-		if (atomic_load(&l->closed))
-			return REMO_ECLOSED;
-		struct pollfd p = {l->fd, POLLIN, 0};
-		int n = poll(&p, 1, timeout_ms);
-		if (atomic_load(&l->closed))
-			return REMO_ECLOSED;
-		if (n == 0)
-			return REMO_ETIMEDOUT;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return REMO_ECLOSED;
-		}
-		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
-				continue;
-			/* out of descriptors and the like: try again later */
-			return REMO_ETIMEDOUT;
-		}
-		if (l->path[0] == '\0')
-			remo__tcp_nodelay(fd);
-		remo_frame_fd_init(&c->f, fd, STREAM_MAX_MESSAGE);
-		return REMO_OK;
-	}
+	int fd;
+	int rc = remo__sock_accept(l->fd, &l->closed, timeout_ms, &fd);
+	if (rc != REMO_OK)
+		return rc;
+	if (l->path[0] == '\0')
+		remo__tcp_nodelay(fd);
+	remo_frame_fd_init(&c->f, fd, STREAM_MAX_MESSAGE);
+	return REMO_OK;
 }
 
 static void stream_close_listener(void *state)

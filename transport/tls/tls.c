@@ -613,35 +613,16 @@ static int tls_accept(void *state, void *conn, int timeout_ms)
 {
 	struct tls_listener *l = state;
 	struct tls_conn *c = conn;
-	for (;;) {
-		if (atomic_load(&l->closed))
-			return REMO_ECLOSED;
-		struct pollfd p = {l->fd, POLLIN, 0};
-		int n = poll(&p, 1, timeout_ms);
-		if (atomic_load(&l->closed))
-			return REMO_ECLOSED;
-		if (n == 0)
-			return REMO_ETIMEDOUT;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return REMO_ECLOSED;
-		}
-		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
-				continue;
-			return REMO_ETIMEDOUT; /* out of descriptors: later */
-		}
-		remo__tcp_nodelay(fd);
-		int rc = tls_conn_init(c, fd, l->ctx);
-		if (rc != REMO_OK)
-			return rc;
-		SSL_set_accept_state(c->ssl);
-		atomic_store(&c->handshake_deadline,
-		             tls_now_ms() + TLS_HANDSHAKE_MS);
-		return REMO_OK;
-	}
+	int fd;
+	int rc = remo__sock_accept(l->fd, &l->closed, timeout_ms, &fd);
+	if (rc != REMO_OK)
+		return rc;
+	remo__tcp_nodelay(fd);
+	if ((rc = tls_conn_init(c, fd, l->ctx)) != REMO_OK)
+		return rc;
+	SSL_set_accept_state(c->ssl);
+	atomic_store(&c->handshake_deadline, tls_now_ms() + TLS_HANDSHAKE_MS);
+	return REMO_OK;
 }
 
 static void tls_close_listener(void *state)
