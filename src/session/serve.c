@@ -369,13 +369,21 @@ void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline)
 	remo__serving_park_cancel();
 }
 
+bool remo__session_peer(remo_session *s, char *buf, size_t len)
+{
+	if (s->ch.peer == NULL || s->ch.peer(s->ch.user, buf, len) != REMO_OK) {
+		buf[0] = '\0';
+		return false;
+	}
+	return true;
+}
+
 bool remo__session_tb_full(remo_session *s)
 {
 	if (s->opts.traceback_detail != REMO_TB_AUTO)
 		return s->opts.traceback_detail == REMO_TB_FULL;
 	char peer[512];
-	if (s->secret != NULL || s->ch.peer == NULL ||
-	    s->ch.peer(s->ch.user, peer, sizeof peer) != REMO_OK)
+	if (s->secret != NULL || !remo__session_peer(s, peer, sizeof peer))
 		return true; /* proved the secret, or a channel of the program's */
 	/* a peer on another machine, unless it proved a certificate */
 	bool net = strncmp(peer, "tcp ", 4) == 0 || strncmp(peer, "tls ", 4) == 0;
@@ -391,9 +399,7 @@ int remo_caller(remo_caller_info *out)
 	if (s == NULL)
 		return REMO_ENOTFOUND;
 	out->authenticated = s->secret != NULL;
-	if (s->ch.peer == NULL ||
-	    s->ch.peer(s->ch.user, out->peer, sizeof out->peer) != REMO_OK)
-		out->peer[0] = '\0';
+	remo__session_peer(s, out->peer, sizeof out->peer);
 	return REMO_OK;
 }
 

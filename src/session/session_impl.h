@@ -351,6 +351,10 @@ const remo__codec *remo__session_codec_for(remo_session *s, remo__codec *c,
 /* Serves request m on this thread, replies, frees m. */
 void remo__serve(remo_session *s, struct msg *m);
 
+/* The channel's account of the peer (remo_channel.peer) into buf;
+ * false, and "", when it gives none. */
+bool remo__session_peer(remo_session *s, char *buf, size_t len);
+
 /* ---- call.c: synchronous requests ---- */
 
 /* The cause and depth of a request made now: the request this thread

@@ -92,8 +92,7 @@ static bool exports_peer_is(remo_session *s, const char *id)
 	if (strcmp(id, "secret") == 0)
 		return s->secret != NULL;
 	char peer[512];
-	if (s->ch.peer == NULL ||
-	    s->ch.peer(s->ch.user, peer, sizeof peer) != REMO_OK)
+	if (!remo__session_peer(s, peer, sizeof peer))
 		return false;
 	size_t n = strlen(id);
 	if (strncmp(id, "uid=", 4) == 0 && strncmp(peer, "unix ", 5) == 0) {
