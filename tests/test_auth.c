@@ -161,6 +161,23 @@ static void *serve_main(void *arg)
 	return NULL;
 }
 
+/* A serving thread for an opened pair's server, and the pair's end. */
+static void serving_start(struct serving *sv, remo_session *server)
+{
+	sv->s = server;
+	pthread_create(&sv->th, NULL, serve_main, sv);
+}
+
+static void serving_stop(struct serving *sv, remo_session *client,
+                         remo_exports *e)
+{
+	remo_session_close(client);
+	pthread_join(sv->th, NULL);
+	remo_session_free(client);
+	remo_session_free(sv->s);
+	remo_exports_free(e);
+}
+
 static void the_same_secret_is_served(void **state)
 {
 	(void)state;
@@ -170,8 +187,8 @@ static void the_same_secret_is_served(void **state)
 	open_both(&srv, &cli);
 	assert_int_equal(srv.rc, REMO_OK);
 	assert_int_equal(cli.rc, REMO_OK);
-	struct serving sv = {.s = srv.s};
-	pthread_create(&sv.th, NULL, serve_main, &sv);
+	struct serving sv;
+	serving_start(&sv, srv.s);
 	int rc;
 	assert_int_equal(call_add(cli.s, &rc), 42);
 	assert_int_equal(rc, REMO_OK);
@@ -184,11 +201,7 @@ static void the_same_secret_is_served(void **state)
 	/* restricted names: "secret" is this peer; a pipe has no uid */
 	assert_int_equal(finds(cli.s, "for_secret"), REMO_OK);
 	assert_int_equal(finds(cli.s, "for_me"), REMO_ERAISED);
-	remo_session_close(cli.s);
-	pthread_join(sv.th, NULL);
-	remo_session_free(cli.s);
-	remo_session_free(srv.s);
-	remo_exports_free(e);
+	serving_stop(&sv, cli.s, e);
 }
 
 /* Without a secret, a name for "secret" callers is not there at all. */
@@ -199,15 +212,11 @@ static void a_restricted_name_is_not_found_by_others(void **state)
 	struct opening srv = {.exports = e, .opts = with_secret(NULL)};
 	struct opening cli = {.opts = with_secret(NULL)};
 	open_both(&srv, &cli);
-	struct serving sv = {.s = srv.s};
-	pthread_create(&sv.th, NULL, serve_main, &sv);
+	struct serving sv;
+	serving_start(&sv, srv.s);
 	assert_int_equal(finds(cli.s, "whoami"), REMO_OK);
 	assert_int_equal(finds(cli.s, "for_secret"), REMO_ERAISED);
-	remo_session_close(cli.s);
-	pthread_join(sv.th, NULL);
-	remo_session_free(cli.s);
-	remo_session_free(srv.s);
-	remo_exports_free(e);
+	serving_stop(&sv, cli.s, e);
 }
 
 static void another_secret_is_refused_both_ways(void **state)
@@ -382,6 +391,64 @@ static void *run_main(void *arg)
 	return NULL;
 }
 
+/* A server of e on a unix socket in a directory of its own, running in
+ * a thread until unix_server_stop. */
+struct unix_server {
+	char dir[32], path[64], url[80];
+	remo_server *srv;
+	pthread_t th;
+};
+
+static void unix_server_start(struct unix_server *u, remo_exports *e,
+                              const remo_server_opts *so)
+{
+	char bound[128];
+	int rc;
+	snprintf(u->dir, sizeof u->dir, "/tmp/remo-auth-XXXXXX");
+	assert_non_null(mkdtemp(u->dir));
+	snprintf(u->path, sizeof u->path, "%s/s.sock", u->dir);
+	snprintf(u->url, sizeof u->url, "unix://%s", u->path);
+	u->srv = remo_server_new(e, so, &rc);
+	assert_non_null(u->srv);
+	assert_int_equal(remo_server_listen(u->srv, u->url, bound,
+	                                    sizeof bound), REMO_OK);
+	pthread_create(&u->th, NULL, run_main, u->srv);
+}
+
+static void unix_server_stop(struct unix_server *u)
+{
+	remo_server_stop(u->srv);
+	pthread_join(u->th, NULL);
+	remo_server_free(u->srv);
+	unlink(u->path);
+	rmdir(u->dir);
+}
+
+/* A raw connection to u, speaking no protocol. */
+static int unix_server_raw(const struct unix_server *u)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", u->path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	return fd;
+}
+
+/* A client's call to a server that refuses it: the refusal may come
+ * with its HELLO (the server closed first) or with its first call;
+ * either way it is status, by name. */
+static void refused_by(const char *url, const remo_session_opts *co,
+                       int status)
+{
+	remo_session *s;
+	int rc = remo_connect(url, 2000, NULL, co, &s);
+	if (rc == REMO_OK) {
+		call_add(s, &rc);
+		remo_session_free(s);
+	}
+	assert_int_equal(rc, status);
+}
+
 /*
  * A server with a secret on a unix socket.  A peer that connects and
  * says nothing holds a connection while it lasts, but not the accept
@@ -391,28 +458,16 @@ static void *run_main(void *arg)
 static void a_server_serves_only_the_secret(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/remo-auth-XXXXXX", url[128], bound[128];
-	assert_non_null(mkdtemp(dir));
-	snprintf(url, sizeof url, "unix://%s/s.sock", dir);
 	remo_exports *e = exports_with_add();
 	remo_server_opts so = {.session = with_secret(secret_a)};
-	int rc;
-	remo_server *srv = remo_server_new(e, &so, &rc);
-	assert_non_null(srv);
-	assert_int_equal(remo_server_listen(srv, url, bound, sizeof bound),
-	                 REMO_OK);
-	pthread_t th;
-	pthread_create(&th, NULL, run_main, srv);
-
-	/* the silent peer */
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s/s.sock", dir);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	struct unix_server u;
+	unix_server_start(&u, e, &so);
+	int fd = unix_server_raw(&u); /* the silent peer */
 
 	remo_session_opts co = with_secret(secret_a);
 	remo_session *s;
-	assert_int_equal(remo_connect(url, 2000, NULL, &co, &s), REMO_OK);
+	int rc;
+	assert_int_equal(remo_connect(u.url, 2000, NULL, &co, &s), REMO_OK);
 	assert_int_equal(call_add(s, &rc), 42);
 	assert_int_equal(rc, REMO_OK);
 	/* over a unix socket the caller is who the kernel says it is */
@@ -426,26 +481,17 @@ static void a_server_serves_only_the_secret(void **state)
 	remo_session_free(s);
 
 	co = with_secret(secret_b);
-	assert_int_equal(remo_connect(url, 2000, NULL, &co, &s), REMO_EAUTH);
+	assert_int_equal(remo_connect(u.url, 2000, NULL, &co, &s), REMO_EAUTH);
 	assert_null(s);
 	assert_string_equal(remo_error_name(remo_last_error()),
 	                    "AuthenticationError");
 
 	co = with_secret(NULL);
-	assert_int_equal(remo_connect(url, 2000, NULL, &co, &s), REMO_OK);
-	call_add(s, &rc);
-	assert_int_equal(rc, REMO_EAUTH);
-	remo_session_free(s);
+	refused_by(u.url, &co, REMO_EAUTH);
 
 	close(fd);
-	remo_server_stop(srv);
-	pthread_join(th, NULL);
-	remo_server_free(srv);
+	unix_server_stop(&u);
 	remo_exports_free(e);
-	char sock[160];
-	snprintf(sock, sizeof sock, "%s/s.sock", dir);
-	unlink(sock);
-	rmdir(dir);
 }
 
 /* Default deny at the door: an address other machines reach needs a
@@ -489,45 +535,26 @@ static void an_open_address_needs_a_secret(void **state)
 static void a_full_server_refuses_by_name(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/remo-auth-XXXXXX", url[128], bound[128], sock[160];
-	assert_non_null(mkdtemp(dir));
-	snprintf(url, sizeof url, "unix://%s/s.sock", dir);
 	for (int with = 0; with < 2; with++) {
 		remo_exports *e = exports_with_add();
 		remo_server_opts so = {.max_sessions = 1,
 		                       .session = with_secret(with ? secret_a
 		                                                   : NULL)};
-		int rc;
-		remo_server *srv = remo_server_new(e, &so, &rc);
-		assert_int_equal(remo_server_listen(srv, url, bound,
-		                                    sizeof bound), REMO_OK);
-		pthread_t th;
-		pthread_create(&th, NULL, run_main, srv);
+		struct unix_server u;
+		unix_server_start(&u, e, &so);
 		remo_session_opts co = with_secret(with ? secret_a : NULL);
-		remo_session *first, *second;
-		assert_int_equal(remo_connect(url, 2000, NULL, &co, &first),
+		remo_session *first;
+		int rc;
+		assert_int_equal(remo_connect(u.url, 2000, NULL, &co, &first),
 		                 REMO_OK);
 		assert_int_equal(call_add(first, &rc), 42); /* it holds the place */
-		rc = remo_connect(url, 2000, NULL, &co, &second);
-		if (!with && rc == REMO_OK) {
-			/* without a secret the client waits for nothing: the
-			 * refusal comes with its first call (or already with
-			 * its HELLO, if the server closed first: below) */
-			call_add(second, &rc);
-			remo_session_free(second);
-		}
-		assert_int_equal(rc, REMO_ELIMIT);
+		refused_by(u.url, &co, REMO_ELIMIT);
 		assert_string_equal(remo_error_name(remo_last_error()),
 		                    "LimitError");
 		remo_session_free(first);
-		remo_server_stop(srv);
-		pthread_join(th, NULL);
-		remo_server_free(srv);
+		unix_server_stop(&u);
 		remo_exports_free(e);
-		snprintf(sock, sizeof sock, "%s/s.sock", dir);
-		unlink(sock);
 	}
-	rmdir(dir);
 }
 
 /*
@@ -540,23 +567,12 @@ static void a_full_server_refuses_by_name(void **state)
 static void a_stranger_cannot_make_the_server_hold_a_big_frame(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/remo-auth-XXXXXX", url[128], bound[128], sock[160];
-	assert_non_null(mkdtemp(dir));
-	snprintf(url, sizeof url, "unix://%s/s.sock", dir);
 	remo_exports *e = exports_with_add();
 	remo_server_opts so = {.session = with_secret(secret_a)};
 	so.session.handshake_ms = 30000; /* the proof may take long... */
-	int rc;
-	remo_server *srv = remo_server_new(e, &so, &rc);
-	assert_int_equal(remo_server_listen(srv, url, bound, sizeof bound),
-	                 REMO_OK);
-	pthread_t th;
-	pthread_create(&th, NULL, run_main, srv);
-
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s/s.sock", dir);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	struct unix_server u;
+	unix_server_start(&u, e, &so);
+	int fd = unix_server_raw(&u);
 	/* ...but a length of 1 MiB, and a first few bytes of it */
 	unsigned char hdr[4] = {0x00, 0x10, 0x00, 0x00}, some[100] = {0};
 	assert_int_equal(write(fd, hdr, 4), 4);
@@ -570,14 +586,8 @@ static void a_stranger_cannot_make_the_server_hold_a_big_frame(void **state)
 		r = read(fd, buf, sizeof buf);
 	assert_int_equal(r, 0); /* EOF, not a poll that timed out */
 	close(fd);
-
-	remo_server_stop(srv);
-	pthread_join(th, NULL);
-	remo_server_free(srv);
+	unix_server_stop(&u);
 	remo_exports_free(e);
-	snprintf(sock, sizeof sock, "%s/s.sock", dir);
-	unlink(sock);
-	rmdir(dir);
 }
 
 int main(void)
