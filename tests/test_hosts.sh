@@ -23,20 +23,12 @@ set -u
 HELPER_DIR=${HELPER_DIR:-$(pwd)/tests}
 server=$HELPER_DIR/helper_server
 client=$HELPER_DIR/helper_client
-passed=0
-failed=0
+. "$(dirname "$0")/testlib.sh"
 
 skip_all() {
 	echo "test_hosts: skipped: $1"
 	echo "[  SKIPPED ] 1 test(s)."
 	exit 77
-}
-ok() { echo "ok: $1"; passed=$((passed + 1)); }
-not_ok() { echo "FAILED: $1"; failed=$((failed + 1)); }
-show() {
-	echo "---- $1"
-	cat "$2" 2>/dev/null || echo "(no file)"
-	echo "----"
 }
 
 [ "$(id -u)" -eq 0 ] || skip_all "not root (network namespaces need it)"
@@ -76,12 +68,7 @@ chmod 600 "$secret"
 ip netns exec "$srv" "$server" tcp://10.213.77.1:0 --lease 300 \
 	--secret-file "$secret" >"$tmp/server.out" 2>&1 &
 spid=$!
-i=0
-while ! grep -q '^READY ' "$tmp/server.out" && [ $i -lt 100 ]; do
-	sleep 0.05
-	i=$((i + 1))
-done
-url=$(sed -n 's/^READY //p' "$tmp/server.out")
+url=$(ready_url "$tmp/server.out" "$spid")
 if [ -z "$url" ]; then
 	show "helper_server" "$tmp/server.out"
 	echo "FAILED: the server did not start"
@@ -167,29 +154,13 @@ spid=
 
 # 5. tls:// across the link
 if command -v openssl >/dev/null 2>&1; then
-	(
-		cd "$tmp" || exit 1
-		K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
-		# shellcheck disable=SC2086
-		openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 \
-			-subj /CN=hosts-ca &&
-		openssl req -x509 $K -keyout other.key -out other.pem -days 2 \
-			-subj /CN=other-ca &&
-		openssl req $K -keyout srv.key -out srv.csr -subj /CN=srv &&
-		echo subjectAltName=IP:10.213.77.1 >srv.ext &&
-		openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key \
-			-CAcreateserial -out srv.pem -days 2 -extfile srv.ext
-	) >/dev/null 2>&1 || { echo "FAILED: openssl: certificates"; exit 1; }
+	make_certs "$tmp" 10.213.77.1 ||
+		{ echo "FAILED: openssl: certificates"; exit 1; }
 	ip netns exec "$srv" "$server" \
 		"tls://10.213.77.1:0?cert=$tmp/srv.pem&key=$tmp/srv.key" \
 		--secret-file "$secret" >"$tmp/tls.out" 2>&1 &
 	spid=$!
-	i=0
-	while ! grep -q '^READY ' "$tmp/tls.out" && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-	turl=$(sed -n 's/^READY //p' "$tmp/tls.out")
+	turl=$(ready_url "$tmp/tls.out" "$spid")
 	incli "$client" "$turl?ca=$tmp/ca.pem" 20 --secret-file "$secret" \
 		>"$tmp/t1.out" 2>&1
 	grep -q '^OK 20$' "$tmp/t1.out" &&
@@ -209,9 +180,4 @@ else
 	echo "test_hosts: the tls:// part is skipped: openssl(1) is not installed"
 fi
 
-echo "[==========] test_hosts: $((passed + failed)) checks"
-echo "[  PASSED  ] $passed test(s)."
-if [ "$failed" -ne 0 ]; then
-	echo "[  FAILED  ] $failed test(s)."
-	exit 1
-fi
+finish test_hosts

@@ -13,15 +13,7 @@ set -u
 HELPER_DIR=${HELPER_DIR:-$(pwd)/tests}
 server=$HELPER_DIR/helper_server
 client=$HELPER_DIR/helper_client
-passed=0
-failed=0
-ok() { echo "ok: $1"; passed=$((passed + 1)); }
-not_ok() { echo "FAILED: $1"; failed=$((failed + 1)); }
-show() {
-	echo "---- $1"
-	cat "$2" 2>/dev/null || echo "(no file)"
-	echo "----"
-}
+. "$(dirname "$0")/testlib.sh"
 command -v openssl >/dev/null 2>&1 || {
 	echo "test_tls: skipped: openssl(1) is not installed"
 	exit 77
@@ -36,39 +28,15 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- certificates ----------------------------------------------------------
-cd "$tmp" || exit 1
-mkca() { # name
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-		-nodes -keyout "$1.key" -out "$1.pem" -days 2 \
-		-subj "/CN=remo test $1" >/dev/null 2>&1
-}
-mkcert() { # name ca extension-lines
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-		-keyout "$1.key" -out "$1.csr" -subj "/CN=remo test $1" \
-		>/dev/null 2>&1 &&
-	printf '%s\n' "$3" >"$1.ext" &&
-	openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" \
-		-CAcreateserial -out "$1.pem" -days 2 -extfile "$1.ext" \
-		>/dev/null 2>&1
-}
-mkca ca && mkca other &&
-	mkcert srv ca "subjectAltName=IP:127.0.0.1" &&
-	mkcert cli ca "extendedKeyUsage=clientAuth" || {
+make_certs "$tmp" 127.0.0.1 || {
 	echo "FAILED: openssl could not make the test certificates"
 	exit 1
 }
-cd - >/dev/null || exit 1
 
 start() { # url: starts helper_server, sets spid and bound
 	"$server" "$1" >"$tmp/server.out" 2>&1 &
 	spid=$!
-	i=0
-	while ! grep -q '^READY ' "$tmp/server.out" && [ $i -lt 100 ]; do
-		kill -0 "$spid" 2>/dev/null || break
-		sleep 0.05
-		i=$((i + 1))
-	done
-	bound=$(sed -n 's/^READY //p' "$tmp/server.out")
+	bound=$(ready_url "$tmp/server.out" "$spid")
 	[ -n "$bound" ] || { show helper_server "$tmp/server.out"; return 1; }
 }
 stop() {
@@ -135,9 +103,4 @@ else
 		  show s5 "$tmp/s5.out"; }
 fi
 
-echo "[==========] test_tls: $((passed + failed)) checks"
-echo "[  PASSED  ] $passed test(s)."
-if [ "$failed" -ne 0 ]; then
-	echo "[  FAILED  ] $failed test(s)."
-	exit 1
-fi
+finish test_tls

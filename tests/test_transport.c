@@ -213,19 +213,12 @@ static int fx_setup(void **state)
 		snprintf(client_suffix, sizeof client_suffix, f->t->client,
 		         f->dir);
 	if (f->t->certs) {
-		/* a CA, and a certificate it signs for 127.0.0.1 */
+		/* a CA, and a certificate it signs for 127.0.0.1: the shell
+		 * tests' make_certs (tests/testlib.sh) */
+		const char *src = getenv("top_srcdir");
 		char cmd[2048];
-		snprintf(cmd, sizeof cmd,
-		         "{ cd %s && K='-newkey ec -pkeyopt "
-		         "ec_paramgen_curve:prime256v1 -nodes' && "
-		         "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 "
-		         "-subj /CN=remo-test-ca && "
-		         "openssl req $K -keyout srv.key -out srv.csr "
-		         "-subj /CN=remo-test-server && "
-		         "echo subjectAltName=IP:127.0.0.1 >srv.ext && "
-		         "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
-		         "-CAcreateserial -out srv.pem -days 2 -extfile srv.ext; } "
-		         ">/dev/null 2>&1", f->dir);
+		snprintf(cmd, sizeof cmd, ". '%s/tests/testlib.sh' && "
+		         "make_certs '%s' 127.0.0.1", src ? src : ".", f->dir);
 		if (system(cmd) != 0)
 			fail_msg("openssl could not make the test certificates");
 	}
