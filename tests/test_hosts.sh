@@ -79,20 +79,13 @@ incli() { ip netns exec "$cli" "$@"; }
 
 # 1. served across the link
 incli "$client" "$url" 20 --secret-file "$secret" >"$tmp/c1.out" 2>&1
-grep -q '^OK 20$' "$tmp/c1.out" &&
-	ok "an authenticated client on the other host is served" ||
-	{ not_ok "an authenticated client on the other host is served"
-	  show c1 "$tmp/c1.out"; }
+expect "an authenticated client on the other host is served" \
+	'^OK 20$' "$tmp/c1.out"
 
 # 2. refused without the secret; and no open server on that address
 incli "$client" "$url" 0 --sessions >"$tmp/c2.out" 2>&1
-if ! grep -q '^SESSIONS' "$tmp/c2.out" &&
-   grep -qi 'authentication' "$tmp/c2.out"; then
-	ok "a client without the secret is refused by name"
-else
-	not_ok "a client without the secret is refused by name"
-	show c2 "$tmp/c2.out"
-fi
+refused "a client without the secret is refused by name" \
+	authentication "$tmp/c2.out"
 ip netns exec "$srv" "$server" tcp://10.213.77.1:0 >"$tmp/open.out" 2>&1 &
 opid=$!
 sleep 0.5
@@ -143,10 +136,8 @@ done
 	{ not_ok "the server let the cut client's session go (sessions: ${n:-?})"
 	  show c4 "$tmp/c4.out"; }
 incli "$client" "$url" 20 --secret-file "$secret" >"$tmp/c5.out" 2>&1
-grep -q '^OK 20$' "$tmp/c5.out" &&
-	ok "after the link is back, a client connects again and is served" ||
-	{ not_ok "after the link is back, a client connects again and is served"
-	  show c5 "$tmp/c5.out"; }
+expect "after the link is back, a client connects again and is served" \
+	'^OK 20$' "$tmp/c5.out"
 
 kill "$spid"
 wait "$spid" 2>/dev/null
@@ -163,16 +154,12 @@ if command -v openssl >/dev/null 2>&1; then
 	turl=$(ready_url "$tmp/tls.out" "$spid")
 	incli "$client" "$turl?ca=$tmp/ca.pem" 20 --secret-file "$secret" \
 		>"$tmp/t1.out" 2>&1
-	grep -q '^OK 20$' "$tmp/t1.out" &&
-		ok "over tls://, a client on the other host is served" ||
-		{ not_ok "over tls://, a client on the other host is served"
-		  show tls-server "$tmp/tls.out"; show t1 "$tmp/t1.out"; }
+	expect "over tls://, a client on the other host is served" \
+		'^OK 20$' "$tmp/t1.out" || show tls-server "$tmp/tls.out"
 	incli "$client" "$turl?ca=$tmp/other.pem" 1 --secret-file "$secret" \
 		>"$tmp/t2.out" 2>&1
-	! grep -q '^OK' "$tmp/t2.out" && grep -q 'certificate' "$tmp/t2.out" &&
-		ok "over tls://, a client that trusts another CA is refused" ||
-		{ not_ok "over tls://, a client that trusts another CA is refused"
-		  show t2 "$tmp/t2.out"; }
+	refused "over tls://, a client that trusts another CA is refused" \
+		certificate "$tmp/t2.out"
 	kill "$spid"
 	wait "$spid" 2>/dev/null
 	spid=

@@ -48,19 +48,10 @@ stop() {
 # ---- 1 and 2: the server's certificate ---------------------------------------
 start "tls://127.0.0.1:0?cert=$tmp/srv.pem&key=$tmp/srv.key" || exit 1
 "$client" "$bound?ca=$tmp/ca.pem" 20 >"$tmp/c1.out" 2>&1
-grep -q '^OK 20$' "$tmp/c1.out" &&
-	ok "a client that trusts the server's CA is served" ||
-	{ not_ok "a client that trusts the server's CA is served"
-	  show c1 "$tmp/c1.out"; }
+expect "a client that trusts the server's CA is served" '^OK 20$' "$tmp/c1.out"
 "$client" "$bound?ca=$tmp/other.pem" 1 >"$tmp/c2.out" 2>&1
-if ! grep -q '^OK' "$tmp/c2.out" && grep -qi 'certificate' "$tmp/c2.out"
-then
-	ok "a client that trusts another CA is refused, saying why"
-	sed 's/^/    /' "$tmp/c2.out"
-else
-	not_ok "a client that trusts another CA is refused, saying why"
-	show c2 "$tmp/c2.out"
-fi
+refused "a client that trusts another CA is refused, saying why" \
+	certificate "$tmp/c2.out"
 stop
 
 # ---- 3: mutual TLS --------------------------------------------------------------
@@ -74,17 +65,12 @@ grep -q '^OK' "$tmp/c3.out" &&
 	  sed 's/^/    /' "$tmp/c3.out"; }
 "$client" "$bound?ca=$tmp/ca.pem&cert=$tmp/cli.pem&key=$tmp/cli.key" 20 \
 	>"$tmp/c4.out" 2>&1
-grep -q '^OK 20$' "$tmp/c4.out" &&
-	ok "a client with a certificate the server's CA signed is served" ||
-	{ not_ok "a client with a certificate the server's CA signed is served"
-	  show c4 "$tmp/c4.out"; }
+expect "a client with a certificate the server's CA signed is served" \
+	'^OK 20$' "$tmp/c4.out"
 "$client" "$bound?ca=$tmp/ca.pem&cert=$tmp/cli.pem&key=$tmp/cli.key" 0 \
 	--whoami >"$tmp/c5.out" 2>&1
-grep -q '^WHOAMI auth=0 tls subject=/CN=remo test cli 127.0.0.1:' \
-	"$tmp/c5.out" &&
-	ok "the server sees the client's certificate subject (remo_caller)" ||
-	{ not_ok "the server sees the client's certificate subject (remo_caller)"
-	  show c5 "$tmp/c5.out"; }
+expect "the server sees the client's certificate subject (remo_caller)" \
+	'^WHOAMI auth=0 tls subject=/CN=remo test cli 127.0.0.1:' "$tmp/c5.out"
 stop
 
 # ---- 4: a server needs its certificate ---------------------------------------------
@@ -97,10 +83,8 @@ if kill -0 "$spid" 2>/dev/null; then
 	show s5 "$tmp/s5.out"
 else
 	spid=
-	grep -q 'needs cert= and key=' "$tmp/s5.out" &&
-		ok "a tls:// server without cert= and key= is refused" ||
-		{ not_ok "a tls:// server without cert= and key= is refused"
-		  show s5 "$tmp/s5.out"; }
+	expect "a tls:// server without cert= and key= is refused" \
+		'needs cert= and key=' "$tmp/s5.out"
 fi
 
 finish test_tls

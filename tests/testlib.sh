@@ -1,6 +1,7 @@
 # testlib.sh -- what the shell tests of processes share (test_tls.sh,
-# test_hosts.sh source it): counting checks, showing a file, waiting for
-# helper_server's READY line, making certificates, the closing summary.
+# test_hosts.sh source it): counting checks, checking a client's output,
+# waiting for helper_server's READY line, making certificates, the
+# closing summary.
 # POSIX sh.
 
 passed=0
@@ -11,6 +12,33 @@ show() {
 	echo "---- $1"
 	cat "$2" 2>/dev/null || echo "(no file)"
 	echo "----"
+}
+
+# expect WHAT PATTERN FILE: the check WHAT passes if a line of FILE (a
+# client's output) matches PATTERN; if not, FILE is shown and it
+# returns 1.
+expect() {
+	if grep -q "$2" "$3"; then
+		ok "$1"
+	else
+		not_ok "$1"
+		show "${3##*/}" "$3"
+		return 1
+	fi
+}
+
+# refused WHAT REASON FILE: the check WHAT passes if the client whose
+# output is FILE was not served (no OK or SESSIONS line) and said why,
+# REASON matching a line (any case); FILE is shown either way.
+refused() {
+	if ! grep -Eq '^(OK|SESSIONS)' "$3" && grep -qi "$2" "$3"; then
+		ok "$1"
+		sed 's/^/    /' "$3"
+	else
+		not_ok "$1"
+		show "${3##*/}" "$3"
+		return 1
+	fi
 }
 
 # ready_url FILE PID: waits up to 5 s for "READY <url>" in FILE, which
