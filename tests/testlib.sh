@@ -41,12 +41,13 @@ refused() {
 	fi
 }
 
-# ready_url FILE PID: waits up to 5 s for "READY <url>" in FILE, which
+# ready_url FILE PID: waits up to 15 s (a loaded machine: 5 s was once
+# too short in make -j2 check) for "READY <url>" in FILE, which
 # helper_server (PID) writes once it listens; prints the url, or nothing
 # if it did not come (or PID died).
 ready_url() {
 	i=0
-	while ! grep -q '^READY ' "$1" && [ $i -lt 100 ]; do
+	while ! grep -q "^READY " "$1" && [ $i -lt 300 ]; do
 		kill -0 "$2" 2>/dev/null || break
 		sleep 0.05
 		i=$((i + 1))

@@ -333,9 +333,23 @@ REMO_API int remo_tuple_set(remo_value t, size_t i, remo_value v);
 
 /* ---- list --------------------------------------------------------------- */
 
+/*
+ * Lists and dicts are safe to share between threads and sessions: each
+ * operation below is atomic with respect to the others (a lock per
+ * container, doc/design.md "Shared containers").  What a borrowed result
+ * points to is only safe while no other thread can change the container:
+ * on a shared one, use the _new getters (a reference of your own) and
+ * iterate over a copy (remo_list_copy, remo_dict_copy: one consistent
+ * view).
+ */
 REMO_API size_t remo_list_len(remo_value l);
 /* remo_list_get: borrowed item i; nil if i is out of range. */
 REMO_API remo_value remo_list_get(remo_value l, size_t i);
+/* remo_list_get_new: *out gets item i (new).  REMO_ETYPE, REMO_ERANGE. */
+REMO_API int remo_list_get_new(remo_value l, size_t i, remo_value *out);
+/* remo_list_copy: a new list with l's items (shallow), taken at one
+ * instant; REMO_INVALID if l is not a list or memory ran out. */
+REMO_API remo_value remo_list_copy(remo_value l);
 /* remo_list_set: replaces item i, stealing v.  REMO_ETYPE, REMO_ERANGE,
  * REMO_ENOMEM if v is REMO_INVALID. */
 REMO_API int remo_list_set(remo_value l, size_t i, remo_value v);
@@ -360,15 +374,24 @@ REMO_API int remo_dict_set_str(remo_value d, const char *key, remo_value val);
  * REMO_ETYPE.  key is borrowed.
  */
 REMO_API int remo_dict_get(remo_value d, remo_value key, remo_value *out);
+/* remo_dict_get_new: remo_dict_get(), *out new (nil on failure). */
+REMO_API int remo_dict_get_new(remo_value d, remo_value key, remo_value *out);
 /* remo_dict_get_str: remo_dict_get() with a C-string key; REMO_ENOMEM
  * too (the key is made as a str). */
 REMO_API int remo_dict_get_str(remo_value d, const char *key, remo_value *out);
 /* remo_dict_del: removes key.  REMO_ENOTFOUND, REMO_ETYPE. */
 REMO_API int remo_dict_del(remo_value d, remo_value key);
+/* remo_dict_pop: removes key, its value into *out (new): take-if-there
+ * in one step.  REMO_ENOTFOUND, REMO_ETYPE. */
+REMO_API int remo_dict_pop(remo_value d, remo_value key, remo_value *out);
+/* remo_dict_copy: a new dict with d's entries (shallow, in order), taken
+ * at one instant; REMO_INVALID if d is not a dict or memory ran out. */
+REMO_API remo_value remo_dict_copy(remo_value d);
 /*
  * remo_dict_next: iteration in insertion order.  Start with *pos = 0;
  * each call gives borrowed *key and *val and returns true, or returns
- * false at the end.  The dict must not change during the iteration.
+ * false at the end.  The dict must not change during the iteration (a
+ * shared one: iterate over remo_dict_copy).
  */
 REMO_API bool remo_dict_next(remo_value d, size_t *pos, remo_value *key,
                              remo_value *val);

@@ -394,17 +394,21 @@ int remo_getitem(remo_value v, remo_value key, remo_value *out)
 		size_t n = v.kind == REMO_TUPLE ? remo_tuple_len(v) : remo_list_len(v);
 		if ((rc = ops_index(v, key, n, &at)) != REMO_OK)
 			return rc;
-		*out = remo_value_retain(v.kind == REMO_TUPLE ? remo_tuple_get(v, at)
-		                                              : remo_list_get(v, at));
+		if (v.kind == REMO_TUPLE) {
+			*out = remo_value_retain(remo_tuple_get(v, at));
+			return REMO_OK;
+		}
+		/* a shared list may have shrunk since its length was read */
+		if (remo_list_get_new(v, at, out) != REMO_OK)
+			return remo__raisef("IndexError", "list index out of range");
 		return REMO_OK;
 	}
 	case REMO_DICT:
 		if (!remo_hashable(key))
 			return remo__raisef("TypeError", "unhashable key: '%s'",
 			                    remo_type_name(key));
-		if (remo_dict_get(v, key, out) != REMO_OK)
+		if (remo_dict_get_new(v, key, out) != REMO_OK)
 			return ops_key_error(key);
-		*out = remo_value_retain(*out);
 		return REMO_OK;
 	default:
 		break;
@@ -425,8 +429,11 @@ int remo_setitem(remo_value v, remo_value key, remo_value val)
 	case REMO_LIST:
 		if ((rc = ops_index(v, key, remo_list_len(v), &at)) != REMO_OK)
 			return rc;
-		remo_list_set(v, at, remo_value_retain(val));
-		return REMO_OK;
+		rc = remo_list_set(v, at, remo_value_retain(val));
+		if (rc == REMO_ERANGE) /* it shrank since */
+			return remo__raisef("IndexError",
+			                    "list assignment index out of range");
+		return rc == REMO_OK ? REMO_OK : remo__fail(rc, "setitem");
 	case REMO_DICT:
 		rc = remo_dict_set(v, remo_value_retain(key), remo_value_retain(val));
 		if (rc == REMO_EUNHASHABLE)
@@ -449,12 +456,21 @@ int remo_contains(remo_value v, remo_value key, bool *out)
 	*out = false;
 	switch (v.kind) {
 	case REMO_TUPLE:
+		for (size_t i = 0; i < remo_tuple_len(v) && !*out; i++)
+			*out = remo_equal(key, remo_tuple_get(v, i));
+		return REMO_OK;
 	case REMO_LIST: {
-		size_t n = v.kind == REMO_TUPLE ? remo_tuple_len(v) : remo_list_len(v);
+		/* compared on a snapshot: an item's comparison may lock
+		 * another list, never while this one is locked */
+		remo_value buf[16];
+		size_t n;
+		remo_value *items = remo__list_snapshot(v, 0, SIZE_MAX, buf, 16,
+		                                        &n);
+		if (items == NULL)
+			return remo__fail(REMO_ENOMEM, "contains");
 		for (size_t i = 0; i < n && !*out; i++)
-			*out = remo_equal(key, v.kind == REMO_TUPLE
-			                               ? remo_tuple_get(v, i)
-			                               : remo_list_get(v, i));
+			*out = remo_equal(key, items[i]);
+		remo__snapshot_free(items, n, buf);
 		return REMO_OK;
 	}
 	case REMO_DICT:
@@ -479,8 +495,8 @@ int remo_contains(remo_value v, remo_value key, bool *out)
 int remo__chunk(remo_value v, size_t start, remo_value *out)
 {
 	*out = remo_nil();
-	if (v.kind == REMO_LIST || v.kind == REMO_TUPLE) {
-		size_t n = v.kind == REMO_LIST ? remo_list_len(v) : remo_tuple_len(v);
+	if (v.kind == REMO_TUPLE) {
+		size_t n = remo_tuple_len(v);
 		size_t k = start >= n ? 0 : n - start;
 		if (k > REMO_FORCE_CHUNK)
 			k = REMO_FORCE_CHUNK;
@@ -489,28 +505,29 @@ int remo__chunk(remo_value v, size_t start, remo_value *out)
 			return remo__fail(REMO_ENOMEM, "chunk");
 		for (size_t i = 0; i < k; i++)
 			remo_tuple_set(t, i, remo_value_retain(
-				v.kind == REMO_LIST ? remo_list_get(v, start + i)
-				                    : remo_tuple_get(v, start + i)));
+				remo_tuple_get(v, start + i)));
 		*out = t;
 		return REMO_OK;
 	}
-	if (v.kind == REMO_DICT) {
-		size_t n = remo_dict_len(v);
-		size_t k = start >= n ? 0 : n - start;
-		if (k > REMO_FORCE_CHUNK / 2)
-			k = REMO_FORCE_CHUNK / 2;
-		remo_value t = remo_tuple(2 * k);
+	if (v.kind == REMO_LIST || v.kind == REMO_DICT) {
+		/* one chunk is one snapshot: a container that fits in one
+		 * is seen at one instant, even while others change it */
+		size_t n;
+		remo_value one[2];
+		remo_value *items = v.kind == REMO_LIST
+			? remo__list_snapshot(v, start, REMO_FORCE_CHUNK, one, 2, &n)
+			: remo__dict_snapshot(v, start, REMO_FORCE_CHUNK / 2, one, 2,
+			                      &n);
+		remo_value t = items != NULL ? remo_tuple(n) : remo__invalid();
+		if (remo_ok(t))
+			for (size_t i = 0; i < n; i++) /* the tuple takes them */
+				remo_tuple_set(t, i, items[i]);
+		else if (items != NULL)
+			remo__snapshot_free(items, n, one), items = one;
+		if (items != one)
+			remo__free(items);
 		if (!remo_ok(t))
 			return remo__fail(REMO_ENOMEM, "chunk");
-		size_t pos = 0, i = 0, j = 0;
-		remo_value key, val;
-		while (j < k && remo_dict_next(v, &pos, &key, &val)) {
-			if (i++ < start)
-				continue;
-			remo_tuple_set(t, 2 * j, remo_value_retain(key));
-			remo_tuple_set(t, 2 * j + 1, remo_value_retain(val));
-			j++;
-		}
 		*out = t;
 		return REMO_OK;
 	}
@@ -646,26 +663,25 @@ static remo_value ops_frozen_copy(remo_value v, unsigned depth)
 {
 	if (depth > REMO_MAX_DEPTH)
 		return remo__invalid();
-	if (v.kind == REMO_LIST) {
-		remo_value l = remo_list();
-		for (size_t i = 0; remo_ok(l) && i < remo_list_len(v); i++)
-			if (remo_list_append(l, ops_frozen_copy(remo_list_get(v, i),
-			                                        depth + 1)) != REMO_OK) {
-				remo_value_release(l);
-				return remo__invalid();
-			}
-		return l;
-	}
-	if (v.kind == REMO_DICT) {
-		remo_value d = remo_dict(), k, x;
+	if (v.kind == REMO_LIST || v.kind == REMO_DICT) {
+		/* a copy first, taken at one instant (v may be shared), then
+		 * its items copied in turn: the copy is ours alone */
+		bool list = v.kind == REMO_LIST;
+		remo_value c = list ? remo_list_copy(v) : remo_dict_copy(v), k, x;
 		size_t pos = 0;
-		while (remo_ok(d) && remo_dict_next(v, &pos, &k, &x))
-			if (remo_dict_set(d, remo_value_retain(k),
-			                  ops_frozen_copy(x, depth + 1)) != REMO_OK) {
-				remo_value_release(d);
+		for (size_t i = 0; list && remo_ok(c) && i < remo_list_len(c); i++)
+			if (remo_list_set(c, i, ops_frozen_copy(remo_list_get(c, i),
+			                                        depth + 1)) != REMO_OK) {
+				remo_value_release(c);
 				return remo__invalid();
 			}
-		return d;
+		while (!list && remo_ok(c) && remo_dict_next(c, &pos, &k, &x))
+			if (remo_dict_set(c, remo_value_retain(k),
+			                  ops_frozen_copy(x, depth + 1)) != REMO_OK) {
+				remo_value_release(c);
+				return remo__invalid();
+			}
+		return c;
 	}
 	if (v.kind == REMO_TUPLE) {
 		size_t n = remo_tuple_len(v);

@@ -87,7 +87,8 @@ struct remo__map {
 };
 
 void *remo__map_get(const struct remo__map *m, uint64_t key);
-/* remo__map_put: inserts or replaces.  REMO_ENOMEM (map unchanged). */
+/* remo__map_put: inserts or replaces (replacing never fails).
+ * REMO_ENOMEM (map unchanged). */
 int remo__map_put(struct remo__map *m, uint64_t key, void *val);
 /* remo__map_del: removes key; returns its value or NULL. */
 void *remo__map_del(struct remo__map *m, uint64_t key);

@@ -60,18 +60,21 @@ static int map_grow(struct remo__map *m)
 int remo__map_put(struct remo__map *m, uint64_t key, void *val)
 {
 	REMO__ASSERT(val != NULL);
+	/* replacing comes first: it never allocates, so cannot fail */
+	for (size_t i = m->len ? map_slot(key, m->mask) : 0;
+	     m->len && m->slots[i].val != NULL; i = (i + 1) & m->mask)
+		if (m->slots[i].key == key) {
+			m->slots[i].val = val;
+			return REMO_OK;
+		}
 	if ((m->len + 1) * 4 > (m->mask + 1) * 3 || m->mask == 0) {
 		int rc = map_grow(m);
 		if (rc != REMO_OK)
 			return rc;
 	}
 	size_t i = map_slot(key, m->mask);
-	for (; m->slots[i].val != NULL; i = (i + 1) & m->mask) {
-		if (m->slots[i].key == key) {
-			m->slots[i].val = val;
-			return REMO_OK;
-		}
-	}
+	while (m->slots[i].val != NULL)
+		i = (i + 1) & m->mask;
 	m->slots[i].key = key;
 	m->slots[i].val = val;
 	m->len++;

@@ -170,7 +170,8 @@ struct due {
 
 struct entry {
 	uint64_t id;
-	uint64_t key;      /* identity */
+	uint64_t key;      /* identity: the pointer (table.c, entry_key) */
+	struct entry *same; /* the next entry with the same key */
 	uint64_t count;    /* sent to the peer, minus released */
 	remo_value value;  /* retained */
 };

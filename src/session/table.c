@@ -200,11 +200,47 @@ const remo_type *remo__shape_base(void *ctx, uint32_t id)
 
 /* ==== the codec hooks ================================================== */
 
+/*
+ * An object's identity is its type and its C pointer: two values made by
+ * remo_object on the same pointer with the same type are one object
+ * (sent with one id), but two types on one pointer (a struct and its
+ * first member, say) are two.  Anything else is the value itself.  The
+ * table is keyed by the pointer; entries that share it are chained
+ * through same.
+ */
 static uint64_t entry_key(remo_value v)
 {
 	if (remo__is_objlike(v.kind) && REMO__REF(v)->ptr != NULL)
 		return (uint64_t)(uintptr_t)REMO__REF(v)->ptr;
 	return (uint64_t)(uintptr_t)v.as.p;
+}
+
+static bool entry_is(const struct entry *e, remo_value v)
+{
+	if (e->value.as.p == v.as.p)
+		return true;
+	return remo__is_objlike(v.kind) && REMO__REF(v)->ptr != NULL &&
+	       remo__is_objlike(e->value.kind) &&
+	       REMO__REF(e->value)->ptr == REMO__REF(v)->ptr &&
+	       REMO__REF(e->value)->type == REMO__REF(v)->type;
+}
+
+/* Takes e out of its key's chain.  Under s->lock. */
+static void entry_unkey(remo_session *s, struct entry *e)
+{
+	struct entry *head = remo__map_get(&s->table_key, e->key);
+	if (head == e) {
+		if (e->same != NULL) /* replacing never allocates */
+			remo__map_put(&s->table_key, e->key, e->same);
+		else
+			remo__map_del(&s->table_key, e->key);
+		return;
+	}
+	for (struct entry *p = head; p != NULL; p = p->same)
+		if (p->same == e) {
+			p->same = e->same;
+			return;
+		}
 }
 
 /*
@@ -221,7 +257,7 @@ void remo__table_uncount(remo_session *s, uint64_t id, uint64_t count)
 		e->count -= count;
 		if (e->count == 0) {
 			remo__map_del(&s->table, id);
-			remo__map_del(&s->table_key, e->key);
+			entry_unkey(s, e);
 			drop = e->value;
 			remo__free(e);
 		}
@@ -279,7 +315,9 @@ static int put_count(remo_session *s, remo_value v, uint64_t *id)
 	int rc = REMO_OK;
 	uint64_t key = entry_key(v);
 	pthread_mutex_lock(&s->lock);
-	struct entry *e = remo__map_get(&s->table_key, key);
+	struct entry *head = remo__map_get(&s->table_key, key), *e = head;
+	while (e != NULL && !entry_is(e, v))
+		e = e->same;
 	if (e == NULL) {
 		if (s->table.len >= s->opts.max_refs) {
 			rc = REMO_ELIMIT;
@@ -290,6 +328,7 @@ static int put_count(remo_session *s, remo_value v, uint64_t *id)
 			e->key = key;
 			e->count = 0;
 			e->value = remo_value_retain(v);
+			e->same = head;
 			if ((rc = remo__map_put(&s->table, e->id, e)) == REMO_OK &&
 			    (rc = remo__map_put(&s->table_key, key, e)) != REMO_OK)
 				remo__map_del(&s->table, e->id);

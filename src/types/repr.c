@@ -83,16 +83,21 @@ static int repr_value(remo_buf *b, remo_value v, unsigned depth)
 	case REMO_TUPLE:
 	case REMO_LIST: {
 		bool tuple = v.kind == REMO_TUPLE;
-		size_t n = tuple ? remo_tuple_len(v) : remo_list_len(v);
+		/* a list is shown as it was at one instant */
+		remo_value list = tuple ? remo_nil() : remo_list_copy(v);
+		if (!tuple && !remo_ok(list))
+			return REMO_ENOMEM;
+		size_t n = tuple ? remo_tuple_len(v) : remo_list_len(list);
 		rc = repr_puts(b, tuple ? "(" : "[");
 		for (size_t i = 0; rc == REMO_OK && i < n; i++) {
 			if (i > 0)
 				rc = repr_puts(b, ", ");
 			if (rc == REMO_OK)
 				rc = repr_value(b, tuple ? remo_tuple_get(v, i)
-				                         : remo_list_get(v, i),
+				                         : remo_list_get(list, i),
 				                depth + 1);
 		}
+		remo_value_release(list);
 		if (rc == REMO_OK && tuple && n == 1)
 			rc = repr_puts(b, ",");
 		return rc == REMO_OK ? repr_puts(b, tuple ? ")" : "]") : rc;
@@ -101,8 +106,11 @@ static int repr_value(remo_buf *b, remo_value v, unsigned depth)
 		size_t pos = 0;
 		remo_value k, val;
 		bool first = true;
+		remo_value d = remo_dict_copy(v); /* as it was at one instant */
+		if (!remo_ok(d))
+			return REMO_ENOMEM;
 		rc = repr_puts(b, "{");
-		while (rc == REMO_OK && remo_dict_next(v, &pos, &k, &val)) {
+		while (rc == REMO_OK && remo_dict_next(d, &pos, &k, &val)) {
 			if (!first)
 				rc = repr_puts(b, ", ");
 			first = false;
@@ -113,6 +121,7 @@ static int repr_value(remo_buf *b, remo_value v, unsigned depth)
 			if (rc == REMO_OK)
 				rc = repr_value(b, val, depth + 1);
 		}
+		remo_value_release(d);
 		return rc == REMO_OK ? repr_puts(b, "}") : rc;
 	}
 	case REMO_ERROR: {

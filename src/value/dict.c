@@ -36,9 +36,15 @@ void remo__dict_free(struct remo__dict *d)
 	remo__free(d->index);
 }
 
-size_t remo_dict_len(remo_value d)
+size_t remo_dict_len(remo_value dv)
 {
-	return d.kind == REMO_DICT ? REMO__DICT(d)->len : 0;
+	if (dv.kind != REMO_DICT)
+		return 0;
+	struct remo__dict *d = REMO__DICT(dv);
+	remo__lock(&d->hdr);
+	size_t n = d->len;
+	remo__unlock(&d->hdr);
+	return n;
 }
 
 /*
@@ -116,9 +122,10 @@ static int dict_resize(struct remo__dict *d, size_t want)
 int remo__dict_reserve(remo_value dv, size_t n)
 {
 	struct remo__dict *d = REMO__DICT(dv);
-	if (d->cap >= n)
-		return REMO_OK;
-	return dict_resize(d, n);
+	remo__lock(&d->hdr);
+	int rc = d->cap >= n ? REMO_OK : dict_resize(d, n);
+	remo__unlock(&d->hdr);
+	return rc;
 }
 
 /* Insert key/val (both stolen).  replace: overwrite an existing key;
@@ -139,30 +146,36 @@ static int dict_insert(remo_value dv, remo_value key, remo_value val,
 	struct remo__dict *d = REMO__DICT(dv);
 	uint64_t hash = remo_hash(key);
 	size_t slot;
+	remo__lock(&d->hdr);
 	long found = dict_probe(d, key, hash, &slot);
 	if (found >= 0) {
 		if (!replace) {
+			remo__unlock(&d->hdr);
 			rc = REMO_EEXIST;
 			goto fail;
 		}
 		struct remo__dict_entry *en = &d->entries[d->index[found]];
 		remo_value old = en->val;
 		en->val = val;
+		remo__unlock(&d->hdr);
 		remo_value_release(key);
-		remo_value_release(old);
+		remo_value_release(old); /* last: old may own d */
 		return REMO_OK;
 	}
 	/* cap is 2/3 of the index, so used < cap keeps the index at most
 	 * 2/3 full, deleted slots included.  Growing doubles the live count,
 	 * which also compacts away what deletions left. */
 	if (d->used >= d->cap) {
-		if ((rc = dict_resize(d, d->len < 4 ? 5 : d->len * 2)) != REMO_OK)
+		if ((rc = dict_resize(d, d->len < 4 ? 5 : d->len * 2)) != REMO_OK) {
+			remo__unlock(&d->hdr);
 			goto fail;
+		}
 		dict_probe(d, key, hash, &slot);
 	}
 	d->entries[d->used] = (struct remo__dict_entry){hash, key, val};
 	d->index[slot] = (int32_t)d->used++;
 	d->len++;
+	remo__unlock(&d->hdr);
 	return REMO_OK;
 fail:
 	remo_value_release(key);
@@ -185,19 +198,37 @@ int remo_dict_set_str(remo_value d, const char *key, remo_value val)
 	return dict_insert(d, remo_str(key), val, true);
 }
 
-int remo_dict_get(remo_value dv, remo_value key, remo_value *out)
+/* remo_dict_get, retaining *out when retain, under the lock. */
+static int dict_get(remo_value dv, remo_value key, remo_value *out,
+                    bool retain)
 {
 	if (dv.kind != REMO_DICT)
 		return REMO_ETYPE;
 	if (!remo_hashable(key))
 		return REMO_ENOTFOUND;
-	const struct remo__dict *d = REMO__DICT(dv);
+	struct remo__dict *d = REMO__DICT(dv);
+	uint64_t hash = remo_hash(key);
 	size_t slot;
-	long found = dict_probe(d, key, remo_hash(key), &slot);
-	if (found < 0)
-		return REMO_ENOTFOUND;
-	*out = d->entries[d->index[found]].val;
-	return REMO_OK;
+	remo__lock(&d->hdr);
+	long found = dict_probe(d, key, hash, &slot);
+	if (found >= 0) {
+		*out = d->entries[d->index[found]].val;
+		if (retain)
+			remo_value_retain(*out);
+	}
+	remo__unlock(&d->hdr);
+	return found >= 0 ? REMO_OK : REMO_ENOTFOUND;
+}
+
+int remo_dict_get(remo_value dv, remo_value key, remo_value *out)
+{
+	return dict_get(dv, key, out, false);
+}
+
+int remo_dict_get_new(remo_value dv, remo_value key, remo_value *out)
+{
+	*out = remo_nil();
+	return dict_get(dv, key, out, true);
 }
 
 int remo_dict_get_str(remo_value d, const char *key, remo_value *out)
@@ -214,23 +245,38 @@ int remo_dict_get_str(remo_value d, const char *key, remo_value *out)
 
 int remo_dict_del(remo_value dv, remo_value key)
 {
+	remo_value old;
+	int rc = remo_dict_pop(dv, key, &old);
+	if (rc == REMO_OK)
+		remo_value_release(old);
+	return rc;
+}
+
+int remo_dict_pop(remo_value dv, remo_value key, remo_value *out)
+{
+	*out = remo_nil();
 	if (dv.kind != REMO_DICT)
 		return REMO_ETYPE;
 	if (!remo_hashable(key))
 		return REMO_ENOTFOUND;
 	struct remo__dict *d = REMO__DICT(dv);
+	uint64_t hash = remo_hash(key);
 	size_t slot;
-	long found = dict_probe(d, key, remo_hash(key), &slot);
-	if (found < 0)
+	remo__lock(&d->hdr);
+	long found = dict_probe(d, key, hash, &slot);
+	if (found < 0) {
+		remo__unlock(&d->hdr);
 		return REMO_ENOTFOUND;
+	}
 	struct remo__dict_entry *en = &d->entries[d->index[found]];
-	remo_value k = en->key, v = en->val;
+	remo_value k = en->key;
+	*out = en->val;
 	en->key = remo__invalid();
 	en->val = remo_nil();
 	d->index[found] = DICT_DELETED;
 	d->len--;
+	remo__unlock(&d->hdr);
 	remo_value_release(k);
-	remo_value_release(v);
 	return REMO_OK;
 }
 
@@ -239,14 +285,75 @@ bool remo_dict_next(remo_value dv, size_t *pos, remo_value *key,
 {
 	if (dv.kind != REMO_DICT)
 		return false;
-	const struct remo__dict *d = REMO__DICT(dv);
-	while (*pos < d->used) {
+	struct remo__dict *d = REMO__DICT(dv);
+	bool got = false;
+	remo__lock(&d->hdr);
+	while (!got && *pos < d->used) {
 		const struct remo__dict_entry *en = &d->entries[(*pos)++];
 		if (en->key.kind == REMO_INVALID)
 			continue;
 		*key = en->key;
 		*val = en->val;
-		return true;
+		got = true;
 	}
-	return false;
+	remo__unlock(&d->hdr);
+	return got;
+}
+
+remo_value *remo__dict_snapshot(remo_value dv, size_t start, size_t max,
+                                remo_value *buf, size_t nbuf, size_t *n)
+{
+	struct remo__dict *d = REMO__DICT(dv);
+	remo_value *items = buf;
+	size_t cap = nbuf, k;
+	remo__lock(&d->hdr);
+	/* a dict that grows while an array is allocated: try again */
+	for (;;) {
+		k = start >= d->len ? 0 : d->len - start;
+		if (k > max)
+			k = max;
+		if (k * 2 <= cap)
+			break;
+		remo__unlock(&d->hdr);
+		if (items != buf)
+			remo__free(items);
+		items = remo__malloc(k * 2 * sizeof *items);
+		if (items == NULL)
+			return NULL;
+		cap = k * 2;
+		remo__lock(&d->hdr);
+	}
+	size_t j = 0, live = 0;
+	for (size_t i = 0; i < d->used && j < k * 2; i++) {
+		const struct remo__dict_entry *en = &d->entries[i];
+		if (en->key.kind == REMO_INVALID || live++ < start)
+			continue;
+		items[j++] = remo_value_retain(en->key);
+		items[j++] = remo_value_retain(en->val);
+	}
+	remo__unlock(&d->hdr);
+	*n = j;
+	return items;
+}
+
+remo_value remo_dict_copy(remo_value dv)
+{
+	if (dv.kind != REMO_DICT)
+		return remo__invalid();
+	remo_value buf[16];
+	size_t n;
+	remo_value *kv = remo__dict_snapshot(dv, 0, SIZE_MAX, buf, 16, &n);
+	remo_value c = remo_dict();
+	int rc = kv != NULL && remo_ok(c) ? remo__dict_reserve(c, n / 2)
+	                                  : REMO_ENOMEM;
+	for (size_t i = 0; rc == REMO_OK && i < n; i += 2)
+		rc = remo_dict_set(c, remo_value_retain(kv[i]),
+		                   remo_value_retain(kv[i + 1]));
+	if (kv != NULL)
+		remo__snapshot_free(kv, n, buf);
+	if (rc != REMO_OK) {
+		remo_value_release(c);
+		return remo__invalid();
+	}
+	return c;
 }

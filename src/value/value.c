@@ -23,6 +23,7 @@ static remo_value value_heap(remo_kind kind, struct remo__obj *o)
 	remo_value v = {kind, {0}};
 	atomic_init(&o->refs, 1);
 	o->kind = (uint8_t)kind;
+	atomic_init(&o->lock, 0);
 	v.as.p = o;
 	return v;
 }
@@ -151,6 +152,45 @@ static bool double_equal(double a, double b)
 	return a == b || (isnan(a) && isnan(b));
 }
 
+/*
+ * Lists and dicts compare by snapshots: their locks are never held
+ * together, and never while comparing (an item's comparison may lock
+ * another container).  A snapshot that cannot be taken compares
+ * unequal.
+ */
+#define EQ_BUF 16
+static bool container_equal(remo_value a, remo_value b)
+{
+	remo_value bufa[EQ_BUF], bufb[EQ_BUF];
+	size_t na = 0, nb = 0;
+	bool dict = a.kind == REMO_DICT;
+	remo_value *(*snap)(remo_value, size_t, size_t, remo_value *, size_t,
+	                    size_t *) = dict ? remo__dict_snapshot
+	                                     : remo__list_snapshot;
+	remo_value *x = snap(a, 0, SIZE_MAX, bufa, EQ_BUF, &na);
+	remo_value *y = snap(b, 0, SIZE_MAX, bufb, EQ_BUF, &nb);
+	bool eq = x != NULL && y != NULL && na == nb;
+	if (eq && !dict) {
+		for (size_t i = 0; eq && i < na; i++)
+			eq = remo_equal(x[i], y[i]);
+	} else if (eq) {
+		/* same length; each key of a maps to an equal value in b */
+		for (size_t i = 0; eq && i < na; i += 2) {
+			remo_value w;
+			eq = remo_dict_get_new(b, x[i], &w) == REMO_OK;
+			if (eq) {
+				eq = remo_equal(x[i + 1], w);
+				remo_value_release(w);
+			}
+		}
+	}
+	if (x != NULL)
+		remo__snapshot_free(x, na, bufa);
+	if (y != NULL)
+		remo__snapshot_free(y, nb, bufb);
+	return eq;
+}
+
 bool remo_equal(remo_value a, remo_value b)
 {
 	if (a.kind != b.kind)
@@ -180,25 +220,9 @@ bool remo_equal(remo_value a, remo_value b)
 				return false;
 		return true;
 	}
-	case REMO_LIST: {
-		const struct remo__list *x = REMO__LIST(a), *y = REMO__LIST(b);
-		if (x->len != y->len)
-			return false;
-		for (size_t i = 0; i < x->len; i++)
-			if (!remo_equal(x->items[i], y->items[i]))
-				return false;
-		return true;
-	}
-	case REMO_DICT: {
-		if (remo_dict_len(a) != remo_dict_len(b))
-			return false;
-		size_t pos = 0;
-		remo_value k, v, w;
-		while (remo_dict_next(a, &pos, &k, &v))
-			if (remo_dict_get(b, k, &w) != REMO_OK || !remo_equal(v, w))
-				return false;
-		return true;
-	}
+	case REMO_LIST:
+	case REMO_DICT:
+		return container_equal(a, b);
 	case REMO_ERROR: {
 		const struct remo__error *x = REMO__ERROR(a), *y = REMO__ERROR(b);
 		return remo_equal(x->name, y->name) &&
@@ -417,30 +441,58 @@ remo_value remo_list(void)
 
 size_t remo_list_len(remo_value l)
 {
-	return l.kind == REMO_LIST ? REMO__LIST(l)->len : 0;
+	if (l.kind != REMO_LIST)
+		return 0;
+	struct remo__list *x = REMO__LIST(l);
+	remo__lock(&x->hdr);
+	size_t n = x->len;
+	remo__unlock(&x->hdr);
+	return n;
 }
 
 remo_value remo_list_get(remo_value l, size_t i)
 {
-	if (l.kind != REMO_LIST || i >= REMO__LIST(l)->len)
+	if (l.kind != REMO_LIST)
 		return remo_nil();
-	return REMO__LIST(l)->items[i];
+	struct remo__list *x = REMO__LIST(l);
+	remo__lock(&x->hdr);
+	remo_value v = i < x->len ? x->items[i] : remo_nil();
+	remo__unlock(&x->hdr);
+	return v;
+}
+
+int remo_list_get_new(remo_value l, size_t i, remo_value *out)
+{
+	*out = remo_nil();
+	if (l.kind != REMO_LIST)
+		return REMO_ETYPE;
+	struct remo__list *x = REMO__LIST(l);
+	remo__lock(&x->hdr);
+	int rc = i < x->len ? REMO_OK : REMO_ERANGE;
+	if (rc == REMO_OK)
+		*out = remo_value_retain(x->items[i]);
+	remo__unlock(&x->hdr);
+	return rc;
 }
 
 int remo_list_set(remo_value l, size_t i, remo_value v)
 {
-	int rc = !remo_ok(v)              ? REMO_ENOMEM
-	         : l.kind != REMO_LIST    ? REMO_ETYPE
-	         : i >= REMO__LIST(l)->len ? REMO_ERANGE
-	                                   : REMO_OK;
-	if (rc != REMO_OK) {
-		remo_value_release(v);
-		return rc;
+	int rc = !remo_ok(v) ? REMO_ENOMEM
+	         : l.kind != REMO_LIST ? REMO_ETYPE : REMO_OK;
+	remo_value old = v; /* released last: old may own l */
+	if (rc == REMO_OK) {
+		struct remo__list *x = REMO__LIST(l);
+		remo__lock(&x->hdr);
+		if (i < x->len) {
+			old = x->items[i];
+			x->items[i] = v;
+		} else {
+			rc = REMO_ERANGE;
+		}
+		remo__unlock(&x->hdr);
 	}
-	remo_value old = REMO__LIST(l)->items[i];
-	REMO__LIST(l)->items[i] = v;
-	remo_value_release(old); /* last: old may own l */
-	return REMO_OK;
+	remo_value_release(old);
+	return rc;
 }
 
 int remo_list_append(remo_value l, remo_value v)
@@ -452,11 +504,13 @@ int remo_list_append(remo_value l, remo_value v)
 		return REMO_ETYPE;
 	}
 	struct remo__list *x = REMO__LIST(l);
+	remo__lock(&x->hdr);
 	if (x->len == x->cap) {
 		size_t cap = x->cap ? x->cap * 2 : 4;
 		remo_value *items = cap > SIZE_MAX / sizeof *items ? NULL
 		                    : remo__realloc(x->items, cap * sizeof *items);
 		if (items == NULL) {
+			remo__unlock(&x->hdr);
 			remo_value_release(v);
 			return REMO_ENOMEM;
 		}
@@ -464,6 +518,7 @@ int remo_list_append(remo_value l, remo_value v)
 		x->cap = cap;
 	}
 	x->items[x->len++] = v;
+	remo__unlock(&x->hdr);
 	return REMO_OK;
 }
 
@@ -472,14 +527,85 @@ int remo_list_del(remo_value l, size_t i)
 	if (l.kind != REMO_LIST)
 		return REMO_ETYPE;
 	struct remo__list *x = REMO__LIST(l);
-	if (i >= x->len)
+	remo__lock(&x->hdr);
+	if (i >= x->len) {
+		remo__unlock(&x->hdr);
 		return REMO_ERANGE;
+	}
 	remo_value old = x->items[i];
 	memmove(&x->items[i], &x->items[i + 1],
 	        (x->len - i - 1) * sizeof x->items[0]);
 	x->len--;
+	remo__unlock(&x->hdr);
 	remo_value_release(old);
 	return REMO_OK;
+}
+
+remo_value *remo__list_snapshot(remo_value l, size_t start, size_t max,
+                                remo_value *buf, size_t nbuf, size_t *n)
+{
+	struct remo__list *x = REMO__LIST(l);
+	remo_value *items = buf;
+	size_t cap = nbuf, k;
+	remo__lock(&x->hdr);
+	/* a list that grows while an array is allocated: try again */
+	for (;;) {
+		k = start >= x->len ? 0 : x->len - start;
+		if (k > max)
+			k = max;
+		if (k <= cap)
+			break;
+		remo__unlock(&x->hdr);
+		if (items != buf)
+			remo__free(items);
+		items = remo__malloc(k * sizeof *items);
+		if (items == NULL)
+			return NULL;
+		cap = k;
+		remo__lock(&x->hdr);
+	}
+	for (size_t i = 0; i < k; i++)
+		items[i] = remo_value_retain(x->items[start + i]);
+	remo__unlock(&x->hdr);
+	*n = k;
+	return items;
+}
+
+void remo__snapshot_free(remo_value *items, size_t n, remo_value *buf)
+{
+	for (size_t i = 0; i < n; i++)
+		remo_value_release(items[i]);
+	if (items != buf)
+		remo__free(items);
+}
+
+remo_value remo_list_copy(remo_value l)
+{
+	if (l.kind != REMO_LIST)
+		return remo__invalid();
+	size_t n;
+	remo_value one[1];
+	remo_value *items = remo__list_snapshot(l, 0, SIZE_MAX, one, 1, &n);
+	remo_value c = remo_list();
+	if (items == NULL || !remo_ok(c)) {
+		if (items != NULL)
+			remo__snapshot_free(items, n, one);
+		remo_value_release(c);
+		return remo__invalid();
+	}
+	for (size_t i = 0; i < n; i++) /* the copy takes the counts */
+		if (remo_list_append(c, items[i]) != REMO_OK) {
+			/* append released items[i] */
+			for (size_t j = i + 1; j < n; j++)
+				remo_value_release(items[j]);
+			if (items != one)
+				remo__free(items);
+			remo_value_release(c);
+			return remo__invalid();
+		}
+	if (items != one)
+		remo__free(items);
+	return c;
 }
 
 /* ==== references ======================================================= */

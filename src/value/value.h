@@ -12,6 +12,8 @@
 
 #include "base/base.h"
 
+#include <sched.h>
+
 /* ---- heap values (value.c) --------------------------------------------- */
 
 /*
@@ -22,7 +24,37 @@
 struct remo__obj {
 	atomic_uint refs;
 	uint8_t kind;
+	atomic_uchar lock; /* lists and dicts: remo__lock (in the padding) */
 };
+
+/*
+ * Lists and dicts can be shared by threads and by sessions (an exported
+ * dict is written by every client), so every operation on one holds its
+ * lock: a test-and-test-and-set byte in the header's padding, which
+ * costs no memory.  Sections under it are short and run no code of
+ * anyone else's: no value is released (a release can run a destructor
+ * that reaches back), no other container is locked (so no order between
+ * containers is needed, and a dict that holds itself cannot deadlock),
+ * and readers that need more than one item take a snapshot
+ * (remo__list_snapshot, remo__dict_snapshot) and work on it unlocked.
+ * A holder that is descheduled is waited for with sched_yield.
+ */
+static inline void remo__lock(struct remo__obj *o)
+{
+	for (unsigned spins = 0;; spins++) {
+		if (atomic_load_explicit(&o->lock, memory_order_relaxed) == 0 &&
+		    atomic_exchange_explicit(&o->lock, 1,
+		                             memory_order_acquire) == 0)
+			return;
+		if (spins >= 64)
+			sched_yield();
+	}
+}
+
+static inline void remo__unlock(struct remo__obj *o)
+{
+	atomic_store_explicit(&o->lock, 0, memory_order_release);
+}
 
 struct remo__str { /* REMO_STR and REMO_BYTES */
 	struct remo__obj hdr;
@@ -78,6 +110,21 @@ struct remo__dict {
 	struct remo__dict_entry *entries;
 	int32_t *index; /* -1 empty, -2 deleted, else an entry number    */
 };
+
+/*
+ * A consistent copy of part of a container, taken under its lock: a
+ * list's items [start, start + max), or a dict's entries from its
+ * start-th live one on, at most max, as keys and values interleaved
+ * (k0, v0, k1, v1...).  Each value is retained.  Into buf when nbuf
+ * values are enough, else into a new array; *n is the count of values.
+ * NULL: REMO_ENOMEM.  remo__snapshot_free releases the values and frees
+ * the array unless it is buf.  (start 0, max SIZE_MAX: all of it.)
+ */
+remo_value *remo__list_snapshot(remo_value l, size_t start, size_t max,
+                                remo_value *buf, size_t nbuf, size_t *n);
+remo_value *remo__dict_snapshot(remo_value d, size_t start, size_t max,
+                                remo_value *buf, size_t nbuf, size_t *n);
+void remo__snapshot_free(remo_value *items, size_t n, remo_value *buf);
 
 struct remo__error {
 	struct remo__obj hdr;

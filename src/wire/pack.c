@@ -61,16 +61,23 @@ static int pack_items(struct pack_state *st, const remo_value *items,
 	return rc;
 }
 
+/*
+ * Lists and dicts are packed from a snapshot (value.h): what is sent is
+ * the container at one instant, even while other threads change it, and
+ * its lock is not held while packing what it holds.
+ */
+#define PACK_SNAP 16
 static int pack_dict(struct pack_state *st, remo_value d, unsigned depth)
 {
-	int rc = pack_open(st, remo_dict_len(d), depth, true);
-	size_t pos = 0;
-	remo_value k, v;
-	while (rc == REMO_OK && remo_dict_next(d, &pos, &k, &v)) {
-		rc = pack_value(st, k, depth + 1);
-		if (rc == REMO_OK)
-			rc = pack_value(st, v, depth + 1);
-	}
+	remo_value buf[PACK_SNAP];
+	size_t n;
+	remo_value *kv = remo__dict_snapshot(d, 0, SIZE_MAX, buf, PACK_SNAP, &n);
+	if (kv == NULL)
+		return REMO_ENOMEM;
+	int rc = pack_open(st, n / 2, depth, true);
+	for (size_t i = 0; rc == REMO_OK && i < n; i++)
+		rc = pack_value(st, kv[i], depth + 1);
+	remo__snapshot_free(kv, n, buf);
 	return rc;
 }
 
@@ -91,8 +98,13 @@ static int pack_ext_body(struct pack_state *st, int8_t type, remo_value v,
 	size_t body = b->len;
 
 	if (v.kind == REMO_LIST) {
-		const struct remo__list *l = REMO__LIST(v);
-		rc = pack_items(st, l->items, l->len, depth);
+		remo_value buf[PACK_SNAP];
+		size_t n;
+		remo_value *items = remo__list_snapshot(v, 0, SIZE_MAX, buf,
+		                                        PACK_SNAP, &n);
+		rc = items != NULL ? pack_items(st, items, n, depth) : REMO_ENOMEM;
+		if (items != NULL)
+			remo__snapshot_free(items, n, buf);
 	} else {
 		/* An error crosses by value, attributes included (a session
 		 * would otherwise send the attrs dict as a reference). */
