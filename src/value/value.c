@@ -159,7 +159,9 @@ static bool double_equal(double a, double b)
  * unequal.
  */
 #define EQ_BUF 16
-static bool container_equal(remo_value a, remo_value b)
+static bool equal(remo_value a, remo_value b, unsigned depth);
+
+static bool container_equal(remo_value a, remo_value b, unsigned depth)
 {
 	remo_value bufa[EQ_BUF], bufb[EQ_BUF];
 	size_t na = 0, nb = 0;
@@ -172,14 +174,14 @@ static bool container_equal(remo_value a, remo_value b)
 	bool eq = x != NULL && y != NULL && na == nb;
 	if (eq && !dict) {
 		for (size_t i = 0; eq && i < na; i++)
-			eq = remo_equal(x[i], y[i]);
+			eq = equal(x[i], y[i], depth + 1);
 	} else if (eq) {
 		/* same length; each key of a maps to an equal value in b */
 		for (size_t i = 0; eq && i < na; i += 2) {
 			remo_value w;
 			eq = remo_dict_get_new(b, x[i], &w) == REMO_OK;
 			if (eq) {
-				eq = remo_equal(x[i + 1], w);
+				eq = equal(x[i + 1], w, depth + 1);
 				remo_value_release(w);
 			}
 		}
@@ -193,8 +195,21 @@ static bool container_equal(remo_value a, remo_value b)
 
 bool remo_equal(remo_value a, remo_value b)
 {
-	if (a.kind != b.kind)
+	return equal(a, b, 0);
+}
+
+/*
+ * A container is equal to itself without a look inside (as Python's
+ * `is` check in containers): a dict that holds itself compares.  Past
+ * REMO_MAX_DEPTH of nesting (two containers that hold each other),
+ * unequal, never a stack overflow.
+ */
+static bool equal(remo_value a, remo_value b, unsigned depth)
+{
+	if (a.kind != b.kind || depth > REMO_MAX_DEPTH)
 		return false;
+	if ((a.kind == REMO_LIST || a.kind == REMO_DICT) && a.as.p == b.as.p)
+		return true;
 	switch (a.kind) {
 	case REMO_NIL:
 	case REMO_INVALID:
@@ -216,18 +231,19 @@ bool remo_equal(remo_value a, remo_value b)
 		if (x->len != y->len)
 			return false;
 		for (size_t i = 0; i < x->len; i++)
-			if (!remo_equal(x->items[i], y->items[i]))
+			if (!equal(x->items[i], y->items[i], depth + 1))
 				return false;
 		return true;
 	}
 	case REMO_LIST:
 	case REMO_DICT:
-		return container_equal(a, b);
+		return container_equal(a, b, depth);
 	case REMO_ERROR: {
 		const struct remo__error *x = REMO__ERROR(a), *y = REMO__ERROR(b);
-		return remo_equal(x->name, y->name) &&
-		       remo_equal(x->message, y->message) &&
-		       remo_equal(x->attrs, y->attrs) && remo_equal(x->tb, y->tb);
+		return equal(x->name, y->name, depth + 1) &&
+		       equal(x->message, y->message, depth + 1) &&
+		       equal(x->attrs, y->attrs, depth + 1) &&
+		       equal(x->tb, y->tb, depth + 1);
 	}
 	default: {
 		/* identity: the same proxy target, the same local object or
@@ -238,7 +254,7 @@ bool remo_equal(remo_value a, remo_value b)
 		if (x->owner != y->owner || x->id != y->id || x->home != y->home ||
 		    x->ptr != y->ptr || x->func != y->func)
 			return false;
-		return remo_equal(x->self, y->self);
+		return equal(x->self, y->self, depth + 1);
 	}
 	}
 }
