@@ -11,8 +11,9 @@
  *   test_serving --writer URL PREFIX N   sets PREFIX0..PREFIX(N-1) in the
  *                                        exported dict "shared", then
  *                                        prints "DONE"
- *   test_serving --taker URL             calls take() and prints what it
- *                                        got (the test kills it first)
+ *   test_serving --taker URL             prints "TAKING", calls take()
+ *                                        and prints what it got (the
+ *                                        test kills it first)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -62,6 +63,143 @@ static void types_init(void)
 	                 (void (*)(void))doubler_get, NULL);
 }
 
+/* ---- a tuple-space-like box: take() waits for put(), deferred ---- */
+
+static pthread_mutex_t box_lock = PTHREAD_MUTEX_INITIALIZER;
+static remo_value box_items;       /* list: what put() stored          */
+static remo_deferred *box_waiters[2048];
+static int box_nwaiters;
+static atomic_int box_cancel_hooks;
+static atomic_int box_answered_after_cancel; /* must stay 0 */
+
+/* Takes d out of the waiters, if it is there (true). */
+static bool box_unwait(remo_deferred *d)
+{
+	for (int i = 0; i < box_nwaiters; i++)
+		if (box_waiters[i] == d) {
+			memmove(&box_waiters[i], &box_waiters[i + 1],
+			        (size_t)(box_nwaiters - i - 1) * sizeof d);
+			box_nwaiters--;
+			return true;
+		}
+	return false;
+}
+
+static void box_on_cancel(remo_deferred *d, void *user)
+{
+	(void)user;
+	atomic_fetch_add(&box_cancel_hooks, 1);
+	pthread_mutex_lock(&box_lock);
+	bool mine = box_unwait(d);
+	pthread_mutex_unlock(&box_lock);
+	if (mine) { /* nobody else answers it: we do (nothing is sent) */
+		remo_value e = remo_error("CancelledError", "cancelled");
+		if (remo_deferred_fail(d, e) == REMO_OK)
+			atomic_fetch_add(&box_answered_after_cancel, 1);
+		remo_value_release(e);
+	}
+}
+
+static remo_value box_take(void)
+{
+	pthread_mutex_lock(&box_lock);
+	if (remo_list_len(box_items) > 0) {
+		remo_value v;
+		remo_list_get_new(box_items, 0, &v);
+		remo_list_del(box_items, 0);
+		pthread_mutex_unlock(&box_lock);
+		return v;
+	}
+	remo_deferred *d = remo_defer(box_on_cancel, NULL);
+	if (d != NULL && box_nwaiters < 2048)
+		box_waiters[box_nwaiters++] = d;
+	pthread_mutex_unlock(&box_lock);
+	return remo_nil(); /* ignored: the answer comes from put() */
+}
+
+static void box_put(remo_value v)
+{
+	for (;;) {
+		pthread_mutex_lock(&box_lock);
+		if (box_nwaiters == 0) {
+			remo_list_append(box_items, remo_value_retain(v));
+			pthread_mutex_unlock(&box_lock);
+			return;
+		}
+		remo_deferred *d = box_waiters[0];
+		box_unwait(d);
+		pthread_mutex_unlock(&box_lock);
+		/* the first waiter, unless it is gone: then the next */
+		if (remo_deferred_reply(d, v) == REMO_OK)
+			return;
+	}
+}
+
+static int64_t box_count(void)
+{
+	pthread_mutex_lock(&box_lock);
+	int64_t n = (int64_t)remo_list_len(box_items);
+	pthread_mutex_unlock(&box_lock);
+	return n;
+}
+
+static int64_t box_waiting(void)
+{
+	pthread_mutex_lock(&box_lock);
+	int64_t n = box_nwaiters;
+	pthread_mutex_unlock(&box_lock);
+	return n;
+}
+
+/* ---- a gate: wait_gate() blocks (a running call) until open_gate() ---- */
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool gate_open;
+static atomic_int gate_saw_cancel;
+
+/* "opened", or "cancelled" (remo_cancelled), or "stuck" after 10 s */
+static remo_value wait_gate(void)
+{
+	for (int i = 0; i < 1000; i++) {
+		pthread_mutex_lock(&gate_lock);
+		bool open = gate_open;
+		pthread_mutex_unlock(&gate_lock);
+		if (open)
+			return remo_str("opened");
+		if (remo_cancelled()) {
+			atomic_fetch_add(&gate_saw_cancel, 1);
+			return remo_str("cancelled");
+		}
+		usleep(10000);
+	}
+	return remo_str("stuck");
+}
+
+static void open_gate(bool open)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_open = open;
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static int64_t saw_cancel(void) { return atomic_load(&gate_saw_cancel); }
+static int64_t deadline_left(void) { return remo_deadline_ms(); }
+
+static bool caller_has_session(void)
+{
+	remo_caller_info ci;
+	return remo_caller(&ci) == REMO_OK && ci.session != NULL;
+}
+
+static void export_fn(remo_exports *ex, const char *name, const char *sig,
+                      void (*fn)(void))
+{
+	remo_value f = remo_function(name, sig, fn, NULL);
+	assert_true(remo_ok(f));
+	assert_int_equal(remo_export(ex, name, f), REMO_OK);
+	remo_value_release(f);
+}
+
 struct server {
 	remo_exports *ex;
 	remo_server *srv;
@@ -95,6 +233,22 @@ static struct server *server_start(void)
 	export_value(sv->ex, "reader", remo_object(reader_type, &shared_x, NULL));
 	export_value(sv->ex, "doubler",
 	             remo_object(doubler_type, &shared_x, NULL));
+	box_items = remo_list();
+	box_nwaiters = 0;
+	atomic_store(&box_cancel_hooks, 0);
+	atomic_store(&gate_saw_cancel, 0);
+	open_gate(false);
+	export_fn(sv->ex, "take", "r()", (void (*)(void))box_take);
+	export_fn(sv->ex, "put", "v(x:r)", (void (*)(void))box_put);
+	export_fn(sv->ex, "count", "q()", (void (*)(void))box_count);
+	export_fn(sv->ex, "waiting", "q()", (void (*)(void))box_waiting);
+	export_fn(sv->ex, "wait_gate", "r()", (void (*)(void))wait_gate);
+	export_fn(sv->ex, "open_gate", "v(open:?)", (void (*)(void))open_gate);
+	export_fn(sv->ex, "saw_cancel", "q()", (void (*)(void))saw_cancel);
+	export_fn(sv->ex, "deadline_left", "q()",
+	          (void (*)(void))deadline_left);
+	export_fn(sv->ex, "caller_has_session", "?()",
+	          (void (*)(void))caller_has_session);
 	int rc;
 	sv->srv = remo_server_new(sv->ex, NULL, &rc);
 	assert_non_null(sv->srv);
@@ -113,6 +267,9 @@ static void server_stop(struct server *sv)
 	remo_server_free(sv->srv);
 	remo_exports_free(sv->ex);
 	remo_value_release(sv->shared);
+	/* every deferred take was answered or cancelled by now */
+	assert_int_equal(box_nwaiters, 0);
+	remo_value_release(box_items);
 	char path[128];
 	snprintf(path, sizeof path, "%s/s.sock", sv->dir);
 	unlink(path);
@@ -195,6 +352,61 @@ static int writer_main(const char *url, const char *prefix, int n)
 	remo_value_release(d);
 	remo_session_free(s);
 	return 0;
+}
+
+/* ==== client side ======================================================= */
+
+/* Calls the server's function name with args (stolen) within timeout_ms
+ * (0: none); the status, *out the result. */
+static int call(remo_session *s, const char *name, remo_value args,
+                int timeout_ms, remo_value *out)
+{
+	remo_value fn;
+	*out = remo_nil();
+	int rc = remo_lookup(s, name, &fn);
+	if (rc == REMO_OK) {
+		remo_call_opts o = {timeout_ms != 0 ? timeout_ms : -1};
+		rc = remo_call_with(fn, args, &o, out);
+		remo_value_release(fn);
+	}
+	remo_value_release(args);
+	if (getenv("SERVING_DEBUG") && rc != REMO_OK)
+		fprintf(stderr, "call %s: %d %s: %s\n", name, rc,
+		        remo_error_name(remo_last_error()),
+		        remo_error_message(remo_last_error()));
+	return rc;
+}
+
+static int64_t call_int(remo_session *s, const char *name)
+{
+	remo_value v;
+	assert_int_equal(call(s, name, remo_nil(), 0, &v), REMO_OK);
+	assert_int_equal(v.kind, REMO_INT);
+	return v.as.i;
+}
+
+/* Polls name() until it returns want, for up to 10 s. */
+static void until_int(remo_session *s, const char *name, int64_t want)
+{
+	int64_t got = -1;
+	for (int i = 0; i < 1000 && (got = call_int(s, name)) != want; i++)
+		usleep(10000);
+	assert_int_equal(got, want);
+}
+
+static void put(remo_session *s, int64_t x)
+{
+	remo_value v;
+	assert_int_equal(call(s, "put", remo_tuple_of(1, remo_int(x)), 0, &v),
+	                 REMO_OK);
+}
+
+static int64_t take(remo_session *s)
+{
+	remo_value v;
+	assert_int_equal(call(s, "take", remo_nil(), 0, &v), REMO_OK);
+	assert_int_equal(v.kind, REMO_INT);
+	return v.as.i;
 }
 
 /* ==== shared containers ================================================== */
@@ -353,17 +565,253 @@ static void test_two_types_on_one_pointer_are_two_objects(void **state)
 	server_stop(sv);
 }
 
+
+/* ==== a slow call does not stall its session ============================ */
+
+struct gate_call {
+	remo_session *s;
+	remo_value result;
+	atomic_bool done;
+};
+
+static void *call_wait_gate(void *arg)
+{
+	struct gate_call *g = arg;
+	call(g->s, "wait_gate", remo_nil(), 0, &g->result);
+	atomic_store(&g->done, true);
+	return NULL;
+}
+
+/*
+ * Two threads on one session: the first blocks in wait_gate() until
+ * someone opens it; the second opens it.  Served one at a time, the
+ * second would wait behind the first, which gives up after 10 s
+ * ("stuck"): now the second runs while the first still waits.
+ */
+static void test_a_blocked_call_does_not_stall_its_session(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	struct gate_call g = {.s = s};
+	pthread_t th;
+	pthread_create(&th, NULL, call_wait_gate, &g);
+	remo_value v;
+	/* a lookup and a call, while wait_gate is still waiting */
+	assert_int_equal(call(s, "count", remo_nil(), 0, &v), REMO_OK);
+	assert_false(atomic_load(&g.done));
+	assert_int_equal(call(s, "open_gate", remo_tuple_of(1, remo_bool(true)),
+	                      0, &v), REMO_OK);
+	pthread_join(th, NULL);
+	assert_string_equal(remo_str_data(g.result, NULL), "opened");
+	remo_value_release(g.result);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
+/* ==== cancellation and deadlines ========================================= */
+
+/* A caller's timeout reaches a running call: remo_cancelled() turns true
+ * there, and the caller gets TimeoutError. */
+static void test_a_timeout_reaches_the_running_call(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	remo_value v;
+	assert_int_equal(call(s, "wait_gate", remo_nil(), 200, &v),
+	                 REMO_ETIMEDOUT);
+	assert_string_equal(remo_error_name(remo_last_error()), "TimeoutError");
+	until_int(s, "saw_cancel", 1);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
+static void test_the_deadline_travels_with_the_request(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	remo_value v;
+	assert_int_equal(call(s, "deadline_left", remo_nil(), 5000, &v), REMO_OK);
+	assert_true(v.as.i > 0 && v.as.i <= 5000);
+	assert_int_equal(call_int(s, "deadline_left"), -1); /* none */
+	assert_int_equal(call(s, "caller_has_session", remo_nil(), 0, &v),
+	                 REMO_OK);
+	assert_true(v.kind == REMO_BOOL && v.as.b);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
+/* ==== deferred replies: a box that loses nothing ========================== */
+
+/* take() waits for put() in no thread: the answer comes from put's. */
+static void test_a_deferred_take_is_answered_by_a_put(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *a = client(sv), *b = client(sv);
+	remo_value fn, v;
+	assert_int_equal(remo_lookup(a, "take", &fn), REMO_OK);
+	remo_future *f;
+	assert_int_equal(remo_call_async(fn, remo_nil(), NULL, &f), REMO_OK);
+	until_int(b, "waiting", 1);
+	put(b, 7);
+	assert_int_equal(remo_future_wait(f, 10000, &v), REMO_OK);
+	assert_int_equal(v.as.i, 7);
+	assert_int_equal(call_int(b, "count"), 0);
+	remo_future_free(f);
+	remo_value_release(fn);
+	remo_session_free(a);
+	remo_session_free(b);
+	server_stop(sv);
+}
+
+/* A taker that times out: its take is cancelled at the server, so the
+ * next put is stored, not sent to a caller who left. */
+static void test_a_timed_out_take_loses_nothing(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *a = client(sv), *b = client(sv);
+	remo_value v;
+	assert_int_equal(call(a, "take", remo_nil(), 200, &v), REMO_ETIMEDOUT);
+	assert_string_equal(remo_error_name(remo_last_error()), "TimeoutError");
+	assert_int_equal(call_int(b, "waiting"), 0);
+	assert_int_equal(atomic_load(&box_cancel_hooks), 1);
+	put(b, 8);
+	assert_int_equal(take(b), 8);
+	assert_int_equal(atomic_load(&box_answered_after_cancel), 0);
+	remo_session_free(a);
+	remo_session_free(b);
+	server_stop(sv);
+}
+
+/* A taker that cancels its async take: the same. */
+static void test_a_cancelled_take_loses_nothing(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *a = client(sv), *b = client(sv);
+	remo_value fn;
+	assert_int_equal(remo_lookup(a, "take", &fn), REMO_OK);
+	remo_future *f;
+	assert_int_equal(remo_call_async(fn, remo_nil(), NULL, &f), REMO_OK);
+	until_int(b, "waiting", 1);
+	assert_int_equal(remo_future_cancel(f), REMO_OK);
+	assert_int_equal(remo_future_wait(f, 0, NULL), REMO_ECANCELED);
+	assert_int_equal(call_int(b, "waiting"), 0);
+	put(b, 9);
+	assert_int_equal(take(b), 9);
+	remo_future_free(f);
+	remo_value_release(fn);
+	remo_session_free(a);
+	remo_session_free(b);
+	server_stop(sv);
+}
+
+static int taker_main(const char *url)
+{
+	remo_session *s;
+	if (remo_connect(url, 5000, NULL, NULL, &s) != REMO_OK)
+		return 1;
+	printf("TAKING\n");
+	fflush(stdout);
+	remo_value v;
+	int rc = call(s, "take", remo_nil(), 0, &v);
+	printf("GOT %d %lld\n", rc, (long long)v.as.i);
+	return 0;
+}
+
+/* A taker process that is SIGKILLed while it waits: its session ends,
+ * its take is cancelled, and the next put is stored. */
+static void test_a_killed_taker_loses_nothing(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *b = client(sv);
+	int out;
+	pid_t pid = spawn(&out, "--taker", sv->url, NULL, NULL);
+	char line[64];
+	read_line(out, line, sizeof line, 10000);
+	assert_string_equal(line, "TAKING\n");
+	until_int(b, "waiting", 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(out);
+	until_int(b, "waiting", 0);
+	put(b, 10);
+	assert_int_equal(take(b), 10);
+	remo_session_free(b);
+	server_stop(sv);
+}
+
+static int count_threads(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	int n = -1;
+	while (f != NULL && fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/* Two hundred callers parked in take() hold no thread of the server's
+ * (this process is both: its thread count is what it was, give or take
+ * the helpers and the lease thread). */
+#define PARKED 200
+static void test_parked_takers_hold_no_threads(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *a = client(sv), *b = client(sv);
+	int before = count_threads();
+	remo_value fn, v;
+	assert_int_equal(remo_lookup(a, "take", &fn), REMO_OK);
+	remo_future *f[PARKED];
+	for (int i = 0; i < PARKED; i++)
+		assert_int_equal(remo_call_async(fn, remo_nil(), NULL, &f[i]),
+		                 REMO_OK);
+	until_int(b, "waiting", PARKED);
+	int parked = count_threads();
+	assert_true(parked - before < 8);
+	for (int i = 0; i < PARKED; i++)
+		put(b, i);
+	for (int i = 0; i < PARKED; i++) {
+		assert_int_equal(remo_future_wait(f[i], 10000, &v), REMO_OK);
+		assert_int_equal(v.as.i, i); /* in arrival order */
+		remo_future_free(f[i]);
+	}
+	remo_value_release(fn);
+	remo_session_free(a);
+	remo_session_free(b);
+	server_stop(sv);
+}
+
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 5 && strcmp(argv[1], "--writer") == 0)
 		return writer_main(argv[2], argv[3], atoi(argv[4]));
+	if (argc >= 3 && strcmp(argv[1], "--taker") == 0)
+		return taker_main(argv[2]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_four_writers_one_dict),
 		cmocka_unit_test(test_threads_share_a_list_and_a_dict),
 		cmocka_unit_test(test_a_dict_that_holds_itself),
 		cmocka_unit_test(test_two_types_on_one_pointer_are_two_objects),
+		cmocka_unit_test(test_a_blocked_call_does_not_stall_its_session),
+		cmocka_unit_test(test_a_timeout_reaches_the_running_call),
+		cmocka_unit_test(test_the_deadline_travels_with_the_request),
+		cmocka_unit_test(test_a_deferred_take_is_answered_by_a_put),
+		cmocka_unit_test(test_a_timed_out_take_loses_nothing),
+		cmocka_unit_test(test_a_cancelled_take_loses_nothing),
+		cmocka_unit_test(test_a_killed_taker_loses_nothing),
+		cmocka_unit_test(test_parked_takers_hold_no_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

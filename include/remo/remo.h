@@ -794,6 +794,12 @@ typedef struct remo_session_opts {
 	size_t secret_len;
 	int handshake_ms;       /* how long that proof may take: 0:
 	                           REMO_DEFAULT_HANDSHAKE_MS */
+	unsigned max_concurrent;/* the peer's calls served at once: past the
+	                           threads in remo_session_serve, helper
+	                           threads start when calls wait behind a
+	                           busy one (doc/design.md "Serving").  0:
+	                           REMO_DEFAULT_MAX_CONCURRENT; 1: one at a
+	                           time, in order */
 	size_t max_queued_bytes;/* bytes of the peer's requests received and
 	                           not yet served (waiting for a thread):
 	                           past it the peer is flooding and the
@@ -824,6 +830,10 @@ typedef struct remo_session_opts {
 #define REMO_MAX_LIVE_PARKED 16
 
 #define REMO_DEFAULT_LEASE_MS 10000
+#define REMO_DEFAULT_MAX_CONCURRENT 16
+/* Helper threads in a process, over all sessions: past it, calls wait
+ * for a serving thread (none is refused). */
+#define REMO_MAX_HELPERS 256
 
 #define REMO_DEFAULT_MAX_MESSAGE (16u << 20)
 #define REMO_DEFAULT_MAX_CALL_DEPTH 32
@@ -899,8 +909,67 @@ REMO_API int remo_secret_load(const char *path, void *buf, size_t cap,
 typedef struct remo_caller_info {
 	bool authenticated;
 	char peer[512];
+	remo_session *session; /* the caller's session (borrowed: valid
+	                          while the call is served; retain it by
+	                          keeping a proxy, or do not keep it) */
 } remo_caller_info;
 REMO_API int remo_caller(remo_caller_info *out);
+
+/*
+ * Cancellation and deadlines, seen from the callee.  A caller's timeout
+ * travels with its request; a caller that times out or calls
+ * remo_future_cancel tells the peer (a CANCEL message), and a session
+ * that ends cancels every call it was serving.  A request cancelled
+ * before it started never runs; the caller gets TimeoutError (or
+ * REMO_ECANCELED) unless the reply had already left, in which case it
+ * gets the reply: nothing is lost in between (doc/design.md,
+ * "Cancellation").
+ *
+ * remo_cancelled: true if the request this thread serves was cancelled
+ * (by its caller, or by the end of its session): a cheap check for a
+ * long-running function, which may then stop (what it returns goes
+ * nowhere).  False when serving nothing.
+ * remo_deadline_ms: the ms the caller has left for the request this
+ * thread serves (0 if past), or -1 for none or when serving nothing.
+ */
+REMO_API bool remo_cancelled(void);
+REMO_API int64_t remo_deadline_ms(void);
+/* How long a caller waits, after its timeout or remo_future_cancel, for
+ * the peer to confirm the cancellation (or send the reply it had made). */
+#define REMO_CANCEL_GRACE_MS 1000
+
+/*
+ * Deferred replies: a function can take its call and answer later, from
+ * any thread, so that a blocking operation (a tuple space's in(), an
+ * actor's receive) holds no thread while it waits.
+ *
+ * remo_defer: called by a function remo is serving for a peer; the
+ * function then returns (what it returns is ignored) and the session
+ * goes on serving others.  on_cancel (may be NULL) runs once, in some
+ * remo thread, if the caller cancels or times out or its session ends
+ * before the call is answered, and not before the function that
+ * deferred returned: it should take d out of wherever the program keeps
+ * it and answer it (an answer after cancellation sends nothing and
+ * frees d).  NULL when this thread serves no request (REMO_EINVAL in
+ * remo_last_error) or without memory.
+ *
+ * remo_deferred_reply / remo_deferred_fail: answer d with v (borrowed),
+ * or with err (borrowed: an error value, see remo_error), exactly once;
+ * both free d.  REMO_OK if the answer went; REMO_ECANCELED if the call
+ * was cancelled first or REMO_ECLOSED / REMO_EPEERLOST if its session
+ * ended: nothing was sent, and v is still the program's (put the item
+ * back); else the send's failure.  A one-way request's answer goes
+ * nowhere (REMO_OK).
+ *
+ * remo_deferred_deadline_ms: as remo_deadline_ms, for d.
+ */
+typedef struct remo_deferred remo_deferred;
+typedef void remo_deferred_cancel_fn(remo_deferred *d, void *user);
+REMO_API remo_deferred *remo_defer(remo_deferred_cancel_fn *on_cancel,
+                                   void *user);
+REMO_API int remo_deferred_reply(remo_deferred *d, remo_value v);
+REMO_API int remo_deferred_fail(remo_deferred *d, remo_value err);
+REMO_API int64_t remo_deferred_deadline_ms(const remo_deferred *d);
 
 /* remo_session_status: REMO_OK while open, else why it ended. */
 REMO_API int remo_session_status(const remo_session *s);
@@ -950,8 +1019,11 @@ REMO_API int remo_call_method(remo_value obj, const char *name,
 /*
  * Per-call options.  timeout_ms: 0 uses the session's timeout_ms, -1
  * waits for ever, more than 0 fails this call with REMO_ETIMEDOUT
- * (TimeoutError) after that long; its late reply is dropped.  There is
- * no hidden short default.
+ * (TimeoutError) after that long.  The timeout travels with the request
+ * (remo_deadline_ms), and when it passes the peer is told (remo_cancelled,
+ * a deferred call's cancel hook); if the reply had already left, the
+ * call returns it, up to REMO_CANCEL_GRACE_MS late, rather than lose
+ * it.  There is no hidden short default.
  */
 typedef struct remo_call_opts {
 	int timeout_ms;
@@ -1150,11 +1222,17 @@ REMO_API bool remo_future_poll(remo_future *f);
  * REMO_EINVAL for f or fn NULL. */
 REMO_API int remo_future_then(remo_future *f, remo_future_fn *fn,
                               void *user);
-/* remo_future_cancel: settles a pending f with REMO_ECANCELED (its
- * callback runs) and drops its reply when it comes.  The peer may still
- * run the call.  REMO_OK, or REMO_EINVAL (remo_last_error untouched) if
- * f is not a started remote call that is still pending: settled, run
- * locally, or of a batch not sent. */
+/*
+ * remo_future_cancel: tells the peer the call is no longer wanted (a
+ * call not started there does not run; a running one sees
+ * remo_cancelled(); a deferred one's cancel hook runs) and waits up to
+ * REMO_CANCEL_GRACE_MS for the peer to confirm, serving meanwhile.  Then
+ * f has settled, its callback has run: REMO_OK, f settled with
+ * REMO_ECANCELED; REMO_EINVAL (remo_last_error untouched) if the call
+ * finished first (its result, which had already left the peer, is f's:
+ * nothing is lost), or if f is not a started remote call that is still
+ * pending: settled, run locally, or of a batch not sent.
+ */
 REMO_API int remo_future_cancel(remo_future *f);
 /* remo_future_promise: a new value standing for f's result (above);
  * REMO_INVALID for f NULL or without memory. */

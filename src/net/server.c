@@ -210,6 +210,10 @@ static void *session_main(void *arg)
 	atomic_store(&ss->s, s);
 	if (s != NULL && !atomic_load(&ss->srv->stopping))
 		remo_session_serve(s, -1);
+	/* the session ended: its helpers end once their calls return (here,
+	 * not in reap, which the accept loop runs) */
+	if (s != NULL)
+		remo__session_join_helpers(s);
 	pthread_mutex_lock(&ss->srv->lock);
 	ss->done = true;
 	ss->srv->nsessions--;

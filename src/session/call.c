@@ -72,6 +72,32 @@ void remo__req_fill(struct req *r, uint64_t reqid, uint64_t cause,
 	r->parts = (struct msg_parts){r->ints, ni, r->vals, nv};
 }
 
+/*
+ * The caller's deadline goes with the request as the ms it has left
+ * (REMO__REQ_DEADLINE, after op): the peer's clock is not ours.
+ */
+void remo__req_deadline(struct req *r, int64_t deadline)
+{
+	if (deadline < 0)
+		return;
+	int64_t left = deadline - remo__now_ms();
+	if (left < 0)
+		left = 0;
+	if (left > INT32_MAX)
+		left = INT32_MAX;
+	size_t ni = r->parts.nints;
+	memmove(&r->ints[6], &r->ints[5], (ni - 5) * sizeof r->ints[0]);
+	r->ints[4] |= REMO__REQ_DEADLINE;
+	r->ints[5] = left;
+	r->parts.nints = ni + 1;
+}
+
+void remo__req_cancel(remo_session *s, uint64_t reqid)
+{
+	int64_t m[2] = {MSG_CANCEL, (int64_t)reqid};
+	remo__send_msg(s, m, 2, NULL, 0);
+}
+
 /* The status of a request that could not be sent, raised. */
 int remo__req_send_failed(int rc, int op)
 {
@@ -111,6 +137,14 @@ static void msgs_free(struct msg *m)
 	}
 }
 
+/* The peer's answer to our CANCEL: CancelledError, decoded. */
+static bool reply_is_cancelled(const struct msg *m)
+{
+	return m->type == MSG_ERROR && m->drc == REMO_OK &&
+	       m->vals[0].kind == REMO_ERROR &&
+	       strcmp(remo_error_name(m->vals[0]), "CancelledError") == 0;
+}
+
 int remo__session_request_timed(remo_session *s, int op, remo_value target,
                                 remo_value a, remo_value b, int timeout_ms,
                                 remo_value *out)
@@ -130,17 +164,30 @@ int remo__session_request_timed(remo_session *s, int op, remo_value target,
 	if (rc != REMO_OK)
 		return remo__fail(rc, remo__op_names[op]);
 
+	/* 0: the session's default; -1: none; else this call's */
+	int t = timeout_ms != 0 ? timeout_ms : s->opts.timeout_ms;
+	int64_t deadline = remo__deadline_ms(t);
 	struct req r;
 	remo__req_fill(&r, w.reqid, cause, depth, op, 0, target, a, b);
+	remo__req_deadline(&r, deadline);
 	rc = remo__send_parts(s, &r.parts, 1, false);
 	struct msg *reply = NULL;
-	if (rc == REMO_OK) {
-		/* 0: the session's default; -1: none; else this call's */
-		int t = timeout_ms != 0 ? timeout_ms : s->opts.timeout_ms;
-		int64_t deadline = remo__deadline_ms(t);
+	if (rc == REMO_OK)
 		rc = remo__wait_for(s, &w, deadline, &reply);
+	if (rc == REMO_ETIMEDOUT) {
+		/*
+		 * Tell the peer, and wait (a little) for its answer: the
+		 * reply, if it went before the CANCEL arrived, or
+		 * CancelledError.  A result made is then never lost: a
+		 * tuple space's in() that took a tuple returns it, late,
+		 * rather than TimeoutError (doc/design.md, "Cancellation").
+		 */
+		remo__req_cancel(s, w.reqid);
+		int g = remo__wait_for(s, &w, remo__deadline_ms(REMO_CANCEL_GRACE_MS),
+		                       &reply);
+		if (g == REMO_OK && reply != NULL && !reply_is_cancelled(reply))
+			rc = REMO_OK;
 	}
-
 	pthread_mutex_lock(&s->lock);
 	remo__map_del(&s->pending, w.reqid);
 	struct msg *gone = req_orphans(s, &w);

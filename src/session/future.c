@@ -295,6 +295,7 @@ int remo__session_start(remo_session *s, int op, remo_value target,
 	}
 	remo__req_fill(&r, f->w.reqid, cause, depth, op,
 	         flags | (f->keep ? REMO__REQ_KEEP : 0), target, a, b);
+	remo__req_deadline(&r, f->deadline);
 	pthread_mutex_lock(&s->lock);
 	f->started = true; /* before the send: the reply can come at once */
 	pthread_mutex_unlock(&s->lock);
@@ -495,6 +496,14 @@ int remo_future_then(remo_future *f, remo_future_fn *fn, void *user)
 	return rc == REMO_OK ? REMO_OK : remo__fail(rc, "remo_future_then");
 }
 
+/*
+ * Cancelling tells the peer (MSG_CANCEL) and waits, up to
+ * REMO_CANCEL_GRACE_MS, for its answer: CancelledError (the call did not
+ * run, or a deferred call's cancel hook ran), or the reply itself if it
+ * went before the CANCEL arrived, which then settles f as usual and is
+ * not lost.  A peer that does not answer in time: f settles as
+ * cancelled here.
+ */
 int remo_future_cancel(remo_future *f)
 {
 	if (f == NULL || f->s == NULL)
@@ -503,13 +512,25 @@ int remo_future_cancel(remo_future *f)
 	struct remo_future *settled = NULL;
 	pthread_mutex_lock(&s->lock);
 	bool pending = f->started && !f->w.done;
-	if (pending) {
+	bool first = pending && !f->cancelling;
+	if (pending)
+		f->cancelling = true;
+	pthread_mutex_unlock(&s->lock);
+	if (!pending)
+		return REMO_EINVAL;
+	if (first)
+		remo__req_cancel(s, f->w.reqid);
+	struct msg *none = NULL;
+	remo__wait_for(s, &f->w, remo__deadline_ms(REMO_CANCEL_GRACE_MS), &none);
+	pthread_mutex_lock(&s->lock);
+	if (!f->w.done) {
 		remo__map_del(&s->pending, f->w.reqid);
 		remo__future_settle(s, f, REMO_ECANCELED, remo_nil(), &settled);
 	}
+	int st = f->status;
 	pthread_mutex_unlock(&s->lock);
 	remo__futures_notify(settled);
-	return pending ? REMO_OK : REMO_EINVAL;
+	return st == REMO_ECANCELED ? REMO_OK : REMO_EINVAL;
 }
 
 static void session_promise_gone(struct remo__ref *r)

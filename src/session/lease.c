@@ -10,13 +10,15 @@
 /*
  * One thread per process keeps every leased session's lease: it sends a
  * PING on a session that sent nothing for T, and ends a session that
- * heard nothing for 3T with REMO_EPEERLOST.  It must be a thread of its
+ * heard nothing for 3T with REMO_EPEERLOST.  It also reads for a served
+ * session whose serving threads are all busy, and starts helpers for it
+ * (serve.c, "helpers").  It must be a thread of its
  * own: the threads of a session may all be busy in a long call, and the
  * peer must still hear from us (and we must still notice a peer that
  * stopped, say by SIGSTOP, while we wait).  The thread starts with the
- * first leased session and ticks every LEASE_TICK_MS.
+ * first session and ticks every LEASE_TICK_MS.
  */
-#define LEASE_TICK_MS 20
+#define LEASE_TICK_MS 10
 
 static pthread_mutex_t lease_lock = PTHREAD_MUTEX_INITIALIZER;
 static remo_session *lease_list;
@@ -37,11 +39,17 @@ static void *lease_main(void *arg)
 			/* Due: time for a heartbeat, or silence to judge, or
 			 * nobody reading it (all its threads busy in calls, or
 			 * an idle client), so that a peer that died is noticed
-			 * within a tick instead of when a call returns. */
+			 * within a tick instead of when a call returns, and a
+			 * request that waits behind a busy call is read (and
+			 * a helper started for it).  A session without a lease
+			 * that nobody serves is left alone. */
 			bool unread = !atomic_load(&s->reading);
-			if (now - atomic_load(&s->last_send_ms) < T &&
-			    now - atomic_load(&s->last_recv_ms) < 3 * T && !unread &&
-			    atomic_load(&s->ndeadlines) == 0)
+			bool served = atomic_load(&s->served);
+			if (T == 0 ? !(served && unread) &&
+			             atomic_load(&s->ndeadlines) == 0
+			           : now - atomic_load(&s->last_send_ms) < T &&
+			             now - atomic_load(&s->last_recv_ms) < 3 * T &&
+			             !unread && atomic_load(&s->ndeadlines) == 0)
 				continue;
 			/* a session whose count reached 0 is being destroyed
 			 * (and waits for lease_lock to leave this list) */
@@ -56,14 +64,16 @@ static void *lease_main(void *arg)
 		for (int i = 0; i < ndue; i++) {
 			remo_session *s = due[i];
 			int64_t T = s->opts.lease_ms;
+			bool served = atomic_load(&s->served);
 			/* Async calls past their deadline settle here too, so
 			 * a future with only a callback times out (within a
 			 * tick) even if nobody waits for it. */
 			if (atomic_load(&s->ndeadlines) > 0)
 				remo__futures_expire(s);
-			/* Nobody may be reading (an idle client): read what has
-			 * arrived, so heartbeats count and requests get queued. */
-			for (int k = 0; k < 16; k++) {
+			/* Nobody may be reading (an idle client, or servers
+			 * busy in calls): read what has arrived, so heartbeats
+			 * count and requests get queued. */
+			for (int k = 0; (T > 0 || served) && k < 16; k++) {
 				pthread_mutex_lock(&s->lock);
 				bool mine = !s->reading && s->status == REMO_OK;
 				if (mine)
@@ -72,9 +82,13 @@ static void *lease_main(void *arg)
 				if (!mine || remo__reader_turn(s, 0) != REMO_OK)
 					break;
 			}
+			if (served)
+				remo__serve_maybe_help(s);
 			now = remo__now_ms();
-			if (now - atomic_load(&s->last_recv_ms) >= 3 * T &&
-			    atomic_load(&s->nparked) == 0) {
+			if (T == 0) {
+				/* no lease to keep */
+			} else if (now - atomic_load(&s->last_recv_ms) >= 3 * T &&
+			           atomic_load(&s->nparked) == 0) {
 				remo__session_end(s, REMO_EPEERLOST);
 			} else if (remo_session_status(s) == REMO_OK &&
 			           now - atomic_load(&s->last_send_ms) >= T &&

@@ -42,7 +42,7 @@ static int msg_parse(struct msg *m)
 			return REMO_EPROTO;
 		break;
 	case MSG_REQ:
-		if (n != 8 || !remo__read_uint(&rd, &m->reqid) ||
+		if (n < 8 || !remo__read_uint(&rd, &m->reqid) ||
 		    !remo__read_uint(&rd, &m->cause) ||
 		    !remo__read_uint(&rd, &m->depth) ||
 		    !remo__read_uint(&rd, &m->op) || m->reqid == 0)
@@ -53,6 +53,16 @@ static int msg_parse(struct msg *m)
 		m->op &= 0xff;
 		if (m->op < REMO__OP_LOOKUP || m->op > REMO__OP_CHUNK)
 			return REMO_EPROTO;
+		/* the caller's time left, in ms: a deadline in our clock */
+		m->deadline = -1;
+		if (n != ((m->flags & REMO__REQ_DEADLINE) ? 9u : 8u))
+			return REMO_EPROTO;
+		if (m->flags & REMO__REQ_DEADLINE) {
+			uint64_t left;
+			if (!remo__read_uint(&rd, &left) || left > INT32_MAX)
+				return REMO_EPROTO;
+			m->deadline = remo__now_ms() + (int64_t)left;
+		}
 		/* a pipelined request's target is the id of an earlier one */
 		if ((m->flags & REMO__REQ_PIPE) &&
 		    (!remo__read_uint(&rd, &m->pipe) || m->pipe == 0 ||
@@ -68,6 +78,10 @@ static int msg_parse(struct msg *m)
 	case MSG_SHAPE:
 	case MSG_DROP:
 		if (n != (type == MSG_SHAPE ? 3u : 2u))
+			return REMO_EPROTO;
+		break;
+	case MSG_CANCEL:
+		if (n != 2 || !remo__read_uint(&rd, &m->reqid) || m->reqid == 0)
 			return REMO_EPROTO;
 		break;
 	case MSG_BATCH:
@@ -242,6 +256,13 @@ static struct msg *route(remo_session *s, struct msg *m,
 		remo__map_del(&s->pending, m->reqid);
 		int st = m->drc != REMO_OK ? m->drc
 		         : m->type == MSG_ERROR ? REMO_ERAISED : REMO_OK;
+		if (w->fut->cancelling && st == REMO_ERAISED &&
+		    strcmp(remo_error_name(m->vals[0]), "CancelledError") == 0) {
+			/* the peer confirms our remo_future_cancel */
+			remo__future_settle(s, w->fut, REMO_ECANCELED, remo_nil(),
+			                    settled);
+			return m;
+		}
 		remo__future_settle(s, w->fut, st, m->vals[0], settled);
 		m->vals[0] = remo_nil();
 		return m;
@@ -395,6 +416,11 @@ static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
 	case MSG_DROP:
 		handle_drop(s, m);
 		break;
+	case MSG_CANCEL:
+		/* here, before the next message is read: a request that
+		 * came before it is queued or running, never in between */
+		remo__serve_cancel(s, m->reqid);
+		break;
 	case MSG_BYE:
 		*end = REMO_EPEERLOST;
 		break;
@@ -520,14 +546,20 @@ int remo__wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 			return st;
 		}
 		struct msg *m = remo__queue_pop(&w->head, &w->tail);
-		if (m == NULL && (w->reqid == 0 || s->nservers == 0))
+		bool top = false;
+		if (m == NULL && (w->reqid == 0 || s->nservers == 0)) {
 			m = remo__queue_pop(&s->top_head, &s->top_tail);
+			/* a serving thread busy with one: helpers count them */
+			top = m != NULL && w->reqid == 0;
+		}
 		if (m != NULL) {
 			s->nqueued--;
 			s->queued_bytes -= m->buf.len;
+			s->nbusy += top;
 			pthread_mutex_unlock(&s->lock);
 			remo__serve(s, m);
 			pthread_mutex_lock(&s->lock);
+			s->nbusy -= top;
 			continue;
 		}
 		int64_t left = deadline < 0 ? -1 : deadline - remo__now_ms();
@@ -560,6 +592,7 @@ int remo_session_serve(remo_session *s, int timeout_ms)
 	pthread_mutex_lock(&s->lock);
 	s->nservers++;
 	pthread_mutex_unlock(&s->lock);
+	atomic_store(&s->served, true);
 	int rc = remo__wait_for(s, &w, deadline, &none);
 	pthread_mutex_lock(&s->lock);
 	/* with no server left, callers remo__serve the top-level queue: wake them */

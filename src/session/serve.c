@@ -246,22 +246,69 @@ static void serve_reply(remo_session *s, uint64_t reqid, int rc,
 	remo_value_release(payload);
 }
 
+/* Requests this thread has served (helpers count them to know idle). */
+static _Thread_local unsigned long tls_served;
+
+/* The answer to a request cancelled before it was answered. */
+static void answer_cancelled(remo_session *s, uint64_t reqid, bool keep)
+{
+	remo_value e = remo_error("CancelledError", "the caller cancelled the "
+	                          "call (or its timeout passed)");
+	int64_t hdr[2] = {MSG_ERROR, (int64_t)reqid};
+	if (remo_ok(e))
+		remo__send_msg(s, hdr, 2, &e, 1);
+	if (keep) /* calls pipelined on it fail with it too */
+		kept_settle_value(s, reqid, true, e);
+	else
+		remo_value_release(e);
+}
+
+static void deferred_release(struct remo_deferred *d)
+{
+	if (atomic_fetch_sub(&d->refs, 1) == 1) {
+		remo__session_release(d->s);
+		remo__free(d);
+	}
+}
+
+/* d was cancelled: its hook, then the session's count of it. */
+static void deferred_cancelled(struct remo_deferred *d)
+{
+	if (d->on_cancel != NULL)
+		d->on_cancel(d, d->user);
+	deferred_release(d);
+}
+
 /*
  * Serves request m on this thread: its arguments, the operation (with
  * crash recovery when the session asks), the kept result for pipelining,
- * the reply (none for a one-way request, or when a live traceback sent
- * the error already).  Frees m.
+ * the answer (none for a one-way request, a deferred one, or when it
+ * went already: a live traceback's early error, or CancelledError for a
+ * call its caller gave up on).  While it runs, the request is in
+ * s->running, where a CANCEL finds it.  Frees m.
  */
 void remo__serve(remo_session *s, struct msg *m)
 {
 	if ((m->flags & REMO__REQ_PIPE) && m->pipe != 0 && kept_defer(s, m))
 		return;
-	struct serving ctx = {s, m->reqid, m->depth, remo__tls_serving,
-	                      (m->flags & REMO__REQ_ONEWAY) != 0, false,
-	                      remo__locals_mark(),
-	                      (m->flags & REMO__REQ_KEEP) != 0};
+	bool oneway = (m->flags & REMO__REQ_ONEWAY) != 0;
+	struct serving ctx = {.s = s, .reqid = m->reqid, .depth = m->depth,
+	                      .prev = remo__tls_serving, .oneway = oneway,
+	                      .lmark = remo__locals_mark(),
+	                      .keep = (m->flags & REMO__REQ_KEEP) != 0,
+	                      .deadline = m->deadline};
+	atomic_init(&ctx.answered, false);
+	atomic_init(&ctx.cancelled, false);
 	remo_value vals[3] = {{0}}, result = remo_nil();
 
+	/* not for a one-way request: nobody can cancel it.  Without the
+	 * memory to track it, it runs untracked (a CANCEL misses it). */
+	pthread_mutex_lock(&s->lock);
+	bool tracked = !oneway && remo__map_put(&s->running, m->reqid, &ctx) ==
+	                          REMO_OK;
+	pthread_mutex_unlock(&s->lock);
+
+	tls_served++;
 	remo__tls_serving = &ctx;
 	int rc = serve_args(s, m, vals);
 	if (rc == REMO_OK)
@@ -272,16 +319,357 @@ void remo__serve(remo_session *s, struct msg *m)
 	remo__locals_reset(ctx.lmark);
 	for (int i = 0; i < 3; i++)
 		remo_value_release(vals[i]);
-	if (m->flags & REMO__REQ_KEEP)
-		kept_settle(s, m->reqid, rc, result);
-	if ((m->flags & REMO__REQ_ONEWAY) || ctx.replied)
-		/* no reply, by definition: not even the error (or the
-		 * error went already, with a live traceback) */
+
+	struct remo_deferred *d = ctx.deferred;
+	bool hook = false;
+	if (tracked || d != NULL) {
+		pthread_mutex_lock(&s->lock);
+		if (tracked)
+			remo__map_del(&s->running, m->reqid);
+		if (d != NULL) {
+			d->serving = false;
+			hook = d->hook_due;
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (d != NULL) {
+		/* the answer is the deferred call's to give */
 		remo_value_release(result);
-	else
-		serve_reply(s, m->reqid, rc, result);
+		if (hook)
+			deferred_cancelled(d);
+		deferred_release(d); /* this thread's count */
+	} else {
+		if (ctx.keep)
+			kept_settle(s, m->reqid, rc, result);
+		if (oneway || atomic_exchange(&ctx.answered, true))
+			/* no reply, by definition: not even the error (or
+			 * an answer went already) */
+			remo_value_release(result);
+		else
+			serve_reply(s, m->reqid, rc, result);
+	}
 	remo__tls_serving = ctx.prev;
 	remo__msg_done(s, m);
+}
+
+/* Takes the top-level request reqid out of the queue, if it waits there.
+ * Under s->lock. */
+static struct msg *queue_take(remo_session *s, uint64_t reqid)
+{
+	struct msg *prev = NULL;
+	for (struct msg *m = s->top_head; m != NULL; prev = m, m = m->next) {
+		if (m->reqid != reqid || m->type != MSG_REQ)
+			continue;
+		if (prev != NULL)
+			prev->next = m->next;
+		else
+			s->top_head = m->next;
+		if (s->top_tail == m)
+			s->top_tail = prev;
+		m->next = NULL;
+		s->nqueued--;
+		s->queued_bytes -= m->buf.len;
+		return m;
+	}
+	return NULL;
+}
+
+void remo__serve_cancel(remo_session *s, uint64_t reqid)
+{
+	pthread_mutex_lock(&s->lock);
+	struct msg *q = queue_take(s, reqid);
+	if (q != NULL) {
+		/* not started: it never runs */
+		remo_value gone = remo_nil();
+		if ((q->flags & REMO__REQ_PIPE) && q->pipe != 0) {
+			struct kept *k = remo__map_get(&s->kept, q->pipe);
+			if (k != NULL) {
+				k->uses--;
+				gone = remo__kept_maybe_free(s, q->pipe, k);
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+		remo_value_release(gone);
+		if (!(q->flags & REMO__REQ_ONEWAY))
+			answer_cancelled(s, reqid, (q->flags & REMO__REQ_KEEP) != 0);
+		remo__msg_free(q);
+		return;
+	}
+	struct remo_deferred *d = remo__map_get(&s->deferred, reqid);
+	if (d != NULL) {
+		remo__map_del(&s->deferred, reqid);
+		d->state = DEFER_CANCELLED;
+		d->end = REMO_ECANCELED;
+		bool now = !d->serving;
+		d->hook_due = d->serving;
+		pthread_mutex_unlock(&s->lock);
+		if (!d->oneway)
+			answer_cancelled(s, reqid, d->keep);
+		if (now)
+			deferred_cancelled(d);
+		return;
+	}
+	struct serving *ctx = remo__map_get(&s->running, reqid);
+	bool answer = false, keep = false;
+	if (ctx != NULL) {
+		/* running: it learns by remo_cancelled(); the caller is
+		 * answered now, and the function's result goes nowhere */
+		atomic_store(&ctx->cancelled, true);
+		answer = !atomic_exchange(&ctx->answered, true);
+		keep = ctx->keep;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (answer)
+		answer_cancelled(s, reqid, false);
+	(void)keep; /* its kept result is still its own: pipelined calls
+	               get what it returns */
+	/* else: answered already, or never ours; the reply on its way is
+	 * the caller's answer */
+}
+
+void remo__serve_end(remo_session *s)
+{
+	struct remo_deferred **due = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&s->lock);
+	size_t pos = 0;
+	uint64_t id;
+	void *p;
+	while (remo__map_next(&s->running, &pos, &id, &p))
+		atomic_store(&((struct serving *)p)->cancelled, true);
+	if (s->deferred.len > 0)
+		due = remo__malloc(s->deferred.len * sizeof *due);
+	pos = 0;
+	while (remo__map_next(&s->deferred, &pos, &id, &p)) {
+		struct remo_deferred *d = p;
+		d->state = DEFER_CANCELLED;
+		d->end = s->status;
+		d->hook_due = d->serving;
+		if (!d->serving && due != NULL)
+			due[n++] = d;
+		/* without memory for the list: its hook does not run, and
+		 * the session's count is not given back (a leak, not a
+		 * crash) */
+	}
+	remo__map_free(&s->deferred);
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < n; i++)
+		deferred_cancelled(due[i]);
+	remo__free(due);
+}
+
+/* ==== deferred replies ================================================= */
+
+remo_deferred *remo_defer(remo_deferred_cancel_fn *on_cancel, void *user)
+{
+	struct serving *ctx = remo__tls_serving;
+	if (ctx == NULL || ctx->deferred != NULL) {
+		remo__raisef("ValueError", ctx == NULL
+		             ? "remo_defer: this thread serves no request"
+		             : "remo_defer: this request is deferred already");
+		return NULL;
+	}
+	remo_session *s = ctx->s;
+	struct remo_deferred *d = remo__malloc(sizeof *d);
+	if (d == NULL) {
+		remo__fail(REMO_ENOMEM, "remo_defer");
+		return NULL;
+	}
+	remo__session_retain(s);
+	*d = (struct remo_deferred){.s = s, .reqid = ctx->reqid,
+	                            .keep = ctx->keep, .oneway = ctx->oneway,
+	                            .serving = true, .state = DEFER_PENDING,
+	                            .deadline = ctx->deadline,
+	                            .on_cancel = on_cancel, .user = user};
+	/* the program's, the session's (in s->deferred, or until its hook
+	 * ran), and the serving thread's until the function returns */
+	atomic_init(&d->refs, 3);
+	pthread_mutex_lock(&s->lock);
+	int rc = REMO_OK;
+	if (s->status != REMO_OK || atomic_load(&ctx->cancelled)) {
+		/* cancelled already: the hook runs when the function returns */
+		d->state = DEFER_CANCELLED;
+		d->end = s->status != REMO_OK ? s->status : REMO_ECANCELED;
+		d->hook_due = true;
+	} else {
+		rc = remo__map_put(&s->deferred, d->reqid, d);
+	}
+	if (rc == REMO_OK)
+		ctx->deferred = d;
+	pthread_mutex_unlock(&s->lock);
+	if (rc != REMO_OK) {
+		remo__session_release(s);
+		remo__free(d);
+		remo__fail(rc, "remo_defer");
+		return NULL;
+	}
+	return d;
+}
+
+/* Answers d: rc REMO_OK with v, else with the error v. */
+static int deferred_answer(remo_deferred *d, bool ok, remo_value v)
+{
+	if (d == NULL)
+		return REMO_EINVAL;
+	remo_session *s = d->s;
+	pthread_mutex_lock(&s->lock);
+	int st = d->state;
+	if (st == DEFER_PENDING) {
+		d->state = DEFER_ANSWERED;
+		remo__map_del(&s->deferred, d->reqid);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (st != DEFER_PENDING) {
+		int end = d->end;
+		deferred_release(d); /* the program's */
+		return end;
+	}
+	int rc = REMO_OK;
+	if (d->keep)
+		kept_settle_value(s, d->reqid, !ok, remo_value_retain(v));
+	if (!d->oneway) {
+		int64_t hdr[2] = {ok ? MSG_REPLY : MSG_ERROR, (int64_t)d->reqid};
+		rc = remo__send_msg(s, hdr, 2, &v, 1);
+		if (rc != REMO_OK && rc != REMO_EPEERLOST && rc != REMO_ECLOSED) {
+			/* too big, or not encodable: the caller must not
+			 * wait for ever (as serve_reply) */
+			remo_value e = remo_error(rc == REMO_ETOOBIG ? "LimitError"
+			                                             : "TypeError",
+			                          remo_strerror(rc));
+			hdr[0] = MSG_ERROR;
+			remo__send_msg(s, hdr, 2, &e, 1);
+			remo_value_release(e);
+		}
+	}
+	deferred_release(d); /* the session's */
+	deferred_release(d); /* the program's */
+	return rc;
+}
+
+int remo_deferred_reply(remo_deferred *d, remo_value v)
+{
+	return deferred_answer(d, true, v);
+}
+
+int remo_deferred_fail(remo_deferred *d, remo_value err)
+{
+	if (d != NULL && err.kind != REMO_ERROR) {
+		remo_value e = remo_error("Error", "remo_deferred_fail without "
+		                          "an error value");
+		int rc = deferred_answer(d, false, e);
+		remo_value_release(e);
+		return rc;
+	}
+	return deferred_answer(d, false, err);
+}
+
+static int64_t ms_left(int64_t deadline)
+{
+	if (deadline < 0)
+		return -1;
+	int64_t left = deadline - remo__now_ms();
+	return left > 0 ? left : 0;
+}
+
+int64_t remo_deferred_deadline_ms(const remo_deferred *d)
+{
+	return d != NULL ? ms_left(d->deadline) : -1;
+}
+
+bool remo_cancelled(void)
+{
+	struct serving *ctx = remo__tls_serving;
+	return ctx != NULL && atomic_load_explicit(&ctx->cancelled,
+	                                           memory_order_relaxed);
+}
+
+int64_t remo_deadline_ms(void)
+{
+	struct serving *ctx = remo__tls_serving;
+	return ctx != NULL ? ms_left(ctx->deadline) : -1;
+}
+
+/* ==== helpers: more threads for a session whose calls block =========== */
+
+/*
+ * A session is served by the threads in remo_session_serve (a server
+ * has one per session).  When its top-level requests wait while every
+ * one of them is busy in a call, the lease thread (which reads for a
+ * session nobody reads) starts a helper: a thread that serves the
+ * session like the others and ends after HELPER_IDLE_MS with nothing to
+ * do.  So a blocked or slow call lets the next one start, within a
+ * tick, and a quick one costs nothing: no hand-off, no thread.  Bounded
+ * per session by opts.max_concurrent (threads serving at once) and per
+ * process by REMO_MAX_HELPERS.
+ */
+#define HELPER_IDLE_MS 1000
+static atomic_uint helpers_total;
+
+static void *helper_main(void *arg)
+{
+	remo_session *s = arg;
+	struct waiter w = {0}; /* reqid 0: serves the top-level queue */
+	struct msg *none = NULL;
+	for (;;) {
+		unsigned long before = tls_served;
+		int rc = remo__wait_for(s, &w, remo__deadline_ms(HELPER_IDLE_MS),
+		                        &none);
+		if (rc != REMO_ETIMEDOUT || tls_served == before)
+			break;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->nservers--;
+	s->nhelpers--;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	atomic_fetch_sub(&helpers_total, 1);
+	remo__session_release(s);
+	return NULL;
+}
+
+void remo__serve_maybe_help(remo_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool need = s->status == REMO_OK && s->top_head != NULL &&
+	            s->nservers > 0 && s->nbusy >= s->nservers &&
+	            s->nservers < s->opts.max_concurrent;
+	if (need) {
+		unsigned n = atomic_load(&helpers_total);
+		do {
+			need = n < REMO_MAX_HELPERS;
+		} while (need && !atomic_compare_exchange_weak(&helpers_total,
+		                                                &n, n + 1));
+	}
+	if (need) {
+		s->nservers++;
+		s->nhelpers++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!need)
+		return;
+	remo__session_retain(s);
+	pthread_t th;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &a, helper_main, s) != 0) {
+		pthread_mutex_lock(&s->lock);
+		s->nservers--;
+		s->nhelpers--;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		atomic_fetch_sub(&helpers_total, 1);
+		remo__session_release(s);
+	}
+	pthread_attr_destroy(&a);
+}
+
+void remo__session_join_helpers(remo_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->nhelpers > 0)
+		pthread_cond_wait(&s->cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* ==== for tracebacks (traceback.c) ===================================== */
@@ -299,7 +687,7 @@ const remo_session_opts *remo__session_opts(remo_session *s)
 int remo__serving_reply_error(remo_value err, bool try_only)
 {
 	struct serving *ctx = remo__tls_serving;
-	if (ctx == NULL || ctx->replied || ctx->oneway)
+	if (ctx == NULL || ctx->oneway || atomic_exchange(&ctx->answered, true))
 		return REMO_EINVAL;
 	remo_session *s = ctx->s;
 	int64_t hdr[2] = {MSG_ERROR, (int64_t)ctx->reqid};
@@ -308,15 +696,15 @@ int remo__serving_reply_error(remo_value err, bool try_only)
 		/* from a crash handler: never wait for a lock the crash may
 		 * hold (and the process is about to die: no remo__session_end) */
 		struct msg_parts m = {hdr, 2, &err, 1};
-		if (pthread_mutex_trylock(&s->send_lock) != 0)
+		if (pthread_mutex_trylock(&s->send_lock) != 0) {
+			atomic_store(&ctx->answered, false);
 			return REMO_ELIMIT;
+		}
 		rc = remo__send_parts_locked(s, &m, 1, false);
 		pthread_mutex_unlock(&s->send_lock);
 	} else {
 		rc = remo__send_msg(s, hdr, 2, &err, 1);
 	}
-	if (rc == REMO_OK)
-		ctx->replied = true;
 	/* calls pipelined on it fail with it now, not when the thread
 	 * that raised it goes on (a live traceback parks it) */
 	if (rc == REMO_OK && ctx->keep && !try_only)
@@ -399,6 +787,7 @@ int remo_caller(remo_caller_info *out)
 	if (s == NULL)
 		return REMO_ENOTFOUND;
 	out->authenticated = s->secret != NULL;
+	out->session = s;
 	remo__session_peer(s, out->peer, sizeof out->peer);
 	return REMO_OK;
 }

@@ -131,6 +131,8 @@ void remo__session_end(remo_session *s, int status)
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	remo__futures_notify(settled);
+	/* the calls it serves are cancelled: deferred ones' hooks run */
+	remo__serve_end(s);
 	while (queued != NULL) {
 		struct msg *next = queued->next;
 		remo__msg_free(queued);
@@ -185,6 +187,8 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 		s->opts.spin_us = 0;
 	if (s->opts.live_ms <= 0)
 		s->opts.live_ms = REMO_DEFAULT_LIVE_MS;
+	if (s->opts.max_concurrent == 0)
+		s->opts.max_concurrent = REMO_DEFAULT_MAX_CONCURRENT;
 	if (s->opts.handshake_ms <= 0)
 		s->opts.handshake_ms = REMO_DEFAULT_HANDSHAKE_MS;
 	if (s->opts.max_queued_bytes == 0)
@@ -254,8 +258,9 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 	 * larger: 64 MiB) */
 	if (s->ch.limit != NULL)
 		s->ch.limit(s->ch.user, s->opts.max_message);
-	if (s->opts.lease_ms > 0)
-		remo__lease_add(s);
+	/* every session: the lease thread also reads for one nobody
+	 * reads and starts helpers for one whose calls block */
+	remo__lease_add(s);
 	if (status != NULL)
 		*status = REMO_OK;
 	return s;
@@ -312,9 +317,10 @@ static void session_destroy(remo_session *s)
 	size_t pos = 0;
 	uint64_t id;
 	void *p;
-	if (s->opts.lease_ms > 0)
-		remo__lease_remove(s);
+	remo__lease_remove(s);
 	remo__session_end(s, REMO_ECLOSED);
+	remo__map_free(&s->running);
+	remo__map_free(&s->deferred);
 	while (remo__map_next(&s->shapes_in, &pos, &id, &p))
 		remo__shape_free(p);
 	remo__map_free(&s->shapes_in);
@@ -356,6 +362,8 @@ void remo_session_free(remo_session *s)
 	if (s == NULL)
 		return;
 	remo_session_close(s);
+	/* after it returns, no thread serves for s */
+	remo__session_join_helpers(s);
 	remo__session_release(s);
 }
 

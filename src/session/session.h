@@ -43,6 +43,7 @@ int remo__session_request_timed(struct remo_session *s, int op,
 #define REMO__REQ_KEEP 0x100
 #define REMO__REQ_ONEWAY 0x200
 #define REMO__REQ_PIPE 0x400
+#define REMO__REQ_DEADLINE 0x800 /* the caller's time left travels with it */
 int remo__session_start(struct remo_session *s, int op, remo_value target,
                         remo_value a, remo_value b, unsigned flags,
                         int timeout_ms, struct remo_future **fut);
@@ -99,6 +100,9 @@ size_t remo__serving_locals_mark(void);
 size_t remo__session_table_len(struct remo_session *s);
 size_t remo__session_proxies_len(struct remo_session *s);
 int remo__session_flush(struct remo_session *s);
+/* Waits until no helper thread serves s (serve.c: they end soon after
+ * the session does, once their calls return). */
+void remo__session_join_helpers(struct remo_session *s);
 void remo__session_set_max_queued(struct remo_session *s, size_t n);
 
 /* remo__session_refuse: instead of opening a session on ch, tells the

@@ -82,6 +82,9 @@ enum msg_type {
 	MSG_AUTH = 11,   /* [11, proof]: the shared secret, proved (auth.c) */
 	MSG_REFUSED = 12, /* [12, status]: instead of HELLO, a server that
 	                     will not open a session says why (full)     */
+	MSG_CANCEL = 13, /* [13, reqid]: the caller gave up on a request
+	                    (timed out, cancelled); answered by its reply,
+	                    if that went already, or CancelledError     */
 };
 
 /* A message this small takes the releases and drops due before it into
@@ -92,7 +95,8 @@ enum msg_type {
 
 /* A request's op field: the operation in the low 8 bits, flags above
  * (session.h: REMO__REQ_KEEP, _ONEWAY, _PIPE; doc/wire.md). */
-#define REQ_FLAGS (REMO__REQ_KEEP | REMO__REQ_ONEWAY | REMO__REQ_PIPE)
+#define REQ_FLAGS (REMO__REQ_KEEP | REMO__REQ_ONEWAY | REMO__REQ_PIPE | \
+                   REMO__REQ_DEADLINE)
 
 /* Release batches go out when this many ids wait, or with the next
  * message sent, whichever is first. */
@@ -114,6 +118,8 @@ struct msg {
 	unsigned flags;  /* a request's REMO__REQ_* flags */
 	uint64_t pipe;   /* REMO__REQ_PIPE: the request whose result is the
 	                    target */
+	int64_t deadline; /* REMO__REQ_DEADLINE: when the caller gives up,
+	                     in our clock (ms); else -1 */
 	remo__rd rest; /* the fields after the header, inside buf */
 	/* Decoded by the reader (replies, one-way requests): see msg_decode */
 	bool decoded;
@@ -147,6 +153,9 @@ struct remo_future {
 	remo_future_fn *fn;
 	void *user;
 	bool then_set;           /* remo_future_then was called           */
+	bool cancelling;         /* remo_future_cancel sent CANCEL: the
+	                            peer's CancelledError settles it as
+	                            REMO_ECANCELED                         */
 	struct remo_future *prev, *next; /* s->inflight, oldest first      */
 	struct remo_future *settled_next;
 };
@@ -185,6 +194,8 @@ struct remo_session {
 	remo_session_opts opts;
 	_Atomic size_t peer_max_message; /* written by the reader, read by senders */
 	atomic_int nparked;    /* threads parked with a live traceback */
+	atomic_bool served;    /* remo_session_serve was called: the lease
+	                          thread watches it for helpers         */
 	atomic_int ndeadlines; /* async calls in flight with a deadline */
 
 	pthread_mutex_t lock;
@@ -222,6 +233,14 @@ struct remo_session {
 	uint64_t *put_ids;           /* ids counted by the message being  */
 	size_t nput_ids, capput_ids; /* encoded, to undo if it fails      */
 
+	/* Serving (under lock) */
+	struct remo__map running;    /* reqid -> struct serving, on the stack
+	                                of the thread that serves it      */
+	struct remo__map deferred;   /* reqid -> remo_deferred, pending    */
+	unsigned nbusy;              /* top-level requests being served by
+	                                threads counted in nservers       */
+	unsigned nhelpers;           /* helper threads (serve.c)          */
+
 	/* Call styles (under lock) */
 	struct remo_future *inflight_head, *inflight_tail;
 	size_t ninflight;            /* async calls in flight             */
@@ -246,9 +265,40 @@ struct serving {
 	uint64_t depth;
 	struct serving *prev;
 	bool oneway;      /* the request wants no reply                  */
-	bool replied;     /* its ERROR went early (a live traceback)     */
+	atomic_bool answered; /* its answer went, or is going: set by
+	                     whoever sends it first (the serving thread,
+	                     a live traceback's early ERROR, or the reader
+	                     answering a CANCEL with CancelledError)     */
+	atomic_bool cancelled; /* the caller gave up, or the session ended
+	                     (remo_cancelled)                            */
 	size_t lmark;     /* where its REMO_LOCAL records start          */
 	bool keep;        /* the peer may pipeline on its result         */
+	int64_t deadline; /* the caller's, in ms of our clock; -1: none  */
+	struct remo_deferred *deferred; /* remo_defer took the call      */
+};
+
+/*
+ * A call taken by remo_defer: answered later, from any thread, exactly
+ * once (serve.c).  Counted: the program's handle (given back by the
+ * answer) and the session's, while it is in s->deferred or its cancel
+ * hook runs.
+ */
+enum { DEFER_PENDING, DEFER_ANSWERED, DEFER_CANCELLED };
+struct remo_deferred {
+	atomic_uint refs;
+	remo_session *s;         /* retained */
+	uint64_t reqid;
+	bool keep;               /* a kept result: settle it too            */
+	bool oneway;             /* no answer goes                          */
+	bool serving;            /* the function that deferred it has not
+	                            returned yet: a cancel hook waits      */
+	bool hook_due;           /* cancelled while serving was true        */
+	int state;               /* DEFER_*, under s->lock                  */
+	int end;                 /* DEFER_CANCELLED: REMO_ECANCELED, or the
+	                            session's status when it ended          */
+	int64_t deadline;
+	void (*on_cancel)(struct remo_deferred *d, void *user);
+	void *user;
 };
 /* The innermost request this thread serves (serve.c). */
 extern _Thread_local struct serving *remo__tls_serving;
@@ -265,7 +315,7 @@ struct msg_parts {
 
 /* One request's fields, ready for remo__send_parts (call.c). */
 struct req {
-	int64_t ints[6];
+	int64_t ints[7];
 	remo_value vals[3];
 	struct msg_parts parts;
 };
@@ -351,6 +401,16 @@ const remo__codec *remo__session_codec_for(remo_session *s, remo__codec *c,
                                            struct msg *m, remo_value *base);
 /* Serves request m on this thread, replies, frees m. */
 void remo__serve(remo_session *s, struct msg *m);
+/* The reader got CANCEL for reqid: a queued request is taken out and
+ * answered CancelledError, a running one is marked and answered, a
+ * deferred one is cancelled (its hook runs). */
+void remo__serve_cancel(remo_session *s, uint64_t reqid);
+/* The session ended: every deferred call is cancelled (hooks run) and
+ * every running one marked.  Not under s->lock. */
+void remo__serve_end(remo_session *s);
+/* Starts a helper thread for s if its top-level requests wait while
+ * every serving thread is busy (the lease thread asks, each tick). */
+void remo__serve_maybe_help(remo_session *s);
 
 /* The channel's account of the peer (remo_channel.peer) into buf;
  * false, and "", when it gives none. */
@@ -364,6 +424,10 @@ int remo__req_context(remo_session *s, uint64_t *cause, uint64_t *depth);
 void remo__req_fill(struct req *r, uint64_t reqid, uint64_t cause,
                     uint64_t depth, int op, unsigned flags, remo_value target,
                     remo_value a, remo_value b);
+/* Adds the caller's deadline (absolute ms, -1: none) to a filled r. */
+void remo__req_deadline(struct req *r, int64_t deadline);
+/* Tells the peer we gave up on reqid (MSG_CANCEL). */
+void remo__req_cancel(remo_session *s, uint64_t reqid);
 /* Raises the error for a request that could not be sent. */
 int remo__req_send_failed(int rc, int op);
 
