@@ -791,6 +791,55 @@ static void test_parked_takers_hold_no_threads(void **state)
 	server_stop(sv);
 }
 
+/* ==== one-way calls: a bounded wait ======================================= */
+
+static void sink(int64_t x) { (void)x; }
+
+static void *serve_a_while(void *arg)
+{
+	remo_session_serve(arg, 300);
+	return NULL;
+}
+
+/*
+ * A publisher of one-way calls whose subscriber stopped serving: every
+ * REMO_ONEWAY_WINDOW calls it waits for the peer to catch up, and that
+ * wait now ends at the session's timeout with TimeoutError (the call
+ * is not sent); it used to wait for ever.
+ */
+static void test_a_oneway_publisher_waits_a_bounded_time(void **state)
+{
+	(void)state;
+	remo_channel ca, cb;
+	assert_int_equal(remo_pipe(&ca, &cb), REMO_OK);
+	remo_exports *ex = remo_exports_new();
+	export_fn(ex, "sink", "v(x:q)", (void (*)(void))sink);
+	int rc;
+	remo_session_opts oa = {.timeout_ms = 300};
+	remo_session *b = remo_session_new(&cb, ex, NULL, &rc);
+	remo_session *a = remo_session_new(&ca, NULL, &oa, &rc);
+	assert_non_null(a);
+	assert_non_null(b);
+	pthread_t th; /* b serves the lookup, then nothing more */
+	pthread_create(&th, NULL, serve_a_while, b);
+	remo_value fn;
+	assert_int_equal(remo_lookup(a, "sink", &fn), REMO_OK);
+	pthread_join(th, NULL);
+	int sent = 0;
+	remo_value args = remo_tuple_of(1, remo_int(1));
+	while (sent < 3 * REMO_ONEWAY_WINDOW &&
+	       (rc = remo_call_oneway(fn, args)) == REMO_OK)
+		sent++;
+	assert_int_equal(sent, REMO_ONEWAY_WINDOW);
+	assert_int_equal(rc, REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "TimeoutError");
+	remo_value_release(args);
+	remo_value_release(fn);
+	remo_session_free(a);
+	remo_session_free(b);
+	remo_exports_free(ex);
+}
+
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
@@ -812,6 +861,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_cancelled_take_loses_nothing),
 		cmocka_unit_test(test_a_killed_taker_loses_nothing),
 		cmocka_unit_test(test_parked_takers_hold_no_threads),
+		cmocka_unit_test(test_a_oneway_publisher_waits_a_bounded_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

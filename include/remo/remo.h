@@ -1186,6 +1186,9 @@ REMO_API void remo_ops_free(remo_ops *ops);
 #define REMO_MAX_INFLIGHT 256
 #define REMO_MAX_KEPT 65536
 #define REMO_ONEWAY_WINDOW 1024
+/* How long that wait lasts when the session has no timeout_ms: past it,
+ * the one-way call is not sent and fails with TimeoutError. */
+#define REMO_ONEWAY_WAIT_MS 30000
 #define REMO_MAX_BATCH 1024
 
 typedef struct remo_future remo_future;

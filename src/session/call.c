@@ -174,7 +174,9 @@ int remo__session_request_timed(remo_session *s, int op, remo_value target,
 	struct msg *reply = NULL;
 	if (rc == REMO_OK)
 		rc = remo__wait_for(s, &w, deadline, &reply);
-	if (rc == REMO_ETIMEDOUT) {
+	/* a lookup has nothing to lose (and flow control's wait for a peer
+	 * that stopped reading must not wait longer) */
+	if (rc == REMO_ETIMEDOUT && op != REMO__OP_LOOKUP) {
 		/*
 		 * Tell the peer, and wait (a little) for its answer: the
 		 * reply, if it went before the CANCEL arrived, or

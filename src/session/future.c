@@ -237,26 +237,48 @@ static void future_abort(remo_session *s, struct remo_future *f, int rc)
 }
 
 /*
- * k one-way calls went.  Every REMO_ONEWAY_WINDOW of them, wait until
- * the peer has read (and queued in order) everything sent before, so a
- * caller cannot flood its queue: a lookup of a name nobody exports,
- * answered NotFound.
+ * Flow control for one-way calls: after every REMO_ONEWAY_WINDOW of
+ * them, the next one first waits until the peer has read (and queued in
+ * order) everything sent before, so a caller cannot flood its queue: a
+ * lookup of a name nobody exports, answered NotFound.  The wait is
+ * bounded: the session's timeout_ms, or REMO_ONEWAY_WAIT_MS.  Past it
+ * the call is not sent and fails with TimeoutError, and the next one
+ * waits again.
  */
+static int oneway_wait(remo_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool window = s->oneway_since >= REMO_ONEWAY_WINDOW;
+	pthread_mutex_unlock(&s->lock);
+	if (!window)
+		return REMO_OK;
+	int t = s->opts.timeout_ms > 0 ? s->opts.timeout_ms
+	                               : REMO_ONEWAY_WAIT_MS;
+	remo_value name = remo_str(""), ignored;
+	int rc = remo_ok(name) ? remo__session_request_timed(
+	                                 s, REMO__OP_LOOKUP, remo_nil(), name,
+	                                 remo_nil(), t, &ignored)
+	                       : REMO_ENOMEM;
+	remo_value_release(name);
+	remo_value_release(ignored);
+	if (rc == REMO_ERAISED || rc == REMO_OK) { /* NotFound: caught up */
+		pthread_mutex_lock(&s->lock);
+		s->oneway_since = 0;
+		pthread_mutex_unlock(&s->lock);
+		return REMO_OK;
+	}
+	if (rc == REMO_ETIMEDOUT)
+		return remo__raisef("TimeoutError", "the peer has not read the "
+		                    "last %d one-way calls within %d ms: this "
+		                    "one was not sent", REMO_ONEWAY_WINDOW, t);
+	return rc;
+}
+
 static void oneway_sent(remo_session *s, size_t k)
 {
 	pthread_mutex_lock(&s->lock);
 	s->oneway_since += (unsigned)k;
-	bool window = s->oneway_since >= REMO_ONEWAY_WINDOW;
-	if (window)
-		s->oneway_since = 0;
 	pthread_mutex_unlock(&s->lock);
-	if (!window)
-		return;
-	remo_value name = remo_str(""), ignored;
-	if (remo_ok(name))
-		remo__session_request_timed(s, REMO__OP_LOOKUP, remo_nil(), name,
-		                            remo_nil(), -1, &ignored);
-	remo_value_release(name);
 }
 
 int remo__session_start(remo_session *s, int op, remo_value target,
@@ -269,6 +291,9 @@ int remo__session_start(remo_session *s, int op, remo_value target,
 		return rc;
 	struct req r;
 	if (flags & REMO__REQ_ONEWAY) {
+		if ((rc = oneway_wait(s)) != REMO_OK)
+			return rc == REMO_ERAISED ? rc
+			                          : remo__fail(rc, remo__op_names[op]);
 		pthread_mutex_lock(&s->lock);
 		rc = s->status;
 		uint64_t reqid = ++s->next_reqid;
@@ -319,6 +344,11 @@ int remo__session_send_batch(remo_session *s, struct remo__breq *items,
 	int rc = remo__req_context(s, &cause, &depth);
 	if (rc != REMO_OK)
 		return rc;
+	bool any_oneway = false;
+	for (size_t i = 0; i < n; i++)
+		any_oneway |= items[i].fut == NULL;
+	if (any_oneway && (rc = oneway_wait(s)) != REMO_OK)
+		return rc == REMO_ERAISED ? rc : remo__fail(rc, "sending a batch");
 	struct req *r = remo__malloc(n * sizeof *r);
 	struct msg_parts *parts = remo__malloc(n * sizeof *parts);
 	if (r == NULL || parts == NULL) {
