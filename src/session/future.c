@@ -254,7 +254,7 @@ static int oneway_wait(remo_session *s)
 		return REMO_OK;
 	int t = s->opts.timeout_ms > 0 ? s->opts.timeout_ms
 	                               : REMO_ONEWAY_WAIT_MS;
-	remo_value name = remo_str(""), ignored;
+	remo_value name = remo_str(""), ignored = remo_nil();
 	int rc = remo_ok(name) ? remo__session_request_timed(
 	                                 s, REMO__OP_LOOKUP, remo_nil(), name,
 	                                 remo_nil(), t, &ignored)
