@@ -546,20 +546,28 @@ int remo__wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 			return st;
 		}
 		struct msg *m = remo__queue_pop(&w->head, &w->tail);
-		bool top = false;
-		if (m == NULL && (w->reqid == 0 || s->nservers == 0)) {
+		bool top = false, ow = false;
+		/* serving threads (reqid 0) start nothing while a one-way
+		 * request runs (doc/design.md, "the ordering rule") */
+		if (m == NULL && (w->reqid == 0 || s->nservers == 0) &&
+		    !(w->reqid == 0 && s->noneway_busy > 0)) {
 			m = remo__queue_pop(&s->top_head, &s->top_tail);
 			/* a serving thread busy with one: helpers count them */
 			top = m != NULL && w->reqid == 0;
+			ow = top && (m->flags & REMO__REQ_ONEWAY);
 		}
 		if (m != NULL) {
 			s->nqueued--;
 			s->queued_bytes -= m->buf.len;
 			s->nbusy += top;
+			s->noneway_busy += ow;
 			pthread_mutex_unlock(&s->lock);
 			remo__serve(s, m);
 			pthread_mutex_lock(&s->lock);
 			s->nbusy -= top;
+			s->noneway_busy -= ow;
+			if (ow && s->top_head != NULL)
+				pthread_cond_broadcast(&s->cond);
 			continue;
 		}
 		int64_t left = deadline < 0 ? -1 : deadline - remo__now_ms();

@@ -632,6 +632,7 @@ void remo__serve_maybe_help(remo_session *s)
 	pthread_mutex_lock(&s->lock);
 	bool need = s->status == REMO_OK && s->top_head != NULL &&
 	            s->nservers > 0 && s->nbusy >= s->nservers &&
+	            s->noneway_busy == 0 &&
 	            s->nservers < s->opts.max_concurrent;
 	if (need) {
 		unsigned n = atomic_load(&helpers_total);

@@ -240,6 +240,8 @@ struct remo_session {
 	unsigned nbusy;              /* top-level requests being served by
 	                                threads counted in nservers       */
 	unsigned nhelpers;           /* helper threads (serve.c)          */
+	unsigned noneway_busy;       /* of nbusy, one-way requests: while
+	                                one runs, no other starts          */
 
 	/* Call styles (under lock) */
 	struct remo_future *inflight_head, *inflight_tail;
