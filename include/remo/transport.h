@@ -35,10 +35,11 @@
 extern "C" {
 #endif
 
-/* The ABI this header describes.  A module built for another is refused.
+/* The ABI this header describes.  A module built for another is refused
+ * (one built for 3 is taken: 4 only added an operation at the end).
  * 2: remo_frame_rx grew its read-ahead buffer.  3: the optional peer
- * operation. */
-#define REMO_TRANSPORT_ABI 3
+ * operation.  4: the optional fd operation. */
+#define REMO_TRANSPORT_ABI 4
 
 typedef struct remo_transport_ops {
 	unsigned abi;                /* REMO_TRANSPORT_ABI                   */
@@ -91,6 +92,16 @@ typedef struct remo_transport_ops {
 	int (*accept)(void *lst, void *conn, int timeout_ms);
 	void (*close_listener)(void *lst);
 	void (*fini_listener)(void *lst);
+
+	/*
+	 * fd (optional, ABI 4): a descriptor that turns readable when recv
+	 * may have a message, once recv with a timeout of 0 has returned
+	 * REMO_ETIMEDOUT (so nothing whole is buffered inside the plugin);
+	 * or -1.  With it a server watches every idle connection with one
+	 * epoll instead of a thread each.  remo only polls it, never reads,
+	 * writes or closes it.
+	 */
+	int (*fd)(void *conn);
 } remo_transport_ops;
 
 /* ---- framing, for transports over a stream descriptor ----------------- */

@@ -22,6 +22,9 @@ struct remo__conn;
 struct remo__conn *remo__conn_alloc(const remo_transport_ops *t);
 /* remo__conn_state: the plugin's part of c (borrowed). */
 void *remo__conn_state(struct remo__conn *c);
+/* remo__conn_fd: the plugin's descriptor to poll (its fd operation), or
+ * -1 when it has none. */
+int remo__conn_fd(struct remo__conn *c);
 /* remo__conn_max_message: the plugin's own message limit; 0: none. */
 size_t remo__conn_max_message(const struct remo__conn *c);
 /* remo__conn_channel: the channel owns c from now on (destroy frees). */

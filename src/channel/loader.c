@@ -46,7 +46,7 @@ static int transport_check(const remo_transport_ops *t, const char *where)
 	const char *why = NULL;
 	if (t == NULL)
 		why = "its entry returned NULL";
-	else if (t->abi != REMO_TRANSPORT_ABI)
+	else if (t->abi != REMO_TRANSPORT_ABI && t->abi != 3)
 		why = "it was built for another transport ABI";
 	else if (t->name == NULL || t->schemes == NULL || t->schemes[0] == NULL)
 		why = "it has no name or no schemes";
@@ -279,6 +279,13 @@ void remo__conn_channel(struct remo__conn *c, remo_channel *out)
 {
 	*out = (remo_channel){conn_send, conn_recv, conn_close, conn_destroy,
 	                      c, conn_peer, conn_limit};
+}
+
+int remo__conn_fd(struct remo__conn *c)
+{
+	/* an ABI 3 table ends before fd */
+	return c->ops->abi >= 4 && c->ops->fd != NULL ? c->ops->fd(c->state)
+	                                              : -1;
 }
 
 size_t remo__conn_max_message(const struct remo__conn *c)

@@ -1,17 +1,28 @@
 /*
- * server.c -- remo_server: listen on addresses, serve each session in a
- * thread of its own, stop on request (from a signal handler too).
+ * server.c -- remo_server: listen on addresses, serve every session,
+ * stop on request (from a signal handler too).
  *
- * Thread model: one accept thread per listening address, one thread per
- * session, which opens the session (with a secret, the peer must prove
- * it first, within handshake_ms) and then runs remo_session_serve.  A
- * thread per session is the simplest model in which every session's
- * calls, and the callbacks they make, proceed independently: a slow call
- * in one client never delays another, and a callback can nest as deep as
- * the session allows.  Its cost is a thread's stack per client (bench:
- * memory per idle session), bounded by max_sessions.  An event loop was
- * rejected for now: remo's calls into C code block, so it would need a
- * worker pool anyway.
+ * Thread model.  One accept thread per listening address.  A session
+ * whose transport gives a descriptor to poll (the fd operation: unix://,
+ * tcp://, tls://) holds no thread while it is idle: one poller thread
+ * watches every such descriptor with epoll (edge-triggered), and a
+ * readable one gets a *turn* on a worker of the server's pool, which
+ * reads what has arrived and serves it (remo__session_serve_ready), then
+ * gives the thread back.  A call that blocks keeps its worker; the
+ * session's next requests are read and served by helper threads (the
+ * session layer's, serve.c), and the pool grows when turns wait for a
+ * worker (POOL_GROW_MS), and shrinks back when workers idle.  A session
+ * has at most one turn queued or running (ss->turn, a small state
+ * machine), so its requests are read in order.  Openings (with a
+ * secret, the peer's proof, up to handshake_ms) are jobs of the same
+ * pool: a peer that connects and says nothing delays nobody else.
+ *
+ * A transport without a descriptor (nanomsg) keeps a thread per session,
+ * which opens the session and then runs remo_session_serve.
+ *
+ * Sessions are freed by reap: pooled ones only by the poller thread
+ * between two epoll_wait batches (so no event it holds can name a freed
+ * session), the others by the accept threads.
  *
  * Stopping must be possible from a SIGINT or SIGTERM handler, so
  * remo_server_stop only sets a flag and writes one byte to a pipe; the
@@ -26,6 +37,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,15 +52,45 @@ struct srv_listener {
 	bool running;
 };
 
+/* A pooled session's turn: at most one queued or running. */
+enum { TURN_IDLE, TURN_RUNNING, TURN_KICKED, TURN_DEAD };
+
 struct srv_session {
 	struct srv_session *next;
 	remo_server *srv;
 	remo_channel ch;          /* until the session takes it        */
 	remo_session_opts opts;
-	remo_session *_Atomic s;  /* set by the thread once the opening
-	                             (and its authentication) is done  */
-	pthread_t thread;
+	remo_session *_Atomic s;  /* set once the opening (and its
+	                             authentication) is done           */
+	pthread_t thread;         /* not pooled: the session's thread  */
 	bool done;
+	int fd;                   /* pooled: the descriptor polled; -1:
+	                             a thread of its own               */
+	atomic_int turn;          /* pooled: TURN_*                    */
+	struct srv_session *job_next; /* in the pool's queue           */
+	bool job_open;            /* the queued job opens the session  */
+	int64_t job_since;        /* ms: when it was queued            */
+};
+
+/*
+ * The pool of workers for pooled sessions' turns and openings.  At
+ * least POOL_MIN workers once started; one more when the oldest job
+ * has waited POOL_GROW_MS and no worker is idle (the poller looks every
+ * POLL_TICK_MS), up to POOL_MAX; a worker idle for POOL_IDLE_MS ends
+ * (down to POOL_MIN).  Past POOL_MAX, jobs wait.
+ */
+#define POOL_MIN 2
+#define POOL_MAX 256
+#define POOL_GROW_MS 10
+#define POOL_IDLE_MS 2000
+#define POLL_TICK_MS 10
+struct srv_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;      /* work, or stopping                  */
+	pthread_cond_t gone;      /* a worker ended                     */
+	struct srv_session *head, *tail;
+	unsigned nworkers, nidle;
+	bool stopping;
 };
 
 struct remo_server {
@@ -63,6 +105,11 @@ struct remo_server {
 	pthread_cond_t stopped; /* remo_server_run has returned */
 	atomic_bool stopping;
 	bool running;
+	int epfd;             /* the poller's epoll; -1: none (no pool)  */
+	pthread_t poller;
+	bool poller_running;
+	atomic_bool poll_stop;
+	struct srv_pool pool;
 };
 
 remo_server *remo_server_new(remo_exports *exports,
@@ -88,6 +135,15 @@ remo_server *remo_server_new(remo_exports *exports,
 	}
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->stopped, NULL);
+	pthread_mutex_init(&srv->pool.lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->pool.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&srv->pool.gone, NULL);
+	/* without epoll, every session has a thread (as for nanomsg) */
+	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (status)
 		*status = REMO_OK;
 	return srv;
@@ -193,13 +249,23 @@ int remo_server_listen(remo_server *srv, const char *url, char *bound,
 	return REMO_OK;
 }
 
+/* The session is over (or never opened): reap may free it. */
+static void session_done(struct srv_session *ss)
+{
+	pthread_mutex_lock(&ss->srv->lock);
+	ss->done = true;
+	ss->srv->nsessions--;
+	pthread_mutex_unlock(&ss->srv->lock);
+}
+
 /*
- * A session's thread: the opening first, here and not in the accept
- * loop, since with a secret it waits for the peer's proof (up to
- * handshake_ms): a peer that connects and says nothing delays nobody
- * else.  Then serving, unless the server is stopping: s is published
- * before stopping is read, and remo_server_run sets stopping before it
- * reads s, so one of the two always sees the other.
+ * A session's thread (a transport without a descriptor): the opening
+ * first, here and not in the accept loop, since with a secret it waits
+ * for the peer's proof (up to handshake_ms): a peer that connects and
+ * says nothing delays nobody else.  Then serving, unless the server is
+ * stopping: s is published before stopping is read, and remo_server_run
+ * sets stopping before it reads s, so one of the two always sees the
+ * other.
  */
 static void *session_main(void *arg)
 {
@@ -214,21 +280,19 @@ static void *session_main(void *arg)
 	 * not in reap, which the accept loop runs) */
 	if (s != NULL)
 		remo__session_join_helpers(s);
-	pthread_mutex_lock(&ss->srv->lock);
-	ss->done = true;
-	ss->srv->nsessions--;
-	pthread_mutex_unlock(&ss->srv->lock);
+	session_done(ss);
 	return NULL;
 }
 
-/* Joins and frees the sessions whose thread ended. */
-static void reap(remo_server *srv)
+/* Joins and frees the sessions that are done: pooled ones only if
+ * pooled (the poller, or remo_server_run once the poller ended). */
+static void reap(remo_server *srv, bool pooled)
 {
 	struct srv_session *done = NULL;
 	pthread_mutex_lock(&srv->lock);
 	for (struct srv_session **pp = &srv->sessions; *pp;) {
 		struct srv_session *ss = *pp;
-		if (ss->done) {
+		if (ss->done && (pooled || ss->fd < 0)) {
 			*pp = ss->next;
 			ss->next = done;
 			done = ss;
@@ -239,11 +303,183 @@ static void reap(remo_server *srv)
 	pthread_mutex_unlock(&srv->lock);
 	while (done != NULL) {
 		struct srv_session *next = done->next;
-		pthread_join(done->thread, NULL);
+		if (done->fd < 0)
+			pthread_join(done->thread, NULL);
+		/* NULL: the opening failed, and destroyed the channel */
 		remo_session_free(atomic_load(&done->s));
 		remo__free(done);
 		done = next;
 	}
+}
+
+/* ==== the pool and the poller ========================================== */
+
+static void *worker_main(void *arg);
+
+/* One more worker.  Under pool.lock. */
+static void pool_spawn(struct srv_pool *p, remo_server *srv)
+{
+	pthread_t th;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &a, worker_main, srv) == 0)
+		p->nworkers++;
+	pthread_attr_destroy(&a);
+}
+
+static void pool_submit(remo_server *srv, struct srv_session *ss, bool open)
+{
+	struct srv_pool *p = &srv->pool;
+	pthread_mutex_lock(&p->lock);
+	ss->job_next = NULL;
+	ss->job_open = open;
+	ss->job_since = remo__now_ms();
+	if (p->tail != NULL)
+		p->tail->job_next = ss;
+	else
+		p->head = ss;
+	p->tail = ss;
+	if (p->nidle > 0)
+		pthread_cond_signal(&p->cond);
+	else if (p->nworkers < POOL_MIN)
+		pool_spawn(p, srv);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* The poller's look at the pool, each tick: a job that waits while no
+ * worker is idle (all busy in calls) gets a new worker. */
+static void pool_watch(remo_server *srv)
+{
+	struct srv_pool *p = &srv->pool;
+	pthread_mutex_lock(&p->lock);
+	if (p->head != NULL && p->nidle == 0 && p->nworkers < POOL_MAX &&
+	    remo__now_ms() - p->head->job_since >= POOL_GROW_MS)
+		pool_spawn(p, srv);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * Asks for a turn of ss (an event, or a thread that stopped reading: it
+ * may be called under the session's lock, so it only notes and queues).
+ * A turn already running is told to go round once more, and the session
+ * layer to read it should that turn be stuck in a call.
+ */
+static void ss_kick(void *arg)
+{
+	struct srv_session *ss = arg;
+	int st = atomic_load(&ss->turn);
+	for (;;) {
+		if (st == TURN_KICKED || st == TURN_DEAD)
+			return;
+		int next = st == TURN_IDLE ? TURN_RUNNING : TURN_KICKED;
+		if (atomic_compare_exchange_weak(&ss->turn, &st, next))
+			break;
+	}
+	if (st == TURN_IDLE)
+		pool_submit(ss->srv, ss, false);
+	else
+		remo__session_unread(atomic_load(&ss->s));
+}
+
+/* A pooled session ended: no more kicks, no more events, then done. */
+static void ss_finish(struct srv_session *ss)
+{
+	remo_session *s = atomic_load(&ss->s);
+	remo__session_poll(s, NULL, NULL);
+	epoll_ctl(ss->srv->epfd, EPOLL_CTL_DEL, ss->fd, NULL);
+	atomic_store(&ss->turn, TURN_DEAD);
+	remo__session_join_helpers(s);
+	session_done(ss);
+}
+
+static void job_turn(struct srv_session *ss)
+{
+	remo_session *s = atomic_load(&ss->s);
+	for (;;) {
+		if (remo__session_serve_ready(s) != REMO_OK) {
+			ss_finish(ss);
+			return;
+		}
+		int running = TURN_RUNNING;
+		if (atomic_compare_exchange_strong(&ss->turn, &running, TURN_IDLE))
+			return;
+		atomic_store(&ss->turn, TURN_RUNNING); /* kicked meanwhile */
+	}
+}
+
+/* Opens a pooled session, watches it, and gives it its first turn (for
+ * what came before it was watched). */
+static void job_open(struct srv_session *ss)
+{
+	remo_server *srv = ss->srv;
+	int rc;
+	remo_session *s = remo_session_new(&ss->ch, srv->exports, &ss->opts,
+	                                   &rc);
+	atomic_store(&ss->s, s);
+	if (s == NULL) { /* it destroyed the channel */
+		session_done(ss);
+		return;
+	}
+	if (atomic_load(&srv->stopping))
+		remo_session_close(s); /* run's close may have missed it */
+	remo__session_poll(s, ss_kick, ss);
+	atomic_store(&ss->turn, TURN_RUNNING);
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+	                         .data.ptr = ss};
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, ss->fd, &ev) != 0)
+		remo_session_close(s); /* unwatched: end it */
+	job_turn(ss);
+}
+
+static void *worker_main(void *arg)
+{
+	remo_server *srv = arg;
+	struct srv_pool *p = &srv->pool;
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		if (p->head == NULL && !p->stopping) {
+			p->nidle++;
+			int64_t until = remo__now_ms() + POOL_IDLE_MS;
+			struct timespec ts = {until / 1000,
+			                      (long)(until % 1000) * 1000000};
+			int w = pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+			p->nidle--;
+			if (w != 0 && p->head == NULL && p->nworkers > POOL_MIN)
+				break; /* idle: one fewer */
+			continue;
+		}
+		if (p->head == NULL)
+			break; /* stopping, nothing left */
+		struct srv_session *ss = p->head;
+		p->head = ss->job_next;
+		if (p->head == NULL)
+			p->tail = NULL;
+		pthread_mutex_unlock(&p->lock);
+		if (ss->job_open)
+			job_open(ss);
+		else
+			job_turn(ss);
+		pthread_mutex_lock(&p->lock);
+	}
+	p->nworkers--;
+	pthread_cond_broadcast(&p->gone);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static void *poller_main(void *arg)
+{
+	remo_server *srv = arg;
+	struct epoll_event ev[64];
+	while (!atomic_load(&srv->poll_stop)) {
+		int n = epoll_wait(srv->epfd, ev, 64, POLL_TICK_MS);
+		for (int i = 0; i < n; i++)
+			ss_kick(ev[i].data.ptr);
+		pool_watch(srv);
+		reap(srv, true); /* between batches: no event names it */
+	}
+	return NULL;
 }
 
 static void start_session(remo_server *srv, struct remo__conn *c)
@@ -271,12 +507,20 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 		return;
 	}
 	remo_session_opts o = remo__conn_session_opts(c, &srv->opts.session);
+	int fd = srv->epfd >= 0 && srv->poller_running ? remo__conn_fd(c) : -1;
 	struct srv_session *ss = remo__malloc(sizeof *ss);
 	if (ss != NULL) {
-		*ss = (struct srv_session){.srv = srv, .ch = ch, .opts = o};
+		*ss = (struct srv_session){.srv = srv, .ch = ch, .opts = o,
+		                           .fd = fd};
+		atomic_init(&ss->turn, TURN_IDLE);
 		pthread_mutex_lock(&srv->lock);
 		ss->next = srv->sessions;
 		srv->sessions = ss;
+		if (fd >= 0) {
+			pthread_mutex_unlock(&srv->lock);
+			pool_submit(srv, ss, true);
+			return;
+		}
 		if (pthread_create(&ss->thread, NULL, session_main, ss) == 0) {
 			pthread_mutex_unlock(&srv->lock);
 			return;
@@ -309,7 +553,7 @@ static void *accept_main(void *arg)
 			remo__free(c);
 		if (rc == REMO_ECLOSED)
 			break;
-		reap(srv);
+		reap(srv, false);
 	}
 	return NULL;
 }
@@ -318,6 +562,10 @@ int remo_server_run(remo_server *srv)
 {
 	pthread_mutex_lock(&srv->lock);
 	srv->running = true;
+	atomic_store(&srv->poll_stop, false);
+	srv->poller_running = srv->epfd >= 0 &&
+	                      pthread_create(&srv->poller, NULL, poller_main,
+	                                     srv) == 0;
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		struct srv_listener *l = &srv->listeners[i];
 		l->running = pthread_create(&l->thread, NULL, accept_main, l) == 0;
@@ -339,26 +587,58 @@ int remo_server_run(remo_server *srv)
 			pthread_join(l->thread, NULL);
 		l->running = false;
 	}
-	/* close every session: each serve returns, each thread ends.  The
-	 * list is only changed by reap, which now only this thread calls
-	 * (the accept threads are joined), so it is walked without the lock:
-	 * a close may wait, and session threads need the lock to finish. */
-	for (struct srv_session *ss = srv->sessions; ss; ss = ss->next)
-		remo_session_close(atomic_load(&ss->s)); /* NULL: opening */
+	/* close every session: each serve returns, each thread or turn
+	 * ends.  The list is only changed by reap, which now only this
+	 * thread and the poller call, and the poller takes no entry out but
+	 * the done ones; so it is walked under the lock, and each session
+	 * retained to close it outside (a close may wait, and sessions need
+	 * the lock to finish). */
+	for (;;) {
+		remo_session *s = NULL;
+		pthread_mutex_lock(&srv->lock);
+		for (struct srv_session *ss = srv->sessions; ss; ss = ss->next) {
+			remo_session *x = atomic_load(&ss->s);
+			if (x != NULL && !ss->done &&
+			    remo_session_status(x) == REMO_OK) {
+				s = x;
+				remo__session_retain(s);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&srv->lock);
+		if (s == NULL)
+			break;
+		remo_session_close(s); /* NULL above: opening */
+		remo__session_release(s);
+	}
 	for (;;) {
 		pthread_mutex_lock(&srv->lock);
-		bool empty = srv->sessions == NULL;
-		bool any_done = false;
-		for (struct srv_session *ss = srv->sessions; ss; ss = ss->next)
+		bool all_done = true, any_done = false;
+		for (struct srv_session *ss = srv->sessions; ss; ss = ss->next) {
+			all_done &= ss->done;
 			any_done |= ss->done;
+		}
 		pthread_mutex_unlock(&srv->lock);
-		if (empty)
+		if (all_done)
 			break;
 		if (any_done)
-			reap(srv);
-		else
-			usleep(1000);
+			reap(srv, false);
+		usleep(1000);
 	}
+	if (srv->poller_running) {
+		atomic_store(&srv->poll_stop, true);
+		pthread_join(srv->poller, NULL);
+		srv->poller_running = false;
+	}
+	reap(srv, true);
+	/* the pool: its workers end once the queue is empty */
+	pthread_mutex_lock(&srv->pool.lock);
+	srv->pool.stopping = true;
+	pthread_cond_broadcast(&srv->pool.cond);
+	while (srv->pool.nworkers > 0)
+		pthread_cond_wait(&srv->pool.gone, &srv->pool.lock);
+	srv->pool.stopping = false;
+	pthread_mutex_unlock(&srv->pool.lock);
 	pthread_mutex_lock(&srv->lock);
 	srv->running = false;
 	pthread_cond_broadcast(&srv->stopped);
@@ -403,6 +683,11 @@ void remo_server_free(remo_server *srv)
 	}
 	close(srv->wake[0]);
 	close(srv->wake[1]);
+	if (srv->epfd >= 0)
+		close(srv->epfd);
+	pthread_cond_destroy(&srv->pool.cond);
+	pthread_cond_destroy(&srv->pool.gone);
+	pthread_mutex_destroy(&srv->pool.lock);
 	pthread_cond_destroy(&srv->stopped);
 	pthread_mutex_destroy(&srv->lock);
 	remo__free(srv);

@@ -43,7 +43,12 @@ static void *lease_main(void *arg)
 			 * request that waits behind a busy call is read (and
 			 * a helper started for it).  A session without a lease
 			 * that nobody serves is left alone. */
-			bool unread = !atomic_load(&s->reading);
+			/* an event loop reads a polled session: only what came
+			 * while its turn is busy in a call waits for us */
+			bool unread = atomic_load(&s->polled)
+			              ? atomic_load(&s->unread) &&
+			                !atomic_load(&s->reading)
+			              : !atomic_load(&s->reading);
 			bool served = atomic_load(&s->served);
 			if (T == 0 ? !(served && unread) &&
 			             atomic_load(&s->ndeadlines) == 0

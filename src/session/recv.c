@@ -439,6 +439,9 @@ static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
 
 /* ==== waiting ========================================================== */
 
+/* This thread is in remo__session_serve_ready (an event loop's turn). */
+static _Thread_local bool tls_turn;
+
 /*
  * One turn as the reader: the caller set s->reading under s->lock.
  * Receives at most one message within timeout_ms, handles or routes it,
@@ -449,6 +452,7 @@ int remo__reader_turn(remo_session *s, int timeout_ms)
 {
 	int end = REMO_OK;
 	struct msg *got = NULL;
+	atomic_store(&s->unread, false);
 	pthread_mutex_lock(&s->lock);
 	remo_buf buf = s->rxspare;
 	s->rxspare = (remo_buf){0};
@@ -508,6 +512,11 @@ int remo__reader_turn(remo_session *s, int timeout_ms)
 		end = REMO_ELIMIT; /* ... or with bytes (a stated option) */
 	s->reading = false;
 	pthread_cond_broadcast(&s->cond);
+	/* A session an event loop watches: a thread other than its turn
+	 * (a helper, a waiter) gives the role up, and what arrived since its
+	 * last look would wake nobody: the loop looks again. */
+	if (s->poll_kick != NULL && !tls_turn)
+		s->poll_kick(s->poll_arg);
 	pthread_mutex_unlock(&s->lock);
 	/* A dropped reply's values are released here, so what it named is
 	 * released to the peer as well. */
@@ -520,6 +529,41 @@ int remo__reader_turn(remo_session *s, int timeout_ms)
 	if (end != REMO_OK)
 		remo__session_end(s, end);
 	return rc;
+}
+
+/*
+ * Serves one request that w may serve, if one waits: its own (a callback
+ * of w's call), or a top-level one when w is a serving thread (reqid 0)
+ * or nobody serves.  Under s->lock, which it drops while serving; false
+ * if there was none.
+ */
+static bool serve_queued(remo_session *s, struct waiter *w)
+{
+	struct msg *m = remo__queue_pop(&w->head, &w->tail);
+	bool top = false, ow = false;
+	/* serving threads (reqid 0) start nothing while a one-way
+	 * request runs (doc/design.md, "the ordering rule") */
+	if (m == NULL && (w->reqid == 0 || s->nservers == 0) &&
+	    !(w->reqid == 0 && s->noneway_busy > 0)) {
+		m = remo__queue_pop(&s->top_head, &s->top_tail);
+		/* a serving thread busy with one: helpers count them */
+		top = m != NULL && w->reqid == 0;
+		ow = top && (m->flags & REMO__REQ_ONEWAY);
+	}
+	if (m == NULL)
+		return false;
+	s->nqueued--;
+	s->queued_bytes -= m->buf.len;
+	s->nbusy += top;
+	s->noneway_busy += ow;
+	pthread_mutex_unlock(&s->lock);
+	remo__serve(s, m);
+	pthread_mutex_lock(&s->lock);
+	s->nbusy -= top;
+	s->noneway_busy -= ow;
+	if (ow && s->top_head != NULL)
+		pthread_cond_broadcast(&s->cond);
+	return true;
 }
 
 /*
@@ -545,31 +589,8 @@ int remo__wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 			pthread_mutex_unlock(&s->lock);
 			return st;
 		}
-		struct msg *m = remo__queue_pop(&w->head, &w->tail);
-		bool top = false, ow = false;
-		/* serving threads (reqid 0) start nothing while a one-way
-		 * request runs (doc/design.md, "the ordering rule") */
-		if (m == NULL && (w->reqid == 0 || s->nservers == 0) &&
-		    !(w->reqid == 0 && s->noneway_busy > 0)) {
-			m = remo__queue_pop(&s->top_head, &s->top_tail);
-			/* a serving thread busy with one: helpers count them */
-			top = m != NULL && w->reqid == 0;
-			ow = top && (m->flags & REMO__REQ_ONEWAY);
-		}
-		if (m != NULL) {
-			s->nqueued--;
-			s->queued_bytes -= m->buf.len;
-			s->nbusy += top;
-			s->noneway_busy += ow;
-			pthread_mutex_unlock(&s->lock);
-			remo__serve(s, m);
-			pthread_mutex_lock(&s->lock);
-			s->nbusy -= top;
-			s->noneway_busy -= ow;
-			if (ow && s->top_head != NULL)
-				pthread_cond_broadcast(&s->cond);
+		if (serve_queued(s, w))
 			continue;
-		}
 		int64_t left = deadline < 0 ? -1 : deadline - remo__now_ms();
 		if (deadline >= 0 && left <= 0) {
 			pthread_mutex_unlock(&s->lock);
@@ -608,4 +629,52 @@ int remo_session_serve(remo_session *s, int timeout_ms)
 		pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+/*
+ * An event loop's turn (net/server.c): reads what has arrived, without
+ * waiting, and serves it, until there is nothing more or someone else
+ * holds the reader role (a helper, a waiter: when it gives the role up,
+ * poll_kick asks for another turn).  Returns the session's status.
+ */
+int remo__session_serve_ready(remo_session *s)
+{
+	struct waiter w = {0};
+	bool was = tls_turn;
+	tls_turn = true;
+	atomic_store(&s->served, true);
+	pthread_mutex_lock(&s->lock);
+	s->nservers++;
+	while (s->status == REMO_OK) {
+		if (serve_queued(s, &w))
+			continue;
+		if (s->reading)
+			break; /* its reader looks, and kicks us when done */
+		s->reading = true;
+		pthread_mutex_unlock(&s->lock);
+		int rc = remo__reader_turn(s, 0);
+		pthread_mutex_lock(&s->lock);
+		if (rc != REMO_OK && s->top_head == NULL)
+			break; /* nothing more arrived, nothing queued */
+	}
+	int st = s->status;
+	if (--s->nservers == 0)
+		pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	tls_turn = was;
+	return st;
+}
+
+void remo__session_poll(remo_session *s, void (*kick)(void *), void *arg)
+{
+	pthread_mutex_lock(&s->lock);
+	s->poll_kick = kick;
+	s->poll_arg = arg;
+	atomic_store(&s->polled, kick != NULL);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void remo__session_unread(remo_session *s)
+{
+	atomic_store(&s->unread, true);
 }

@@ -103,6 +103,25 @@ int remo__session_flush(struct remo_session *s);
 /* Waits until no helper thread serves s (serve.c: they end soon after
  * the session does, once their calls return). */
 void remo__session_join_helpers(struct remo_session *s);
+/* A count of s; remo__session_release drops one, the last destroys s. */
+void remo__session_retain(struct remo_session *s);
+void remo__session_release(struct remo_session *s);
+
+/*
+ * For an event loop that watches the channel's descriptor instead of a
+ * thread per session (net/server.c).  remo__session_poll: kick(arg) is
+ * called (under the session's lock: it must only note and queue) when a
+ * thread other than a turn gives up reading, so that the loop looks
+ * again; NULL stops it (before arg is freed).  remo__session_serve_ready:
+ * one turn: reads what has arrived, without waiting, and serves it;
+ * returns the session's status.  remo__session_unread: data arrived
+ * while the session's turn was busy in a call: the lease thread reads it
+ * and starts a helper.
+ */
+void remo__session_poll(struct remo_session *s, void (*kick)(void *),
+                        void *arg);
+int remo__session_serve_ready(struct remo_session *s);
+void remo__session_unread(struct remo_session *s);
 void remo__session_set_max_queued(struct remo_session *s, size_t n);
 
 /* remo__session_refuse: instead of opening a session on ch, tells the

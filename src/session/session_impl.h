@@ -196,6 +196,11 @@ struct remo_session {
 	atomic_int nparked;    /* threads parked with a live traceback */
 	atomic_bool served;    /* remo_session_serve was called: the lease
 	                          thread watches it for helpers         */
+	atomic_bool polled;    /* an event loop reads it (poll_kick)    */
+	atomic_bool unread;    /* polled: data came while its turn was
+	                          busy serving: the lease thread reads  */
+	void (*poll_kick)(void *arg); /* under lock: ask for a turn     */
+	void *poll_arg;
 	atomic_int ndeadlines; /* async calls in flight with a deadline */
 
 	pthread_mutex_t lock;
@@ -332,9 +337,7 @@ void remo__msg_free(struct msg *m);
 void remo__msg_done(remo_session *s, struct msg *m);
 void remo__queue_push(struct msg **head, struct msg **tail, struct msg *m);
 struct msg *remo__queue_pop(struct msg **head, struct msg **tail);
-void remo__session_retain(remo_session *s);
-/* Drops a count; the last one destroys s. */
-void remo__session_release(remo_session *s);
+
 /* Ends s with status (if open): waiters fail, the peer's references are
  * released, the channel is closed.  Not under s->lock. */
 void remo__session_end(remo_session *s, int status);

@@ -241,6 +241,12 @@ static void stream_fini_listener(void *state)
 
 static const char *const stream_schemes[] = {"unix", "tcp", NULL};
 
+static int stream_fd(void *state)
+{
+	struct stream_conn *c = state;
+	return c->f.fd;
+}
+
 static const remo_transport_ops stream_ops = {
 	.abi = REMO_TRANSPORT_ABI,
 	.name = "stream",
@@ -259,6 +265,7 @@ static const remo_transport_ops stream_ops = {
 	.accept = stream_accept,
 	.close_listener = stream_close_listener,
 	.fini_listener = stream_fini_listener,
+	.fd = stream_fd,
 };
 
 REMO_API const remo_transport_ops *remo_transport_stream(void);

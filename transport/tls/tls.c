@@ -645,6 +645,15 @@ static void tls_fini_listener(void *state)
 
 static const char *const tls_schemes[] = {"tls", NULL};
 
+/* The socket: once recv(0) returned REMO_ETIMEDOUT, SSL_read said
+ * WANT_READ, so no plaintext waits inside OpenSSL and a new record
+ * makes the socket readable. */
+static int tls_fd(void *state)
+{
+	struct tls_conn *c = state;
+	return c->open ? c->fd : -1;
+}
+
 static const remo_transport_ops tls_ops = {
 	.abi = REMO_TRANSPORT_ABI,
 	.name = "tls",
@@ -663,6 +672,7 @@ static const remo_transport_ops tls_ops = {
 	.accept = tls_accept,
 	.close_listener = tls_close_listener,
 	.fini_listener = tls_fini_listener,
+	.fd = tls_fd,
 };
 
 REMO_API const remo_transport_ops *remo_transport_tls(void);
