@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -834,6 +836,43 @@ static void test_a_oneway_publisher_waits_a_bounded_time(void **state)
 	remo_exports_free(ex);
 }
 
+/* ==== a busy listener ==================================================== */
+
+/*
+ * A unix listener whose backlog is full makes connect() say EAGAIN: not
+ * connected.  remo_channel_connect took that for a connection in
+ * progress and returned REMO_OK for a socket that was not connected (the
+ * first send then failed: PeerLost under a burst of connects).  Now it
+ * waits for room until its timeout.
+ */
+static void test_a_full_backlog_is_waited_for(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/remo-backlog-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s/s.sock", dir);
+	int lst = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(lst, (struct sockaddr *)&sun, sizeof sun), 0);
+	assert_int_equal(listen(lst, 0), 0);
+	int first = socket(AF_UNIX, SOCK_STREAM, 0); /* fills the backlog */
+	assert_int_equal(connect(first, (struct sockaddr *)&sun, sizeof sun), 0);
+	char url[160];
+	snprintf(url, sizeof url, "unix://%s", sun.sun_path);
+	remo_channel ch;
+	assert_int_equal(remo_channel_connect(url, 200, &ch), REMO_ETIMEDOUT);
+	/* room again: the listener takes the first */
+	int a = accept(lst, NULL, NULL);
+	assert_true(a >= 0);
+	assert_int_equal(remo_channel_connect(url, 2000, &ch), REMO_OK);
+	ch.destroy(ch.user);
+	close(a);
+	close(first);
+	close(lst);
+	unlink(sun.sun_path);
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
@@ -856,6 +895,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_killed_taker_loses_nothing),
 		cmocka_unit_test(test_parked_takers_hold_no_threads),
 		cmocka_unit_test(test_a_oneway_publisher_waits_a_bounded_time),
+		cmocka_unit_test(test_a_full_backlog_is_waited_for),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int remo__tcp_addr(const char *hostport, const char *url, int passive,
@@ -66,6 +67,13 @@ void remo__tcp_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+static int64_t tcp_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int remo__tcp_connect_one(int family, const struct sockaddr *sa,
                           socklen_t len, int timeout_ms, int *out)
 {
@@ -73,10 +81,32 @@ int remo__tcp_connect_one(int family, const struct sockaddr *sa,
 	if (fd < 0)
 		return REMO_ENOMEM;
 	int rc = REMO_OK;
-	if (connect(fd, sa, len) != 0) {
-		if (errno != EINPROGRESS && errno != EAGAIN) {
+	int r = connect(fd, sa, len);
+	/*
+	 * A unix socket whose listener's backlog is full says EAGAIN: not
+	 * connected, and not in progress either (polling it says writable
+	 * at once, and the first send fails: a busy server looked like a
+	 * dead one under a burst of 10,000 connects).  Try again, a little
+	 * later each time, until the timeout.
+	 */
+	int64_t until = tcp_now_ms() + timeout_ms;
+	int pause = 1;
+	while (r != 0 && errno == EAGAIN && family == AF_UNIX) {
+		if (tcp_now_ms() + pause > until) {
+			close(fd);
+			errno = ETIMEDOUT;
+			return REMO_ETIMEDOUT;
+		}
+		usleep((useconds_t)pause * 1000);
+		if (pause < 64)
+			pause *= 2;
+		r = connect(fd, sa, len);
+	}
+	if (r != 0) {
+		if (errno != EINPROGRESS) {
 			rc = errno == ECONNREFUSED || errno == ENOENT ||
-			     errno == ENETUNREACH || errno == EHOSTUNREACH
+			     errno == ENETUNREACH || errno == EHOSTUNREACH ||
+			     errno == EAGAIN /* tcp: no local port free */
 			             ? REMO_EPEERLOST : REMO_EINVAL;
 		} else {
 			struct pollfd p = {fd, POLLOUT, 0};

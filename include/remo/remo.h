@@ -1305,8 +1305,15 @@ REMO_API int remo_connect(const char *url, int timeout_ms,
 
 typedef struct remo_server remo_server;
 
-/* Sessions one server serves at once; more are accepted and closed. */
-#define REMO_DEFAULT_MAX_SESSIONS 1024
+/*
+ * Sessions one server serves at once; more are accepted, told so
+ * (LimitError) and closed.  An idle session over unix://, tcp:// or
+ * tls:// holds no thread, about 7 KiB, and one descriptor: the process's
+ * descriptor limit (ulimit -n, often 1024 soft) is the other bound, and
+ * a program that wants more raises it (setrlimit RLIMIT_NOFILE).
+ * nanomsg sessions hold a thread each.
+ */
+#define REMO_DEFAULT_MAX_SESSIONS 16384
 
 typedef struct remo_server_opts {
 	remo_session_opts session;  /* for every session (its secret too) */

@@ -101,6 +101,7 @@ struct remo_server {
 	size_t nlisteners;
 	struct srv_session *sessions;
 	unsigned nsessions;
+	unsigned ndone[2];    /* done and not reaped: [0] threads, [1] pooled */
 	int wake[2];          /* the stop pipe */
 	pthread_cond_t stopped; /* remo_server_run has returned */
 	atomic_bool stopping;
@@ -255,6 +256,7 @@ static void session_done(struct srv_session *ss)
 	pthread_mutex_lock(&ss->srv->lock);
 	ss->done = true;
 	ss->srv->nsessions--;
+	ss->srv->ndone[ss->fd >= 0]++;
 	pthread_mutex_unlock(&ss->srv->lock);
 }
 
@@ -290,12 +292,16 @@ static void reap(remo_server *srv, bool pooled)
 {
 	struct srv_session *done = NULL;
 	pthread_mutex_lock(&srv->lock);
-	for (struct srv_session **pp = &srv->sessions; *pp;) {
+	/* the walk is O(sessions): only when something is there to reap
+	 * (every accept and every poller tick asks) */
+	for (struct srv_session **pp = &srv->sessions;
+	     *pp && (srv->ndone[0] > 0 || (pooled && srv->ndone[1] > 0));) {
 		struct srv_session *ss = *pp;
 		if (ss->done && (pooled || ss->fd < 0)) {
 			*pp = ss->next;
 			ss->next = done;
 			done = ss;
+			srv->ndone[ss->fd >= 0]--;
 		} else {
 			pp = &ss->next;
 		}
