@@ -60,7 +60,7 @@
  *                              (cost: below 1, spinning wins).  The
  *                              evidence for whether remo's session
  *                              should spin before it blocks.
- *   transport.calls_per_sec.cN   N client threads (1, 8, 64) in this
+ *   transport.calls_per_sec.cN   N client threads (1, 8, 64, 1000) in this
  *                              process, each with its own session to
  *                              remo0, null calls for CPS_ROUNDS rounds of
  *                              CPS_ROUND_MS; against N raw framed echo
@@ -168,7 +168,7 @@
 #define CPS_ROUNDS 3
 #define CPS_ROUND_MS 250
 #define CPS_SPIN_US 20
-#define CPS_MAX_CLIENTS 64
+#define CPS_MAX_CLIENTS 1000
 #define IDLE_SESSIONS 200
 #define IDLE_MANY 10000 /* transport.idle_10k: the descriptor limit is
                            raised for it (main) */
@@ -1563,7 +1563,7 @@ static void lines_cps(const struct peer *remo, const char *rurl,
                       const char *eurl, size_t req, size_t reply)
 {
 	static struct cps_client cl[CPS_MAX_CLIENTS];
-	static const int counts[] = {1, 8, CPS_MAX_CLIENTS};
+	static const int counts[] = {1, 8, 64, CPS_MAX_CLIENTS};
 	const size_t ncounts = sizeof counts / sizeof counts[0];
 	char name[sizeof counts / sizeof counts[0]][64];
 	bool any = false;

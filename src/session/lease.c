@@ -45,10 +45,9 @@ static void *lease_main(void *arg)
 			 * that nobody serves is left alone. */
 			/* an event loop reads a polled session: only what came
 			 * while its turn is busy in a call waits for us */
-			bool unread = atomic_load(&s->polled)
-			              ? atomic_load(&s->unread) &&
-			                !atomic_load(&s->reading)
-			              : !atomic_load(&s->reading);
+			bool unread = !atomic_load(&s->reading) &&
+			              (!atomic_load(&s->polled) ||
+			               atomic_load(&s->turns_serving) > 0);
 			bool served = atomic_load(&s->served);
 			if (T == 0 ? !(served && unread) &&
 			             atomic_load(&s->ndeadlines) == 0

@@ -452,7 +452,6 @@ int remo__reader_turn(remo_session *s, int timeout_ms)
 {
 	int end = REMO_OK;
 	struct msg *got = NULL;
-	atomic_store(&s->unread, false);
 	pthread_mutex_lock(&s->lock);
 	remo_buf buf = s->rxspare;
 	s->rxspare = (remo_buf){0};
@@ -632,12 +631,15 @@ int remo_session_serve(remo_session *s, int timeout_ms)
 }
 
 /*
- * An event loop's turn (net/server.c): reads what has arrived, without
- * waiting, and serves it, until there is nothing more or someone else
- * holds the reader role (a helper, a waiter: when it gives the role up,
- * poll_kick asks for another turn).  Returns the session's status.
+ * An event loop's turn (net/server.c): reads what has arrived and serves
+ * it, until nothing more comes within linger_ms (0: without waiting; the
+ * wait only while linger_ok(arg) says nothing else wants the thread), or
+ * someone else holds the reader role (a helper, a waiter: when it gives
+ * the role up, poll_kick asks for another turn).  Returns the session's
+ * status.
  */
-int remo__session_serve_ready(remo_session *s)
+int remo__session_serve_ready(remo_session *s, int linger_ms,
+                               bool (*linger_ok)(void *), void *arg)
 {
 	struct waiter w = {0};
 	bool was = tls_turn;
@@ -646,16 +648,33 @@ int remo__session_serve_ready(remo_session *s)
 	pthread_mutex_lock(&s->lock);
 	s->nservers++;
 	while (s->status == REMO_OK) {
-		if (serve_queued(s, &w))
+		/* while a turn serves, nobody may read: the lease thread
+		 * does, and starts helpers if the call blocks */
+		atomic_fetch_add(&s->turns_serving, 1);
+		bool served = serve_queued(s, &w);
+		atomic_fetch_sub(&s->turns_serving, 1);
+		if (served)
 			continue;
 		if (s->reading)
 			break; /* its reader looks, and kicks us when done */
+		/* read: waiting up to linger_ms for the next request if
+		 * nothing else wants this thread (a client calling in a loop
+		 * then costs no hand-off per call), else only a look */
+		int t = 0;
+		if (linger_ms > 0) {
+			pthread_mutex_unlock(&s->lock);
+			bool ok = linger_ok == NULL || linger_ok(arg);
+			pthread_mutex_lock(&s->lock);
+			if (s->reading || s->status != REMO_OK)
+				continue;
+			t = ok ? linger_ms : 0;
+		}
 		s->reading = true;
 		pthread_mutex_unlock(&s->lock);
-		int rc = remo__reader_turn(s, 0);
+		int rc = remo__reader_turn(s, t);
 		pthread_mutex_lock(&s->lock);
 		if (rc != REMO_OK && s->top_head == NULL)
-			break; /* nothing more arrived, nothing queued */
+			break; /* nothing came */
 	}
 	int st = s->status;
 	if (--s->nservers == 0)
@@ -672,9 +691,4 @@ void remo__session_poll(remo_session *s, void (*kick)(void *), void *arg)
 	s->poll_arg = arg;
 	atomic_store(&s->polled, kick != NULL);
 	pthread_mutex_unlock(&s->lock);
-}
-
-void remo__session_unread(remo_session *s)
-{
-	atomic_store(&s->unread, true);
 }

@@ -113,15 +113,13 @@ void remo__session_release(struct remo_session *s);
  * called (under the session's lock: it must only note and queue) when a
  * thread other than a turn gives up reading, so that the loop looks
  * again; NULL stops it (before arg is freed).  remo__session_serve_ready:
- * one turn: reads what has arrived, without waiting, and serves it;
- * returns the session's status.  remo__session_unread: data arrived
- * while the session's turn was busy in a call: the lease thread reads it
- * and starts a helper.
+ * one turn: reads what has arrived and serves it, waiting linger_ms for
+ * more while linger_ok(arg) (recv.c); returns the session's status.
  */
 void remo__session_poll(struct remo_session *s, void (*kick)(void *),
                         void *arg);
-int remo__session_serve_ready(struct remo_session *s);
-void remo__session_unread(struct remo_session *s);
+int remo__session_serve_ready(struct remo_session *s, int linger_ms,
+                               bool (*linger_ok)(void *), void *arg);
 void remo__session_set_max_queued(struct remo_session *s, size_t n);
 
 /* remo__session_refuse: instead of opening a session on ch, tells the

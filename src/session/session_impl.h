@@ -197,8 +197,8 @@ struct remo_session {
 	atomic_bool served;    /* remo_session_serve was called: the lease
 	                          thread watches it for helpers         */
 	atomic_bool polled;    /* an event loop reads it (poll_kick)    */
-	atomic_bool unread;    /* polled: data came while its turn was
-	                          busy serving: the lease thread reads  */
+	atomic_int turns_serving; /* polled: turns inside a call: nobody
+	                          reads for them, the lease thread does */
 	void (*poll_kick)(void *arg); /* under lock: ask for a turn     */
 	void *poll_arg;
 	atomic_int ndeadlines; /* async calls in flight with a deadline */
