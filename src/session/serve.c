@@ -605,6 +605,18 @@ int64_t remo_deadline_ms(void)
 #define HELPER_IDLE_MS 1000
 static atomic_uint helpers_total;
 
+/* A helper ended (or never started): its counts go. */
+static void helper_gone(remo_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->nservers--;
+	s->nhelpers--;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	atomic_fetch_sub(&helpers_total, 1);
+	remo__session_release(s);
+}
+
 static void *helper_main(void *arg)
 {
 	remo_session *s = arg;
@@ -617,13 +629,7 @@ static void *helper_main(void *arg)
 		if (rc != REMO_ETIMEDOUT || tls_served == before)
 			break;
 	}
-	pthread_mutex_lock(&s->lock);
-	s->nservers--;
-	s->nhelpers--;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	atomic_fetch_sub(&helpers_total, 1);
-	remo__session_release(s);
+	helper_gone(s);
 	return NULL;
 }
 
@@ -653,15 +659,8 @@ void remo__serve_maybe_help(remo_session *s)
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &a, helper_main, s) != 0) {
-		pthread_mutex_lock(&s->lock);
-		s->nservers--;
-		s->nhelpers--;
-		pthread_cond_broadcast(&s->cond);
-		pthread_mutex_unlock(&s->lock);
-		atomic_fetch_sub(&helpers_total, 1);
-		remo__session_release(s);
-	}
+	if (pthread_create(&th, &a, helper_main, s) != 0)
+		helper_gone(s);
 	pthread_attr_destroy(&a);
 }
 

@@ -307,21 +307,14 @@ remo_value *remo__dict_snapshot(remo_value dv, size_t start, size_t max,
 	remo_value *items = buf;
 	size_t cap = nbuf, k;
 	remo__lock(&d->hdr);
-	/* a dict that grows while an array is allocated: try again */
 	for (;;) {
 		k = start >= d->len ? 0 : d->len - start;
 		if (k > max)
 			k = max;
 		if (k * 2 <= cap)
 			break;
-		remo__unlock(&d->hdr);
-		if (items != buf)
-			remo__free(items);
-		items = remo__malloc(k * 2 * sizeof *items);
-		if (items == NULL)
+		if (!remo__snapshot_room(&d->hdr, &items, buf, &cap, k * 2))
 			return NULL;
-		cap = k * 2;
-		remo__lock(&d->hdr);
 	}
 	size_t j = 0, live = 0;
 	for (size_t i = 0; i < d->used && j < k * 2; i++) {

@@ -564,27 +564,34 @@ remo_value *remo__list_snapshot(remo_value l, size_t start, size_t max,
 	remo_value *items = buf;
 	size_t cap = nbuf, k;
 	remo__lock(&x->hdr);
-	/* a list that grows while an array is allocated: try again */
 	for (;;) {
 		k = start >= x->len ? 0 : x->len - start;
 		if (k > max)
 			k = max;
 		if (k <= cap)
 			break;
-		remo__unlock(&x->hdr);
-		if (items != buf)
-			remo__free(items);
-		items = remo__malloc(k * sizeof *items);
-		if (items == NULL)
+		if (!remo__snapshot_room(&x->hdr, &items, buf, &cap, k))
 			return NULL;
-		cap = k;
-		remo__lock(&x->hdr);
 	}
 	for (size_t i = 0; i < k; i++)
 		items[i] = remo_value_retain(x->items[start + i]);
 	remo__unlock(&x->hdr);
 	*n = k;
 	return items;
+}
+
+bool remo__snapshot_room(struct remo__obj *o, remo_value **items,
+                         remo_value *buf, size_t *cap, size_t want)
+{
+	remo__unlock(o);
+	if (*items != buf)
+		remo__free(*items);
+	*items = remo__malloc(want * sizeof **items);
+	if (*items == NULL)
+		return false;
+	*cap = want;
+	remo__lock(o);
+	return true;
 }
 
 void remo__snapshot_free(remo_value *items, size_t n, remo_value *buf)

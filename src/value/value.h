@@ -125,6 +125,12 @@ remo_value *remo__list_snapshot(remo_value l, size_t start, size_t max,
 remo_value *remo__dict_snapshot(remo_value d, size_t start, size_t max,
                                 remo_value *buf, size_t nbuf, size_t *n);
 void remo__snapshot_free(remo_value *items, size_t n, remo_value *buf);
+/* For the snapshots: under o's lock, room for want values in *items (a
+ * new array; the old one freed unless it is buf), the lock dropped
+ * while allocating (the container may change meanwhile: the caller
+ * looks again).  false without memory, unlocked. */
+bool remo__snapshot_room(struct remo__obj *o, remo_value **items,
+                         remo_value *buf, size_t *cap, size_t want);
 
 struct remo__error {
 	struct remo__obj hdr;
