@@ -21,8 +21,17 @@
 #define LEASE_TICK_MS 10
 
 static pthread_mutex_t lease_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lease_done = PTHREAD_COND_INITIALIZER;
 static remo_session *lease_list;
 static bool lease_running;
+static pthread_t lease_thread;
+/* The sessions of the tick being worked (counted by the lease thread):
+ * remo__lease_remove waits until its session is not among them, so that
+ * a program's remo_session_free is the last release, not the lease
+ * thread's after the program went on (TSan: a TLS session destroyed by
+ * the lease thread while the program's exit cleaned OpenSSL up). */
+static remo_session *lease_working[256];
+static int lease_nworking;
 
 static void *lease_main(void *arg)
 {
@@ -64,6 +73,8 @@ static void *lease_main(void *arg)
 			if (n != 0)
 				due[ndue++] = s;
 		}
+		memcpy(lease_working, due, (size_t)ndue * sizeof due[0]);
+		lease_nworking = ndue;
 		pthread_mutex_unlock(&lease_lock);
 		for (int i = 0; i < ndue; i++) {
 			remo_session *s = due[i];
@@ -109,6 +120,10 @@ static void *lease_main(void *arg)
 			}
 			remo__session_release(s);
 		}
+		pthread_mutex_lock(&lease_lock);
+		lease_nworking = 0;
+		pthread_cond_broadcast(&lease_done);
+		pthread_mutex_unlock(&lease_lock);
 	}
 	return NULL;
 }
@@ -124,6 +139,7 @@ void remo__lease_add(remo_session *s)
 		pthread_attr_init(&a);
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 		lease_running = pthread_create(&th, &a, lease_main, NULL) == 0;
+		lease_thread = th;
 		pthread_attr_destroy(&a);
 	}
 	pthread_mutex_unlock(&lease_lock);
@@ -136,6 +152,13 @@ void remo__lease_remove(remo_session *s)
 		if (*pp == s) {
 			*pp = s->lease_next;
 			break;
+		}
+	/* not on the lease thread itself (its release can be the last) */
+	bool self = lease_running && pthread_equal(pthread_self(), lease_thread);
+	for (int i = 0; !self && i < lease_nworking; i++)
+		if (lease_working[i] == s) {
+			pthread_cond_wait(&lease_done, &lease_lock);
+			i = -1; /* a new tick: look again */
 		}
 	pthread_mutex_unlock(&lease_lock);
 }

@@ -362,8 +362,10 @@ void remo_session_free(remo_session *s)
 	if (s == NULL)
 		return;
 	remo_session_close(s);
-	/* after it returns, no thread serves for s */
+	/* after it returns, no thread serves for s, and the lease thread
+	 * holds no count of it: the last release is not left to it */
 	remo__session_join_helpers(s);
+	remo__lease_remove(s);
 	remo__session_release(s);
 }
 
