@@ -181,6 +181,30 @@ static void open_gate(bool open)
 static int64_t saw_cancel(void) { return atomic_load(&gate_saw_cancel); }
 static int64_t deadline_left(void) { return remo_deadline_ms(); }
 
+/* v and every list and dict in it are local values (came by value) */
+static bool local_deep(remo_value v)
+{
+	if (v.kind != REMO_LIST && v.kind != REMO_DICT)
+		return !remo_is_proxy(v);
+	if (remo_is_proxy(v))
+		return false;
+	remo_value c = v.kind == REMO_LIST ? remo_list_copy(v) : remo_dict_copy(v);
+	bool ok = true;
+	if (v.kind == REMO_LIST) {
+		for (size_t i = 0; ok && i < remo_list_len(c); i++)
+			ok = local_deep(remo_list_get(c, i));
+	} else {
+		size_t pos = 0;
+		remo_value k, x;
+		while (ok && remo_dict_next(c, &pos, &k, &x))
+			ok = local_deep(x);
+	}
+	remo_value_release(c);
+	return ok;
+}
+
+static bool is_local(remo_value v) { return local_deep(v); }
+
 static bool caller_has_session(void)
 {
 	remo_caller_info ci;
@@ -243,6 +267,7 @@ static struct server *server_start(void)
 	export_fn(sv->ex, "saw_cancel", "q()", (void (*)(void))saw_cancel);
 	export_fn(sv->ex, "deadline_left", "q()",
 	          (void (*)(void))deadline_left);
+	export_fn(sv->ex, "is_local", "?(v:r)", (void (*)(void))is_local);
 	export_fn(sv->ex, "caller_has_session", "?()",
 	          (void (*)(void))caller_has_session);
 	int rc;
@@ -878,6 +903,72 @@ static void test_a_full_backlog_is_waited_for(void **state)
 	rmdir(dir);
 }
 
+/* ==== by value ============================================================ */
+
+/* A dict made with remo_by_value arrives as a local dict, and so does
+ * everything nested in it; a plain one arrives as a proxy. */
+static void test_a_dict_sent_by_value_arrives_local(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	remo_value d = remo_dict(), inner = remo_dict(), l = remo_list(), v;
+	remo_list_append(l, remo_int(1));
+	remo_list_append(l, remo_value_retain(inner));
+	remo_dict_set_str(inner, "c", remo_int(3));
+	remo_dict_set_str(d, "a", remo_value_retain(l));
+	remo_dict_set_str(d, "b", remo_value_retain(inner));
+	remo_value bv = remo_by_value(d);
+	assert_true(remo_ok(bv));
+	assert_true(remo_equal(bv, d)); /* a copy: equal, not the same */
+	assert_int_equal(call(s, "is_local", remo_tuple_of(1,
+	                      remo_value_retain(bv)), 0, &v), REMO_OK);
+	assert_true(v.kind == REMO_BOOL && v.as.b);
+	assert_int_equal(call(s, "is_local", remo_tuple_of(1,
+	                      remo_value_retain(d)), 0, &v), REMO_OK);
+	assert_true(v.kind == REMO_BOOL && !v.as.b);
+	/* changing the original after does not change the copy */
+	remo_dict_set_str(inner, "c", remo_int(4));
+	remo_value c;
+	assert_int_equal(remo_dict_get_str(bv, "b", &c), REMO_OK);
+	assert_int_equal(remo_dict_get_str(c, "c", &c), REMO_OK);
+	assert_int_equal(c.as.i, 3);
+	assert_false(remo_ok(remo_by_value(remo_int(1))));
+	remo_value_release(bv);
+	remo_value_release(d);
+	remo_value_release(inner);
+	remo_value_release(l);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
+/* remo_pack outside a session refuses a live proxy (it packed it as a
+ * bare id, which read back as an inert reference) and a local object. */
+static void test_pack_refuses_a_live_proxy(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	remo_value d;
+	assert_int_equal(remo_lookup(s, "shared", &d), REMO_OK);
+	assert_true(remo_is_proxy(d));
+	remo_buf b = {0};
+	assert_int_equal(remo_pack(d, &b), REMO_EINVAL);
+	assert_string_equal(remo_error_name(remo_last_error()), "TypeError");
+	assert_int_equal(b.len, 0);
+	remo_value t = remo_tuple_of(2, remo_int(1), remo_value_retain(d));
+	assert_int_equal(remo_pack(t, &b), REMO_EINVAL); /* nested too */
+	assert_int_equal(b.len, 0);
+	remo_value o = remo_object(reader_type, &shared_x, NULL);
+	assert_int_equal(remo_pack(o, &b), REMO_EINVAL);
+	remo_value_release(o);
+	remo_value_release(t);
+	remo_value_release(d);
+	remo_buf_free(&b);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
@@ -901,6 +992,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_parked_takers_hold_no_threads),
 		cmocka_unit_test(test_a_oneway_publisher_waits_a_bounded_time),
 		cmocka_unit_test(test_a_full_backlog_is_waited_for),
+		cmocka_unit_test(test_a_dict_sent_by_value_arrives_local),
+		cmocka_unit_test(test_pack_refuses_a_live_proxy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

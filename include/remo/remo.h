@@ -531,11 +531,24 @@ REMO_API void remo_buf_free(remo_buf *b);
  * contains itself); REMO_ETOOBIG past REMO_MAX_VALUES items, or for a
  * string or container over 2^32 - 1 bytes or items; REMO_EWIRE_UTF8 for
  * a str that is not UTF-8 (a peer would refuse it); REMO_EINVAL for
- * REMO_INVALID, and for a local object, callable, frame or traceback
- * (a reference has an id only inside a session); REMO_ENOMEM.  On
- * failure out->len is as it was.
+ * REMO_INVALID, and (with TypeError in remo_last_error) for a local
+ * object, callable, frame or traceback, or a proxy of a live session (a
+ * reference has an id only inside its session: packed, it would read
+ * back as an inert reference); REMO_ENOMEM.  On failure out->len is as
+ * it was.  A reference remo_unpack made (no session) packs as it came.
  */
 REMO_API int remo_pack(remo_value v, remo_buf *out);
+
+/*
+ * remo_by_value: a deep copy of the list or dict v (every list and dict
+ * in it copied too; objects and callables shared), marked to cross by
+ * value: passed to a peer (an argument, a reply, an item), it and all it
+ * holds arrive as local values, one message, no references to come back
+ * for.  For messages, tuples of a tuple space, anything that is data.
+ * REMO_INVALID if v is not a list or dict, nests deeper than
+ * REMO_MAX_DEPTH, or memory ran out.
+ */
+REMO_API remo_value remo_by_value(remo_value v);
 
 /*
  * remo_unpack: decodes exactly one value filling all n bytes at data into

@@ -24,6 +24,7 @@ static remo_value value_heap(remo_kind kind, struct remo__obj *o)
 	atomic_init(&o->refs, 1);
 	o->kind = (uint8_t)kind;
 	atomic_init(&o->lock, 0);
+	o->flags = 0;
 	v.as.p = o;
 	return v;
 }
@@ -628,6 +629,44 @@ remo_value remo_list_copy(remo_value l)
 		}
 	if (items != one)
 		remo__free(items);
+	return c;
+}
+
+/* ==== by value ========================================================= */
+
+/* A deep copy of the lists and dicts in v (other values shared). */
+static remo_value deep_copy(remo_value v, unsigned depth)
+{
+	if (v.kind != REMO_LIST && v.kind != REMO_DICT)
+		return remo_value_retain(v);
+	if (depth > REMO_MAX_DEPTH)
+		return remo__invalid();
+	bool list = v.kind == REMO_LIST;
+	remo_value c = list ? remo_list_copy(v) : remo_dict_copy(v);
+	size_t n = list ? remo_list_len(c) : 0, pos = 0;
+	remo_value k, x;
+	for (size_t i = 0; remo_ok(c) && i < n; i++)
+		if (remo_list_set(c, i, deep_copy(remo_list_get(c, i),
+		                                  depth + 1)) != REMO_OK) {
+			remo_value_release(c);
+			return remo__invalid();
+		}
+	while (!list && remo_ok(c) && remo_dict_next(c, &pos, &k, &x))
+		if (remo_dict_set(c, remo_value_retain(k),
+		                  deep_copy(x, depth + 1)) != REMO_OK) {
+			remo_value_release(c);
+			return remo__invalid();
+		}
+	return c;
+}
+
+remo_value remo_by_value(remo_value v)
+{
+	if (v.kind != REMO_LIST && v.kind != REMO_DICT)
+		return remo__invalid();
+	remo_value c = deep_copy(v, 0);
+	if (remo_ok(c))
+		c.as.p->flags |= REMO__OBJ_BYVALUE;
 	return c;
 }
 

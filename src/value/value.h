@@ -25,7 +25,12 @@ struct remo__obj {
 	atomic_uint refs;
 	uint8_t kind;
 	atomic_uchar lock; /* lists and dicts: remo__lock (in the padding) */
+	uint8_t flags;     /* REMO__OBJ_*, set before the value is shared */
 };
+
+/* A list or dict made by remo_by_value: a session packs it, and all it
+ * holds, by value instead of by reference. */
+#define REMO__OBJ_BYVALUE 1u
 
 /*
  * Lists and dicts can be shared by threads and by sessions (an exported

@@ -28,6 +28,8 @@ struct pack_state {
 	remo_buf *b;
 	size_t values;
 	const remo__codec *codec;
+	unsigned byvalue; /* inside a remo_by_value container: lists and
+	                     dicts go by value, not to the session */
 };
 
 static int pack_value(struct pack_state *st, remo_value v, unsigned depth);
@@ -157,12 +159,19 @@ int remo__put_ref(remo_buf *b, remo_kind kind, uint64_t id, bool home,
 	return REMO_OK;
 }
 
-/* A reference with no session: only a bare one (as decoded) can go. */
+/* A reference with no session: only a bare one (as decoded) can go.  A
+ * local object, and a proxy of a live session, need a session (a proxy
+ * packed as its id would read back as an inert reference: a persisted
+ * value silently broken). */
 static int pack_ref(remo_buf *b, remo_value v)
 {
 	const struct remo__ref *r = REMO__REF(v);
-	if (r->id == 0)
-		return REMO_EINVAL; /* a local object needs a session */
+	if (r->id == 0 || r->owner != NULL || r->promise != NULL) {
+		remo__raisef("TypeError", "%s cannot be packed outside a "
+		             "session", r->owner != NULL || r->promise != NULL
+		             ? "a proxy of a live session" : "a local object");
+		return REMO_EINVAL;
+	}
 	return remo__put_ref(b, v.kind, r->id, r->home, r->shape_id);
 }
 
@@ -177,7 +186,18 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 		return pack_items(st, t->items, t->len, depth);
 	}
 	case REMO_DICT:
-		if (st->codec == NULL)
+	case REMO_LIST:
+		/* remo_by_value: this one and all it holds, by value */
+		if (st->codec != NULL && (v.as.p->flags & REMO__OBJ_BYVALUE)) {
+			st->byvalue++;
+			rc = v.kind == REMO_DICT
+			     ? pack_dict(st, v, depth)
+			     : (rc = pack_count(st)) != REMO_OK
+			       ? rc : pack_ext_body(st, REMO__EXT_LIST, v, depth);
+			st->byvalue--;
+			return rc;
+		}
+		if (v.kind == REMO_DICT && (st->codec == NULL || st->byvalue))
 			return pack_dict(st, v, depth);
 		break;
 	default:
@@ -188,7 +208,8 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 	/* In a session, mutable containers and references cross as
 	 * references: the session decides the id. */
 	if (st->codec != NULL &&
-	    (v.kind == REMO_LIST || v.kind == REMO_DICT || remo__is_ref(v.kind)))
+	    (((v.kind == REMO_LIST || v.kind == REMO_DICT) && !st->byvalue) ||
+	     remo__is_ref(v.kind)))
 		return st->codec->put_ref(st->codec->ctx, b, v);
 	switch (v.kind) {
 	case REMO_NIL:
@@ -225,7 +246,7 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 
 int remo__pack_with(remo_value v, remo_buf *out, const remo__codec *c)
 {
-	struct pack_state st = {out, 0, c};
+	struct pack_state st = {out, 0, c, 0};
 	size_t mark = out->len;
 	int rc = pack_value(&st, v, 0);
 	if (rc != REMO_OK)
