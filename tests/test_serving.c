@@ -227,6 +227,7 @@ struct server {
 	char dir[64];
 	char url[256];
 	remo_value shared; /* the dict the writers fill */
+	remo_value list;   /* a list for the container protocol */
 };
 
 static void *server_main(void *arg)
@@ -250,6 +251,8 @@ static struct server *server_start(void)
 	sv->ex = remo_exports_new();
 	sv->shared = remo_dict();
 	export_value(sv->ex, "shared", remo_value_retain(sv->shared));
+	sv->list = remo_list();
+	export_value(sv->ex, "list", remo_value_retain(sv->list));
 	export_value(sv->ex, "reader", remo_object(reader_type, &shared_x, NULL));
 	export_value(sv->ex, "doubler",
 	             remo_object(doubler_type, &shared_x, NULL));
@@ -288,6 +291,7 @@ static void server_stop(struct server *sv)
 	remo_server_free(sv->srv);
 	remo_exports_free(sv->ex);
 	remo_value_release(sv->shared);
+	remo_value_release(sv->list);
 	/* every deferred take was answered or cancelled by now */
 	assert_int_equal(box_nwaiters, 0);
 	remo_value_release(box_items);
@@ -969,6 +973,141 @@ static void test_pack_refuses_a_live_proxy(void **state)
 	server_stop(sv);
 }
 
+/* ==== the container protocol on proxies =================================== */
+
+/* m(args...) on the proxy v: the result (or the failure's status). */
+static int method(remo_value v, const char *m, remo_value args,
+                  remo_value *out)
+{
+	int rc = remo_call_method(v, m, args, out);
+	remo_value_release(args);
+	return rc;
+}
+
+static void expect_list(remo_value l, int n, const int64_t *want)
+{
+	assert_int_equal(remo_list_len(l), n);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(remo_list_get(l, (size_t)i).as.i, want[i]);
+}
+
+static void test_a_remote_list_has_the_list_methods(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	remo_value l, v;
+	assert_int_equal(remo_lookup(s, "list", &l), REMO_OK);
+	assert_int_equal(method(l, "append", remo_tuple_of(1, remo_int(1)), &v),
+	                 REMO_OK);
+	assert_int_equal(method(l, "extend", remo_tuple_of(1, remo_tuple_of(2,
+	                 remo_int(2), remo_int(3))), &v), REMO_OK);
+	assert_int_equal(method(l, "insert", remo_tuple_of(2, remo_int(0),
+	                 remo_int(0)), &v), REMO_OK);
+	expect_list(sv->list, 4, (int64_t[]){0, 1, 2, 3});
+	assert_int_equal(method(l, "pop", remo_nil(), &v), REMO_OK);
+	assert_int_equal(v.as.i, 3);
+	assert_int_equal(method(l, "index", remo_tuple_of(1, remo_int(2)), &v),
+	                 REMO_OK);
+	assert_int_equal(v.as.i, 2);
+	assert_int_equal(method(l, "remove", remo_tuple_of(1, remo_int(1)), &v),
+	                 REMO_OK);
+	expect_list(sv->list, 2, (int64_t[]){0, 2});
+	assert_int_equal(method(l, "remove", remo_tuple_of(1, remo_int(9)), &v),
+	                 REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "ValueError");
+	assert_int_equal(method(l, "slice", remo_tuple_of(2, remo_int(-1),
+	                 remo_int(99)), &v), REMO_OK);
+	assert_true(v.kind == REMO_LIST); /* a local copy */
+	expect_list(v, 1, (int64_t[]){2});
+	remo_value_release(v);
+	assert_int_equal(method(l, "delete", remo_tuple_of(1, remo_int(0)), &v),
+	                 REMO_OK);
+	expect_list(sv->list, 1, (int64_t[]){2});
+	assert_int_equal(method(l, "clear", remo_nil(), &v), REMO_OK);
+	assert_int_equal(remo_list_len(sv->list), 0);
+	assert_int_equal(method(l, "sort", remo_nil(), &v), REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()),
+	                    "AttributeError");
+	/* the local list functions refuse the proxy, by name */
+	assert_int_equal(remo_list_len(l), 0);
+	assert_string_equal(remo_error_name(remo_last_error()), "TypeError");
+	assert_int_equal(remo_list_append(l, remo_int(1)), REMO_ETYPE);
+	remo_value_release(l);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
+static void test_a_remote_dict_has_the_dict_methods(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	remo_value d, v;
+	assert_int_equal(remo_lookup(s, "shared", &d), REMO_OK);
+	remo_value k = remo_str("k");
+	assert_int_equal(method(d, "setdefault", remo_tuple_of(2,
+	                 remo_value_retain(k), remo_int(1)), &v), REMO_OK);
+	assert_int_equal(v.as.i, 1);
+	assert_int_equal(method(d, "setdefault", remo_tuple_of(2,
+	                 remo_value_retain(k), remo_int(2)), &v), REMO_OK);
+	assert_int_equal(v.as.i, 1); /* kept */
+	remo_value upd = remo_dict();
+	remo_dict_set_str(upd, "a", remo_int(10));
+	remo_dict_set_str(upd, "b", remo_int(20));
+	assert_int_equal(method(d, "update", remo_tuple_of(1,
+	                 remo_by_value(upd)), &v), REMO_OK);
+	assert_int_equal(method(d, "update", remo_tuple_of(1,
+	                 remo_value_retain(upd)), &v), REMO_OK); /* a proxy */
+	remo_value_release(upd);
+	assert_int_equal(remo_dict_len(sv->shared), 3);
+	assert_int_equal(method(d, "keys", remo_nil(), &v), REMO_OK);
+	assert_true(v.kind == REMO_LIST && remo_list_len(v) == 3);
+	assert_string_equal(remo_str_data(remo_list_get(v, 0), NULL), "k");
+	remo_value_release(v);
+	assert_int_equal(method(d, "items", remo_nil(), &v), REMO_OK);
+	assert_true(v.kind == REMO_LIST && remo_list_len(v) == 3);
+	assert_int_equal(remo_tuple_get(remo_list_get(v, 2), 1).as.i, 20);
+	remo_value_release(v);
+	assert_int_equal(method(d, "pop", remo_tuple_of(1, remo_str("a")), &v),
+	                 REMO_OK);
+	assert_int_equal(v.as.i, 10);
+	assert_int_equal(method(d, "pop", remo_tuple_of(1, remo_str("a")), &v),
+	                 REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "KeyError");
+	assert_int_equal(method(d, "pop", remo_tuple_of(2, remo_str("a"),
+	                 remo_int(7)), &v), REMO_OK);
+	assert_int_equal(v.as.i, 7);
+	assert_int_equal(method(d, "get", remo_tuple_of(1, remo_str("zz")), &v),
+	                 REMO_OK);
+	assert_int_equal(v.kind, REMO_NIL);
+	assert_int_equal(method(d, "delete", remo_tuple_of(1,
+	                 remo_value_retain(k)), &v), REMO_OK);
+	assert_int_equal(remo_dict_len(sv->shared), 1);
+	assert_int_equal(method(d, "clear", remo_nil(), &v), REMO_OK);
+	assert_int_equal(remo_dict_len(sv->shared), 0);
+	/* tastypy's case: pod["foo"]["baz"].append("fizz") through proxies */
+	remo_value foo = remo_dict(), baz = remo_list(), p1, p2;
+	remo_dict_set_str(foo, "baz", remo_value_retain(baz));
+	remo_dict_set_str(sv->shared, "foo", remo_value_retain(foo));
+	remo_value kfoo = remo_str("foo"), kbaz = remo_str("baz");
+	assert_int_equal(remo_getitem(d, kfoo, &p1), REMO_OK);
+	assert_int_equal(remo_getitem(p1, kbaz, &p2), REMO_OK);
+	assert_int_equal(method(p2, "append", remo_tuple_of(1,
+	                 remo_str("fizz")), &v), REMO_OK);
+	assert_string_equal(remo_str_data(remo_list_get(baz, 0), NULL), "fizz");
+	remo_value_release(kfoo);
+	remo_value_release(kbaz);
+	remo_value_release(p1);
+	remo_value_release(p2);
+	remo_value_release(foo);
+	remo_value_release(baz);
+	remo_value_release(k);
+	remo_value_release(d);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
@@ -994,6 +1133,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_full_backlog_is_waited_for),
 		cmocka_unit_test(test_a_dict_sent_by_value_arrives_local),
 		cmocka_unit_test(test_pack_refuses_a_live_proxy),
+		cmocka_unit_test(test_a_remote_list_has_the_list_methods),
+		cmocka_unit_test(test_a_remote_dict_has_the_dict_methods),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

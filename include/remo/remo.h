@@ -357,6 +357,14 @@ REMO_API int remo_list_set(remo_value l, size_t i, remo_value v);
 REMO_API int remo_list_append(remo_value l, remo_value v);
 /* remo_list_del: removes item i.  REMO_ETYPE, REMO_ERANGE. */
 REMO_API int remo_list_del(remo_value l, size_t i);
+/* remo_list_insert: inserts v (stolen) before item i (past the end:
+ * appends).  REMO_ETYPE, REMO_ENOMEM. */
+REMO_API int remo_list_insert(remo_value l, size_t i, remo_value v);
+/* remo_list_pop: removes item i, into *out (new).  REMO_ETYPE,
+ * REMO_ERANGE. */
+REMO_API int remo_list_pop(remo_value l, size_t i, remo_value *out);
+/* remo_list_clear: removes every item (nothing for a non-list). */
+REMO_API void remo_list_clear(remo_value l);
 
 /* ---- dict --------------------------------------------------------------- */
 
@@ -387,6 +395,13 @@ REMO_API int remo_dict_pop(remo_value d, remo_value key, remo_value *out);
 /* remo_dict_copy: a new dict with d's entries (shallow, in order), taken
  * at one instant; REMO_INVALID if d is not a dict or memory ran out. */
 REMO_API remo_value remo_dict_copy(remo_value d);
+/* remo_dict_setdefault: key's value into *out (new), after mapping key
+ * to dflt if it was not there, in one step (key and dflt borrowed).
+ * REMO_ETYPE, REMO_EUNHASHABLE, REMO_ENOMEM. */
+REMO_API int remo_dict_setdefault(remo_value d, remo_value key,
+                                  remo_value dflt, remo_value *out);
+/* remo_dict_clear: removes every entry (nothing for a non-dict). */
+REMO_API void remo_dict_clear(remo_value d);
 /*
  * remo_dict_next: iteration in insertion order.  Start with *pos = 0;
  * each call gives borrowed *key and *val and returns true, or returns

@@ -289,6 +289,268 @@ int remo_call_method_with(remo_value obj, const char *name, remo_value args,
 }
 
 /* remo_call_method in the style mode (NULL: plain). */
+/* ==== the container protocol: methods of lists and dicts ================ */
+
+static int ops_index(remo_value v, remo_value key, size_t n, size_t *at);
+static int ops_key_error(remo_value key);
+
+static const char *const ops_list_methods[] = {
+	"append", "extend", "insert", "pop", "remove", "clear", "index",
+	"slice", "delete", NULL};
+static const char *const ops_dict_methods[] = {
+	"pop", "setdefault", "clear", "update", "keys", "values", "items",
+	"get", "delete", NULL};
+
+static bool ops_container_has(bool dict, const char *name)
+{
+	for (const char *const *m = dict ? ops_dict_methods : ops_list_methods;
+	     *m != NULL; m++)
+		if (strcmp(*m, name) == 0)
+			return true;
+	return false;
+}
+
+/* Argument i of args (a tuple; nil for none), or *dflt when absent
+ * (dflt NULL: TypeError naming the method). */
+static int ops_arg(const char *name, remo_value args, size_t i,
+                   const remo_value *dflt, remo_value *out)
+{
+	size_t n = args.kind == REMO_TUPLE ? remo_tuple_len(args) : 0;
+	if (i < n) {
+		*out = remo_tuple_get(args, i);
+		return REMO_OK;
+	}
+	if (dflt != NULL) {
+		*out = *dflt;
+		return REMO_OK;
+	}
+	return remo__raisef("TypeError", "%s() missing argument %zu", name,
+	                    i + 1);
+}
+
+/* A local copy of a list, tuple or dict (local or remote), to read. */
+static int ops_items_of(remo_value v, remo_value *out)
+{
+	if (v.kind == REMO_TUPLE) {
+		*out = remo_value_retain(v);
+		return REMO_OK;
+	}
+	return remo_force(v, out);
+}
+
+/* The index of the first item equal to x, on a snapshot; -1 if none. */
+static long ops_list_find(remo_value l, remo_value x, remo_value *found)
+{
+	remo_value c = remo_list_copy(l);
+	long at = -1;
+	for (size_t i = 0; remo_ok(c) && at < 0 && i < remo_list_len(c); i++)
+		if (remo_equal(remo_list_get(c, i), x)) {
+			at = (long)i;
+			if (found != NULL)
+				*found = remo_value_retain(remo_list_get(c, i));
+		}
+	remo_value_release(c);
+	return at;
+}
+
+/* keys, values or items of d, as a list that crosses by value. */
+static int ops_dict_view(remo_value d, int which, remo_value *out)
+{
+	remo_value c = remo_dict_copy(d), l = remo_list(), k, v;
+	size_t pos = 0;
+	int rc = remo_ok(c) && remo_ok(l) ? REMO_OK : REMO_ENOMEM;
+	while (rc == REMO_OK && remo_dict_next(c, &pos, &k, &v))
+		rc = remo_list_append(l, which == 0 ? remo_value_retain(k)
+		                         : which == 1 ? remo_value_retain(v)
+		                         : remo_tuple_of(2, remo_value_retain(k),
+		                                         remo_value_retain(v)));
+	remo_value_release(c);
+	if (rc == REMO_OK) {
+		*out = remo_by_value(l);
+		rc = remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
+	}
+	remo_value_release(l);
+	return rc == REMO_OK ? REMO_OK : remo__fail(rc, "dict view");
+}
+
+static int ops_list_method(remo_value l, const char *name, remo_value args,
+                           remo_value *out)
+{
+	remo_value a, b;
+	size_t at;
+	int rc;
+	if (strcmp(name, "append") == 0) {
+		if ((rc = ops_arg(name, args, 0, NULL, &a)) != REMO_OK)
+			return rc;
+		return remo_list_append(l, remo_value_retain(a)) == REMO_OK
+		       ? REMO_OK : remo__fail(REMO_ENOMEM, "append");
+	}
+	if (strcmp(name, "extend") == 0) {
+		remo_value items;
+		if ((rc = ops_arg(name, args, 0, NULL, &a)) != REMO_OK ||
+		    (rc = ops_items_of(a, &items)) != REMO_OK)
+			return rc;
+		size_t n = items.kind == REMO_TUPLE ? remo_tuple_len(items)
+		                                    : remo_list_len(items);
+		for (size_t i = 0; rc == REMO_OK && i < n; i++)
+			rc = remo_list_append(l, remo_value_retain(
+				items.kind == REMO_TUPLE ? remo_tuple_get(items, i)
+				                         : remo_list_get(items, i)));
+		remo_value_release(items);
+		return rc == REMO_OK ? REMO_OK : remo__fail(rc, "extend");
+	}
+	if (strcmp(name, "insert") == 0) {
+		if ((rc = ops_arg(name, args, 0, NULL, &a)) != REMO_OK ||
+		    (rc = ops_arg(name, args, 1, NULL, &b)) != REMO_OK)
+			return rc;
+		if (a.kind != REMO_INT)
+			return remo__raisef("TypeError", "insert() index must be int");
+		int64_t i = a.as.i, n = (int64_t)remo_list_len(l);
+		if (i < 0)
+			i = i + n < 0 ? 0 : i + n;
+		return remo_list_insert(l, (size_t)i, remo_value_retain(b)) ==
+		       REMO_OK ? REMO_OK : remo__fail(REMO_ENOMEM, "insert");
+	}
+	if (strcmp(name, "pop") == 0 || strcmp(name, "delete") == 0) {
+		remo_value last = remo_int(-1);
+		if ((rc = ops_arg(name, args, 0, name[0] == 'p' ? &last : NULL,
+		                  &a)) != REMO_OK ||
+		    (rc = ops_index(l, a, remo_list_len(l), &at)) != REMO_OK)
+			return rc;
+		if (remo_list_pop(l, at, out) != REMO_OK)
+			return remo__raisef("IndexError", "%s index out of range",
+			                    name);
+		if (name[0] == 'd') {
+			remo_value_release(*out);
+			*out = remo_nil();
+		}
+		return REMO_OK;
+	}
+	if (strcmp(name, "remove") == 0 || strcmp(name, "index") == 0) {
+		if ((rc = ops_arg(name, args, 0, NULL, &a)) != REMO_OK)
+			return rc;
+		for (;;) {
+			remo_value found = remo_nil();
+			long i = ops_list_find(l, a, &found);
+			if (i < 0)
+				return remo__raisef("ValueError", "%s(x): x not in "
+				                    "list", name);
+			if (name[0] == 'i') {
+				remo_value_release(found);
+				*out = remo_int(i);
+				return REMO_OK;
+			}
+			/* still there, unchanged? else look again */
+			rc = remo__list_del_same(l, (size_t)i, found);
+			remo_value_release(found);
+			if (rc == REMO_OK)
+				return REMO_OK;
+		}
+	}
+	if (strcmp(name, "clear") == 0) {
+		remo_list_clear(l);
+		return REMO_OK;
+	}
+	if (strcmp(name, "slice") == 0) {
+		remo_value zero = remo_int(0), end = remo_int(INT64_MAX);
+		if ((rc = ops_arg(name, args, 0, &zero, &a)) != REMO_OK ||
+		    (rc = ops_arg(name, args, 1, &end, &b)) != REMO_OK)
+			return rc;
+		if (a.kind != REMO_INT || b.kind != REMO_INT)
+			return remo__raisef("TypeError", "slice() bounds must be int");
+		remo_value c = remo_list_copy(l), r = remo_list();
+		int64_t n = (int64_t)remo_list_len(c);
+		int64_t lo = a.as.i < 0 ? a.as.i + n : a.as.i;
+		int64_t hi = b.as.i < 0 ? b.as.i + n : b.as.i;
+		lo = lo < 0 ? 0 : lo > n ? n : lo;
+		hi = hi < lo ? lo : hi > n ? n : hi;
+		for (int64_t i = lo; remo_ok(r) && i < hi; i++)
+			remo_list_append(r, remo_value_retain(
+				remo_list_get(c, (size_t)i)));
+		remo_value_release(c);
+		*out = remo_by_value(r); /* a slice is data: a copy */
+		remo_value_release(r);
+		return remo_ok(*out) ? REMO_OK : remo__fail(REMO_ENOMEM, "slice");
+	}
+	return ops_no_attr(l, name);
+}
+
+static int ops_dict_method(remo_value d, const char *name, remo_value args,
+                           remo_value *out)
+{
+	remo_value a, b, nil = remo_nil();
+	int rc;
+	if (strcmp(name, "keys") == 0)
+		return ops_dict_view(d, 0, out);
+	if (strcmp(name, "values") == 0)
+		return ops_dict_view(d, 1, out);
+	if (strcmp(name, "items") == 0)
+		return ops_dict_view(d, 2, out);
+	if (strcmp(name, "clear") == 0) {
+		remo_dict_clear(d);
+		return REMO_OK;
+	}
+	if (strcmp(name, "update") == 0) {
+		remo_value items, k, v;
+		if ((rc = ops_arg(name, args, 0, NULL, &a)) != REMO_OK ||
+		    (rc = ops_items_of(a, &items)) != REMO_OK)
+			return rc;
+		size_t pos = 0;
+		if (items.kind != REMO_DICT)
+			rc = remo__raisef("TypeError", "update() takes a dict");
+		while (rc == REMO_OK && remo_dict_next(items, &pos, &k, &v))
+			rc = remo_dict_set(d, remo_value_retain(k),
+			                   remo_value_retain(v));
+		remo_value_release(items);
+		return rc == REMO_OK || rc == REMO_ERAISED ? rc
+		       : remo__fail(rc, "update");
+	}
+	if ((rc = ops_arg(name, args, 0, NULL, &a)) != REMO_OK)
+		return rc;
+	if (!remo_hashable(a))
+		return remo__raisef("TypeError", "unhashable key: '%s'",
+		                    remo_type_name(a));
+	if (strcmp(name, "setdefault") == 0) {
+		if ((rc = ops_arg(name, args, 1, &nil, &b)) != REMO_OK)
+			return rc;
+		return remo_dict_setdefault(d, a, b, out) == REMO_OK
+		       ? REMO_OK : remo__fail(REMO_ENOMEM, "setdefault");
+	}
+	bool has_dflt = args.kind == REMO_TUPLE && remo_tuple_len(args) > 1;
+	if (strcmp(name, "get") == 0) {
+		if (remo_dict_get_new(d, a, out) == REMO_OK)
+			return REMO_OK;
+		*out = has_dflt ? remo_value_retain(remo_tuple_get(args, 1))
+		                : remo_nil();
+		return REMO_OK;
+	}
+	if (strcmp(name, "pop") == 0 || strcmp(name, "delete") == 0) {
+		if (remo_dict_pop(d, a, out) == REMO_OK) {
+			if (name[0] == 'd') {
+				remo_value_release(*out);
+				*out = remo_nil();
+			}
+			return REMO_OK;
+		}
+		if (name[0] == 'p' && has_dflt) {
+			*out = remo_value_retain(remo_tuple_get(args, 1));
+			return REMO_OK;
+		}
+		return ops_key_error(a);
+	}
+	return ops_no_attr(d, name);
+}
+
+/* A method of a local list or dict: the container protocol. */
+static int ops_container_method(remo_value v, const char *name,
+                                remo_value args, remo_value *out)
+{
+	if (!ops_container_has(v.kind == REMO_DICT, name))
+		return ops_no_attr(v, name);
+	return v.kind == REMO_LIST ? ops_list_method(v, name, args, out)
+	                           : ops_dict_method(v, name, args, out);
+}
+
 static int ops_call_method(struct call_mode *mode, remo_value obj,
                            const char *name, remo_value args,
                            remo_value *out)
@@ -296,12 +558,19 @@ static int ops_call_method(struct call_mode *mode, remo_value obj,
 	*out = remo_nil();
 	if (name == NULL)
 		return remo__fail(REMO_EINVAL, "call_method");
+	if (obj.kind == REMO_LIST || obj.kind == REMO_DICT)
+		return ops_container_method(obj, name, args, out);
 	if (!remo__is_objlike(obj.kind))
 		return ops_no_attr(obj, name);
 	const struct remo__ref *r = REMO__REF(obj);
 	const struct remo__func *m = remo__type_method(r->type, name);
 	if (ops_is_proxy(obj)) {
-		if (m == NULL && r->type != NULL)
+		/* a remote list's or dict's methods are the container
+		 * protocol's, known here without a shape */
+		bool builtin = (r->type == &remo__type_list ||
+		                r->type == &remo__type_dict) &&
+		               ops_container_has(r->type == &remo__type_dict, name);
+		if (m == NULL && r->type != NULL && !builtin)
 			return ops_no_attr(obj, name);
 		if (m != NULL && remo__sig_check(&m->sig, m->name, args) != REMO_OK)
 			return REMO_ERAISED;

@@ -38,8 +38,10 @@ void remo__dict_free(struct remo__dict *d)
 
 size_t remo_dict_len(remo_value dv)
 {
-	if (dv.kind != REMO_DICT)
+	if (dv.kind != REMO_DICT) {
+		remo__not_local("remo_dict_len", dv);
 		return 0;
+	}
 	struct remo__dict *d = REMO__DICT(dv);
 	remo__lock(&d->hdr);
 	size_t n = d->len;
@@ -128,10 +130,15 @@ int remo__dict_reserve(remo_value dv, size_t n)
 	return rc;
 }
 
-/* Insert key/val (both stolen).  replace: overwrite an existing key;
- * otherwise an existing key gives REMO_EEXIST. */
+/* What dict_insert does with a key that is there already. */
+enum { INS_REPLACE, INS_NEW_ONLY, INS_SETDEFAULT };
+
+/* Insert key/val (both stolen).  INS_REPLACE: overwrite an existing key;
+ * INS_NEW_ONLY: an existing key gives REMO_EEXIST; INS_SETDEFAULT: an
+ * existing key is kept, and *out (new) gets its value, or val's when it
+ * was inserted. */
 static int dict_insert(remo_value dv, remo_value key, remo_value val,
-                       bool replace)
+                       int mode, remo_value *out)
 {
 	int rc = REMO_OK;
 	if (!remo_ok(key) || !remo_ok(val))
@@ -149,7 +156,14 @@ static int dict_insert(remo_value dv, remo_value key, remo_value val,
 	remo__lock(&d->hdr);
 	long found = dict_probe(d, key, hash, &slot);
 	if (found >= 0) {
-		if (!replace) {
+		if (mode == INS_SETDEFAULT) {
+			*out = remo_value_retain(d->entries[d->index[found]].val);
+			remo__unlock(&d->hdr);
+			remo_value_release(key);
+			remo_value_release(val);
+			return REMO_OK;
+		}
+		if (mode == INS_NEW_ONLY) {
 			remo__unlock(&d->hdr);
 			rc = REMO_EEXIST;
 			goto fail;
@@ -175,6 +189,8 @@ static int dict_insert(remo_value dv, remo_value key, remo_value val,
 	d->entries[d->used] = (struct remo__dict_entry){hash, key, val};
 	d->index[slot] = (int32_t)d->used++;
 	d->len++;
+	if (mode == INS_SETDEFAULT)
+		*out = remo_value_retain(val);
 	remo__unlock(&d->hdr);
 	return REMO_OK;
 fail:
@@ -185,25 +201,49 @@ fail:
 
 int remo_dict_set(remo_value d, remo_value key, remo_value val)
 {
-	return dict_insert(d, key, val, true);
+	return dict_insert(d, key, val, INS_REPLACE, NULL);
 }
 
 int remo__dict_insert_new(remo_value d, remo_value key, remo_value val)
 {
-	return dict_insert(d, key, val, false);
+	return dict_insert(d, key, val, INS_NEW_ONLY, NULL);
 }
 
 int remo_dict_set_str(remo_value d, const char *key, remo_value val)
 {
-	return dict_insert(d, remo_str(key), val, true);
+	return dict_insert(d, remo_str(key), val, INS_REPLACE, NULL);
+}
+
+int remo_dict_setdefault(remo_value d, remo_value key, remo_value dflt,
+                         remo_value *out)
+{
+	*out = remo_nil();
+	return dict_insert(d, remo_value_retain(key), remo_value_retain(dflt),
+	                   INS_SETDEFAULT, out);
+}
+
+void remo_dict_clear(remo_value dv)
+{
+	if (dv.kind != REMO_DICT)
+		return;
+	struct remo__dict *d = REMO__DICT(dv);
+	remo__lock(&d->hdr);
+	struct remo__dict old = *d;
+	d->len = d->used = d->cap = d->mask = 0;
+	d->entries = NULL;
+	d->index = NULL;
+	remo__unlock(&d->hdr);
+	remo__dict_free(&old); /* released unlocked: a value may own d */
 }
 
 /* remo_dict_get, retaining *out when retain, under the lock. */
 static int dict_get(remo_value dv, remo_value key, remo_value *out,
                     bool retain)
 {
-	if (dv.kind != REMO_DICT)
+	if (dv.kind != REMO_DICT) {
+		remo__not_local("remo_dict_get", dv);
 		return REMO_ETYPE;
+	}
 	if (!remo_hashable(key))
 		return REMO_ENOTFOUND;
 	struct remo__dict *d = REMO__DICT(dv);

@@ -456,10 +456,28 @@ remo_value remo_list(void)
 	return value_heap(REMO_LIST, &l->hdr);
 }
 
+/*
+ * The local list and dict functions on an object (a proxy standing for a
+ * remote list, say) used to give 0 and nil without a word.  Now
+ * TypeError says why, for the functions without a status to return it
+ * in as well.
+ */
+void remo__not_local(const char *fn, remo_value v)
+{
+	/* only for an object: nil and the rest stay silent, as internal
+	 * callers (an error being built) rely on */
+	if (v.kind == REMO_OBJECT)
+		remo__raisef("TypeError", "%s: not a local list or dict (a "
+		             "proxy? remo_len, remo_getitem and the container "
+		             "methods work on both)", fn);
+}
+
 size_t remo_list_len(remo_value l)
 {
-	if (l.kind != REMO_LIST)
+	if (l.kind != REMO_LIST) {
+		remo__not_local("remo_list_len", l);
 		return 0;
+	}
 	struct remo__list *x = REMO__LIST(l);
 	remo__lock(&x->hdr);
 	size_t n = x->len;
@@ -469,8 +487,10 @@ size_t remo_list_len(remo_value l)
 
 remo_value remo_list_get(remo_value l, size_t i)
 {
-	if (l.kind != REMO_LIST)
+	if (l.kind != REMO_LIST) {
+		remo__not_local("remo_list_get", l);
 		return remo_nil();
+	}
 	struct remo__list *x = REMO__LIST(l);
 	remo__lock(&x->hdr);
 	remo_value v = i < x->len ? x->items[i] : remo_nil();
@@ -556,6 +576,83 @@ int remo_list_del(remo_value l, size_t i)
 	remo__unlock(&x->hdr);
 	remo_value_release(old);
 	return REMO_OK;
+}
+
+int remo_list_insert(remo_value l, size_t i, remo_value v)
+{
+	if (!remo_ok(v))
+		return REMO_ENOMEM;
+	if (l.kind != REMO_LIST) {
+		remo_value_release(v);
+		return REMO_ETYPE;
+	}
+	/* append's growth, then a move up */
+	int rc = remo_list_append(l, remo_nil());
+	if (rc != REMO_OK) {
+		remo_value_release(v);
+		return rc;
+	}
+	struct remo__list *x = REMO__LIST(l);
+	remo__lock(&x->hdr);
+	size_t at = i < x->len ? i : x->len - 1; /* past the end: appended */
+	memmove(&x->items[at + 1], &x->items[at],
+	        (x->len - 1 - at) * sizeof x->items[0]);
+	x->items[at] = v;
+	remo__unlock(&x->hdr);
+	return REMO_OK;
+}
+
+int remo_list_pop(remo_value l, size_t i, remo_value *out)
+{
+	*out = remo_nil();
+	if (l.kind != REMO_LIST)
+		return REMO_ETYPE;
+	struct remo__list *x = REMO__LIST(l);
+	remo__lock(&x->hdr);
+	if (i >= x->len) {
+		remo__unlock(&x->hdr);
+		return REMO_ERANGE;
+	}
+	*out = x->items[i]; /* the list's count becomes the caller's */
+	memmove(&x->items[i], &x->items[i + 1],
+	        (x->len - i - 1) * sizeof x->items[0]);
+	x->len--;
+	remo__unlock(&x->hdr);
+	return REMO_OK;
+}
+
+int remo__list_del_same(remo_value l, size_t i, remo_value expect)
+{
+	struct remo__list *x = REMO__LIST(l);
+	remo__lock(&x->hdr);
+	bool same = i < x->len && x->items[i].kind == expect.kind &&
+	            memcmp(&x->items[i].as, &expect.as, sizeof expect.as) == 0;
+	remo_value old = remo_nil();
+	if (same) {
+		old = x->items[i];
+		memmove(&x->items[i], &x->items[i + 1],
+		        (x->len - i - 1) * sizeof x->items[0]);
+		x->len--;
+	}
+	remo__unlock(&x->hdr);
+	remo_value_release(old);
+	return same ? REMO_OK : REMO_ENOTFOUND;
+}
+
+void remo_list_clear(remo_value l)
+{
+	if (l.kind != REMO_LIST)
+		return;
+	struct remo__list *x = REMO__LIST(l);
+	remo__lock(&x->hdr);
+	remo_value *items = x->items;
+	size_t n = x->len;
+	x->items = NULL;
+	x->len = x->cap = 0;
+	remo__unlock(&x->hdr);
+	for (size_t i = 0; i < n; i++) /* unlocked: an item may own l */
+		remo_value_release(items[i]);
+	remo__free(items);
 }
 
 remo_value *remo__list_snapshot(remo_value l, size_t start, size_t max,

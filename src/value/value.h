@@ -130,6 +130,12 @@ remo_value *remo__list_snapshot(remo_value l, size_t start, size_t max,
 remo_value *remo__dict_snapshot(remo_value d, size_t start, size_t max,
                                 remo_value *buf, size_t nbuf, size_t *n);
 void remo__snapshot_free(remo_value *items, size_t n, remo_value *buf);
+/* Raises TypeError for fn called on v if v is an object (a proxy of a
+ * remote list, say); silent for anything else. */
+void remo__not_local(const char *fn, remo_value v);
+/* Deletes item i of l if it is still expect (the same value: a remove()
+ * found it on a snapshot); REMO_ENOTFOUND if the list changed there. */
+int remo__list_del_same(remo_value l, size_t i, remo_value expect);
 /* For the snapshots: under o's lock, room for want values in *items (a
  * new array; the old one freed unless it is buf), the lock dropped
  * while allocating (the container may change meanwhile: the caller
