@@ -23,6 +23,12 @@
  *                       ratio = threads_after / threads_before (1: no
  *                       thread per parked call)
  *
+ *   serving.relay       a call of a function the end got from a middle
+ *                       that got it from its home (three sessions over
+ *                       remo_pipe, one process: the middle relays),
+ *                       against a direct call of the same function:
+ *                       ratio = relay_ns / direct_ns
+ *
  * make bench runs it under taskset -c 0: every thread on one CPU.
  */
 #include "bench.h"
@@ -297,6 +303,31 @@ static void bench_parked(remo_exports *ex)
 	free(parked);
 }
 
+static void bench_relay(remo_exports *ex)
+{
+	struct pair home_mid, mid_end, direct;
+	pair_open(&home_mid, ex);
+	remo_value fwd = lookup(home_mid.client, "direct");
+	remo_exports *mid = remo_exports_new();
+	int rc = remo_export(mid, "direct", fwd);
+	if (rc != REMO_OK)
+		die("export a proxy", rc);
+	pair_open(&mid_end, mid);
+	pair_open(&direct, ex);
+	remo_value relayed = lookup(mid_end.client, "direct");
+	remo_value plain = lookup(direct.client, "direct");
+	struct bench_ab r = bench_ab(op_call, &relayed, op_call, &plain);
+	bench_print("serving.relay", r.a_ns / r.b_ns,
+	            "relay_ns=%.0f direct_ns=%.0f hops=2", r.a_ns, r.b_ns);
+	remo_value_release(relayed);
+	remo_value_release(plain);
+	pair_close(&direct);
+	pair_close(&mid_end);
+	remo_value_release(fwd);
+	pair_close(&home_mid);
+	remo_exports_free(mid);
+}
+
 int main(void)
 {
 	bench_containers();
@@ -305,6 +336,7 @@ int main(void)
 	export_fn(ex, "deferred", "q()", (void (*)(void))fn_deferred);
 	export_fn(ex, "park", "q()", (void (*)(void))fn_park);
 	bench_deferred(ex);
+	bench_relay(ex);
 	bench_parked(ex);
 	remo_exports_free(ex);
 	return 0;

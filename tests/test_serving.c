@@ -204,6 +204,11 @@ static bool local_deep(remo_value v)
 }
 
 static bool is_local(remo_value v) { return local_deep(v); }
+/* v is this process's own reader object (it came home) */
+static bool is_reader(remo_value v)
+{
+	return remo_object_ptr(v, reader_type) == &shared_x;
+}
 
 static bool caller_has_session(void)
 {
@@ -271,6 +276,7 @@ static struct server *server_start(void)
 	export_fn(sv->ex, "deadline_left", "q()",
 	          (void (*)(void))deadline_left);
 	export_fn(sv->ex, "is_local", "?(v:r)", (void (*)(void))is_local);
+	export_fn(sv->ex, "is_reader", "?(v:r)", (void (*)(void))is_reader);
 	export_fn(sv->ex, "caller_has_session", "?()",
 	          (void (*)(void))caller_has_session);
 	int rc;
@@ -1108,6 +1114,152 @@ static void test_a_remote_dict_has_the_dict_methods(void **state)
 	server_stop(sv);
 }
 
+/* ==== forwarding: three processes ======================================== */
+
+/*
+ * The middle: connects to the home (URL), looks up what the home exports
+ * and exports those proxies in a server of its own (unix:// in DIR),
+ * prints "READY <url>" and serves until SIGTERM or SIGKILL.
+ */
+static int middle_main(const char *home_url, const char *dir)
+{
+	types_init(); /* the same program: its types are registered */
+	remo_session *s;
+	if (remo_connect(home_url, 5000, NULL, NULL, &s) != REMO_OK)
+		return 1;
+	remo_exports *ex = remo_exports_new();
+	const char *names[] = {"reader", "count", "list", "shared", "is_reader",
+	                       "wait_gate", NULL};
+	for (int i = 0; names[i] != NULL; i++) {
+		remo_value v;
+		if (remo_lookup(s, names[i], &v) != REMO_OK ||
+		    remo_export(ex, names[i], v) != REMO_OK)
+			return 1;
+		remo_value_release(v);
+	}
+	remo_server *srv = remo_server_new(ex, NULL, NULL);
+	char url[256], bound[256];
+	snprintf(url, sizeof url, "unix://%s/middle.sock", dir);
+	if (srv == NULL || remo_server_listen(srv, url, bound, sizeof bound) !=
+	                   REMO_OK)
+		return 1;
+	printf("READY %s\n", bound);
+	fflush(stdout);
+	remo_server_run(srv);
+	return 0;
+}
+
+struct fwd {
+	struct server *home;
+	pid_t pid;
+	int out;
+	char url[320];
+	remo_session *end;
+};
+
+static void fwd_start(struct fwd *f)
+{
+	f->home = server_start();
+	f->pid = spawn(&f->out, "--middle", f->home->url, f->home->dir, NULL);
+	char line[300];
+	read_line(f->out, line, sizeof line, 10000);
+	if (strncmp(line, "READY ", 6) != 0)
+		fail_msg("the middle did not start: '%s'", line);
+	line[strcspn(line, "\n")] = '\0';
+	snprintf(f->url, sizeof f->url, "%s", line + 6);
+	assert_int_equal(remo_connect(f->url, 5000, NULL, NULL, &f->end),
+	                 REMO_OK);
+}
+
+static void fwd_stop(struct fwd *f, int sig)
+{
+	remo_session_free(f->end);
+	kill(f->pid, sig);
+	waitpid(f->pid, NULL, 0);
+	close(f->out);
+	char path[300];
+	snprintf(path, sizeof path, "%s/middle.sock", f->home->dir);
+	unlink(path);
+	server_stop(f->home);
+}
+
+/* An object, a function, a list and a dict of the home, passed on by the
+ * middle, used at the end: shapes travel with them, calls are relayed,
+ * and the reader sent back through the middle arrives home as itself. */
+static void test_references_forwarded_through_a_middle_process(void **state)
+{
+	(void)state;
+	struct fwd f = {0};
+	fwd_start(&f);
+	remo_value r, fn, l, d, v;
+	assert_int_equal(remo_lookup(f.end, "reader", &r), REMO_OK);
+	assert_string_equal(remo_type_name(r), "Reader");
+	assert_int_equal(remo_call_method(r, "get", remo_nil(), &v), REMO_OK);
+	assert_int_equal(v.as.i, 21);
+	assert_int_equal(remo_lookup(f.end, "count", &fn), REMO_OK);
+	assert_int_equal(remo_call(fn, remo_nil(), &v), REMO_OK);
+	assert_int_equal(v.as.i, 0);
+	assert_int_equal(remo_lookup(f.end, "list", &l), REMO_OK);
+	assert_int_equal(method(l, "append", remo_tuple_of(1, remo_int(5)), &v),
+	                 REMO_OK);
+	assert_int_equal(remo_list_len(f.home->list), 1);
+	assert_int_equal(remo_lookup(f.end, "shared", &d), REMO_OK);
+	remo_value k = remo_str("via");
+	assert_int_equal(remo_setitem(d, k, remo_int(3)), REMO_OK);
+	remo_value_release(k);
+	assert_int_equal(remo_dict_len(f.home->shared), 1);
+	/* home again: the end passes the middle's reader to the home's
+	 * is_reader, through the middle */
+	remo_value is;
+	assert_int_equal(remo_lookup(f.end, "is_reader", &is), REMO_OK);
+	assert_int_equal(remo_call(is, remo_tuple_of(1, remo_value_retain(r)),
+	                           &v), REMO_OK);
+	assert_true(v.kind == REMO_BOOL && v.as.b);
+	remo_value_release(is);
+	remo_value_release(r);
+	remo_value_release(fn);
+	remo_value_release(l);
+	remo_value_release(d);
+	fwd_stop(&f, SIGTERM);
+}
+
+struct gate_wait {
+	remo_value fn;
+	int rc;
+};
+
+static void *gate_waiter(void *arg)
+{
+	struct gate_wait *g = arg;
+	remo_value v;
+	g->rc = remo_call(g->fn, remo_nil(), &v);
+	remo_value_release(v);
+	return NULL;
+}
+
+/* The middle killed while the end's call waits at the home: the end's
+ * call fails (PeerLost), and the home's call learns it was cancelled
+ * (its caller, the middle's session, ended). */
+static void test_the_middle_killed_mid_call(void **state)
+{
+	(void)state;
+	struct fwd f = {0};
+	fwd_start(&f);
+	struct gate_wait g = {.rc = -1};
+	assert_int_equal(remo_lookup(f.end, "wait_gate", &g.fn), REMO_OK);
+	pthread_t th;
+	pthread_create(&th, NULL, gate_waiter, &g);
+	usleep(200000); /* the call is waiting at the home */
+	kill(f.pid, SIGKILL);
+	pthread_join(th, NULL);
+	assert_int_equal(g.rc, REMO_EPEERLOST);
+	for (int i = 0; i < 500 && atomic_load(&gate_saw_cancel) == 0; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&gate_saw_cancel), 1);
+	remo_value_release(g.fn);
+	fwd_stop(&f, SIGKILL);
+}
+
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
@@ -1116,6 +1268,8 @@ int main(int argc, char **argv)
 		return writer_main(argv[2], argv[3], atoi(argv[4]));
 	if (argc >= 3 && strcmp(argv[1], "--taker") == 0)
 		return taker_main(argv[2]);
+	if (argc >= 4 && strcmp(argv[1], "--middle") == 0)
+		return middle_main(argv[2], argv[3]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_four_writers_one_dict),
 		cmocka_unit_test(test_threads_share_a_list_and_a_dict),
@@ -1135,6 +1289,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_pack_refuses_a_live_proxy),
 		cmocka_unit_test(test_a_remote_list_has_the_list_methods),
 		cmocka_unit_test(test_a_remote_dict_has_the_dict_methods),
+		cmocka_unit_test(test_references_forwarded_through_a_middle_process),
+		cmocka_unit_test(test_the_middle_killed_mid_call),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

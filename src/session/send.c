@@ -83,8 +83,8 @@ int remo__send_preamble(remo_session *s, remo_buf *into, uint32_t *parts,
 	for (size_t i = 0; rc == REMO_OK && i < s->nshape_queue; i++) {
 		const void *p = s->shape_queue[i];
 		bool is_type = s->shape_queue_is_type[i];
-		uint32_t id = is_type ? ((const remo_type *)p)->shape_id
-		                      : ((const struct remo__func *)p)->shape_id;
+		uint32_t id = is_type ? remo__type_out_id(p)
+		                      : remo__func_out_id(p);
 		remo_value shape = remo__shape_value(p, is_type);
 		remo_value m = remo_tuple_of(3, remo_int(MSG_SHAPE), remo_int(id),
 		                             shape);

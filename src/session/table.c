@@ -147,22 +147,23 @@ int remo__exports_get(remo_session *s, remo_value name, remo_value *out)
 static int shape_need(remo_session *s, const void *p, bool is_type)
 {
 	uint32_t id;
+	/* a peer's type or function (t->remote, f->fn NULL) is another
+	 * session's proxy passed on: its shape goes too, under our id */
 	if (is_type) {
 		const remo_type *t = p;
-		if (t->shape_id < 16 || t->remote)
-			return REMO_OK; /* built in, or the peer's own */
+		if (t->shape_id < 16)
+			return REMO_OK; /* built in */
 		if (t->base != NULL) {
 			int rc = shape_need(s, t->base, true);
 			if (rc != REMO_OK)
 				return rc;
 		}
-		id = t->shape_id;
+		id = remo__type_out_id(t);
 	} else {
-		const struct remo__func *f = p;
-		if (f->fn == NULL)
-			return REMO_OK;
-		id = f->shape_id;
+		id = remo__func_out_id(p);
 	}
+	if (id == 0)
+		return REMO_EINVAL; /* nothing that can be sent */
 	/* Marked as sent only once it is sent (remo__send_preamble): a message
 	 * that fails to go must not leave its shapes marked. */
 	if (remo__map_get(&s->shapes_out, id) != NULL)
@@ -291,14 +292,16 @@ static int put_shape(remo_session *s, remo_value v, uint32_t *shape)
 		*shape = REMO__SHAPE_DICT;
 	} else if (remo__is_objlike(v.kind)) {
 		const remo_type *t = REMO__REF(v)->type;
-		if (t != NULL) {
-			*shape = t->shape_id;
+		if (t == &remo__type_list || t == &remo__type_dict) {
+			*shape = t->shape_id; /* a proxy of a list or dict */
+		} else if (t != NULL) {
+			*shape = remo__type_out_id(t);
 			return shape_need(s, t, true);
 		}
 	} else if (v.kind == REMO_CALLABLE) {
 		const struct remo__func *f = REMO__REF(v)->func;
 		if (f != NULL) {
-			*shape = f->shape_id;
+			*shape = remo__func_out_id(f);
 			return shape_need(s, f, false);
 		}
 	} else {

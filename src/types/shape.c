@@ -52,7 +52,7 @@ static remo_value shape_type_value(const remo_type *t)
 			remo_str(t->methods[i].sig.text),
 			remo_str(t->methods[i].doc)));
 	return remo_tuple_of(6, remo_str("T"), remo_str(t->name),
-	                     remo_int(t->base ? t->base->shape_id : 0),
+	                     remo_int(t->base ? remo__type_out_id(t->base) : 0),
 	                     remo_str(t->doc), fields, methods);
 }
 
@@ -132,6 +132,7 @@ static int shape_func_from(struct remo__shape *sh, uint32_t id, remo_value v)
 		return rc;
 	}
 	sh->func->shape_id = id;
+	sh->func->fwd_shape_id = remo__next_shape_id();
 	return REMO_OK;
 }
 
@@ -183,6 +184,7 @@ static int shape_type_from(struct remo__shape *sh, uint32_t id, remo_value v,
 	sh->type = t;
 	t->remote = true;
 	t->shape_id = id;
+	t->fwd_shape_id = remo__next_shape_id();
 	t->name = shape_strdup(name);
 	t->doc = shape_strdup(doc);
 	if (t->name == NULL || t->doc == NULL)

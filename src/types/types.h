@@ -43,6 +43,9 @@ struct remo__func {
 	char *name;
 	char *doc;
 	uint32_t shape_id;
+	uint32_t fwd_shape_id; /* a peer's function: the id this process
+	                          gives its shape when it passes it on to
+	                          a third (forwarding); else 0 */
 	struct remo__sig sig;
 	void (*fn)(void);
 };
@@ -60,11 +63,27 @@ struct remo_type {
 	char *doc;
 	const remo_type *base;
 	uint32_t shape_id;
+	uint32_t fwd_shape_id; /* remote: as remo__func's */
 	bool remote;
 	size_t nfields, nmethods;
 	struct remo__field *fields;
 	struct remo__func *methods;
 };
+
+/*
+ * The shape id a type or function goes out with: its own, or, for a
+ * peer's (a proxy passed on to a third process), the id this process
+ * numbered its copy of the shape with, since the peer's ids mean nothing
+ * to the third (and could clash with ours).
+ */
+static inline uint32_t remo__type_out_id(const remo_type *t)
+{
+	return t->remote ? t->fwd_shape_id : t->shape_id;
+}
+static inline uint32_t remo__func_out_id(const struct remo__func *f)
+{
+	return f->fn == NULL ? f->fwd_shape_id : f->shape_id;
+}
 
 /* Shape ids 1 and 2 are the built-in list and dict; others are >= 16. */
 #define REMO__SHAPE_LIST 1
