@@ -1260,6 +1260,118 @@ static void test_the_middle_killed_mid_call(void **state)
 	fwd_stop(&f, SIGKILL);
 }
 
+/* ==== observers =========================================================== */
+
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static remo_value seen; /* list of (path, op, key) */
+
+static void on_change(remo_value root, remo_value path, const char *op,
+                      remo_value key, void *user)
+{
+	(void)root;
+	(void)user;
+	pthread_mutex_lock(&seen_lock);
+	remo_list_append(seen, remo_tuple_of(3, remo_value_retain(path),
+	                                     remo_str(op),
+	                                     remo_value_retain(key)));
+	pthread_mutex_unlock(&seen_lock);
+}
+
+/* A client process: shared["a"]["b"]["xN"] = N and
+ * shared["a"]["b"]["c"].append(N), through proxies. */
+static int nested_main(const char *url, int n)
+{
+	remo_session *s;
+	remo_value d, a, b, c, v;
+	remo_value ka = remo_str("a"), kb = remo_str("b"), kc = remo_str("c");
+	char x[16];
+	snprintf(x, sizeof x, "x%d", n);
+	remo_value kx = remo_str(x);
+	if (remo_connect(url, 5000, NULL, NULL, &s) != REMO_OK ||
+	    remo_lookup(s, "shared", &d) != REMO_OK ||
+	    remo_getitem(d, ka, &a) != REMO_OK ||
+	    remo_getitem(a, kb, &b) != REMO_OK ||
+	    remo_setitem(b, kx, remo_int(n)) != REMO_OK ||
+	    remo_getitem(b, kc, &c) != REMO_OK ||
+	    remo_call_method(c, "append", remo_tuple_of(1, remo_int(n)), &v) !=
+	            REMO_OK) {
+		fprintf(stderr, "nested: %s\n",
+		        remo_error_message(remo_last_error()));
+		return 1;
+	}
+	printf("DONE\n");
+	return 0;
+}
+
+static bool path_is(remo_value path, int n, const char *const *keys)
+{
+	if (remo_tuple_len(path) != (size_t)n)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (strcmp(remo_str_data(remo_tuple_get(path, (size_t)i), NULL),
+		           keys[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Three levels of nested writes through proxies, from two client
+ * processes: each reported once to the root's observer, with its path. */
+static void test_nested_writes_reach_the_root_observer(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_value a = remo_dict(), b = remo_dict(), c = remo_list();
+	remo_dict_set_str(b, "c", c);
+	remo_dict_set_str(a, "b", b);
+	remo_dict_set_str(sv->shared, "a", a);
+	seen = remo_list();
+	assert_int_equal(remo_observe(sv->shared, on_change, NULL), REMO_OK);
+	assert_int_equal(remo_observe(sv->shared, on_change, NULL), REMO_EEXIST);
+	pid_t pid[2];
+	int out[2];
+	pid[0] = spawn(&out[0], "--nested", sv->url, "1", NULL);
+	pid[1] = spawn(&out[1], "--nested", sv->url, "2", NULL);
+	for (int i = 0; i < 2; i++) {
+		char line[64];
+		read_line(out[i], line, sizeof line, 20000);
+		waitpid(pid[i], NULL, 0);
+		close(out[i]);
+		assert_string_equal(line, "DONE\n");
+	}
+	static const char *const ab[] = {"a", "b"}, *const abc[] = {"a", "b",
+	                                                            "c"};
+	int sets = 0, appends = 0;
+	pthread_mutex_lock(&seen_lock);
+	assert_int_equal(remo_list_len(seen), 4);
+	for (size_t i = 0; i < remo_list_len(seen); i++) {
+		remo_value e = remo_list_get(seen, i);
+		const char *op = remo_str_data(remo_tuple_get(e, 1), NULL);
+		if (strcmp(op, "set") == 0) {
+			assert_true(path_is(remo_tuple_get(e, 0), 2, ab));
+			sets++;
+		} else {
+			assert_string_equal(op, "append");
+			assert_true(path_is(remo_tuple_get(e, 0), 3, abc));
+			appends++;
+		}
+	}
+	pthread_mutex_unlock(&seen_lock);
+	assert_int_equal(sets, 2);
+	assert_int_equal(appends, 2);
+	/* a container stored later joins; stopping stops */
+	remo_value e = remo_dict();
+	remo_dict_set_str(sv->shared, "e", remo_value_retain(e));
+	remo_dict_set_str(e, "f", remo_int(1));
+	assert_int_equal(remo_list_len(seen), 6);
+	assert_int_equal(remo_observe(sv->shared, NULL, NULL), REMO_OK);
+	remo_dict_set_str(e, "g", remo_int(2));
+	remo_dict_set_str(sv->shared, "h", remo_int(3));
+	assert_int_equal(remo_list_len(seen), 6);
+	remo_value_release(e);
+	remo_value_release(seen);
+	server_stop(sv);
+}
+
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
@@ -1268,6 +1380,8 @@ int main(int argc, char **argv)
 		return writer_main(argv[2], argv[3], atoi(argv[4]));
 	if (argc >= 3 && strcmp(argv[1], "--taker") == 0)
 		return taker_main(argv[2]);
+	if (argc >= 4 && strcmp(argv[1], "--nested") == 0)
+		return nested_main(argv[2], atoi(argv[3]));
 	if (argc >= 4 && strcmp(argv[1], "--middle") == 0)
 		return middle_main(argv[2], argv[3]);
 	const struct CMUnitTest tests[] = {
@@ -1291,6 +1405,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_remote_dict_has_the_dict_methods),
 		cmocka_unit_test(test_references_forwarded_through_a_middle_process),
 		cmocka_unit_test(test_the_middle_killed_mid_call),
+		cmocka_unit_test(test_nested_writes_reach_the_root_observer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -402,6 +402,27 @@ REMO_API int remo_dict_setdefault(remo_value d, remo_value key,
                                   remo_value dflt, remo_value *out);
 /* remo_dict_clear: removes every entry (nothing for a non-dict). */
 REMO_API void remo_dict_clear(remo_value d);
+
+/*
+ * Observers.  remo_observe(c, fn, user): fn is told of every change to
+ * the list or dict c and to any list or dict nested in it (now, or
+ * stored into it later), whoever makes it: this process's code or any
+ * peer through a proxy.  It runs in the thread that made the change,
+ * after the change and before the call that made it returns (so before
+ * a peer's reply goes), with root (c, or nil if it is being freed), the
+ * path from root to the changed container (a tuple of keys: dict keys,
+ * and list indices as they were when the container was stored), op
+ * ("set", "append", "insert", "delete", "clear") and key (the dict key
+ * or list index; nil for clear), all borrowed.  It must not block, and
+ * may change the tree (the change is reported in turn).  A container is
+ * in one observed tree at a time: one observed already keeps its
+ * observer.  fn NULL stops it (changes to nested containers are then
+ * reported to nobody).  REMO_ETYPE (not a list or dict), REMO_EEXIST
+ * (observed already), REMO_ENOMEM.
+ */
+typedef void remo_observer_fn(remo_value root, remo_value path,
+                              const char *op, remo_value key, void *user);
+REMO_API int remo_observe(remo_value c, remo_observer_fn *fn, void *user);
 /*
  * remo_dict_next: iteration in insertion order.  Start with *pos = 0;
  * each call gives borrowed *key and *val and returns true, or returns

@@ -171,7 +171,14 @@ static int dict_insert(remo_value dv, remo_value key, remo_value val,
 		struct remo__dict_entry *en = &d->entries[d->index[found]];
 		remo_value old = en->val;
 		en->val = val;
+		bool watched = remo__watched(dv);
+		if (watched) /* val is the dict's now: a count to report it */
+			remo_value_retain(val);
 		remo__unlock(&d->hdr);
+		if (watched) {
+			remo__watch_changed(dv, "set", key, val);
+			remo_value_release(val);
+		}
 		remo_value_release(key);
 		remo_value_release(old); /* last: old may own d */
 		return REMO_OK;
@@ -191,7 +198,17 @@ static int dict_insert(remo_value dv, remo_value key, remo_value val,
 	d->len++;
 	if (mode == INS_SETDEFAULT)
 		*out = remo_value_retain(val);
+	bool watched = remo__watched(dv);
+	if (watched) { /* both are the dict's now: counts to report them */
+		remo_value_retain(key);
+		remo_value_retain(val);
+	}
 	remo__unlock(&d->hdr);
+	if (watched) {
+		remo__watch_changed(dv, "set", key, val);
+		remo_value_release(key);
+		remo_value_release(val);
+	}
 	return REMO_OK;
 fail:
 	remo_value_release(key);
@@ -232,7 +249,10 @@ void remo_dict_clear(remo_value dv)
 	d->len = d->used = d->cap = d->mask = 0;
 	d->entries = NULL;
 	d->index = NULL;
+	old.watch = NULL; /* stays with d */
 	remo__unlock(&d->hdr);
+	if (remo__watched(dv))
+		remo__watch_changed(dv, "clear", remo_nil(), remo_nil());
 	remo__dict_free(&old); /* released unlocked: a value may own d */
 }
 
@@ -316,6 +336,8 @@ int remo_dict_pop(remo_value dv, remo_value key, remo_value *out)
 	d->index[found] = DICT_DELETED;
 	d->len--;
 	remo__unlock(&d->hdr);
+	if (remo__watched(dv))
+		remo__watch_changed(dv, "delete", k, remo_nil());
 	remo_value_release(k);
 	return REMO_OK;
 }

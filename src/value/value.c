@@ -49,12 +49,14 @@ static void value_free(remo_value v)
 	}
 	case REMO_LIST: {
 		struct remo__list *l = REMO__LIST(v);
+		remo__watch_free(&l->hdr, l->watch);
 		for (size_t i = 0; i < l->len; i++)
 			remo_value_release(l->items[i]);
 		remo__free(l->items);
 		break;
 	}
 	case REMO_DICT:
+		remo__watch_free(v.as.p, REMO__DICT(v)->watch);
 		remo__dict_free(REMO__DICT(v));
 		break;
 	case REMO_ERROR: {
@@ -453,6 +455,7 @@ remo_value remo_list(void)
 		return remo__invalid();
 	l->len = l->cap = 0;
 	l->items = NULL;
+	l->watch = NULL;
 	return value_heap(REMO_LIST, &l->hdr);
 }
 
@@ -520,16 +523,37 @@ int remo_list_set(remo_value l, size_t i, remo_value v)
 	if (rc == REMO_OK) {
 		struct remo__list *x = REMO__LIST(l);
 		remo__lock(&x->hdr);
+		bool watched = false;
 		if (i < x->len) {
 			old = x->items[i];
 			x->items[i] = v;
+			/* v is the list's now: a count of our own to report it */
+			if ((watched = remo__watched(l)))
+				remo_value_retain(v);
 		} else {
 			rc = REMO_ERANGE;
 		}
 		remo__unlock(&x->hdr);
+		if (watched) {
+			remo__watch_changed(l, "set", remo_int((int64_t)i), v);
+			remo_value_release(v);
+		}
 	}
 	remo_value_release(old);
 	return rc;
+}
+
+/* Room for one more item.  Under x's lock. */
+static int list_grow(struct remo__list *x)
+{
+	size_t cap = x->cap ? x->cap * 2 : 4;
+	remo_value *items = cap > SIZE_MAX / sizeof *items ? NULL
+	                    : remo__realloc(x->items, cap * sizeof *items);
+	if (items == NULL)
+		return REMO_ENOMEM;
+	x->items = items;
+	x->cap = cap;
+	return REMO_OK;
 }
 
 int remo_list_append(remo_value l, remo_value v)
@@ -542,20 +566,21 @@ int remo_list_append(remo_value l, remo_value v)
 	}
 	struct remo__list *x = REMO__LIST(l);
 	remo__lock(&x->hdr);
-	if (x->len == x->cap) {
-		size_t cap = x->cap ? x->cap * 2 : 4;
-		remo_value *items = cap > SIZE_MAX / sizeof *items ? NULL
-		                    : remo__realloc(x->items, cap * sizeof *items);
-		if (items == NULL) {
-			remo__unlock(&x->hdr);
-			remo_value_release(v);
-			return REMO_ENOMEM;
-		}
-		x->items = items;
-		x->cap = cap;
+	if (x->len == x->cap && list_grow(x) != REMO_OK) {
+		remo__unlock(&x->hdr);
+		remo_value_release(v);
+		return REMO_ENOMEM;
 	}
+	size_t at = x->len;
 	x->items[x->len++] = v;
+	bool watched = remo__watched(l);
+	if (watched)
+		remo_value_retain(v);
 	remo__unlock(&x->hdr);
+	if (watched) {
+		remo__watch_changed(l, "append", remo_int((int64_t)at), v);
+		remo_value_release(v);
+	}
 	return REMO_OK;
 }
 
@@ -574,6 +599,8 @@ int remo_list_del(remo_value l, size_t i)
 	        (x->len - i - 1) * sizeof x->items[0]);
 	x->len--;
 	remo__unlock(&x->hdr);
+	if (remo__watched(l))
+		remo__watch_changed(l, "delete", remo_int((int64_t)i), remo_nil());
 	remo_value_release(old);
 	return REMO_OK;
 }
@@ -586,19 +613,26 @@ int remo_list_insert(remo_value l, size_t i, remo_value v)
 		remo_value_release(v);
 		return REMO_ETYPE;
 	}
-	/* append's growth, then a move up */
-	int rc = remo_list_append(l, remo_nil());
-	if (rc != REMO_OK) {
-		remo_value_release(v);
-		return rc;
-	}
 	struct remo__list *x = REMO__LIST(l);
 	remo__lock(&x->hdr);
-	size_t at = i < x->len ? i : x->len - 1; /* past the end: appended */
+	if (x->len == x->cap && list_grow(x) != REMO_OK) {
+		remo__unlock(&x->hdr);
+		remo_value_release(v);
+		return REMO_ENOMEM;
+	}
+	size_t at = i < x->len ? i : x->len; /* past the end: appended */
 	memmove(&x->items[at + 1], &x->items[at],
-	        (x->len - 1 - at) * sizeof x->items[0]);
+	        (x->len - at) * sizeof x->items[0]);
 	x->items[at] = v;
+	x->len++;
+	bool watched = remo__watched(l);
+	if (watched)
+		remo_value_retain(v);
 	remo__unlock(&x->hdr);
+	if (watched) {
+		remo__watch_changed(l, "insert", remo_int((int64_t)at), v);
+		remo_value_release(v);
+	}
 	return REMO_OK;
 }
 
@@ -618,6 +652,8 @@ int remo_list_pop(remo_value l, size_t i, remo_value *out)
 	        (x->len - i - 1) * sizeof x->items[0]);
 	x->len--;
 	remo__unlock(&x->hdr);
+	if (remo__watched(l))
+		remo__watch_changed(l, "delete", remo_int((int64_t)i), remo_nil());
 	return REMO_OK;
 }
 
@@ -635,6 +671,8 @@ int remo__list_del_same(remo_value l, size_t i, remo_value expect)
 		x->len--;
 	}
 	remo__unlock(&x->hdr);
+	if (same && remo__watched(l))
+		remo__watch_changed(l, "delete", remo_int((int64_t)i), remo_nil());
 	remo_value_release(old);
 	return same ? REMO_OK : REMO_ENOTFOUND;
 }
@@ -650,6 +688,8 @@ void remo_list_clear(remo_value l)
 	x->items = NULL;
 	x->len = x->cap = 0;
 	remo__unlock(&x->hdr);
+	if (remo__watched(l))
+		remo__watch_changed(l, "clear", remo_nil(), remo_nil());
 	for (size_t i = 0; i < n; i++) /* unlocked: an item may own l */
 		remo_value_release(items[i]);
 	remo__free(items);

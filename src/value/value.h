@@ -87,10 +87,13 @@ struct remo__tuple {
 	remo_value items[];
 };
 
+struct remo__watch;
+
 struct remo__list {
 	struct remo__obj hdr;
 	size_t len, cap;
 	remo_value *items;
+	struct remo__watch *watch; /* observe.c; under the lock */
 };
 
 /*
@@ -114,6 +117,7 @@ struct remo__dict {
 	size_t mask;    /* index slots - 1 (a power of two, or 0: none)  */
 	struct remo__dict_entry *entries;
 	int32_t *index; /* -1 empty, -2 deleted, else an entry number    */
+	struct remo__watch *watch; /* observe.c; under the lock          */
 };
 
 /*
@@ -130,6 +134,21 @@ remo_value *remo__list_snapshot(remo_value l, size_t start, size_t max,
 remo_value *remo__dict_snapshot(remo_value d, size_t start, size_t max,
                                 remo_value *buf, size_t nbuf, size_t *n);
 void remo__snapshot_free(remo_value *items, size_t n, remo_value *buf);
+/* observe.c: a change to the list or dict c (op, at key: an index or a
+ * key; nil for clear), with stored the value put there if any; tells
+ * c's observer, if it has one.  Called after the change, unlocked. */
+void remo__watch_changed(remo_value c, const char *op, remo_value key,
+                         remo_value stored);
+/* Frees the watch w of o (o is being freed). */
+void remo__watch_free(struct remo__obj *o, struct remo__watch *w);
+/* Cheap: is c watched? (a racy look; the change path locks) */
+static inline bool remo__watched(remo_value c)
+{
+	struct remo__watch **slot = c.kind == REMO_LIST
+	                            ? &((struct remo__list *)c.as.p)->watch
+	                            : &((struct remo__dict *)c.as.p)->watch;
+	return __atomic_load_n(slot, __ATOMIC_RELAXED) != NULL;
+}
 /* Raises TypeError for fn called on v if v is an object (a proxy of a
  * remote list, say); silent for anything else. */
 void remo__not_local(const char *fn, remo_value v);
