@@ -47,10 +47,50 @@ static int64_t reader_get(struct reader *r) { return r->x; }
 static int64_t doubler_get(struct reader *r) { return 2 * r->x; }
 static struct reader shared_x = {21};
 
+/* A registered type that acts as a container: a dict inside, behind the
+ * slots __len__, __getitem__, __setitem__, __delitem__, __contains__. */
+struct store { remo_value d; };
+static remo_type *store_type;
+static struct store the_store;
+
+static size_t store_len(struct store *s) { return remo_dict_len(s->d); }
+static remo_value store_get(struct store *s, remo_value k)
+{
+	remo_value v;
+	if (remo_dict_get_new(s->d, k, &v) != REMO_OK)
+		remo_raise("KeyError", "no such key");
+	return v;
+}
+static void store_set(struct store *s, remo_value k, remo_value v)
+{
+	remo_dict_set(s->d, remo_value_retain(k), remo_value_retain(v));
+}
+static void store_del(struct store *s, remo_value k)
+{
+	if (remo_dict_del(s->d, k) != REMO_OK)
+		remo_raise("KeyError", "no such key");
+}
+static bool store_has(struct store *s, remo_value k)
+{
+	remo_value v;
+	return remo_dict_get(s->d, k, &v) == REMO_OK;
+}
+
 static void types_init(void)
 {
 	if (reader_type != NULL)
 		return;
+	store_type = remo_type_new("Store", NULL, NULL, NULL);
+	remo_type_method(store_type, "__len__", "N()",
+	                 (void (*)(void))store_len, NULL);
+	remo_type_method(store_type, "__getitem__", "r(key:r)",
+	                 (void (*)(void))store_get, NULL);
+	remo_type_method(store_type, "__setitem__", "v(key:r value:r)",
+	                 (void (*)(void))store_set, NULL);
+	remo_type_method(store_type, "__delitem__", "v(key:r)",
+	                 (void (*)(void))store_del, NULL);
+	remo_type_method(store_type, "__contains__", "?(key:r)",
+	                 (void (*)(void))store_has, NULL);
 	reader_type = remo_type_new("Reader", NULL, NULL, NULL);
 	remo_type_method(reader_type, "get", "q()", (void (*)(void))reader_get,
 	                 NULL);
@@ -261,6 +301,8 @@ static struct server *server_start(void)
 	export_value(sv->ex, "reader", remo_object(reader_type, &shared_x, NULL));
 	export_value(sv->ex, "doubler",
 	             remo_object(doubler_type, &shared_x, NULL));
+	the_store.d = remo_dict();
+	export_value(sv->ex, "store", remo_object(store_type, &the_store, NULL));
 	box_items = remo_list();
 	box_nwaiters = 0;
 	atomic_store(&box_cancel_hooks, 0);
@@ -298,6 +340,7 @@ static void server_stop(struct server *sv)
 	remo_exports_free(sv->ex);
 	remo_value_release(sv->shared);
 	remo_value_release(sv->list);
+	remo_value_release(the_store.d);
 	/* every deferred take was answered or cancelled by now */
 	assert_int_equal(box_nwaiters, 0);
 	remo_value_release(box_items);
@@ -751,6 +794,8 @@ static int taker_main(const char *url)
 	remo_value v;
 	int rc = call(s, "take", remo_nil(), 0, &v);
 	printf("GOT %d %lld\n", rc, (long long)v.as.i);
+	fflush(stdout);
+	remo_session_free(s);
 	return 0;
 }
 
@@ -1121,6 +1166,14 @@ static void test_a_remote_dict_has_the_dict_methods(void **state)
  * and exports those proxies in a server of its own (unix:// in DIR),
  * prints "READY <url>" and serves until SIGTERM or SIGKILL.
  */
+static remo_server *volatile middle_srv;
+static void middle_stop(int sig)
+{
+	(void)sig;
+	if (middle_srv != NULL)
+		remo_server_stop(middle_srv);
+}
+
 static int middle_main(const char *home_url, const char *dir)
 {
 	types_init(); /* the same program: its types are registered */
@@ -1145,7 +1198,12 @@ static int middle_main(const char *home_url, const char *dir)
 		return 1;
 	printf("READY %s\n", bound);
 	fflush(stdout);
+	signal(SIGTERM, middle_stop);
+	middle_srv = srv;
 	remo_server_run(srv);
+	remo_server_free(srv);
+	remo_exports_free(ex);
+	remo_session_free(s);
 	return 0;
 }
 
@@ -1212,9 +1270,10 @@ static void test_references_forwarded_through_a_middle_process(void **state)
 	 * is_reader, through the middle */
 	remo_value is;
 	assert_int_equal(remo_lookup(f.end, "is_reader", &is), REMO_OK);
-	assert_int_equal(remo_call(is, remo_tuple_of(1, remo_value_retain(r)),
-	                           &v), REMO_OK);
+	remo_value args = remo_tuple_of(1, remo_value_retain(r));
+	assert_int_equal(remo_call(is, args, &v), REMO_OK);
 	assert_true(v.kind == REMO_BOOL && v.as.b);
+	remo_value_release(args);
 	remo_value_release(is);
 	remo_value_release(r);
 	remo_value_release(fn);
@@ -1281,26 +1340,33 @@ static void on_change(remo_value root, remo_value path, const char *op,
  * shared["a"]["b"]["c"].append(N), through proxies. */
 static int nested_main(const char *url, int n)
 {
-	remo_session *s;
-	remo_value d, a, b, c, v;
+	remo_session *s = NULL;
+	remo_value d = remo_nil(), a = remo_nil(), b = remo_nil(),
+	           c = remo_nil(), v = remo_nil();
 	remo_value ka = remo_str("a"), kb = remo_str("b"), kc = remo_str("c");
 	char x[16];
 	snprintf(x, sizeof x, "x%d", n);
-	remo_value kx = remo_str(x);
+	remo_value kx = remo_str(x), args = remo_tuple_of(1, remo_int(n));
+	int rc = 1;
 	if (remo_connect(url, 5000, NULL, NULL, &s) != REMO_OK ||
 	    remo_lookup(s, "shared", &d) != REMO_OK ||
 	    remo_getitem(d, ka, &a) != REMO_OK ||
 	    remo_getitem(a, kb, &b) != REMO_OK ||
 	    remo_setitem(b, kx, remo_int(n)) != REMO_OK ||
 	    remo_getitem(b, kc, &c) != REMO_OK ||
-	    remo_call_method(c, "append", remo_tuple_of(1, remo_int(n)), &v) !=
-	            REMO_OK) {
+	    remo_call_method(c, "append", args, &v) != REMO_OK) {
 		fprintf(stderr, "nested: %s\n",
 		        remo_error_message(remo_last_error()));
-		return 1;
+	} else {
+		printf("DONE\n");
+		rc = 0;
 	}
-	printf("DONE\n");
-	return 0;
+	fflush(stdout);
+	remo_value vals[] = {d, a, b, c, v, ka, kb, kc, kx, args};
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+		remo_value_release(vals[i]);
+	remo_session_free(s);
+	return rc;
 }
 
 static bool path_is(remo_value path, int n, const char *const *keys)
@@ -1372,6 +1438,51 @@ static void test_nested_writes_reach_the_root_observer(void **state)
 	server_stop(sv);
 }
 
+/* ==== container slots ===================================================== */
+
+/* A registered type with container slots, used through a proxy exactly
+ * like a remote dict (and locally the same way). */
+static void test_a_type_with_container_slots(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	remo_value st, v, k = remo_str("k"), nope = remo_str("nope");
+	assert_int_equal(remo_lookup(s, "store", &st), REMO_OK);
+	assert_int_equal(remo_setitem(st, k, remo_int(7)), REMO_OK);
+	size_t n;
+	assert_int_equal(remo_len(st, &n), REMO_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(remo_getitem(st, k, &v), REMO_OK);
+	assert_int_equal(v.as.i, 7);
+	bool has;
+	assert_int_equal(remo_contains(st, k, &has), REMO_OK);
+	assert_true(has);
+	assert_int_equal(remo_getitem(st, nope, &v), REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "KeyError");
+	assert_int_equal(remo_delitem(st, k), REMO_OK);
+	assert_int_equal(remo_dict_len(the_store.d), 0);
+	assert_int_equal(remo_delitem(st, k), REMO_ERAISED);
+	/* and a remote dict deletes the same way */
+	remo_value d;
+	assert_int_equal(remo_lookup(s, "shared", &d), REMO_OK);
+	assert_int_equal(remo_setitem(d, k, remo_int(1)), REMO_OK);
+	assert_int_equal(remo_delitem(d, k), REMO_OK);
+	assert_int_equal(remo_dict_len(sv->shared), 0);
+	/* locally: the slots are called */
+	remo_value local = remo_object(store_type, &the_store, NULL);
+	assert_int_equal(remo_setitem(local, k, remo_int(9)), REMO_OK);
+	assert_int_equal(remo_len(local, &n), REMO_OK);
+	assert_int_equal(n, 1);
+	remo_value_release(local);
+	remo_value_release(d);
+	remo_value_release(k);
+	remo_value_release(nope);
+	remo_value_release(st);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
@@ -1406,6 +1517,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_references_forwarded_through_a_middle_process),
 		cmocka_unit_test(test_the_middle_killed_mid_call),
 		cmocka_unit_test(test_nested_writes_reach_the_root_observer),
+		cmocka_unit_test(test_a_type_with_container_slots),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

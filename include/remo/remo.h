@@ -1087,6 +1087,19 @@ REMO_API int remo_len(remo_value v, size_t *out);
 REMO_API int remo_getitem(remo_value v, remo_value key, remo_value *out);
 REMO_API int remo_setitem(remo_value v, remo_value key, remo_value val);
 REMO_API int remo_contains(remo_value v, remo_value key, bool *out);
+/* remo_delitem: removes item key (a list index, negative from the end,
+ * or a dict key) of a list or dict, local or remote, or of an object
+ * whose type has a __delitem__ slot.  IndexError, KeyError, TypeError. */
+REMO_API int remo_delitem(remo_value v, remo_value key);
+/*
+ * Container slots: a registered type can act as a container by having
+ * methods named __len__ ("N()"), __getitem__ ("r(key:r)"), __setitem__
+ * ("v(key:r value:r)"), __delitem__ ("v(key:r)") and __contains__
+ * ("?(key:r)"): remo_len, remo_getitem, remo_setitem, remo_delitem and
+ * remo_contains call them on a local object, and on a proxy (its shape
+ * carries them) send the same one request as for a remote list.  List
+ * methods (append...) are ordinary methods of such a type.
+ */
 
 /*
  * remo_force: a local copy of a list or dict, local or remote: a remote

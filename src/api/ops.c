@@ -594,12 +594,42 @@ int remo_call_method(remo_value obj, const char *name, remo_value args,
 
 /* ==== containers ======================================================= */
 
-static bool ops_is_remote_container(remo_value v)
+/*
+ * Container slots: a registered type whose methods include __len__,
+ * __getitem__, __setitem__, __delitem__ or __contains__ is used like a
+ * list or dict by remo_len, remo_getitem and the rest, locally (the
+ * method is called) and through a proxy (the shape carries the methods:
+ * the request goes as for a remote list, and the peer calls them).
+ */
+static const struct remo__func *ops_slot(remo_value v, const char *slot)
+{
+	return remo__is_objlike(v.kind) && slot != NULL
+	       ? remo__type_method(REMO__REF(v)->type, slot) : NULL;
+}
+
+/* A local object's slot, called with args (a tuple, stolen); false if v
+ * has no such slot here (then *rc is untouched). */
+static bool ops_local_slot(remo_value v, const char *slot, remo_value args,
+                           remo_value *out, int *rc)
+{
+	const struct remo__func *m = ops_slot(v, slot);
+	if (m == NULL || ops_is_proxy(v) || REMO__REF(v)->ptr == NULL) {
+		remo_value_release(args);
+		return false;
+	}
+	*rc = remo__func_call(m, REMO__REF(v)->ptr, args, out);
+	remo_value_release(args);
+	return true;
+}
+
+static bool ops_is_remote_container_slot(remo_value v, const char *slot)
 {
 	return v.kind == REMO_OBJECT && ops_is_proxy(v) &&
 	       (REMO__REF(v)->type == &remo__type_list ||
-	        REMO__REF(v)->type == &remo__type_dict || ops_is_promise(v));
+	        REMO__REF(v)->type == &remo__type_dict || ops_is_promise(v) ||
+	        ops_slot(v, slot) != NULL);
 }
+#define ops_is_remote_container(v) ops_is_remote_container_slot(v, NULL)
 
 int remo_len(remo_value v, size_t *out)
 {
@@ -611,11 +641,17 @@ int remo_len(remo_value v, size_t *out)
 	case REMO_STR: case REMO_BYTES: *out = REMO__STR(v)->len; return REMO_OK;
 	default: break;
 	}
-	if (!ops_is_remote_container(v))
+	remo_value n = remo_nil();
+	int rc;
+	if (ops_local_slot(v, "__len__", remo_nil(), &n, &rc)) {
+		if (rc != REMO_OK)
+			return rc;
+	} else if (!ops_is_remote_container_slot(v, "__len__")) {
 		return remo__raisef("TypeError", "'%s' object has no len()",
 		                    remo_type_name(v));
-	remo_value n;
-	int rc = ops_request(NULL, v, REMO__OP_LEN, remo_nil(), remo_nil(), &n);
+	} else {
+		rc = ops_request(NULL, v, REMO__OP_LEN, remo_nil(), remo_nil(), &n);
+	}
 	if (rc != REMO_OK)
 		return rc;
 	if (n.kind != REMO_INT || n.as.i < 0) {
@@ -682,7 +718,10 @@ int remo_getitem(remo_value v, remo_value key, remo_value *out)
 	default:
 		break;
 	}
-	if (!ops_is_remote_container(v))
+	if (ops_local_slot(v, "__getitem__",
+	                   remo_tuple_of(1, remo_value_retain(key)), out, &rc))
+		return rc;
+	if (!ops_is_remote_container_slot(v, "__getitem__"))
 		return remo__raisef("TypeError", "'%s' object is not subscriptable",
 		                    remo_type_name(v));
 	return ops_request(NULL, v, REMO__OP_GETITEM, key, remo_nil(), out);
@@ -712,7 +751,14 @@ int remo_setitem(remo_value v, remo_value key, remo_value val)
 	default:
 		break;
 	}
-	if (!ops_is_remote_container(v))
+	remo_value ignored;
+	if (ops_local_slot(v, "__setitem__", remo_tuple_of(2,
+	                   remo_value_retain(key), remo_value_retain(val)),
+	                   &ignored, &rc)) {
+		remo_value_release(ignored);
+		return rc;
+	}
+	if (!ops_is_remote_container_slot(v, "__setitem__"))
 		return remo__raisef("TypeError",
 		                    "'%s' object does not support item assignment",
 		                    remo_type_name(v));
@@ -748,14 +794,49 @@ int remo_contains(remo_value v, remo_value key, bool *out)
 	default:
 		break;
 	}
-	if (!ops_is_remote_container(v))
+	remo_value b = remo_nil();
+	int rc;
+	if (ops_local_slot(v, "__contains__",
+	                   remo_tuple_of(1, remo_value_retain(key)), &b, &rc)) {
+		*out = rc == REMO_OK && b.kind == REMO_BOOL && b.as.b;
+		remo_value_release(b);
+		return rc;
+	}
+	if (!ops_is_remote_container_slot(v, "__contains__"))
 		return remo__raisef("TypeError", "'%s' object is not a container",
 		                    remo_type_name(v));
-	remo_value b;
-	int rc = ops_request(NULL, v, REMO__OP_CONTAINS, key, remo_nil(), &b);
+	rc = ops_request(NULL, v, REMO__OP_CONTAINS, key, remo_nil(), &b);
 	if (rc == REMO_OK)
 		*out = b.kind == REMO_BOOL && b.as.b;
 	remo_value_release(b);
+	return rc;
+}
+
+int remo_delitem(remo_value v, remo_value key)
+{
+	remo_value ignored = remo_nil();
+	int rc;
+	if (v.kind == REMO_LIST || v.kind == REMO_DICT) {
+		remo_value args = remo_tuple_of(1, remo_value_retain(key));
+		rc = ops_container_method(v, "delete", args, &ignored);
+		remo_value_release(args);
+	} else if (ops_local_slot(v, "__delitem__",
+	                          remo_tuple_of(1, remo_value_retain(key)),
+	                          &ignored, &rc)) {
+		/* done */
+	} else if (ops_is_remote_container_slot(v, "__delitem__")) {
+		/* one round trip: the container protocol's delete, or the
+		 * type's slot */
+		bool slot = ops_slot(v, "__delitem__") != NULL;
+		remo_value args = remo_tuple_of(1, remo_value_retain(key));
+		rc = ops_call_method(NULL, v, slot ? "__delitem__" : "delete",
+		                     args, &ignored);
+		remo_value_release(args);
+	} else {
+		rc = remo__raisef("TypeError", "'%s' object does not support "
+		                  "item deletion", remo_type_name(v));
+	}
+	remo_value_release(ignored);
 	return rc;
 }
 
