@@ -430,15 +430,17 @@ static void job_turn(struct srv_session *ss)
 {
 	remo_session *s = atomic_load(&ss->s);
 	for (;;) {
+		bool handed;
 		if (remo__session_serve_ready(s, TURN_LINGER_MS, pool_quiet,
-		                              ss->srv) != REMO_OK) {
+		                              ss->srv, &handed) != REMO_OK) {
 			ss_finish(ss);
 			return;
 		}
 		int running = TURN_RUNNING;
 		if (atomic_compare_exchange_strong(&ss->turn, &running,
 		                                   TURN_IDLE)) {
-			ss_arm(ss, EPOLL_CTL_MOD);
+			if (!handed) /* else helpers read it; the last kicks */
+				ss_arm(ss, EPOLL_CTL_MOD);
 			return;
 		}
 		atomic_store(&ss->turn, TURN_RUNNING); /* kicked meanwhile */

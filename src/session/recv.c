@@ -512,9 +512,12 @@ int remo__reader_turn(remo_session *s, int timeout_ms)
 	s->reading = false;
 	pthread_cond_broadcast(&s->cond);
 	/* A session an event loop watches: a thread other than its turn
-	 * (a helper, a waiter) gives the role up, and what arrived since its
-	 * last look would wake nobody: the loop looks again. */
-	if (s->poll_kick != NULL && !tls_turn)
+	 * (a waiter) gives the role up, and what arrived since its last look
+	 * would wake nobody: the loop looks again.  Not while helpers serve
+	 * it: they read it (a turn per helper's read thrashed, measured:
+	 * pipelined calls fell from 187k to 2k a second); the last helper
+	 * to go asks for a turn. */
+	if (s->poll_kick != NULL && !tls_turn && s->nhelpers == 0)
 		s->poll_kick(s->poll_arg);
 	pthread_mutex_unlock(&s->lock);
 	/* A dropped reply's values are released here, so what it named is
@@ -639,9 +642,11 @@ int remo_session_serve(remo_session *s, int timeout_ms)
  * status.
  */
 int remo__session_serve_ready(remo_session *s, int linger_ms,
-                               bool (*linger_ok)(void *), void *arg)
+                               bool (*linger_ok)(void *), void *arg,
+                               bool *handed_out)
 {
 	struct waiter w = {0};
+	bool handed = false;
 	bool was = tls_turn;
 	tls_turn = true;
 	atomic_store(&s->served, true);
@@ -657,6 +662,13 @@ int remo__session_serve_ready(remo_session *s, int linger_ms,
 			continue;
 		if (s->reading)
 			break; /* its reader looks, and kicks us when done */
+		if (s->nhelpers > 0) {
+			/* helpers serve it for now: they read, and the last
+			 * to go asks for a turn; the descriptor stays unwatched
+			 * meanwhile */
+			handed = true;
+			break;
+		}
 		/* read: waiting up to linger_ms for the next request if
 		 * nothing else wants this thread (a client calling in a loop
 		 * then costs no hand-off per call), else only a look */
@@ -681,6 +693,7 @@ int remo__session_serve_ready(remo_session *s, int linger_ms,
 		pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	tls_turn = was;
+	*handed_out = handed;
 	return st;
 }
 

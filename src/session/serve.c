@@ -612,6 +612,10 @@ static void helper_gone(remo_session *s)
 	s->nservers--;
 	s->nhelpers--;
 	pthread_cond_broadcast(&s->cond);
+	/* an event loop's session: the helpers read it; the last one
+	 * gives it back (recv.c, remo__session_serve_ready) */
+	if (s->nhelpers == 0 && s->poll_kick != NULL)
+		s->poll_kick(s->poll_arg);
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_sub(&helpers_total, 1);
 	remo__session_release(s);

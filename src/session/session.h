@@ -114,12 +114,15 @@ void remo__session_release(struct remo_session *s);
  * thread other than a turn gives up reading, so that the loop looks
  * again; NULL stops it (before arg is freed).  remo__session_serve_ready:
  * one turn: reads what has arrived and serves it, waiting linger_ms for
- * more while linger_ok(arg) (recv.c); returns the session's status.
+ * more while linger_ok(arg) (recv.c); returns the session's status, and
+ * *handed true when helper threads serve the session for now (then the
+ * loop stops watching it: the last helper to go kicks).
  */
 void remo__session_poll(struct remo_session *s, void (*kick)(void *),
                         void *arg);
 int remo__session_serve_ready(struct remo_session *s, int linger_ms,
-                               bool (*linger_ok)(void *), void *arg);
+                               bool (*linger_ok)(void *), void *arg,
+                               bool *handed);
 void remo__session_set_max_queued(struct remo_session *s, size_t n);
 
 /* remo__session_refuse: instead of opening a session on ch, tells the
