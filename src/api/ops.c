@@ -1005,51 +1005,9 @@ void remo_iter_free(remo_iter *it)
 /* ==== one operation by number (serving a request, promises) ============ */
 
 /*
- * A copy of v (borrowed) in which no list or dict is shared with v, at
- * any depth (tuples are rebuilt when they hold one).  REMO_INVALID
- * without memory or past REMO_MAX_DEPTH (a list that contains itself).
- */
-static remo_value ops_frozen_copy(remo_value v, unsigned depth)
-{
-	if (depth > REMO_MAX_DEPTH)
-		return remo__invalid();
-	if (v.kind == REMO_LIST || v.kind == REMO_DICT) {
-		/* a copy first, taken at one instant (v may be shared), then
-		 * its items copied in turn: the copy is ours alone */
-		bool list = v.kind == REMO_LIST;
-		remo_value c = list ? remo_list_copy(v) : remo_dict_copy(v), k, x;
-		size_t pos = 0;
-		for (size_t i = 0; list && remo_ok(c) && i < remo_list_len(c); i++)
-			if (remo_list_set(c, i, ops_frozen_copy(remo_list_get(c, i),
-			                                        depth + 1)) != REMO_OK) {
-				remo_value_release(c);
-				return remo__invalid();
-			}
-		while (!list && remo_ok(c) && remo_dict_next(c, &pos, &k, &x))
-			if (remo_dict_set(c, remo_value_retain(k),
-			                  ops_frozen_copy(x, depth + 1)) != REMO_OK) {
-				remo_value_release(c);
-				return remo__invalid();
-			}
-		return c;
-	}
-	if (v.kind == REMO_TUPLE) {
-		size_t n = remo_tuple_len(v);
-		remo_value t = remo_tuple(n);
-		for (size_t i = 0; remo_ok(t) && i < n; i++)
-			if (remo_tuple_set(t, i, ops_frozen_copy(remo_tuple_get(v, i),
-			                                         depth + 1)) != REMO_OK) {
-				remo_value_release(t);
-				return remo__invalid();
-			}
-		return t;
-	}
-	return remo_value_retain(v);
-}
-
-/*
  * A peer's getattr of a read-only field that holds a list or dict gets
- * a copy (*out replaced): a reference to the container itself would let
+ * a deep copy (*out replaced; remo__deep_copy, tuples rebuilt too): a
+ * reference to the container itself would let
  * the peer change what the field says is read-only (issue 11: the calc
  * demo's history).  Only for peers: the program's own code sees its
  * objects as they are.
@@ -1066,7 +1024,7 @@ static int ops_readonly_out(remo_value obj, const char *name,
 	                                               name);
 	if (f == NULL || !(f->flags & REMO_READONLY))
 		return REMO_OK;
-	remo_value copy = ops_frozen_copy(*out, 0);
+	remo_value copy = remo__deep_copy(*out, true, 0);
 	remo_value_release(*out);
 	*out = remo_nil();
 	if (!remo_ok(copy))

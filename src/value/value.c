@@ -771,26 +771,38 @@ remo_value remo_list_copy(remo_value l)
 
 /* ==== by value ========================================================= */
 
-/* A deep copy of the lists and dicts in v (other values shared). */
-static remo_value deep_copy(remo_value v, unsigned depth)
+remo_value remo__deep_copy(remo_value v, bool tuples, unsigned depth)
 {
-	if (v.kind != REMO_LIST && v.kind != REMO_DICT)
-		return remo_value_retain(v);
 	if (depth > REMO_MAX_DEPTH)
 		return remo__invalid();
+	if (tuples && v.kind == REMO_TUPLE) {
+		size_t n = remo_tuple_len(v);
+		remo_value t = remo_tuple(n);
+		for (size_t i = 0; remo_ok(t) && i < n; i++)
+			if (remo_tuple_set(t, i, remo__deep_copy(remo_tuple_get(v, i),
+			                   tuples, depth + 1)) != REMO_OK) {
+				remo_value_release(t);
+				return remo__invalid();
+			}
+		return t;
+	}
+	if (v.kind != REMO_LIST && v.kind != REMO_DICT)
+		return remo_value_retain(v);
+	/* a copy first, taken at one instant (v may be shared), then its
+	 * items copied in turn: the copy is ours alone */
 	bool list = v.kind == REMO_LIST;
 	remo_value c = list ? remo_list_copy(v) : remo_dict_copy(v);
 	size_t n = list ? remo_list_len(c) : 0, pos = 0;
 	remo_value k, x;
 	for (size_t i = 0; remo_ok(c) && i < n; i++)
-		if (remo_list_set(c, i, deep_copy(remo_list_get(c, i),
-		                                  depth + 1)) != REMO_OK) {
+		if (remo_list_set(c, i, remo__deep_copy(remo_list_get(c, i), tuples,
+		                                        depth + 1)) != REMO_OK) {
 			remo_value_release(c);
 			return remo__invalid();
 		}
 	while (!list && remo_ok(c) && remo_dict_next(c, &pos, &k, &x))
 		if (remo_dict_set(c, remo_value_retain(k),
-		                  deep_copy(x, depth + 1)) != REMO_OK) {
+		                  remo__deep_copy(x, tuples, depth + 1)) != REMO_OK) {
 			remo_value_release(c);
 			return remo__invalid();
 		}
@@ -801,7 +813,7 @@ remo_value remo_by_value(remo_value v)
 {
 	if (v.kind != REMO_LIST && v.kind != REMO_DICT)
 		return remo__invalid();
-	remo_value c = deep_copy(v, 0);
+	remo_value c = remo__deep_copy(v, false, 0);
 	if (remo_ok(c))
 		c.as.p->flags |= REMO__OBJ_BYVALUE;
 	return c;

@@ -149,6 +149,10 @@ static inline bool remo__watched(remo_value c)
 	                            : &((struct remo__dict *)c.as.p)->watch;
 	return __atomic_load_n(slot, __ATOMIC_RELAXED) != NULL;
 }
+/* A deep copy of the lists and dicts in v (and of tuples, if tuples),
+ * other values shared; REMO_INVALID past REMO_MAX_DEPTH or without
+ * memory.  remo_by_value's, and a read-only field's copy (api/ops.c). */
+remo_value remo__deep_copy(remo_value v, bool tuples, unsigned depth);
 /* Raises TypeError for fn called on v if v is an object (a proxy of a
  * remote list, say); silent for anything else. */
 void remo__not_local(const char *fn, remo_value v);
