@@ -1007,10 +1007,9 @@ void remo_iter_free(remo_iter *it)
 /*
  * A peer's getattr of a read-only field that holds a list or dict gets
  * a deep copy (*out replaced; remo__deep_copy, tuples rebuilt too): a
- * reference to the container itself would let
- * the peer change what the field says is read-only (issue 11: the calc
- * demo's history).  Only for peers: the program's own code sees its
- * objects as they are.
+ * reference to the container itself would let the peer change what the
+ * field says is read-only (issue 11: the calc demo's history).  Only for
+ * peers: the program's own code sees its objects as they are.
  */
 static int ops_readonly_out(remo_value obj, const char *name,
                             remo_value *out)
