@@ -275,14 +275,18 @@ static void connect_refused_is_a_named_error(void **state)
 	char url[256];
 	remo_session *s = NULL;
 	snprintf(url, sizeof url, f->t->refused, f->dir);
-	int64_t t0 = now_ms();
+	/* refused is said as refused, not as a timeout (the stream and tls
+	 * transports see the refusal; nanomsg connects in the background
+	 * and may only time out).  No clock: under valgrind the first tls
+	 * connect (OpenSSL's start) once took more than the 3 s a timing
+	 * check here allowed. */
 	int rc = remo_connect(url, 2000, NULL, NULL, &s);
 	assert_null(s);
-	assert_true(rc == REMO_EPEERLOST || rc == REMO_ETIMEDOUT);
+	bool nano = strncmp(f->t->name, "nanomsg", 7) == 0;
+	assert_true(rc == REMO_EPEERLOST || (nano && rc == REMO_ETIMEDOUT));
 	assert_int_equal(remo_last_error().kind, REMO_ERROR);
 	assert_true(remo_error_isa(remo_last_error(), "ConnectionError") ||
-	            remo_error_isa(remo_last_error(), "TimeoutError"));
-	assert_true(now_ms() - t0 < 3000);
+	            (nano && remo_error_isa(remo_last_error(), "TimeoutError")));
 }
 
 static void a_call_round_trips(void **state)
