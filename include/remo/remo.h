@@ -847,8 +847,9 @@ typedef struct remo_session_opts {
 	                           threads in remo_session_serve, helper
 	                           threads start when calls wait behind a
 	                           busy one (doc/design.md "Serving").  0:
-	                           REMO_DEFAULT_MAX_CONCURRENT; 1: one at a
-	                           time, in order */
+	                           1 (one at a time, in order) for
+	                           remo_session_new, REMO_DEFAULT_MAX_CONCURRENT
+	                           for remo_connect and servers */
 	size_t max_queued_bytes;/* bytes of the peer's requests received and
 	                           not yet served (waiting for a thread):
 	                           past it the peer is flooding and the

@@ -14,6 +14,8 @@ remo_session_opts remo__conn_session_opts(const struct remo__conn *c,
 		o.lease_ms = REMO_DEFAULT_LEASE_MS;
 	if (o.spin_us == 0)
 		o.spin_us = remo__spin_us();
+	if (o.max_concurrent == 0)
+		o.max_concurrent = REMO_DEFAULT_MAX_CONCURRENT;
 	/* the transport's own limit bounds what the session may send */
 	size_t max = remo__conn_max_message(c);
 	if (max != 0 && (o.max_message == 0 || o.max_message > max))

@@ -623,6 +623,8 @@ int remo_session_serve(remo_session *s, int timeout_ms)
 	pthread_mutex_lock(&s->lock);
 	s->nservers++;
 	pthread_mutex_unlock(&s->lock);
+	/* the lease thread reads it while its servers are busy (a CANCEL
+	 * reaches a running call so), and starts helpers if it may */
 	atomic_store(&s->served, true);
 	int rc = remo__wait_for(s, &w, deadline, &none);
 	pthread_mutex_lock(&s->lock);

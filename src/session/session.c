@@ -188,7 +188,7 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 	if (s->opts.live_ms <= 0)
 		s->opts.live_ms = REMO_DEFAULT_LIVE_MS;
 	if (s->opts.max_concurrent == 0)
-		s->opts.max_concurrent = REMO_DEFAULT_MAX_CONCURRENT;
+		s->opts.max_concurrent = 1; /* remo_connect and servers: 16 */
 	if (s->opts.handshake_ms <= 0)
 		s->opts.handshake_ms = REMO_DEFAULT_HANDSHAKE_MS;
 	if (s->opts.max_queued_bytes == 0)
