@@ -224,6 +224,12 @@ static int64_t deadline_left(void) { return remo_deadline_ms(); }
 /* v and every list and dict in it are local values (came by value) */
 static bool local_deep(remo_value v)
 {
+	if (v.kind == REMO_TUPLE) {
+		for (size_t i = 0; i < remo_tuple_len(v); i++)
+			if (!local_deep(remo_tuple_get(v, i)))
+				return false;
+		return true;
+	}
 	if (v.kind != REMO_LIST && v.kind != REMO_DICT)
 		return !remo_is_proxy(v);
 	if (remo_is_proxy(v))
@@ -989,6 +995,14 @@ static void test_a_dict_sent_by_value_arrives_local(void **state)
 	assert_int_equal(remo_dict_get_str(c, "c", &c), REMO_OK);
 	assert_int_equal(c.as.i, 3);
 	assert_false(remo_ok(remo_by_value(remo_int(1))));
+	/* a tuple: its lists and dicts go by value */
+	remo_value tup = remo_tuple_of(2, remo_int(1), remo_value_retain(l));
+	remo_value tv = remo_by_value(tup);
+	assert_int_equal(call(s, "is_local", remo_tuple_of(1,
+	                      remo_value_retain(tv)), 0, &v), REMO_OK);
+	assert_true(v.kind == REMO_BOOL && v.as.b);
+	remo_value_release(tv);
+	remo_value_release(tup);
 	remo_value_release(bv);
 	remo_value_release(d);
 	remo_value_release(inner);

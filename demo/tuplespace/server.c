@@ -122,20 +122,6 @@ static bool well_formed(remo_value t, const char *what, unsigned depth)
 	return true;
 }
 
-/* What a tuple crosses as: its lists and dicts by value (remo_by_value:
- * the taker gets data, not references into the space); new. */
-static remo_value by_value(remo_value v)
-{
-	if (v.kind == REMO_LIST || v.kind == REMO_DICT)
-		return remo_by_value(v);
-	if (v.kind != REMO_TUPLE)
-		return remo_value_retain(v);
-	size_t n = remo_tuple_len(v);
-	remo_value t = remo_tuple(n);
-	for (size_t i = 0; remo_ok(t) && i < n; i++)
-		remo_tuple_set(t, i, by_value(remo_tuple_get(v, i)));
-	return t;
-}
 
 static void unlink_waiter(struct waiter *w)
 {
@@ -197,7 +183,9 @@ static void s_out(remo_value t)
 		                      comes next finds it */
 			remo_list_append(tuples, remo_value_retain(t));
 		pthread_mutex_unlock(&lock);
-		remo_value copy = by_value(t);
+		/* a tuple crosses with its lists and dicts by value: the
+		 * taker gets data, not references into the space */
+		remo_value copy = remo_by_value(t);
 		while (readers != NULL) {
 			struct waiter *next = readers->next;
 			remo_deferred_reply(readers->d, copy);
@@ -232,7 +220,7 @@ static remo_value s_get(remo_value p, bool take, bool wait)
 			else
 				got = remo_value_retain(t);
 			pthread_mutex_unlock(&lock);
-			remo_value copy = by_value(got);
+			remo_value copy = remo_by_value(got);
 			remo_value_release(got);
 			return copy;
 		}

@@ -69,25 +69,15 @@ remo_value ts_any(ts *t, const char *kind)
 	return remo_nil();
 }
 
-/* v with every list and dict column wrapped to go by value (a tuple
- * column rebuilt the same way); new. */
-static remo_value by_value(remo_value v)
-{
-	if (v.kind == REMO_LIST || v.kind == REMO_DICT)
-		return remo_by_value(v);
-	if (v.kind != REMO_TUPLE)
-		return remo_value_retain(v);
-	size_t n = remo_tuple_len(v);
-	remo_value t = remo_tuple(n);
-	for (size_t i = 0; remo_ok(t) && i < n; i++)
-		remo_tuple_set(t, i, by_value(remo_tuple_get(v, i)));
-	return t;
-}
 
 static int call1(remo_value fn, remo_value arg, int timeout_ms,
                  remo_value *out)
 {
-	remo_value args = remo_tuple_of(1, by_value(arg)), ignored;
+	/* lists and dicts in it go by value (a non-tuple goes as it is,
+	 * for the space to refuse by name) */
+	remo_value args = remo_tuple_of(1, arg.kind == REMO_TUPLE
+	                                   ? remo_by_value(arg)
+	                                   : remo_value_retain(arg)), ignored;
 	remo_call_opts o = {timeout_ms == 0 ? -1 : timeout_ms};
 	int rc = remo_call_with(fn, args, &o, out ? out : &ignored);
 	remo_value_release(args);

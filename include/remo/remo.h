@@ -580,9 +580,10 @@ REMO_API int remo_pack(remo_value v, remo_buf *out);
  * in it copied too; objects and callables shared), marked to cross by
  * value: passed to a peer (an argument, a reply, an item), it and all it
  * holds arrive as local values, one message, no references to come back
- * for.  For messages, tuples of a tuple space, anything that is data.
- * REMO_INVALID if v is not a list or dict, nests deeper than
- * REMO_MAX_DEPTH, or memory ran out.
+ * for.  For a tuple, the same tuple with every list and dict in it (at
+ * any depth) so copied.  For messages, tuples of a tuple space, anything
+ * that is data.  REMO_INVALID if v is not a list, dict or tuple, nests
+ * deeper than REMO_MAX_DEPTH, or memory ran out.
  */
 REMO_API remo_value remo_by_value(remo_value v);
 

@@ -220,29 +220,37 @@ static int serve_args(remo_session *s, struct msg *m, remo_value vals[3])
 }
 
 /*
- * Sends request reqid's answer: result (stolen) when rc is REMO_OK, else
- * the error raised.  A result that cannot be sent (too big, not
- * encodable) becomes an error, so the caller does not wait for ever.
+ * Sends the answer to request reqid: a REPLY with v when ok, else an
+ * ERROR with v (borrowed).  An answer that cannot be sent (too big, not
+ * encodable) is replaced by LimitError or TypeError, so that the caller
+ * does not wait for ever.  The first send's status.
  */
-static void serve_reply(remo_session *s, uint64_t reqid, int rc,
-                        remo_value result)
+static int send_answer(remo_session *s, uint64_t reqid, bool ok,
+                       remo_value v)
 {
-	int64_t hdr[2] = {rc == REMO_OK ? MSG_REPLY : MSG_ERROR,
-	                  (int64_t)reqid};
-	remo_value payload = rc == REMO_OK ? result
-	                                   : remo_value_retain(remo_last_error());
-	if (payload.kind == REMO_NIL && rc != REMO_OK)
-		payload = remo_error("Error", remo_strerror(rc));
-	int src = remo__send_msg(s, hdr, 2, &payload, 1);
-	if (src != REMO_OK && src != REMO_EPEERLOST && src != REMO_ECLOSED &&
-	    rc == REMO_OK) {
-		remo_value e = remo_error(src == REMO_ETOOBIG ? "LimitError"
-		                                              : "TypeError",
-		                          remo_strerror(src));
+	int64_t hdr[2] = {ok ? MSG_REPLY : MSG_ERROR, (int64_t)reqid};
+	int rc = remo__send_msg(s, hdr, 2, &v, 1);
+	if (rc != REMO_OK && rc != REMO_EPEERLOST && rc != REMO_ECLOSED) {
+		remo_value e = remo_error(rc == REMO_ETOOBIG ? "LimitError"
+		                                             : "TypeError",
+		                          remo_strerror(rc));
 		hdr[0] = MSG_ERROR;
 		remo__send_msg(s, hdr, 2, &e, 1);
 		remo_value_release(e);
 	}
+	return rc;
+}
+
+/* Sends request reqid's answer: result (stolen) when rc is REMO_OK, else
+ * the error raised. */
+static void serve_reply(remo_session *s, uint64_t reqid, int rc,
+                        remo_value result)
+{
+	remo_value payload = rc == REMO_OK ? result
+	                                   : remo_value_retain(remo_last_error());
+	if (payload.kind == REMO_NIL && rc != REMO_OK)
+		payload = remo_error("Error", remo_strerror(rc));
+	send_answer(s, reqid, rc == REMO_OK, payload);
 	remo_value_release(payload);
 }
 
@@ -254,9 +262,8 @@ static void answer_cancelled(remo_session *s, uint64_t reqid, bool keep)
 {
 	remo_value e = remo_error("CancelledError", "the caller cancelled the "
 	                          "call (or its timeout passed)");
-	int64_t hdr[2] = {MSG_ERROR, (int64_t)reqid};
 	if (remo_ok(e))
-		remo__send_msg(s, hdr, 2, &e, 1);
+		send_answer(s, reqid, false, e);
 	if (keep) /* calls pipelined on it fail with it too */
 		kept_settle_value(s, reqid, true, e);
 	else
@@ -527,20 +534,8 @@ static int deferred_answer(remo_deferred *d, bool ok, remo_value v)
 	int rc = REMO_OK;
 	if (d->keep)
 		kept_settle_value(s, d->reqid, !ok, remo_value_retain(v));
-	if (!d->oneway) {
-		int64_t hdr[2] = {ok ? MSG_REPLY : MSG_ERROR, (int64_t)d->reqid};
-		rc = remo__send_msg(s, hdr, 2, &v, 1);
-		if (rc != REMO_OK && rc != REMO_EPEERLOST && rc != REMO_ECLOSED) {
-			/* too big, or not encodable: the caller must not
-			 * wait for ever (as serve_reply) */
-			remo_value e = remo_error(rc == REMO_ETOOBIG ? "LimitError"
-			                                             : "TypeError",
-			                          remo_strerror(rc));
-			hdr[0] = MSG_ERROR;
-			remo__send_msg(s, hdr, 2, &e, 1);
-			remo_value_release(e);
-		}
-	}
+	if (!d->oneway)
+		rc = send_answer(s, d->reqid, ok, v);
 	deferred_release(d); /* the session's */
 	deferred_release(d); /* the program's */
 	return rc;

@@ -556,7 +556,9 @@ static int list_grow(struct remo__list *x)
 	return REMO_OK;
 }
 
-int remo_list_append(remo_value l, remo_value v)
+/* Puts v (stolen) before item i (past the end: appends) and tells an
+ * observer (op). */
+static int list_put(remo_value l, size_t i, remo_value v, const char *op)
 {
 	if (!remo_ok(v))
 		return REMO_ENOMEM;
@@ -571,17 +573,25 @@ int remo_list_append(remo_value l, remo_value v)
 		remo_value_release(v);
 		return REMO_ENOMEM;
 	}
-	size_t at = x->len;
-	x->items[x->len++] = v;
+	size_t at = i < x->len ? i : x->len;
+	memmove(&x->items[at + 1], &x->items[at],
+	        (x->len - at) * sizeof x->items[0]);
+	x->items[at] = v;
+	x->len++;
 	bool watched = remo__watched(l);
-	if (watched)
+	if (watched) /* v is the list's now: a count to report it */
 		remo_value_retain(v);
 	remo__unlock(&x->hdr);
 	if (watched) {
-		remo__watch_changed(l, "append", remo_int((int64_t)at), v);
+		remo__watch_changed(l, op, remo_int((int64_t)at), v);
 		remo_value_release(v);
 	}
 	return REMO_OK;
+}
+
+int remo_list_append(remo_value l, remo_value v)
+{
+	return list_put(l, SIZE_MAX, v, "append");
 }
 
 int remo_list_del(remo_value l, size_t i)
@@ -607,33 +617,7 @@ int remo_list_del(remo_value l, size_t i)
 
 int remo_list_insert(remo_value l, size_t i, remo_value v)
 {
-	if (!remo_ok(v))
-		return REMO_ENOMEM;
-	if (l.kind != REMO_LIST) {
-		remo_value_release(v);
-		return REMO_ETYPE;
-	}
-	struct remo__list *x = REMO__LIST(l);
-	remo__lock(&x->hdr);
-	if (x->len == x->cap && list_grow(x) != REMO_OK) {
-		remo__unlock(&x->hdr);
-		remo_value_release(v);
-		return REMO_ENOMEM;
-	}
-	size_t at = i < x->len ? i : x->len; /* past the end: appended */
-	memmove(&x->items[at + 1], &x->items[at],
-	        (x->len - at) * sizeof x->items[0]);
-	x->items[at] = v;
-	x->len++;
-	bool watched = remo__watched(l);
-	if (watched)
-		remo_value_retain(v);
-	remo__unlock(&x->hdr);
-	if (watched) {
-		remo__watch_changed(l, "insert", remo_int((int64_t)at), v);
-		remo_value_release(v);
-	}
-	return REMO_OK;
+	return list_put(l, i, v, "insert");
 }
 
 int remo_list_pop(remo_value l, size_t i, remo_value *out)
@@ -809,14 +793,35 @@ remo_value remo__deep_copy(remo_value v, bool tuples, unsigned depth)
 	return c;
 }
 
-remo_value remo_by_value(remo_value v)
+/* v with its lists and dicts (in tuples too) made by-value copies. */
+static remo_value by_value(remo_value v, unsigned depth)
 {
-	if (v.kind != REMO_LIST && v.kind != REMO_DICT)
+	if (depth > REMO_MAX_DEPTH)
 		return remo__invalid();
-	remo_value c = remo__deep_copy(v, false, 0);
+	if (v.kind == REMO_TUPLE) {
+		size_t n = remo_tuple_len(v);
+		remo_value t = remo_tuple(n);
+		for (size_t i = 0; remo_ok(t) && i < n; i++)
+			if (remo_tuple_set(t, i, by_value(remo_tuple_get(v, i),
+			                                  depth + 1)) != REMO_OK) {
+				remo_value_release(t);
+				return remo__invalid();
+			}
+		return t;
+	}
+	if (v.kind != REMO_LIST && v.kind != REMO_DICT)
+		return remo_value_retain(v);
+	remo_value c = remo__deep_copy(v, false, depth);
 	if (remo_ok(c))
 		c.as.p->flags |= REMO__OBJ_BYVALUE;
 	return c;
+}
+
+remo_value remo_by_value(remo_value v)
+{
+	if (v.kind != REMO_LIST && v.kind != REMO_DICT && v.kind != REMO_TUPLE)
+		return remo__invalid();
+	return by_value(v, 0);
 }
 
 /* ==== references ======================================================= */
