@@ -262,6 +262,17 @@ static bool caller_has_session(void)
 	return remo_caller(&ci) == REMO_OK && ci.session != NULL;
 }
 
+/* Handles the failure of an operation it calls (a missing key) and
+ * returns normally: its call succeeds. */
+static int64_t handles_a_failure(void)
+{
+	remo_value d = remo_dict(), k = remo_str("missing"), v;
+	int rc = remo_getitem(d, k, &v);
+	remo_value_release(k);
+	remo_value_release(d);
+	return rc == REMO_OK ? 0 : 7;
+}
+
 static void export_fn(remo_exports *ex, const char *name, const char *sig,
                       void (*fn)(void))
 {
@@ -327,6 +338,8 @@ static struct server *server_start(void)
 	export_fn(sv->ex, "is_reader", "?(v:r)", (void (*)(void))is_reader);
 	export_fn(sv->ex, "caller_has_session", "?()",
 	          (void (*)(void))caller_has_session);
+	export_fn(sv->ex, "handles_a_failure", "q()",
+	          (void (*)(void))handles_a_failure);
 	int rc;
 	sv->srv = remo_server_new(sv->ex, NULL, &rc);
 	assert_non_null(sv->srv);
@@ -685,6 +698,22 @@ static void test_a_blocked_call_does_not_stall_its_session(void **state)
 	pthread_join(th, NULL);
 	assert_string_equal(remo_str_data(g.result, NULL), "opened");
 	remo_value_release(g.result);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
+/* A function that calls an operation which fails, and handles it, is
+ * not failed by it: only remo_raise fails a call (the error stays in
+ * remo_last_error for the function to read). */
+static void test_a_handled_failure_does_not_fail_the_call(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	remo_value v;
+	assert_int_equal(call(s, "handles_a_failure", remo_nil(), 0, &v),
+	                 REMO_OK);
+	assert_int_equal(v.as.i, 7);
 	remo_session_free(s);
 	server_stop(sv);
 }
@@ -1275,6 +1304,12 @@ static void test_references_forwarded_through_a_middle_process(void **state)
 	assert_int_equal(method(l, "append", remo_tuple_of(1, remo_int(5)), &v),
 	                 REMO_OK);
 	assert_int_equal(remo_list_len(f.home->list), 1);
+	/* forced through the middle: the chunks come from the home */
+	remo_value copy;
+	assert_int_equal(remo_force(l, &copy), REMO_OK);
+	assert_int_equal(remo_list_len(copy), 1);
+	assert_int_equal(remo_list_get(copy, 0).as.i, 5);
+	remo_value_release(copy);
 	assert_int_equal(remo_lookup(f.end, "shared", &d), REMO_OK);
 	remo_value k = remo_str("via");
 	assert_int_equal(remo_setitem(d, k, remo_int(3)), REMO_OK);
@@ -1513,6 +1548,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_four_writers_one_dict),
 		cmocka_unit_test(test_threads_share_a_list_and_a_dict),
 		cmocka_unit_test(test_a_dict_that_holds_itself),
+		cmocka_unit_test(test_a_handled_failure_does_not_fail_the_call),
 		cmocka_unit_test(test_two_types_on_one_pointer_are_two_objects),
 		cmocka_unit_test(test_a_blocked_call_does_not_stall_its_session),
 		cmocka_unit_test(test_a_timeout_reaches_the_running_call),

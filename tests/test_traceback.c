@@ -490,6 +490,7 @@ static void forged_fails(void)
 	REMO__REF(tb)->hdr.kind = REMO_TRACEBACK;
 	remo__raise(remo__error_from_parts(remo_str("KeyError"),
 	                                   remo_str("forged"), remo_dict(), tb));
+	remo__raised_by_program();
 }
 
 static void source_refuses_frames_a_peer_supplied(void **state)

@@ -663,7 +663,13 @@ static void *notifier_main(void *arg)
 			remo_value_release(args);
 			if (rc == REMO_OK)
 				remo_value_release(r);
+			else
+				err = remo_value_retain(remo_last_error());
 		}
+		if (yes < 0 || rc != REMO_OK)
+			fprintf(stderr, "remo-tuplespace: a subscriber is ended: "
+			        "%s: %s\n", remo_error_name(err),
+			        remo_error_message(err));
 		remo_value_release(err);
 		remo_value_release(t);
 

@@ -3,28 +3,28 @@
  * ("add", a, b, c, d) tuples into the space, worker processes take them
  * and put back ("sum", a + b + c + d), and the master adds the sums up.
  *
- *   ts-sum URL [WORKERS [TUPLES]]      the master (starts the workers)
- *   ts-sum --worker URL                a worker (ends after 500 ms idle)
+ *   ts-sum URL [WORKERS [TUPLES]]   the master: starts the workers with
+ *                                   ts_eval (this program, exec://)
+ *   ts-sum --worker                 a worker (ts_worker_main; ends after
+ *                                   500 ms idle)
  */
 #include "ts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-static int worker(const char *url)
+/* A worker (lindypy's): takes ("add", ?int, ?int, ?int, ?int) tuples
+ * and puts back ("sum", a + b + c + d) until none comes for 500 ms. */
+static int worker(ts *t, const char *name, void *arg)
 {
-	int rc;
-	ts *t = ts_connect(url, NULL, &rc);
-	if (t == NULL)
-		return 1;
+	(void)arg;
 	remo_value i = ts_any(t, "int");
 	remo_value p = remo_tuple_of(5, remo_str("add"), remo_value_retain(i),
 	                             remo_value_retain(i), remo_value_retain(i),
 	                             remo_value_retain(i));
-	int done = 0;
+	int rc, done = 0;
 	remo_value got;
 	while ((rc = ts_in(t, p, 500, &got)) == REMO_OK) {
 		int64_t s = 0;
@@ -32,20 +32,21 @@ static int worker(const char *url)
 			s += remo_tuple_get(got, k).as.i;
 		remo_value_release(got);
 		remo_value r = remo_tuple_of(2, remo_str("sum"), remo_int(s));
-		ts_out(t, r);
+		rc = ts_out(t, r);
 		remo_value_release(r);
+		if (rc != REMO_OK)
+			break;
 		done++;
 	}
-	fprintf(stderr, "worker %d: %d tuples\n", (int)getpid(), done);
 	remo_value_release(p);
-	ts_close(t);
-	return rc == REMO_ETIMEDOUT ? 0 : 1;
+	fprintf(stderr, "%s: %d tuples\n", name, done);
+	return rc == REMO_ETIMEDOUT ? REMO_OK : rc;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc == 3 && strcmp(argv[1], "--worker") == 0)
-		return worker(argv[2]);
+	if (argc == 2 && strcmp(argv[1], "--worker") == 0)
+		return ts_worker_main(worker, NULL);
 	if (argc < 2) {
 		fprintf(stderr, "usage: ts-sum URL [WORKERS [TUPLES]]\n");
 		return 2;
@@ -68,11 +69,21 @@ int main(int argc, char **argv)
 		ts_out(t, a);
 		remo_value_release(a);
 	}
-	for (int w = 0; w < workers; w++)
-		if (fork() == 0) {
-			execl(argv[0], argv[0], "--worker", url, (char *)NULL);
-			_exit(127);
+	/* the workers: this program again, started over exec:// */
+	char self[4096], cmd[4200];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+	self[len > 0 ? len : 0] = '\0';
+	snprintf(cmd, sizeof cmd, "%s --worker", self);
+	ts_worker **pool = calloc((size_t)workers, sizeof *pool);
+	for (int w = 0; w < workers; w++) {
+		char name[32];
+		snprintf(name, sizeof name, "worker %d", w + 1);
+		if (ts_eval(t, name, cmd, &pool[w]) != REMO_OK) {
+			fprintf(stderr, "ts-sum: %s: %s\n", name,
+			        remo_error_message(remo_last_error()));
+			return 1;
 		}
+	}
 	remo_value p = remo_tuple_of(2, remo_str("sum"),
 	                             remo_value_retain(ts_any(t, "int")));
 	int64_t total = 0;
@@ -88,8 +99,9 @@ int main(int argc, char **argv)
 		if ((k + 1) % 25 == 0 || k + 1 == n)
 			fprintf(stderr, "ts-sum: %d of %d sums\n", k + 1, n);
 	}
-	while (wait(NULL) > 0)
-		;
+	for (int w = 0; w < workers; w++)
+		ts_eval_free(pool[w]);
+	free(pool);
 	printf("sum of %d tuples by %d workers: %lld (expected %lld)\n", n,
 	       workers, (long long)total, (long long)want);
 	remo_value_release(p);

@@ -3,7 +3,11 @@
  * server's functions, looked up once, and the wildcards.
  */
 #include "ts.h"
+#include "../custom-transport/fdchannel.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +18,11 @@ static const char *const kinds[] = {"any", "int", "double", "str", "bytes",
 
 struct ts {
 	remo_session *s;
-	remo_value out, take, read, takep, readp, count;
+	char *url;
+	pthread_mutex_t lock;
+	bool serving;      /* a thread serves the space's calls to us */
+	pthread_t server;
+	remo_value out, take, read, takep, readp, count, subscribe;
 	remo_value any[NKINDS];
 };
 
@@ -23,25 +31,37 @@ void ts_close(ts *t)
 	if (t == NULL)
 		return;
 	remo_value *v[] = {&t->out, &t->take, &t->read, &t->takep, &t->readp,
-	                   &t->count};
+	                   &t->count, &t->subscribe};
 	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
 		remo_value_release(*v[i]);
 	for (size_t i = 0; i < NKINDS; i++)
 		remo_value_release(t->any[i]);
+	if (t->serving) {
+		remo_session_close(t->s); /* its serve returns */
+		pthread_join(t->server, NULL);
+	}
+	pthread_mutex_destroy(&t->lock);
 	remo_session_free(t->s);
+	free(t->url);
 	free(t);
 }
 
 ts *ts_connect(const char *url, const remo_session_opts *opts, int *rc)
 {
 	ts *t = calloc(1, sizeof *t);
-	int st = t == NULL ? REMO_ENOMEM
-	                   : remo_connect(url, 10000, NULL, opts, &t->s);
+	if (t == NULL || (t->url = strdup(url)) == NULL) {
+		free(t);
+		if (rc != NULL)
+			*rc = REMO_ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	int st = remo_connect(url, 10000, NULL, opts, &t->s);
 	const char *names[] = {"out", "take", "read", "takep", "readp",
-	                       "count"};
+	                       "count", "subscribe"};
 	remo_value *slots[] = {&t->out, &t->take, &t->read, &t->takep,
-	                       &t->readp, &t->count};
-	for (size_t i = 0; st == REMO_OK && i < 6; i++)
+	                       &t->readp, &t->count, &t->subscribe};
+	for (size_t i = 0; st == REMO_OK && i < 7; i++)
 		st = remo_lookup(t->s, names[i], slots[i]);
 	remo_value any = remo_nil();
 	if (st == REMO_OK)
@@ -86,8 +106,17 @@ static int call1(remo_value fn, remo_value arg, int timeout_ms,
 	return rc;
 }
 
+static int serve_start(ts *t);
+static bool holds_refs(remo_value v, unsigned depth);
+
 int ts_out(ts *t, remo_value tuple)
 {
+	/* what takes our objects out calls back here, whatever we do then */
+	if (holds_refs(tuple, 0)) {
+		int st = serve_start(t);
+		if (st != REMO_OK)
+			return st;
+	}
 	return call1(t->out, tuple, 0, NULL);
 }
 
@@ -117,4 +146,219 @@ int ts_count(ts *t, int64_t *out)
 	int rc = remo_call(t->count, remo_nil(), &v);
 	*out = rc == REMO_OK ? v.as.i : 0;
 	return rc;
+}
+
+/* Serves what the space calls here (notifications) while no thread of
+ * the program is in a call: a session nobody reads is served by nobody. */
+static void *serve_main(void *arg)
+{
+	ts *t = arg;
+	remo_session_serve(t->s, -1);
+	return NULL;
+}
+
+static int serve_start(ts *t)
+{
+	pthread_mutex_lock(&t->lock);
+	int st = t->serving || pthread_create(&t->server, NULL, serve_main,
+	                                      t) == 0 ? REMO_OK : REMO_ENOMEM;
+	t->serving |= st == REMO_OK;
+	pthread_mutex_unlock(&t->lock);
+	return st;
+}
+
+/* v holds an object or callable of ours (or a proxy we relay) */
+static bool holds_refs(remo_value v, unsigned depth)
+{
+	if (v.kind == REMO_OBJECT || v.kind == REMO_CALLABLE ||
+	    v.kind == REMO_TRACEBACK || v.kind == REMO_FRAME)
+		return true;
+	if (depth > REMO_MAX_DEPTH)
+		return false;
+	if (v.kind == REMO_TUPLE)
+		for (size_t i = 0; i < remo_tuple_len(v); i++)
+			if (holds_refs(remo_tuple_get(v, i), depth + 1))
+				return true;
+	if (v.kind == REMO_LIST)
+		for (size_t i = 0; i < remo_list_len(v); i++)
+			if (holds_refs(remo_list_get(v, i), depth + 1))
+				return true;
+	size_t pos = 0;
+	remo_value k, x;
+	while (v.kind == REMO_DICT && remo_dict_next(v, &pos, &k, &x))
+		if (holds_refs(x, depth + 1))
+			return true;
+	return false;
+}
+
+int ts_subscribe(ts *t, remo_value pattern, remo_value fn, remo_value *sub)
+{
+	int st = serve_start(t);
+	if (st != REMO_OK)
+		return st;
+	remo_value args = remo_tuple_of(2, pattern.kind == REMO_TUPLE
+	                                   ? remo_by_value(pattern)
+	                                   : remo_value_retain(pattern),
+	                                remo_value_retain(fn));
+	int rc = remo_call(t->subscribe, args, sub);
+	remo_value_release(args);
+	return rc;
+}
+
+int ts_unsubscribe(remo_value sub)
+{
+	remo_value r;
+	int rc = remo_call_method(sub, "cancel", remo_nil(), &r);
+	if (rc == REMO_OK)
+		remo_value_release(r);
+	remo_value_release(sub);
+	return rc;
+}
+
+/* ---- workers ------------------------------------------------------------ */
+
+struct ts_worker {
+	ts *t;
+	char *name;
+	remo_session *s;
+	remo_future *f;
+	pthread_t thread;
+	bool joined;
+	int status;
+};
+
+/* Waits for the worker's run() and posts its failure. */
+static void *eval_main(void *arg)
+{
+	ts_worker *w = arg;
+	remo_value r;
+	w->status = remo_future_wait(w->f, -1, &r);
+	if (w->status == REMO_OK) {
+		remo_value_release(r);
+		return NULL;
+	}
+	remo_value e = remo_last_error();
+	char msg[1024];
+	snprintf(msg, sizeof msg, "%s: %s", remo_error_name(e),
+	         remo_error_message(e));
+	remo_value tb = remo_error_traceback(e);
+	remo_value err = remo_tuple_of(4, remo_str("error"), remo_str(w->name),
+	                               remo_str(msg), remo_value_retain(tb));
+	if (ts_out(w->t, err) != REMO_OK)
+		fprintf(stderr, "ts_eval: %s failed (%s), and posting it failed "
+		        "too: %s\n", w->name, msg,
+		        remo_error_message(remo_last_error()));
+	remo_value_release(err);
+	return NULL;
+}
+
+int ts_eval(ts *t, const char *name, const char *command, ts_worker **out)
+{
+	ts_worker *w = calloc(1, sizeof *w);
+	char *url = malloc(strlen(command) + 8);
+	int rc = w == NULL || url == NULL || (w->name = strdup(name)) == NULL
+	         ? REMO_ENOMEM : REMO_OK;
+	if (rc == REMO_OK) {
+		sprintf(url, "exec://%s", command);
+		w->t = t;
+		rc = remo_connect(url, 10000, NULL, NULL, &w->s);
+	}
+	free(url);
+	remo_value run = remo_nil();
+	if (rc == REMO_OK)
+		rc = remo_lookup(w->s, "run", &run);
+	if (rc == REMO_OK) {
+		remo_value args = remo_tuple_of(2, remo_str(t->url),
+		                                remo_str(name));
+		rc = remo_call_async(run, args, NULL, &w->f);
+		remo_value_release(args);
+	}
+	remo_value_release(run);
+	if (rc == REMO_OK && pthread_create(&w->thread, NULL, eval_main, w))
+		rc = REMO_ENOMEM;
+	if (rc != REMO_OK) {
+		if (w != NULL) {
+			remo_future_free(w->f);
+			remo_session_free(w->s);
+			free(w->name);
+			free(w);
+		}
+		return rc;
+	}
+	*out = w;
+	return REMO_OK;
+}
+
+int ts_eval_wait(ts_worker *w)
+{
+	if (!w->joined) {
+		pthread_join(w->thread, NULL);
+		w->joined = true;
+	}
+	return w->status;
+}
+
+void ts_eval_free(ts_worker *w)
+{
+	if (w == NULL)
+		return;
+	ts_eval_wait(w);
+	remo_future_free(w->f);
+	remo_session_free(w->s);
+	free(w->name);
+	free(w);
+}
+
+/* ---- the worker's side ---------------------------------------------------- */
+
+static int (*worker_fn)(ts *t, const char *name, void *arg);
+static void *worker_arg;
+
+static void worker_run(const char *url, const char *name)
+{
+	int rc;
+	ts *t = ts_connect(url, NULL, &rc);
+	if (t == NULL) {
+		remo_raise("ConnectionError", "the worker %s cannot reach the "
+		           "space at %s: %s", name, url,
+		           remo_error_message(remo_last_error()));
+		return;
+	}
+	rc = worker_fn(t, name, worker_arg);
+	ts_close(t);
+	if (rc != REMO_OK && rc != REMO_ERAISED)
+		remo_raise("WorkerError", "the worker %s failed: %s", name,
+		           remo_strerror(rc));
+}
+
+int ts_worker_main(int (*fn)(ts *t, const char *name, void *arg), void *arg)
+{
+	worker_fn = fn;
+	worker_arg = arg;
+	signal(SIGPIPE, SIG_IGN);
+	remo_exports *e = remo_exports_new();
+	remo_value run = remo_function("run", "v(url:s name:s)",
+	                               (void (*)(void))worker_run,
+	                               "connects to the space and works");
+	int rc = e != NULL ? remo_export(e, "run", run) : REMO_ENOMEM;
+	remo_value_release(run);
+	remo_channel ch;
+	if (rc == REMO_OK)
+		rc = fdchannel_stdio(&ch);
+	remo_session *s = NULL;
+	if (rc == REMO_OK) {
+		remo_session_opts o = {0};
+		o.max_concurrent = 4; /* run, and its traceback's calls */
+		s = remo_session_new(&ch, e, &o, &rc);
+	}
+	if (s == NULL) {
+		fprintf(stderr, "ts worker: no session on stdin/stdout: %s\n",
+		        remo_strerror(rc));
+		remo_exports_free(e);
+		return 1;
+	}
+	rc = remo_session_serve(s, -1);
+	remo_session_free(s);
+	remo_exports_free(e);
+	return 0;
 }

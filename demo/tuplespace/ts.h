@@ -40,4 +40,56 @@ remo_value ts_any(ts *t, const char *kind);
 /* ts_count: tuples stored now (for tests and status lines). */
 int ts_count(ts *t, int64_t *out);
 
+/*
+ * Predicates: a callable of this process (remo_function, or a closure)
+ * in a pattern's column matches if it returns true (a bool) for the
+ * column's value, which it is given by value.  The space asks it outside
+ * its lock, so it may itself use the space; one that raises, or does not
+ * answer within the server's --predicate-timeout (5 s), fails the call
+ * whose pattern it is with that error (TimeoutError).  A callable in a
+ * tuple is matched by ts_any(t, "object"), never by itself.
+ */
+
+/*
+ * ts_subscribe: fn (a callable of this process, borrowed) is called with
+ * every tuple put into the space from now on that matches pattern, in
+ * the order they were put, one at a time, until ts_unsubscribe or the
+ * session ends.  A subscriber that falls 1024 notifications behind (or
+ * takes more than the server's --notify-timeout, 5 s, over one, or
+ * raises) is ended: fn is called once with nil if it can still be
+ * reached, and never again.  out() never waits for a subscriber.  The
+ * calls are served by the session's helper threads, not by the thread
+ * that subscribed.  *sub (new) is the subscription.
+ */
+int ts_subscribe(ts *t, remo_value pattern, remo_value fn, remo_value *sub);
+/* ts_unsubscribe: ends sub (and releases it): no call starts after it
+ * returns. */
+int ts_unsubscribe(remo_value sub);
+
+/*
+ * Workers, lindypy's eval.  ts_eval starts command (a program and its
+ * arguments, run as exec://command: see remo_exec(7)), which must call
+ * ts_worker_main; the worker connects to this space and runs its
+ * function under the given name.  If that fails, the error is posted
+ * into the space as the tuple ("error", name, "Name: message",
+ * traceback): traceback is the worker's own, by reference (frames,
+ * file:line, locals), usable by any client that takes the tuple while
+ * the worker lives (until ts_eval_free), nil if the worker died.
+ */
+typedef struct ts_worker ts_worker;
+int ts_eval(ts *t, const char *name, const char *command, ts_worker **out);
+/* ts_eval_wait: waits for the worker's function to end: REMO_OK, or its
+ * failure (REMO_ERAISED: posted as above). */
+int ts_eval_wait(ts_worker *w);
+/* ts_eval_free: waits as ts_eval_wait, then ends the worker process. */
+void ts_eval_free(ts_worker *w);
+
+/* In the worker program: serves ts_eval's request on stdin/stdout (the
+ * exec:// channel; nothing else may be written to stdout), running
+ * fn(t, name, arg) connected to the space.  fn returns REMO_OK, or fails
+ * with an error raised (remo_raise): that is the error posted, with the
+ * traceback of where it was raised.  Returns the exit status for main. */
+int ts_worker_main(int (*fn)(ts *t, const char *name, void *arg),
+                   void *arg);
+
 #endif

@@ -1090,7 +1090,8 @@ static int ops_apply(struct call_mode *m, int op, remo_value target,
 	case REMO__OP_CHUNK:
 		if (a.kind != REMO_INT || a.as.i < 0)
 			return remo__raisef("TypeError", "chunk start must be an int");
-		return remo__chunk(target, (size_t)a.as.i, out);
+		/* a forwarded container: the chunk comes from its home */
+		return ops_chunk(target, (size_t)a.as.i, out);
 	}
 	return remo__raisef("ProtocolError", "unknown operation");
 }

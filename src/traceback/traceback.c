@@ -297,6 +297,7 @@ static remo_value tb_frames(struct tb *t)
 		if (rc != REMO_OK) {
 			pthread_mutex_unlock(&t->lock);
 			remo__fail(rc, "naming the frames");
+			remo__raised_by_program();
 			return remo_nil();
 		}
 		t->frames = l;
@@ -372,12 +373,14 @@ static remo_value tb_source(struct tb *t, const char *file, int line,
 		 * the thread again, one level deeper) */
 		remo__raisef("PermissionError", "'%s' is not a file of this "
 		             "traceback's frames", file);
+		remo__raised_by_program();
 		return remo_nil();
 	}
 	FILE *fp = fopen(file, "r");
 	if (fp == NULL) {
 		remo__raisef("FileNotFoundError", "%s: %s", file,
 		             strerror(errno));
+		remo__raised_by_program();
 		return remo_nil();
 	}
 	if (context < 0)
@@ -411,6 +414,7 @@ static remo_value tb_debugger(struct tb *t)
 		remo__raisef("ValueError", "the failing thread is not parked: "
 		             "only a live traceback can be debugged (see "
 		             "remo_session_opts.traceback)");
+		remo__raised_by_program();
 		return remo_nil();
 	}
 	return remo_tuple_of(2, remo_int(t->pid), remo_int(t->tid));

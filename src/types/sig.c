@@ -539,7 +539,7 @@ int remo__func_call(const struct remo__func *f, void *self, remo_value args,
 	remo__clear_pending();
 	ffi_call(&sig->cif->cif, f->fn, &rv, avalues);
 
-	remo_value raised = remo__take_pending();
+	remo_value raised = remo__take_raised_by_program();
 	if (raised.kind != REMO_NIL) {
 		if (sig->ret.code == 'r')
 			remo_value_release(rv.v);

@@ -22,6 +22,7 @@
 struct raise_slot {
 	remo_value err;
 	bool raised;
+	bool by_program; /* raised by remo_raise*: the program's own */
 };
 
 static pthread_key_t raise_key;
@@ -72,6 +73,7 @@ int remo__raise(remo_value err)
 	remo_value_release(slot->err);
 	slot->err = remo_ok(err) ? err : remo_nil();
 	slot->raised = true;
+	slot->by_program = false;
 	return REMO_ERAISED;
 }
 
@@ -83,6 +85,15 @@ static remo_value raise_vmake(const char *name, const char *fmt, va_list ap)
 }
 
 remo_value (*remo__raise_hook)(remo_value err, int skip);
+
+/* The error just raised is the program's (remo_raise and its kin), not
+ * the failure of an operation the program called and may handle. */
+void remo__raised_by_program(void)
+{
+	struct raise_slot *slot = raise_slot();
+	if (slot != NULL)
+		slot->by_program = true;
+}
 
 /* err with a traceback, if the traceback layer installed its hook.  A
  * macro, not a function: the hook counts the frames to skip from where
@@ -110,6 +121,7 @@ void remo_raise(const char *name, const char *fmt, ...)
 		e = remo_error("ValueError", "remo_raise: malformed error name");
 	/* 1: the function that called remo_raise is where it failed */
 	remo__raise(RAISE_ATTACH(e, 1));
+	remo__raised_by_program();
 }
 
 void remo_raise_errno(int errnum, const char *fmt, ...)
@@ -128,6 +140,7 @@ void remo_raise_errno(int errnum, const char *fmt, ...)
 	if (remo_ok(e) && name == NULL)
 		remo_dict_set_str(remo_error_attrs(e), "errno", remo_int(errnum));
 	remo__raise(RAISE_ATTACH(e, 1));
+	remo__raised_by_program();
 }
 
 void remo_raise_value(remo_value error)
@@ -137,6 +150,7 @@ void remo_raise_value(remo_value error)
 		error = remo_error("TypeError", "remo_raise_value: not an error");
 	}
 	remo__raise(RAISE_ATTACH(error, 1));
+	remo__raised_by_program();
 }
 
 remo_value remo_last_error(void)
@@ -186,7 +200,16 @@ void remo__clear_pending(void)
 {
 	struct raise_slot *slot = raise_slot();
 	if (slot != NULL)
-		slot->raised = false;
+		slot->raised = slot->by_program = false;
+}
+
+remo_value remo__take_raised_by_program(void)
+{
+	struct raise_slot *slot = raise_slot();
+	if (slot == NULL || !slot->raised || !slot->by_program)
+		return remo_nil();
+	slot->raised = slot->by_program = false;
+	return remo_value_retain(slot->err);
 }
 
 int remo__fail_pending(int status, const char *what)

@@ -286,6 +286,15 @@ int remo__fail_pending(int status, const char *what);
  * nil; clears it. */
 remo_value remo__take_pending(void);
 void remo__clear_pending(void);
+/* remo__take_raised_by_program: the same, but only an error the program
+ * raised itself (remo_raise, remo_raise_errno, remo_raise_value): the
+ * failure of an operation a C function called, and handled, leaves its
+ * error in remo_last_error and does not fail the function's call. */
+remo_value remo__take_raised_by_program(void);
+/* remo__raised_by_program: marks the error just raised (remo__raisef,
+ * remo__fail) as the program's: for the library's own C functions,
+ * the traceback's methods, that raise without a traceback. */
+void remo__raised_by_program(void);
 
 /* remo__raise_hook: the traceback layer's, installed at start-up
  * (traceback.c): given an error a C function raises (stolen), returns it
