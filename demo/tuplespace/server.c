@@ -230,8 +230,10 @@ static int db_put(struct stored *s)
 	if (db == NULL)
 		return 0;
 	remo_buf b = {0};
-	if (remo_pack(s->t, &b) != REMO_OK)
+	if (remo_pack(s->t, &b) != REMO_OK) {
+		remo_buf_free(&b);
 		return 0;
+	}
 	sqlite3_bind_int64(db_ins, 1, (sqlite3_int64)s->seq);
 	sqlite3_bind_blob(db_ins, 2, b.data, (int)b.len, SQLITE_TRANSIENT);
 	int rc = sqlite3_step(db_ins);
@@ -305,6 +307,33 @@ static remo_value unstore(struct stored *s)
 	remo_value t = s->t;
 	free(s);
 	return t;
+}
+
+/* Under the lock: puts back t (stolen), taken as seq, in its place. */
+static void restore(uint64_t seq, remo_value t)
+{
+	struct stored *s = calloc(1, sizeof *s);
+	if (s == NULL) { /* keep it, if not in order */
+		store(t);
+		return;
+	}
+	s->seq = seq;
+	s->t = t;
+	s->on_disk = db_put(s) == 1;
+	struct stored *after = stail;
+	while (after != NULL && after->seq > seq)
+		after = after->prev;
+	s->prev = after;
+	s->next = after != NULL ? after->next : shead;
+	if (s->next != NULL)
+		s->next->prev = s;
+	else
+		stail = s;
+	if (after != NULL)
+		after->next = s;
+	else
+		shead = s;
+	nstored++;
 }
 
 static int db_exec(const char *sql)
@@ -859,6 +888,28 @@ static void s_out(remo_value t)
  * last look, so that no out() slips between. */
 #define CANDS 64
 
+/* Answers the call with got (stolen), taken (if take) as seq: as a
+ * deferred reply, so that a tuple whose caller cancelled, timed out or
+ * died before the answer left goes back in its place. */
+static remo_value answer(uint64_t seq, remo_value got, bool take)
+{
+	remo_value out = outgoing(got);
+	remo_deferred *d = take ? remo_defer(NULL, NULL) : NULL;
+	if (d == NULL) { /* a read (or no memory: answered directly) */
+		remo_value_release(got);
+		return out;
+	}
+	if (remo_deferred_reply(d, out) != REMO_OK) {
+		pthread_mutex_lock(&lock);
+		restore(seq, got);
+		pthread_mutex_unlock(&lock);
+	} else {
+		remo_value_release(got);
+	}
+	remo_value_release(out);
+	return remo_nil(); /* a deferred call ignores it */
+}
+
 static remo_value s_get(remo_value p, bool take, bool wait)
 {
 	if (!well_formed(p, "pattern", 0))
@@ -874,12 +925,11 @@ static remo_value s_get(remo_value p, bool take, bool wait)
 			if (s->seq <= from || !match(p, s->t, 0))
 				continue;
 			if (!preds) {
+				uint64_t seq = s->seq;
 				remo_value got = take ? unstore(s)
 				                      : remo_value_retain(s->t);
 				pthread_mutex_unlock(&lock);
-				remo_value out = outgoing(got);
-				remo_value_release(got);
-				return out;
+				return answer(seq, got, take);
 			}
 			c[n].seq = s->seq;
 			c[n].t = remo_value_retain(s->t);
@@ -894,6 +944,7 @@ static remo_value s_get(remo_value p, bool take, bool wait)
 		pthread_mutex_unlock(&lock);
 		size_t k = 0;
 		int yes = 0;
+		uint64_t hit = 0;
 		remo_value err = remo_nil();
 		for (; k < n && yes == 0; k++)
 			yes = ask_preds(p, c[k].t, &err);
@@ -908,6 +959,7 @@ static remo_value s_get(remo_value p, bool take, bool wait)
 				got = take ? unstore(s) : remo_value_retain(s->t);
 			pthread_mutex_unlock(&lock);
 			from = seq; /* if it went meanwhile: the ones after */
+			hit = seq;
 		} else {
 			from = c[n - 1].seq;
 		}
@@ -917,11 +969,8 @@ static remo_value s_get(remo_value p, bool take, bool wait)
 			remo_raise_value(err);
 			return remo_nil();
 		}
-		if (got.kind != REMO_NIL) {
-			remo_value out = outgoing(got);
-			remo_value_release(got);
-			return out;
-		}
+		if (got.kind != REMO_NIL)
+			return answer(hit, got, take);
 	}
 }
 
