@@ -512,7 +512,12 @@ REMO_API int remo_errno_value(const char *name);
 /*
  * remo_raise: called from inside a registered C function to make the
  * call fail with an error of that name and a printf-style message.  The
- * function should then return at once; its result is ignored.
+ * function should then return at once; its result is ignored.  Only
+ * these (remo_raise, remo_raise_value, remo_raise_errno) fail a call:
+ * an operation the function calls that fails leaves its error in
+ * remo_last_error(), and the function may handle it and return
+ * normally, or pass it on with
+ * remo_raise_value(remo_value_retain(remo_last_error())).
  */
 REMO_API void remo_raise(const char *name, const char *fmt, ...)
 #if defined(__GNUC__)
