@@ -242,7 +242,8 @@ static void test_delivery_order_readers_then_the_first_taker(void **state)
 	for (int i = 0; i < 4; i++) {
 		w[i] = (struct waiting){client(f), p, take[i], -1, remo_nil()};
 		pthread_create(&th[i], NULL, wait_main, &w[i]);
-		usleep(100000); /* in this order at the server */
+		while (ts_waiting(main_t) < i + 1) /* in this order */
+			usleep(5000);
 	}
 	assert_int_equal(ts_out(main_t, p), REMO_OK);
 	for (int i = 0; i < 3; i++)
@@ -282,21 +283,39 @@ static void test_a_taker_that_times_out_loses_nothing(void **state)
 	ts_close(b);
 }
 
+/* --ts-taker URL: takes ("k", 1), waiting up to 10 s */
+static int taker_main(const char *url)
+{
+	int rc;
+	ts *a = ts_connect(url, NULL, &rc);
+	remo_value p = tup2("k", 1), got = remo_nil();
+	if (a != NULL)
+		ts_in(a, p, 10000, &got);
+	remo_value_release(got);
+	remo_value_release(p);
+	ts_close(a);
+	return 0;
+}
+
 static void test_a_killed_taker_loses_nothing(void **state)
 {
 	struct fx *f = *state;
 	ts *b = client(f);
+	char self[4096];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+	assert_true(len > 0);
+	self[len] = '\0';
 	pid_t pid = fork();
-	if (pid == 0) { /* a child that takes, and is killed waiting */
-		ts *a = client(f);
-		remo_value p = tup2("k", 1), got;
-		ts_in(a, p, 10000, &got);
-		_exit(0);
+	if (pid == 0) { /* a taker, killed waiting (this program again) */
+		execl(self, self, "--ts-taker", f->url, (char *)NULL);
+		_exit(127);
 	}
-	usleep(300000);
+	while (ts_waiting(b) < 1) /* it waits at the server */
+		usleep(10000);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-	usleep(100000); /* its session ends at the server */
+	while (ts_waiting(b) > 0) /* its session ends at the server */
+		usleep(10000);
 	remo_value p = tup2("k", 1), got;
 	assert_int_equal(ts_out(b, p), REMO_OK);
 	assert_int_equal(ts_inp(b, p, &got), REMO_OK);
@@ -381,7 +400,8 @@ static void test_fifty_blocked_takers_hold_no_threads(void **state)
 		w[i] = (struct waiting){client(f), p, true, -1, remo_nil()};
 		pthread_create(&th[i], NULL, wait_main, &w[i]);
 	}
-	usleep(500000);
+	while (ts_waiting(main_t) < N)
+		usleep(10000);
 	int threads = threads_of(f->pid);
 	assert_true(threads > 0 && threads < 20);
 	for (int i = 0; i < N; i++)
@@ -468,7 +488,8 @@ static void test_predicates_match_columns_by_the_clients_code(void **state)
 	struct waiting w = {other, pb, true, -1, remo_nil()};
 	pthread_t th;
 	pthread_create(&th, NULL, wait_main, &w);
-	usleep(200000);
+	while (ts_waiting(t) < 1)
+		usleep(5000);
 	remo_value x5 = tup2("n", 5), x11 = tup2("n", 11);
 	assert_int_equal(ts_out(t, x5), REMO_OK);
 	assert_int_equal(ts_out(t, x11), REMO_OK);
@@ -675,6 +696,35 @@ static void on_child_note(remo_value t)
 	__atomic_add_fetch(&child_count, 1, __ATOMIC_RELAXED);
 }
 
+/* The stopped subscriber (this program with --ts-stopper URL FD):
+ * subscribes, says so on FD, stops itself, and once resumed says on FD
+ * how many notifications it had. */
+static int stopper_main(const char *url, int fd)
+{
+	int rc;
+	ts *c = ts_connect(url, NULL, &rc);
+	remo_value fn = remo_nil(), p = remo_nil(), sub = remo_nil();
+	if (c != NULL) {
+		fn = remo_function("cn", "v(t:r)", (void (*)(void))on_child_note,
+		                   NULL);
+		p = remo_tuple_of(2, remo_str("p"),
+		                  remo_value_retain(ts_any(c, "int")));
+		rc = ts_subscribe(c, p, fn, &sub);
+	}
+	if (write(fd, &rc, sizeof rc) != sizeof rc)
+		return 1;
+	raise(SIGSTOP);
+	usleep(1500000); /* resumed: whatever still comes, comes */
+	int n = __atomic_load_n(&child_count, __ATOMIC_RELAXED);
+	if (write(fd, &n, sizeof n) != sizeof n)
+		return 1;
+	remo_value_release(sub);
+	remo_value_release(p);
+	remo_value_release(fn);
+	ts_close(c);
+	return 0;
+}
+
 /* A subscriber stops (SIGSTOP: it reads nothing); 3,000 tuples go in:
  * every out() returns, a well-behaved subscriber sees them all, and the
  * stopped one, resumed, has been ended (it got fewer). */
@@ -685,24 +735,18 @@ static void test_a_subscriber_that_stops_reading_blocks_nothing(void **state)
 	memset(nseen, 0, sizeof nseen);
 	int pfd[2];
 	assert_int_equal(pipe(pfd), 0);
+	/* a process of its own (this program again: no fork of a process
+	 * with threads) */
+	char self[4096], fd[16];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+	assert_true(len > 0);
+	self[len] = '\0';
+	snprintf(fd, sizeof fd, "%d", pfd[1]);
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(pfd[0]);
-		ts *c = client(f);
-		remo_value fn = remo_function("cn", "v(t:r)",
-		                              (void (*)(void))on_child_note, NULL);
-		remo_value p = remo_tuple_of(2, remo_str("p"),
-		                             remo_value_retain(ts_any(c, "int")));
-		remo_value sub;
-		int rc = ts_subscribe(c, p, fn, &sub);
-		if (write(pfd[1], &rc, sizeof rc) != sizeof rc)
-			_exit(1);
-		raise(SIGSTOP);
-		usleep(1500000); /* resumed: whatever still comes, comes */
-		int n = __atomic_load_n(&child_count, __ATOMIC_RELAXED);
-		if (write(pfd[1], &n, sizeof n) != sizeof n)
-			_exit(1);
-		_exit(0);
+		execl(self, self, "--ts-stopper", f->url, fd, (char *)NULL);
+		_exit(127);
 	}
 	close(pfd[1]);
 	int rc = -1, st;
@@ -947,6 +991,10 @@ int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "--ts-worker") == 0)
 		return ts_worker_main(failing_worker, NULL);
+	if (argc == 3 && strcmp(argv[1], "--ts-taker") == 0)
+		return taker_main(argv[2]);
+	if (argc == 4 && strcmp(argv[1], "--ts-stopper") == 0)
+		return stopper_main(argv[2], atoi(argv[3]));
 	signal(SIGPIPE, SIG_IGN);
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 	const struct CMUnitTest tests[] = {

@@ -15,7 +15,7 @@
  *   takep(p:r), readp(p:r)   inp() and rdp(): nil when none matches
  *   subscribe(p:r fn:r) -> Subscription   fn(t) for every new match
  *   any(kind:s) -> Wildcard
- *   count() -> q
+ *   count() -> q, waiting() -> q    tuples stored, calls blocked
  *
  * How it works.  One lock guards the stored tuples (oldest first, each
  * with a sequence number), the waiters (a FIFO of blocked take and read
@@ -988,6 +988,14 @@ static remo_value s_any(const char *kind)
 	return remo_nil();
 }
 
+static int64_t s_waiting(void)
+{
+	pthread_mutex_lock(&lock);
+	int64_t n = (int64_t)nwaiters;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
 static int64_t s_count(void)
 {
 	pthread_mutex_lock(&lock);
@@ -1104,6 +1112,7 @@ int main(int argc, char **argv)
 	export_fn(ex, "subscribe", "r(p:r fn:r)", (void (*)(void))s_subscribe);
 	export_fn(ex, "any", "r(kind:s)", (void (*)(void))s_any);
 	export_fn(ex, "count", "q()", (void (*)(void))s_count);
+	export_fn(ex, "waiting", "q()", (void (*)(void))s_waiting);
 	int rc;
 	server = remo_server_new(ex, &opts, &rc);
 	char bound[256];

@@ -22,7 +22,7 @@ struct ts {
 	pthread_mutex_t lock;
 	bool serving;      /* a thread serves the space's calls to us */
 	pthread_t server;
-	remo_value out, take, read, takep, readp, count, subscribe;
+	remo_value out, take, read, takep, readp, count, subscribe, waiting;
 	remo_value any[NKINDS];
 };
 
@@ -31,7 +31,7 @@ void ts_close(ts *t)
 	if (t == NULL)
 		return;
 	remo_value *v[] = {&t->out, &t->take, &t->read, &t->takep, &t->readp,
-	                   &t->count, &t->subscribe};
+	                   &t->count, &t->subscribe, &t->waiting};
 	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
 		remo_value_release(*v[i]);
 	for (size_t i = 0; i < NKINDS; i++)
@@ -58,10 +58,11 @@ ts *ts_connect(const char *url, const remo_session_opts *opts, int *rc)
 	pthread_mutex_init(&t->lock, NULL);
 	int st = remo_connect(url, 10000, NULL, opts, &t->s);
 	const char *names[] = {"out", "take", "read", "takep", "readp",
-	                       "count", "subscribe"};
+	                       "count", "subscribe", "waiting"};
 	remo_value *slots[] = {&t->out, &t->take, &t->read, &t->takep,
-	                       &t->readp, &t->count, &t->subscribe};
-	for (size_t i = 0; st == REMO_OK && i < 7; i++)
+	                       &t->readp, &t->count, &t->subscribe,
+	                       &t->waiting};
+	for (size_t i = 0; st == REMO_OK && i < 8; i++)
 		st = remo_lookup(t->s, names[i], slots[i]);
 	remo_value any = remo_nil();
 	if (st == REMO_OK)
@@ -138,6 +139,12 @@ int ts_inp(ts *t, remo_value p, remo_value *out)
 int ts_rdp(ts *t, remo_value p, remo_value *out)
 {
 	return call1(t->readp, p, 0, out);
+}
+
+int64_t ts_waiting(ts *t)
+{
+	remo_value v;
+	return remo_call(t->waiting, remo_nil(), &v) == REMO_OK ? v.as.i : -1;
 }
 
 int ts_count(ts *t, int64_t *out)

@@ -39,6 +39,9 @@ int ts_rdp(ts *t, remo_value pattern, remo_value *out);
 remo_value ts_any(ts *t, const char *kind);
 /* ts_count: tuples stored now (for tests and status lines). */
 int ts_count(ts *t, int64_t *out);
+/* ts_waiting: in() and rd() calls blocked in the space now; -1 if the
+ * space cannot say. */
+int64_t ts_waiting(ts *t);
 
 /*
  * Predicates: a callable of this process (remo_function, or a closure)
