@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../demo/tuplespace/ts.h"
+#include "procs.h"
 #include <remo/trace.h>
 
 struct fx {
@@ -48,51 +49,19 @@ static pid_t server_start(struct fx *f, const char *db, char *line,
 	char url[128], err[128];
 	snprintf(url, sizeof url, "unix://%s/ts.sock", f->dir);
 	snprintf(err, sizeof err, "%s/err", f->dir);
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(e, 2);
-		execl(server_path(), "remo-tuplespace", url,
-		      "--predicate-timeout", "500", "--notify-timeout", "500",
-		      db ? "--db" : (char *)NULL, db, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	memset(line, 0, cap);
-	size_t got = 0;
-	struct pollfd pf = {p[0], POLLIN, 0};
-	while (strchr(line, '\n') == NULL && poll(&pf, 1, 10000) > 0) {
-		ssize_t r = read(p[0], line + got, cap - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(p[0]);
-	if (strncmp(line, "READY ", 6) != 0) {
-		int st;
-		waitpid(pid, &st, 0);
-		FILE *fp = fopen(err, "r");
-		size_t n = fp ? fread(line, 1, cap - 1, fp) : 0;
-		line[n] = '\0';
-		if (fp)
-			fclose(fp);
-		return -1;
-	}
-	line[strcspn(line, "\n")] = '\0';
-	snprintf(f->url, sizeof f->url, "%.300s", line + 6);
+	char *argv[] = {(char *)server_path(), url, "--predicate-timeout",
+	                "500", "--notify-timeout", "500", db ? "--db" : NULL,
+	                (char *)db, NULL};
+	pid_t pid = proc_start(argv, err, line, cap);
+	if (pid > 0)
+		snprintf(f->url, sizeof f->url, "%.300s", line);
 	return pid;
 }
 
 /* Stops the server with sig; its exit status. */
 static int server_stop(struct fx *f, int sig)
 {
-	int st = 0;
-	kill(f->pid, sig);
-	waitpid(f->pid, &st, 0);
+	int st = proc_stop(f->pid, sig);
 	f->pid = -1;
 	return st;
 }
@@ -301,10 +270,7 @@ static void test_a_killed_taker_loses_nothing(void **state)
 {
 	struct fx *f = *state;
 	ts *b = client(f);
-	char self[4096];
-	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-	assert_true(len > 0);
-	self[len] = '\0';
+	const char *self = proc_self();
 	pid_t pid = fork();
 	if (pid == 0) { /* a taker, killed waiting (this program again) */
 		execl(self, self, "--ts-taker", f->url, (char *)NULL);
@@ -737,10 +703,8 @@ static void test_a_subscriber_that_stops_reading_blocks_nothing(void **state)
 	assert_int_equal(pipe(pfd), 0);
 	/* a process of its own (this program again: no fork of a process
 	 * with threads) */
-	char self[4096], fd[16];
-	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-	assert_true(len > 0);
-	self[len] = '\0';
+	const char *self = proc_self();
+	char fd[16];
 	snprintf(fd, sizeof fd, "%d", pfd[1]);
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -927,11 +891,8 @@ static void test_a_failing_worker_posts_a_traceback_to_walk(void **state)
 {
 	struct fx *f = *state;
 	ts *t = client(f), *other = client(f);
-	char self[4096], cmd[4200];
-	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-	assert_true(len > 0);
-	self[len] = '\0';
-	snprintf(cmd, sizeof cmd, "%s --ts-worker", self);
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "%s --ts-worker", proc_self());
 	ts_worker *w;
 	assert_int_equal(ts_eval(t, "w1", cmd, &w), REMO_OK);
 	assert_int_equal(ts_eval_wait(w), REMO_ERAISED);

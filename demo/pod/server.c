@@ -671,6 +671,14 @@ static double s_fraction_done(void)
 	return all == 0 ? 0.0 : (double)count_of(0) / (double)all;
 }
 
+static int64_t s_in_flight(void)
+{
+	pthread_mutex_lock(&track_lock);
+	int64_t n = (int64_t)remo_dict_len(inflight);
+	pthread_mutex_unlock(&track_lock);
+	return n;
+}
+
 static remo_value s_todo_keys(void)
 {
 	remo_value all = remo_dict_copy(root), l = remo_list();
@@ -782,6 +790,7 @@ int main(int argc, char **argv)
 		F(should_try, "?(k:r)"), F(num_done, "q()"),
 		F(num_tried, "q()"), F(num_aborted, "q()"),
 		F(fraction_done, "d()"), F(todo_keys, "r()"),
+		F(in_flight, "q()"),
 #undef F
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
