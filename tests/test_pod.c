@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "../demo/pod/pod.h"
 #include "procs.h"
@@ -366,6 +367,38 @@ static void test_what_was_synced_survives_sigkill(void **state)
 	pod_close(p);
 }
 
+/* The server runs with a 256 KiB file size limit (a full disk): a sync
+ * that does not fit fails with IOError and rolls back; what was synced
+ * before is intact, and the key stays dirty. */
+static void test_a_full_disk_is_a_named_error_and_loses_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct rlimit old, small;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = 256 * 1024;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	restart(f, SIGTERM); /* the new server has the limit */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	pod *p = client(f);
+	put(p, "small", 1);
+	assert_int_equal(pod_call(p, "sync", remo_nil(), NULL), REMO_OK);
+	static char blob[1 << 20];
+	memset(blob, 'x', sizeof blob);
+	remo_value big = remo_bytes(blob, sizeof blob), k = remo_str("big");
+	assert_int_equal(pod_set(p, k, big), REMO_OK);
+	assert_int_equal(pod_call(p, "sync", remo_nil(), NULL), REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "IOError");
+	assert_int_equal(ndirty(p), 1); /* still there to write */
+	pod_close(p);
+	remo_value_release(big);
+	remo_value_release(k);
+	restart(f, SIGKILL); /* without the limit */
+	p = client(f);
+	assert_int_equal(int_at(p, "small"), 1);
+	pod_close(p);
+}
+
 /* ---- the tracker ------------------------------------------------------------------- */
 
 /* --pod-worker URL MODE: "ok" squares what it is handed (appending its
@@ -551,6 +584,7 @@ int main(int argc, char **argv)
 		T(test_sync_at_hold_unhold_sync_key_revert),
 		T(test_every_acknowledged_write_survives_sigterm),
 		T(test_what_was_synced_survives_sigkill),
+		T(test_a_full_disk_is_a_named_error_and_loses_nothing),
 		T(test_tracker_workers_succeed_give_up_and_die),
 		T(test_files_that_are_not_pods_are_refused_and_kept),
 	};

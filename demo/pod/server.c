@@ -814,6 +814,9 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* past a file size limit a write fails (EFBIG: SQLite says the disk
+	 * is full, the sync rolls back) instead of killing the server */
+	signal(SIGXFSZ, SIG_IGN);
 	printf("READY %s\n", bound);
 	fflush(stdout);
 	remo_server_run(server);
