@@ -19,7 +19,7 @@
  * (cap bytes), or -1 (it exited, or said nothing in 10 s) with what it
  * wrote to err in url instead.
  */
-static pid_t proc_start(char *const argv[], const char *err, char *url,
+static inline pid_t proc_start(char *const argv[], const char *err, char *url,
                         size_t cap)
 {
 	int p[2];
@@ -57,12 +57,16 @@ static pid_t proc_start(char *const argv[], const char *err, char *url,
 		return -1;
 	}
 	line[strcspn(line, "\n")] = '\0';
-	snprintf(url, cap, "%s", line + 6);
+	size_t n = strlen(line + 6);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(url, line + 6, n);
+	url[n] = '\0';
 	return pid;
 }
 
 /* proc_stop: sends sig and waits; the exit status. */
-static int proc_stop(pid_t pid, int sig)
+static inline int proc_stop(pid_t pid, int sig)
 {
 	int st = 0;
 	kill(pid, sig);
@@ -71,7 +75,7 @@ static int proc_stop(pid_t pid, int sig)
 }
 
 /* proc_self: this program's path, for running it again in a mode. */
-static const char *proc_self(void)
+static inline const char *proc_self(void)
 {
 	static char self[4096];
 	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
