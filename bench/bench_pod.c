@@ -36,7 +36,7 @@
 
 static char dir[64];
 
-static void die(const char *what)
+__attribute__((noreturn)) static void die(const char *what)
 {
 	fprintf(stderr, "bench_pod: %s: %s\n", what,
 	        remo_error_message(remo_last_error()));

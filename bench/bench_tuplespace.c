@@ -36,7 +36,7 @@
 
 #include "../demo/tuplespace/ts.h"
 
-static void die(const char *what)
+__attribute__((noreturn)) static void die(const char *what)
 {
 	fprintf(stderr, "bench_tuplespace: %s: %s\n", what,
 	        remo_error_message(remo_last_error()));

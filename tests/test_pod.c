@@ -119,10 +119,12 @@ static remo_value at(pod *p, const char *path)
 	return v;
 }
 
+/* the container at path, [key] = x (stolen) */
 static void set_at(pod *p, const char *path, const char *key, remo_value x)
 {
 	remo_value c = at(p, path), k = remo_str(key);
 	assert_int_equal(remo_setitem(c, k, x), REMO_OK);
+	remo_value_release(x);
 	remo_value_release(k);
 	remo_value_release(c);
 }
@@ -193,6 +195,7 @@ static void test_nested_changes_from_two_clients_persist(void **state)
 	remo_value got;
 	assert_int_equal(pod_get(c, ik, &got), REMO_OK);
 	assert_true(remo_equal(got, answer));
+	remo_value_release(got);
 	remo_value sk = remo_str("42");
 	assert_int_equal(pod_get(c, sk, &got), REMO_ERAISED);
 	/* insertion order: foo, then 42 */
@@ -308,7 +311,7 @@ static void *writer_main(void *arg)
 		remo_value_release(key);
 		if (rc != REMO_OK)
 			break;
-		w->acked = i + 1;
+		__atomic_store_n(&w->acked, i + 1, __ATOMIC_RELAXED);
 	}
 	pod_close(p);
 	return NULL;
@@ -468,8 +471,9 @@ static void test_tracker_workers_succeed_give_up_and_die(void **state)
 		assert_int_equal(pod_call1(p, "add", k, NULL), REMO_OK);
 		remo_value entry, by = remo_str("by"), l = remo_list();
 		assert_int_equal(pod_get(p, k, &entry), REMO_OK);
-		assert_int_equal(remo_setitem(entry, by, remo_by_value(l)),
-		                 REMO_OK);
+		remo_value lv = remo_by_value(l);
+		assert_int_equal(remo_setitem(entry, by, lv), REMO_OK);
+		remo_value_release(lv);
 		remo_value_release(l);
 		remo_value_release(by);
 		remo_value_release(entry);
