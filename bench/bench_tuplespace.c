@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "../demo/tuplespace/ts.h"
+#include "../tests/procs.h"
 
 __attribute__((noreturn)) static void die(const char *what)
 {
@@ -65,45 +66,25 @@ static void server_start(void)
 	snprintf(dir, sizeof dir, "/tmp/remo-bench-ts-XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp");
-	char listen[128];
+	char listen[128], err[128];
 	snprintf(listen, sizeof listen, "unix://%s/ts.sock", dir);
-	int out[2];
-	if (pipe(out) != 0)
-		die("pipe");
-	server_pid = fork();
-	if (server_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		dup2(out[1], 1);
-		execl(server, "remo-tuplespace", listen, (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	char line[512] = {0};
-	size_t got = 0;
-	struct pollfd pf = {out[0], POLLIN, 0};
-	while (strchr(line, '\n') == NULL && poll(&pf, 1, 10000) > 0) {
-		ssize_t r = read(out[0], line + got, sizeof line - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(out[0]);
-	if (strncmp(line, "READY ", 6) != 0) {
-		fprintf(stderr, "bench_tuplespace: %s did not start\n", server);
+	snprintf(err, sizeof err, "%s/err", dir);
+	char *argv[] = {server, listen, NULL};
+	server_pid = proc_start(argv, err, url, sizeof url);
+	if (server_pid < 0) {
+		fprintf(stderr, "bench_tuplespace: %s did not start: %s\n",
+		        server, url);
 		exit(1);
 	}
-	line[strcspn(line, "\n")] = '\0';
-	snprintf(url, sizeof url, "%s", line + 6);
 }
 
 static void server_stop(void)
 {
-	kill(server_pid, SIGTERM);
-	waitpid(server_pid, NULL, 0);
-	char sock[128];
-	snprintf(sock, sizeof sock, "%s/ts.sock", dir);
-	unlink(sock);
-	rmdir(dir);
+	proc_stop(server_pid, SIGTERM);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench_tuplespace: could not remove %s\n", dir);
 }
 
 static ts *connect_or_die(void)
