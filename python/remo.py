@@ -77,6 +77,8 @@ class Ref:
 
 def _to_wire(v):
     """Python to what msgpack packs as remo's encoding (section 2)."""
+    if isinstance(v, Proxy):
+        v = object.__getattribute__(v, "_ref")
     if isinstance(v, Ref):
         body = struct.pack(">QI", HOME | v.id, 0)  # going home
         return msgpack.ExtType(v.ext, body)
@@ -257,6 +259,13 @@ class Session:
     def setitem(self, obj, key, value):
         return self.request(SETITEM, obj, key, value)
 
+    def contains(self, obj, key):
+        return self.request(CONTAINS, obj, key)
+
+    def proxy(self, ref):
+        """ref as a Proxy: Python's own syntax for the peer's object."""
+        return Proxy(self, ref) if isinstance(ref, Ref) else ref
+
     def type_name(self, ref):
         shape = self.shapes.get(ref.shape)
         return {1: "list", 2: "dict"}.get(ref.shape) or \
@@ -270,6 +279,65 @@ class Session:
                 pass
         self.closed = True
         self.sock.close()
+
+
+class Proxy:
+    """One of the peer's objects, lists or dicts in Python's syntax:
+    p[k], p[k] = v, del p[k], len(p), k in p, p.method(args...), p(args)
+    are requests on its session; what comes back that is a reference is
+    a Proxy too, so pod["foo"]["baz"].append("fizz") changes the peer's
+    nested list in place."""
+
+    def __init__(self, session, ref):
+        object.__setattr__(self, "_session", session)
+        object.__setattr__(self, "_ref", ref)
+
+    def _wrap(self, v):
+        return object.__getattribute__(self, "_session").proxy(v)
+
+    def _s(self):
+        return object.__getattribute__(self, "_session")
+
+    def _r(self):
+        return object.__getattribute__(self, "_ref")
+
+    def __getitem__(self, key):
+        return self._wrap(self._s().getitem(self._r(), key))
+
+    def __setitem__(self, key, value):
+        self._s().setitem(self._r(), key, value)
+
+    def __delitem__(self, key):
+        self._s().call_method(self._r(), "delete", key)
+
+    def __len__(self):
+        return self._s().len(self._r())
+
+    def __contains__(self, key):
+        return self._s().contains(self._r(), key)
+
+    def __call__(self, *args, timeout=None):
+        return self._wrap(self._s().call(self._r(), *args, timeout=timeout))
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def method(*args, timeout=None):
+            return self._wrap(self._s().call_method(self._r(), name, *args,
+                                                    timeout=timeout))
+        return method
+
+    def copy(self):
+        """A local copy of a remote list (or a dict's keys): its items by
+        value, through the container protocol's slice (or keys)."""
+        kind = self._r().shape
+        items = self._s().call_method(self._r(), "slice" if kind == 1
+                                      else "keys")
+        return list(items)
+
+    def __repr__(self):
+        return "<remo proxy %r>" % (self._r(),)
 
 
 def connect(url, timeout=10.0):

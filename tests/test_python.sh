@@ -1,7 +1,9 @@
 #!/bin/sh
-# test_python.sh -- the Python client (python/remo.py) against a real
-# remo-tuplespace: test_python.py's checks, then lindypy's worker pool
-# with a Python master and C workers sharing one space (sum.py).
+# test_python.sh -- the Python client (python/remo.py) against real
+# servers: test_python.py's checks on remo-tuplespace, lindypy's worker
+# pool with a Python master and C workers sharing one space (sum.py), and
+# tastypy's pod["foo"]["baz"].append("fizz") persisting in remo-pod
+# across a restart.
 set -u
 . "$(dirname "$0")/testlib.sh"
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,4 +41,26 @@ expect "a Python master and C workers share one space" \
 	"$tmp/sum.out"
 kill "$spid" && wait "$spid"
 spid=
+
+# the pod: tastypy's nested append from Python, saved across a restart
+pod() {
+	"$build/demo/pod/remo-pod" "$tmp/pod.db" "unix://$tmp/pod.sock" \
+		>"$tmp/pod.out" 2>&1 &
+	spid=$!
+	url=$(ready_url "$tmp/pod.out" "$spid")
+	[ -n "$url" ] || { show remo-pod "$tmp/pod.out"; return 1; }
+	"$py" "$top/tests/test_python.py" pod "$url" "$1" >"$tmp/$1.out" 2>&1
+	cat "$tmp/$1.out"
+	kill "$spid" && wait "$spid" # SIGTERM: the last sync
+	st=$?
+	spid=
+	if grep -q '^FAILED' "$tmp/$1.out" || ! grep -q '^ok' "$tmp/$1.out" ||
+	    [ $st -ne 0 ]; then
+		not_ok "the pod from Python: $1"
+	else
+		ok "the pod from Python: $1"
+	fi
+}
+pod write
+pod read
 finish test_python
