@@ -11,9 +11,10 @@
  *                         what a sync does): ratio = set_ns / raw_ns
  *   pod.set.sync_at_1     the same with a sync per set, against one
  *                         upsert per transaction
- *   pod.set.clients_4     4 clients setting at once (sync_at 1000), the
- *                         total rate: ratio = 4-client sets per second /
- *                         1-client sets per second
+ *   pod.set.clients_4.sync_at_1000, .sync_at_1
+ *                         4 clients setting at once, the total rate:
+ *                         ratio = 4-client sets per second / 1-client
+ *                         sets per second (same sync_at)
  *   pod.nested_append     pod["n"]["l"].append(i) through two proxies
  *                         (the list kept short: a pop after each), against
  *                         a top-level set: ratio = append_ns / set_ns
@@ -182,6 +183,28 @@ static void *setter(void *arg)
 	return NULL;
 }
 
+/* 4 clients (a thread and a session each) at once: the total rate,
+ * against one client's in the same run */
+static void clients_4(const char *name, const char *url, double one_ns)
+{
+	struct ctx many[4];
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		many[i] = (struct ctx){connect_or_die(url), (uint64_t)i * 250,
+		                       remo_nil()};
+	uint64_t t0 = bench_now_ns();
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, setter, &many[i]);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	double per_set = (double)(bench_now_ns() - t0) / (4 * SETS_EACH);
+	bench_print(name, one_ns / per_set,
+	            "sets_per_s=%.0f one_client_sets_per_s=%.0f", 1e9 / per_set,
+	            1e9 / one_ns);
+	for (int i = 0; i < 4; i++)
+		pod_close(many[i].p);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -213,25 +236,12 @@ int main(void)
 	bench_print("pod.set.sync_at_1", r.a_ns / r.b_ns,
 	            "set_ns=%.0f raw_sqlite_ns=%.0f sets_per_s=%.0f", r.a_ns,
 	            r.b_ns, 1e9 / r.a_ns);
+	double one_client_sync1_ns = r.a_ns;
 	raw_close(&raw);
 	pod_close(c1.p);
 
-	struct ctx many[4];
-	pthread_t th[4];
-	for (int i = 0; i < 4; i++)
-		many[i] = (struct ctx){connect_or_die(url1000),
-		                       (uint64_t)i * 250, remo_nil()};
-	uint64_t t0 = bench_now_ns();
-	for (int i = 0; i < 4; i++)
-		pthread_create(&th[i], NULL, setter, &many[i]);
-	for (int i = 0; i < 4; i++)
-		pthread_join(th[i], NULL);
-	double per_set = (double)(bench_now_ns() - t0) / (4 * SETS_EACH);
-	bench_print("pod.set.clients_4", one_client_ns / per_set,
-	            "sets_per_s=%.0f one_client_sets_per_s=%.0f", 1e9 / per_set,
-	            1e9 / one_client_ns);
-	for (int i = 0; i < 4; i++)
-		pod_close(many[i].p);
+	clients_4("pod.set.clients_4.sync_at_1000", url1000, one_client_ns);
+	clients_4("pod.set.clients_4.sync_at_1", url1, one_client_sync1_ns);
 
 	/* pod["n"] = {"l": []}; the list through two proxies */
 	remo_value n = remo_dict(), nk = remo_str("n"), lk = remo_str("l"), nd;

@@ -406,7 +406,7 @@ static void test_a_full_disk_is_a_named_error_and_loses_nothing(void **state)
 
 /* --pod-worker URL MODE: "ok" squares what it is handed (appending its
  * pid to the entry's "by" list, then mark_done); "die" takes one key and
- * exits without a word (its session ends: the key goes back). */
+ * is SIGKILLed holding it (its session ends: the key goes back). */
 static int worker_main(const char *url, const char *mode)
 {
 	int rc;
@@ -416,7 +416,7 @@ static int worker_main(const char *url, const char *mode)
 	remo_value key, task;
 	while ((rc = pod_try_key(p, &key, &task)) == REMO_OK) {
 		if (strcmp(mode, "die") == 0)
-			_exit(0);
+			raise(SIGKILL); /* holding the key */
 		remo_value entry, by = remo_str("by"), list, r;
 		if (pod_get(p, key, &entry) == REMO_OK &&
 		    remo_getitem(entry, by, &list) == REMO_OK) {
@@ -526,6 +526,36 @@ static void test_tracker_workers_succeed_give_up_and_die(void **state)
 	pod_close(p);
 }
 
+/* Bad values are refused by name, and what the pod holds is intact:
+ * an unhashable key, a value nested past remo's depth. */
+static void test_bad_input_is_refused_by_name(void **state)
+{
+	struct fx *f = *state;
+	pod *p = client(f);
+	put(p, "kept", 1);
+	remo_value lk = remo_list(), v = remo_int(1);
+	assert_int_equal(pod_set(p, lk, v), REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "TypeError");
+	remo_value deep = remo_list();
+	for (int i = 0; i < REMO_MAX_DEPTH + 5; i++) {
+		remo_value outer = remo_list();
+		remo_list_append(outer, deep);
+		deep = outer;
+	}
+	remo_value k = remo_str("deep");
+	assert_int_not_equal(pod_set(p, k, deep), REMO_OK);
+	const char *name = remo_error_name(remo_last_error());
+	assert_string_equal(name, "RecursionError");
+	size_t n;
+	assert_int_equal(remo_len(pod_dict(p), &n), REMO_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(int_at(p, "kept"), 1);
+	remo_value_release(k);
+	remo_value_release(deep);
+	remo_value_release(lk);
+	pod_close(p);
+}
+
 /* ---- bad files --------------------------------------------------------------------- */
 
 static size_t slurp(const char *path, char *buf, size_t cap)
@@ -590,6 +620,7 @@ int main(int argc, char **argv)
 		T(test_what_was_synced_survives_sigkill),
 		T(test_a_full_disk_is_a_named_error_and_loses_nothing),
 		T(test_tracker_workers_succeed_give_up_and_die),
+		T(test_bad_input_is_refused_by_name),
 		T(test_files_that_are_not_pods_are_refused_and_kept),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
