@@ -1,0 +1,92 @@
+"""test_python.py -- the Python client (python/remo.py, and the tuple
+space's demo/tuplespace/ts.py) against a real remo-tuplespace: values
+both ways, wildcards (the server's objects, sent back home), a blocking
+in_ that times out by name and loses nothing, errors by name.
+
+    python3 test_python.py URL
+"""
+import os
+import sys
+
+for demo in ("tuplespace", "pod"):
+    sys.path.insert(0, os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "..", "demo", demo))
+from ts import Space  # noqa: E402
+from pod import Pod  # noqa: E402
+import remo  # noqa: E402
+
+failures = 0
+
+
+def check(what, cond):
+    global failures
+    print("%s: %s" % ("ok" if cond else "FAILED", what))
+    failures += not cond
+
+
+def main():
+    sp = Space(sys.argv[1])
+    # values both ways: a list and a dict go by value, come back equal
+    t = ("v", 1, -2, 2 ** 40, 1.5, True, None, "é", b"\x00\x01",
+         [1, [2, "x"]], {"k": [3], 4: "four"}, (5, (6,)))
+    sp.out(t)
+    got = sp.rdp(("v",) + tuple(sp.any("any") for _ in t[1:]))
+    check("a tuple of every kind comes back equal", got == t)
+    check("a list is a list", isinstance(got[9], list))
+    check("an int key stays an int", got[10].get(4) == "four")
+    # wildcards: references to the server's objects, sent back home
+    w = sp.any("int")
+    check("a wildcard is a reference", isinstance(w, remo.Ref))
+    check("its type has its name", sp.s.type_name(w) == "Wildcard")
+    check("inp with a wildcard takes it",
+          sp.inp(("v", w) + tuple(sp.any("any") for _ in t[2:])) == t)
+    check("inp of nothing is None", sp.inp(("v", w)) is None)
+    # a blocking in_ that times out, by name, and loses nothing
+    try:
+        sp.in_(("late", w), timeout=0.2)
+        check("in_ times out", False)
+    except remo.RemoteError as e:
+        check("in_ times out with TimeoutError", e.name == "TimeoutError")
+    sp.out(("late", 7))
+    check("after the timeout the tuple stays", sp.count() == 1)
+    check("and is taken", sp.in_(("late", w), timeout=5.0) == ("late", 7))
+    # errors by name
+    try:
+        sp.s.call(sp.fns["take"], "not a tuple")
+        check("a non-tuple pattern is refused", False)
+    except remo.RemoteError as e:
+        check("a non-tuple pattern is a TypeError", e.name == "TypeError")
+    try:
+        sp.s.lookup("no_such_export")
+        check("an unknown name is refused", False)
+    except remo.RemoteError as e:
+        check("an unknown name is an error by name: " + e.name,
+              e.name in ("NotFound", "KeyError", "LookupError"))
+    sp.close()
+    return 1 if failures else 0
+
+
+def pod_main(url, mode):
+    """tastypy's line, through proxies; read back after a restart."""
+    pod = Pod(url)
+    if mode == "write":
+        pod["foo"] = {"bar": 0, "baz": []}
+        pod["foo"]["bar"] = 1
+        pod["foo"]["baz"].append("fizz")
+        pod[7] = "seven"
+        check("the nested append is seen at once",
+              pod["foo"]["baz"][0] == "fizz")
+        check("it made foo dirty", "foo" in list(pod.dirty().copy()))
+    else:
+        check("pod['foo']['baz'].append('fizz') persisted",
+              pod["foo"]["baz"][0] == "fizz" and len(pod["foo"]["baz"]) == 1)
+        check("pod['foo']['bar'] = 1 persisted", pod["foo"]["bar"] == 1)
+        check("an int key stays an int", pod[7] == "seven")
+    pod.close()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "pod":
+        sys.exit(pod_main(sys.argv[2], sys.argv[3]))
+    sys.exit(main())
