@@ -262,6 +262,28 @@ static bool caller_has_session(void)
 	return remo_caller(&ci) == REMO_OK && ci.session != NULL;
 }
 
+/* call_later(fn): a thread of the server's calls fn() once, later, while
+ * its client may be doing nothing at all. */
+static void *later_main(void *arg)
+{
+	remo_value *fn = arg, r;
+	remo_call_opts o = {5000};
+	if (remo_call_with(*fn, remo_nil(), &o, &r) == REMO_OK)
+		remo_value_release(r);
+	remo_value_release(*fn);
+	free(fn);
+	return NULL;
+}
+
+static void call_later(remo_value fn)
+{
+	remo_value *held = malloc(sizeof *held);
+	*held = remo_value_retain(fn);
+	pthread_t th;
+	pthread_create(&th, NULL, later_main, held);
+	pthread_detach(th);
+}
+
 /* Handles the failure of an operation it calls (a missing key) and
  * returns normally: its call succeeds. */
 static int64_t handles_a_failure(void)
@@ -340,6 +362,7 @@ static struct server *server_start(void)
 	          (void (*)(void))caller_has_session);
 	export_fn(sv->ex, "handles_a_failure", "q()",
 	          (void (*)(void))handles_a_failure);
+	export_fn(sv->ex, "call_later", "v(fn:r)", (void (*)(void))call_later);
 	int rc;
 	sv->srv = remo_server_new(sv->ex, NULL, &rc);
 	assert_non_null(sv->srv);
@@ -714,6 +737,35 @@ static void test_a_handled_failure_does_not_fail_the_call(void **state)
 	assert_int_equal(call(s, "handles_a_failure", remo_nil(), 0, &v),
 	                 REMO_OK);
 	assert_int_equal(v.as.i, 7);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
+static atomic_int idle_called;
+static void idle_callback(void)
+{
+	atomic_store(&idle_called, 1);
+}
+
+/* A remo_connect client between its calls (no thread of its own reads
+ * or serves the session) is still served: the server calls it, later,
+ * from a thread of its own, and the callback runs (in a helper). */
+static void test_an_idle_client_is_served(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	remo_value fn = remo_function("idle_callback", "v()",
+	                              (void (*)(void))idle_callback, NULL), v;
+	atomic_store(&idle_called, 0);
+	assert_int_equal(call(s, "call_later",
+	                      remo_tuple_of(1, remo_value_retain(fn)), 0, &v),
+	                 REMO_OK);
+	/* no call of ours from here: up to 10 s, not a timing assertion */
+	for (int i = 0; i < 1000 && !atomic_load(&idle_called); i++)
+		usleep(10000);
+	assert_true(atomic_load(&idle_called));
+	remo_value_release(fn);
 	remo_session_free(s);
 	server_stop(sv);
 }
@@ -1549,6 +1601,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_threads_share_a_list_and_a_dict),
 		cmocka_unit_test(test_a_dict_that_holds_itself),
 		cmocka_unit_test(test_a_handled_failure_does_not_fail_the_call),
+		cmocka_unit_test(test_an_idle_client_is_served),
 		cmocka_unit_test(test_two_types_on_one_pointer_are_two_objects),
 		cmocka_unit_test(test_a_blocked_call_does_not_stall_its_session),
 		cmocka_unit_test(test_a_timeout_reaches_the_running_call),

@@ -19,9 +19,6 @@ static const char *const kinds[] = {"any", "int", "double", "str", "bytes",
 struct ts {
 	remo_session *s;
 	char *url;
-	pthread_mutex_t lock;
-	bool serving;      /* a thread serves the space's calls to us */
-	pthread_t server;
 	remo_value out, take, read, takep, readp, count, subscribe, waiting;
 	remo_value any[NKINDS];
 };
@@ -36,11 +33,6 @@ void ts_close(ts *t)
 		remo_value_release(*v[i]);
 	for (size_t i = 0; i < NKINDS; i++)
 		remo_value_release(t->any[i]);
-	if (t->serving) {
-		remo_session_close(t->s); /* its serve returns */
-		pthread_join(t->server, NULL);
-	}
-	pthread_mutex_destroy(&t->lock);
 	remo_session_free(t->s);
 	free(t->url);
 	free(t);
@@ -55,7 +47,6 @@ ts *ts_connect(const char *url, const remo_session_opts *opts, int *rc)
 			*rc = REMO_ENOMEM;
 		return NULL;
 	}
-	pthread_mutex_init(&t->lock, NULL);
 	int st = remo_connect(url, 10000, NULL, opts, &t->s);
 	const char *names[] = {"out", "take", "read", "takep", "readp",
 	                       "count", "subscribe", "waiting"};
@@ -107,17 +98,8 @@ static int call1(remo_value fn, remo_value arg, int timeout_ms,
 	return rc;
 }
 
-static int serve_start(ts *t);
-static bool holds_refs(remo_value v, unsigned depth);
-
 int ts_out(ts *t, remo_value tuple)
 {
-	/* what takes our objects out calls back here, whatever we do then */
-	if (holds_refs(tuple, 0)) {
-		int st = serve_start(t);
-		if (st != REMO_OK)
-			return st;
-	}
 	return call1(t->out, tuple, 0, NULL);
 }
 
@@ -155,54 +137,8 @@ int ts_count(ts *t, int64_t *out)
 	return rc;
 }
 
-/* Serves what the space calls here (notifications) while no thread of
- * the program is in a call: a session nobody reads is served by nobody. */
-static void *serve_main(void *arg)
-{
-	ts *t = arg;
-	remo_session_serve(t->s, -1);
-	return NULL;
-}
-
-static int serve_start(ts *t)
-{
-	pthread_mutex_lock(&t->lock);
-	int st = t->serving || pthread_create(&t->server, NULL, serve_main,
-	                                      t) == 0 ? REMO_OK : REMO_ENOMEM;
-	t->serving |= st == REMO_OK;
-	pthread_mutex_unlock(&t->lock);
-	return st;
-}
-
-/* v holds an object or callable of ours (or a proxy we relay) */
-static bool holds_refs(remo_value v, unsigned depth)
-{
-	if (v.kind == REMO_OBJECT || v.kind == REMO_CALLABLE ||
-	    v.kind == REMO_TRACEBACK || v.kind == REMO_FRAME)
-		return true;
-	if (depth > REMO_MAX_DEPTH)
-		return false;
-	if (v.kind == REMO_TUPLE)
-		for (size_t i = 0; i < remo_tuple_len(v); i++)
-			if (holds_refs(remo_tuple_get(v, i), depth + 1))
-				return true;
-	if (v.kind == REMO_LIST)
-		for (size_t i = 0; i < remo_list_len(v); i++)
-			if (holds_refs(remo_list_get(v, i), depth + 1))
-				return true;
-	size_t pos = 0;
-	remo_value k, x;
-	while (v.kind == REMO_DICT && remo_dict_next(v, &pos, &k, &x))
-		if (holds_refs(x, depth + 1))
-			return true;
-	return false;
-}
-
 int ts_subscribe(ts *t, remo_value pattern, remo_value fn, remo_value *sub)
 {
-	int st = serve_start(t);
-	if (st != REMO_OK)
-		return st;
 	remo_value args = remo_tuple_of(2, pattern.kind == REMO_TUPLE
 	                                   ? remo_by_value(pattern)
 	                                   : remo_value_retain(pattern),

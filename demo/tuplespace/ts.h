@@ -61,8 +61,9 @@ int64_t ts_waiting(ts *t);
  * takes more than the server's --notify-timeout, 5 s, over one, or
  * raises) is ended: fn is called once with nil if it can still be
  * reached, and never again.  out() never waits for a subscriber.  The
- * calls are served by the session's helper threads, not by the thread
- * that subscribed.  *sub (new) is the subscription.
+ * calls are served by the session's helper threads (remo serves a
+ * client between its own calls), not by the thread that subscribed.
+ * *sub (new) is the subscription.
  */
 int ts_subscribe(ts *t, remo_value pattern, remo_value fn, remo_value *sub);
 /* ts_unsubscribe: ends sub (and releases it): no call starts after it

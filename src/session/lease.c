@@ -97,8 +97,12 @@ static void *lease_main(void *arg)
 				if (!mine || remo__reader_turn(s, 0) != REMO_OK)
 					break;
 			}
-			if (served)
-				remo__serve_maybe_help(s);
+			/* served: its servers may all be busy; not served but
+			 * concurrent (remo_connect's client, between its own
+			 * calls): nobody serves what its peer asks, unless a
+			 * helper does */
+			if (served || s->opts.max_concurrent > 1)
+				remo__serve_maybe_help(s, !served);
 			now = remo__now_ms();
 			if (T == 0) {
 				/* no lease to keep */

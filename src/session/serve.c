@@ -632,11 +632,13 @@ static void *helper_main(void *arg)
 	return NULL;
 }
 
-void remo__serve_maybe_help(remo_session *s)
+void remo__serve_maybe_help(remo_session *s, bool idle)
 {
 	pthread_mutex_lock(&s->lock);
+	/* idle: a session nobody serves (a client between its calls) that
+	 * may run calls at once: its peer's requests get a helper too */
 	bool need = s->status == REMO_OK && s->top_head != NULL &&
-	            s->nservers > 0 && s->nbusy >= s->nservers &&
+	            (s->nservers > 0 || idle) && s->nbusy >= s->nservers &&
 	            s->noneway_busy == 0 &&
 	            s->nservers < s->opts.max_concurrent;
 	if (need) {

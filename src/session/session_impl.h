@@ -415,7 +415,7 @@ void remo__serve_cancel(remo_session *s, uint64_t reqid);
 void remo__serve_end(remo_session *s);
 /* Starts a helper thread for s if its top-level requests wait while
  * every serving thread is busy (the lease thread asks, each tick). */
-void remo__serve_maybe_help(remo_session *s);
+void remo__serve_maybe_help(remo_session *s, bool idle);
 
 /* The channel's account of the peer (remo_channel.peer) into buf;
  * false, and "", when it gives none. */
