@@ -770,6 +770,46 @@ static void test_an_idle_client_is_served(void **state)
 	server_stop(sv);
 }
 
+static int method(remo_value v, const char *m, remo_value args,
+                  remo_value *out);
+
+/* remo_readonly: a peer's writes fail with PermissionError, its reads
+ * and this process's own writes go on; cleared, peers write again. */
+static void test_readonly_to_peers(void **state)
+{
+	(void)state;
+	struct server *sv = server_start();
+	remo_session *s = client(sv);
+	remo_value d, l, v, k = remo_str("k");
+	assert_int_equal(remo_lookup(s, "shared", &d), REMO_OK);
+	assert_int_equal(remo_lookup(s, "list", &l), REMO_OK);
+	assert_int_equal(remo_setitem(d, k, remo_int(1)), REMO_OK);
+	assert_int_equal(remo_readonly(sv->shared, true), REMO_OK);
+	assert_int_equal(remo_readonly(sv->list, true), REMO_OK);
+	assert_int_equal(remo_readonly(remo_int(1), true), REMO_ETYPE);
+	assert_int_equal(remo_setitem(d, k, remo_int(2)), REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()),
+	                    "PermissionError");
+	assert_int_equal(method(l, "append", remo_tuple_of(1, remo_int(5)), &v),
+	                 REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()),
+	                    "PermissionError");
+	assert_int_equal(method(d, "clear", remo_nil(), &v), REMO_ERAISED);
+	assert_int_equal(remo_getitem(d, k, &v), REMO_OK); /* reads go on */
+	assert_int_equal(v.as.i, 1);
+	assert_int_equal(remo_dict_set_str(sv->shared, "local", remo_int(3)),
+	                 REMO_OK);
+	assert_int_equal(remo_readonly(sv->shared, false), REMO_OK);
+	assert_int_equal(remo_setitem(d, k, remo_int(2)), REMO_OK);
+	assert_int_equal(remo_list_len(sv->list), 0);
+	assert_int_equal(remo_readonly(sv->list, false), REMO_OK);
+	remo_value_release(k);
+	remo_value_release(d);
+	remo_value_release(l);
+	remo_session_free(s);
+	server_stop(sv);
+}
+
 /* ==== cancellation and deadlines ========================================= */
 
 /* A caller's timeout reaches a running call: remo_cancelled() turns true
@@ -1602,6 +1642,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_dict_that_holds_itself),
 		cmocka_unit_test(test_a_handled_failure_does_not_fail_the_call),
 		cmocka_unit_test(test_an_idle_client_is_served),
+		cmocka_unit_test(test_readonly_to_peers),
 		cmocka_unit_test(test_two_types_on_one_pointer_are_two_objects),
 		cmocka_unit_test(test_a_blocked_call_does_not_stall_its_session),
 		cmocka_unit_test(test_a_timeout_reaches_the_running_call),

@@ -431,15 +431,39 @@ static void s_unhold(void)
 	pthread_mutex_unlock(&lock);
 }
 
-/* Drops what was not synced: the pod is read again from the file. */
+/* Marks c and every list and dict in it read-only to peers. */
+static void freeze_tree(remo_value c, unsigned depth)
+{
+	if (remo_readonly(c, true) != REMO_OK || depth > REMO_MAX_DEPTH)
+		return;
+	remo_value copy = c.kind == REMO_DICT ? remo_dict_copy(c)
+	                                      : remo_list_copy(c);
+	size_t pos = 0;
+	remo_value k, v;
+	if (copy.kind == REMO_DICT)
+		while (remo_dict_next(copy, &pos, &k, &v))
+			freeze_tree(v, depth + 1);
+	for (size_t i = 0; copy.kind == REMO_LIST && i < remo_list_len(copy);
+	     i++)
+		freeze_tree(remo_list_get(copy, i), depth + 1);
+	remo_value_release(copy);
+}
+
+/* Drops what was not synced: the pod is read again from the file.  The
+ * old tree is made read-only to peers first (remo_readonly), so a write
+ * racing the revert, or made later through a proxy taken before it (to a
+ * list or dict that is no longer in the pod), fails with PermissionError
+ * instead of vanishing; what is read from the file is new, and open. */
 static void s_revert(void)
 {
 	pthread_mutex_lock(&sync_lock);
 	pthread_mutex_lock(&lock);
 	reverting = true;
 	pthread_mutex_unlock(&lock);
+	freeze_tree(root, 0);
 	remo_dict_clear(root);
 	int rc = db_load();
+	remo_readonly(root, false);
 	pthread_mutex_lock(&lock);
 	reverting = false;
 	remo_dict_clear(dirty);

@@ -424,6 +424,17 @@ typedef void remo_observer_fn(remo_value root, remo_value path,
                               const char *op, remo_value key, void *user);
 REMO_API int remo_observe(remo_value c, remo_observer_fn *fn, void *user);
 /*
+ * remo_readonly: while readonly is true, a peer's writes to the list or
+ * dict c (setitem, and the container protocol's append, extend, insert,
+ * pop, delete, remove, clear, setdefault, update), through a proxy or
+ * relayed by a middle process, fail with PermissionError; reads go on,
+ * and this process's own code writes as before.  For a store that must
+ * rebuild itself (a persistent dict reverting), or detach a container
+ * that its clients may still hold.  Any time, any thread.  REMO_ETYPE
+ * (not a list or dict).
+ */
+REMO_API int remo_readonly(remo_value c, bool readonly);
+/*
  * remo_dict_next: iteration in insertion order.  Start with *pos = 0;
  * each call gives borrowed *key and *val and returns true, or returns
  * false at the end.  The dict must not change during the iteration (a

@@ -1096,9 +1096,36 @@ static int ops_apply(struct call_mode *m, int op, remo_value target,
 	return remo__raisef("ProtocolError", "unknown operation");
 }
 
+/* A method of the container protocol that writes. */
+static bool ops_writes(remo_value v, remo_value name)
+{
+	static const char *const list_w[] = {"append", "extend", "insert",
+		"pop", "delete", "remove", "clear", NULL};
+	static const char *const dict_w[] = {"pop", "setdefault", "delete",
+		"clear", "update", NULL};
+	if (name.kind != REMO_STR)
+		return false;
+	const char *n = remo_str_data(name, NULL);
+	for (const char *const *w = v.kind == REMO_LIST ? list_w : dict_w;
+	     *w != NULL; w++)
+		if (strcmp(*w, n) == 0)
+			return true;
+	return false;
+}
+
+/* A peer's request (the serving hook): refused here if it writes to a
+ * list or dict this process made read-only to peers (remo_readonly). */
 int remo__op_apply(int op, remo_value target, remo_value a, remo_value b,
                    remo_value *out)
 {
+	if (remo__peer_readonly(target) &&
+	    (op == REMO__OP_SETITEM ||
+	     (op == REMO__OP_CALLM && ops_writes(target, a)))) {
+		*out = remo_nil();
+		return remo__raisef("PermissionError", "this %s is read-only "
+		                    "to peers now (remo_readonly)",
+		                    remo_type_name(target));
+	}
 	return ops_apply(NULL, op, target, a, b, out);
 }
 

@@ -25,8 +25,17 @@ static remo_value value_heap(remo_kind kind, struct remo__obj *o)
 	o->kind = (uint8_t)kind;
 	atomic_init(&o->lock, 0);
 	o->flags = 0;
+	atomic_init(&o->peer_ro, 0);
 	v.as.p = o;
 	return v;
+}
+
+int remo_readonly(remo_value c, bool readonly)
+{
+	if (c.kind != REMO_LIST && c.kind != REMO_DICT)
+		return REMO_ETYPE;
+	atomic_store(&c.as.p->peer_ro, readonly ? 1 : 0);
+	return REMO_OK;
 }
 
 /* ==== reference counting ============================================== */

@@ -26,7 +26,17 @@ struct remo__obj {
 	uint8_t kind;
 	atomic_uchar lock; /* lists and dicts: remo__lock (in the padding) */
 	uint8_t flags;     /* REMO__OBJ_*, set before the value is shared */
+	atomic_uchar peer_ro; /* lists and dicts: peers' writes are refused
+	                         (remo_readonly); any time, any thread */
 };
+
+/* remo_readonly's mark, read by the operations layer when it applies a
+ * peer's request: a cheap relaxed load. */
+static inline bool remo__peer_readonly(remo_value v)
+{
+	return (v.kind == REMO_LIST || v.kind == REMO_DICT) &&
+	       atomic_load_explicit(&v.as.p->peer_ro, memory_order_relaxed);
+}
 
 /* A list or dict made by remo_by_value: a session packs it, and all it
  * holds, by value instead of by reference. */
