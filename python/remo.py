@@ -7,7 +7,7 @@
     s.call(take, pattern, timeout=2.0)             # TimeoutError past it
 
 What it speaks: the stream transport's framing (a 4-byte big-endian
-length before each message), HELLO, REQ (LOOKUP, GETATTR, CALL, CALLM,
+length before each message), HELLO, MULTI, REQ (LOOKUP, GETATTR, CALL, CALLM,
 LEN, GETITEM, SETITEM, CONTAINS, with the DEADLINE flag for a timeout),
 REPLY, ERROR, SHAPE, PING (sent every PING_S seconds, so the server's
 lease never runs out), CANCEL (at a timeout, then the server's answer is
@@ -18,8 +18,14 @@ value), dict (a map, sent by value), remo errors (RemoteError), and
 references (Ref: objects, callables, frames, tracebacks of the peer,
 sent back with the home bit).
 
-Not built (issue 14): secrets (AUTH), serving the peer's requests (so no
-callbacks: a Python callable cannot be passed), RELEASE (references the
+Callbacks: s.function(fn, "?(x:r)") makes a Python callable the peer
+can call (its signature in remo's grammar, as remo_function takes it);
+the peer's calls are served in the thread that waits for a reply, as C
+remo serves callbacks, so a tuple space can ask a Python predicate
+during the in_ that carries it, and the predicate may use the session.
+
+Not built (issue 14): secrets (AUTH), serving the peer's requests while
+no call of ours waits (so no subscriptions), RELEASE (references the
 server sent are released when the session ends), tls://, pipelining.
 One call at a time per session (a lock); use a session per thread.
 """
@@ -35,7 +41,7 @@ MAX_MESSAGE = 16 << 20
 PING_S = 2.0
 
 HELLO, REQ, REPLY, ERROR, RELEASE, SHAPE, BYE, PING = 0, 1, 2, 3, 4, 5, 6, 7
-REFUSED, CANCEL = 12, 13
+DROP, BATCH, MULTI, REFUSED, CANCEL = 8, 9, 10, 12, 13
 LOOKUP, GETATTR, SETATTR, CALL, CALLM, LEN, GETITEM, SETITEM, CONTAINS = \
     1, 2, 3, 4, 5, 6, 7, 8, 9
 DEADLINE = 0x800
@@ -51,6 +57,23 @@ class RemoteError(Exception):
         super().__init__("%s: %s" % (name, message))
         self.name, self.message = name, message
         self.attrs, self.traceback = attrs or {}, traceback
+
+
+class Home:
+    """A reference with the home bit: one of ours, going back to us."""
+
+    def __init__(self, ext, ident):
+        self.ext, self.id = ext, ident
+
+
+class LocalFn:
+    """A Python callable exported to the peer (Session.function)."""
+
+    def __init__(self, fn, ident, shape):
+        self.fn, self.id, self.shape = fn, ident, shape
+
+    def __call__(self, *args):
+        return self.fn(*args)
 
 
 class Ref:
@@ -82,6 +105,8 @@ def _to_wire(v):
     if isinstance(v, Ref):
         body = struct.pack(">QI", HOME | v.id, 0)  # going home
         return msgpack.ExtType(v.ext, body)
+    if isinstance(v, LocalFn):
+        return msgpack.ExtType(4, struct.pack(">QI", v.id, v.shape))
     if isinstance(v, tuple):
         return [_to_wire(x) for x in v]
     if isinstance(v, list):
@@ -108,8 +133,7 @@ def _ext_hook(code, data):
             raise ValueError("a reference's body is 12 bytes")
         word, shape = struct.unpack(">QI", data)
         if word & HOME:
-            raise ValueError("a reference to our own table: we export "
-                             "nothing")
+            return Home(code, word & ~HOME)
         return Ref(code, word, shape)
     raise ValueError("unknown extension %d" % code)
 
@@ -124,8 +148,13 @@ class Session:
     def __init__(self, sock):
         self.sock = sock
         self.send_lock = threading.Lock()
-        self.call_lock = threading.Lock()
+        self.call_lock = threading.RLock()  # callbacks call again
         self.reqid = 0
+        self.exports = {}     # our id -> LocalFn
+        self.next_shape = 16
+        self.replies = {}     # reqid -> message, read by a nested wait
+        self.inbox = []       # the rest of a MULTI, in order
+        self.serving = []     # (peer's reqid, depth) being served
         self.shapes = {}
         self.closed = False
         self.peer_max = MAX_MESSAGE
@@ -191,13 +220,14 @@ class Session:
         with self.call_lock:
             self.reqid += 1
             rid = self.reqid
+            cause, depth = self.serving[-1] if self.serving else (0, 0)
             if timeout is None:
-                msg = [REQ, rid, 0, 1, op, _to_wire(target), _to_wire(a),
-                       _to_wire(b)]
+                msg = [REQ, rid, cause, depth + 1, op, _to_wire(target),
+                       _to_wire(a), _to_wire(b)]
             else:
                 ms = max(0, min(int(timeout * 1000), 2 ** 31 - 1))
-                msg = [REQ, rid, 0, 1, op | DEADLINE, ms, _to_wire(target),
-                       _to_wire(a), _to_wire(b)]
+                msg = [REQ, rid, cause, depth + 1, op | DEADLINE, ms,
+                       _to_wire(target), _to_wire(a), _to_wire(b)]
             self._send(msg)
             cancelled = False
             deadline = None if timeout is None else \
@@ -206,7 +236,9 @@ class Session:
                 left = None if deadline is None else \
                     max(0.0, deadline - time.monotonic())
                 try:
-                    m = self._recv(left)
+                    m = self.replies.pop(rid, None) or \
+                        (self.inbox.pop(0) if self.inbox else
+                         self._recv(left))
                 except socket.timeout:
                     if cancelled:
                         raise RemoteError("TimeoutError", "no answer to "
@@ -216,9 +248,11 @@ class Session:
                     deadline = time.monotonic() + 1.0  # the grace
                     continue
                 kind = m[0]
-                if kind == SHAPE:
+                if kind in (MULTI, BATCH):  # several, in order
+                    self.inbox[:0] = list(m[1:])
+                elif kind == SHAPE:
                     self.shapes[m[1]] = m[2]
-                elif kind in (PING, RELEASE, 8):
+                elif kind in (PING, RELEASE, DROP):
                     pass
                 elif kind == BYE:
                     self.closed = True
@@ -231,12 +265,54 @@ class Session:
                         raise RemoteError("TimeoutError", "timed out "
                                           "after %.3f s" % timeout)
                     raise e
+                elif kind in (REPLY, ERROR):
+                    self.replies[m[1]] = m  # an outer wait's
                 elif kind == REQ:
-                    # we serve nothing: say so, by name
-                    self._send([ERROR, m[1], msgpack.ExtType(
-                        EXT_ERROR, _pack(["NotImplementedError",
-                                          "this Python client serves no "
-                                          "requests", {}, None]))])
+                    self._serve(m)
+
+    def function(self, fn, sig, name=None, doc=""):
+        """fn as a callable the peer can call: sig is its signature in
+        remo's grammar ("?(x:r)": a bool from one value; "v(t:r)"...)."""
+        with self.call_lock:
+            ident = len(self.exports) + 1
+            shape = self.next_shape
+            self.next_shape += 1
+            name = name or getattr(fn, "__name__", "fn")
+            if not name.isidentifier():
+                name = "fn"
+            self._send([SHAPE, shape, ["F", name, sig, doc]])
+            f = LocalFn(fn, ident, shape)
+            self.exports[ident] = f
+            return f
+
+    def _serve(self, m):
+        """A request of the peer's, read while we wait: a call of one of
+        our functions; anything else is refused by name."""
+        op = m[4]
+        args_at = 6 if op & DEADLINE else 5
+        target, a = m[args_at], m[args_at + 1]
+        oneway = op & 0x200
+        try:
+            if op & 0xFF != CALL or not isinstance(target, Home) or \
+                    target.id not in self.exports:
+                raise RemoteError("NotImplementedError", "this Python "
+                                  "client serves calls of its functions "
+                                  "only")
+            self.serving.append((m[1], m[3]))
+            try:
+                result = self.exports[target.id](*(a or ()))
+            finally:
+                self.serving.pop()
+            if not oneway:
+                self._send([REPLY, m[1], _to_wire(result)])
+        except Exception as e:
+            if oneway:
+                return
+            name = e.name if isinstance(e, RemoteError) else \
+                type(e).__name__
+            msg = e.message if isinstance(e, RemoteError) else str(e)
+            self._send([ERROR, m[1], msgpack.ExtType(
+                EXT_ERROR, _pack([name, msg, {}, None]))])
 
     def lookup(self, name):
         return self.request(LOOKUP, None, name)

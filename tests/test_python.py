@@ -50,6 +50,30 @@ def main():
     sp.out(("late", 7))
     check("after the timeout the tuple stays", sp.count() == 1)
     check("and is taken", sp.in_(("late", w), timeout=5.0) == ("late", 7))
+    # a Python predicate, asked by the space during the call, which
+    # itself uses the session (a nested call)
+    for i in range(1, 5):
+        sp.out(("n", i))
+    even = sp.s.function(lambda x: x % 2 == 0, "?(x:r)", "even")
+    check("a Python predicate picks the oldest even",
+          sp.inp(("n", even)) == ("n", 2))
+
+    def flag_up(x):
+        return sp.rdp(("flag",)) is not None
+    up = sp.s.function(flag_up, "?(x:r)", "flag_up")
+    check("a predicate that uses the space: no flag, no match",
+          sp.inp(("n", up)) is None)
+    sp.out(("flag",))
+    check("with the flag, a match", sp.inp(("n", up)) == ("n", 1))
+
+    def boom(x):
+        raise ValueError("no opinion on %r" % (x,))
+    try:
+        sp.inp(("n", sp.s.function(boom, "?(x:r)", "boom")))
+        check("a raising predicate fails the call", False)
+    except remo.RemoteError as e:
+        check("a raising predicate's error arrives by name: " + e.name,
+              e.name == "ValueError")
     # errors by name
     try:
         sp.s.call(sp.fns["take"], "not a tuple")
