@@ -823,6 +823,9 @@ static void test_a_timeout_reaches_the_running_call(void **state)
 	assert_int_equal(call(s, "wait_gate", remo_nil(), 200, &v),
 	                 REMO_ETIMEDOUT);
 	assert_string_equal(remo_error_name(remo_last_error()), "TimeoutError");
+	/* the message says which call, and how long it had */
+	assert_string_equal(remo_error_message(remo_last_error()),
+	                    "call: no answer in 200 ms");
 	until_int(s, "saw_cancel", 1);
 	remo_session_free(s);
 	server_stop(sv);

@@ -198,6 +198,23 @@ int remo__session_request_timed(remo_session *s, int op, remo_value target,
 	pthread_mutex_unlock(&s->lock);
 	msgs_free(gone);
 
+	if (rc == REMO_ETIMEDOUT) {
+		/* say which call, and how long it was given */
+		remo__msg_free(reply);
+		bool member = a.kind == REMO_STR &&
+		              (op == REMO__OP_CALLM || op == REMO__OP_GETATTR ||
+		               op == REMO__OP_SETATTR || op == REMO__OP_LOOKUP);
+		size_t n = 0;
+		const char *name = member ? remo_str_data(a, &n) : "";
+		char within[40] = "";
+		if (t > 0)
+			snprintf(within, sizeof within, " in %d ms", t);
+		remo__raisef("TimeoutError", "%s%s%.*s%s: no answer%s",
+		             remo__op_names[op], member ? " '" : "",
+		             (int)(n > 64 ? 64 : n), name, member ? "'" : "",
+		             within);
+		return REMO_ETIMEDOUT;
+	}
 	if (rc != REMO_OK) {
 		remo__msg_free(reply);
 		return remo__req_send_failed(rc, op);
