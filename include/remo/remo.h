@@ -1353,9 +1353,11 @@ REMO_API void remo_batch_free(remo_batch *b);
  * ======================================================================
  *
  * Sessions over a transport, named by URL.  A client connects; a server
- * listens on one or more addresses and serves every session in a thread
- * of its own (doc/design.md says why) until remo_server_stop.  A client
- * that vanishes ends only its own session; its references are released.
+ * listens on one or more addresses and serves every session until
+ * remo_server_stop: one event loop reads them all, a pool of threads
+ * serves their calls (doc/design.md, "Servers").  A client that vanishes
+ * ends only its own session; its references are released.  remo_connect(3)
+ * is the manual page.
  * Writing a transport of one's own is remo/transport.h's subject.
  */
 
