@@ -1309,7 +1309,9 @@ REMO_API int remo_future_then(remo_future *f, remo_future_fn *fn,
  * remo_future_cancel: tells the peer the call is no longer wanted (a
  * call not started there does not run; a running one sees
  * remo_cancelled(); a deferred one's cancel hook runs) and waits up to
- * REMO_CANCEL_GRACE_MS for the peer to confirm, serving meanwhile.  Then
+ * REMO_CANCEL_GRACE_MS for the peer to confirm, serving meanwhile (a
+ * deferred call's cancel hook has run at the peer before it confirms,
+ * unless the function that deferred was still running).  Then
  * f has settled, its callback has run: REMO_OK, f settled with
  * REMO_ECANCELED; REMO_EINVAL (remo_last_error untouched) if the call
  * finished first (its result, which had already left the peer, is f's:

@@ -407,13 +407,17 @@ void remo__serve_cancel(remo_session *s, uint64_t reqid)
 		remo__map_del(&s->deferred, reqid);
 		d->state = DEFER_CANCELLED;
 		d->end = REMO_ECANCELED;
-		bool now = !d->serving;
+		bool now = !d->serving, oneway = d->oneway, keep = d->keep;
 		d->hook_due = d->serving;
 		pthread_mutex_unlock(&s->lock);
-		if (!d->oneway)
-			answer_cancelled(s, reqid, d->keep);
+		/* the hook first: once the caller has its confirmation, the
+		 * program has taken the call out of wherever it kept it (a
+		 * tuple space's waiters), unless the function that deferred
+		 * is still running (then its hook runs when it returns) */
 		if (now)
-			deferred_cancelled(d);
+			deferred_cancelled(d); /* may free d */
+		if (!oneway)
+			answer_cancelled(s, reqid, keep);
 		return;
 	}
 	struct serving *ctx = remo__map_get(&s->running, reqid);
