@@ -263,9 +263,6 @@ int main(void)
 	proc_stop(s1, SIGTERM);
 	for (int k = 0; k < 1000; k++)
 		remo_value_release(keys[k]);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench_pod: could not remove %s\n", dir);
+	proc_rmdir(dir);
 	return 0;
 }

@@ -81,10 +81,7 @@ static void server_start(void)
 static void server_stop(void)
 {
 	proc_stop(server_pid, SIGTERM);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench_tuplespace: could not remove %s\n", dir);
+	proc_rmdir(dir);
 }
 
 static ts *connect_or_die(void)

@@ -83,10 +83,7 @@ static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
 	int st = f->pid > 0 ? server_stop(f, SIGTERM) : 0;
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", f->dir);
+	proc_rmdir(f->dir);
 	free(f);
 	/* it stopped cleanly */
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);

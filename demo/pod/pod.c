@@ -58,44 +58,12 @@ static remo_value data(remo_value v)
 	       ? remo_by_value(v) : remo_value_retain(v);
 }
 
-/* How deep v nests, counted up to limit + 1. */
-static unsigned depth(remo_value v, unsigned limit)
-{
-	unsigned d = 0;
-	if (limit == 0)
-		return 1;
-	if (v.kind == REMO_TUPLE)
-		for (size_t i = 0; i < remo_tuple_len(v); i++) {
-			unsigned x = depth(remo_tuple_get(v, i), limit - 1);
-			d = x > d ? x : d;
-		}
-	if (v.kind == REMO_LIST)
-		for (size_t i = 0; i < remo_list_len(v); i++) {
-			unsigned x = depth(remo_list_get(v, i), limit - 1);
-			d = x > d ? x : d;
-		}
-	size_t pos = 0;
-	remo_value k, x;
-	while (v.kind == REMO_DICT && remo_dict_next(v, &pos, &k, &x)) {
-		unsigned y = depth(x, limit - 1);
-		d = y > d ? y : d;
-	}
-	return v.kind == REMO_TUPLE || v.kind == REMO_LIST ||
-	       v.kind == REMO_DICT ? d + 1 : 0;
-}
-
 int pod_set(pod *p, remo_value key, remo_value v)
 {
 	remo_value x = data(v);
-	if (!remo_ok(x)) { /* say why, by name, in remo_last_error */
-		if (depth(v, REMO_MAX_DEPTH) > REMO_MAX_DEPTH) {
-			remo_raise("RecursionError", "pod_set: the value nests "
-			           "deeper than %d levels", REMO_MAX_DEPTH);
-			return REMO_EDEPTH;
-		}
-		remo_raise("MemoryError", "pod_set: no memory for the copy");
-		return REMO_ENOMEM;
-	}
+	if (!remo_ok(x)) /* remo_by_value said why in remo_last_error */
+		return remo_error_isa(remo_last_error(), "RecursionError")
+		       ? REMO_EDEPTH : REMO_ENOMEM;
 	int rc = remo_setitem(p->dict, key, x);
 	remo_value_release(x);
 	return rc;

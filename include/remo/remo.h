@@ -598,8 +598,9 @@ REMO_API int remo_pack(remo_value v, remo_buf *out);
  * holds arrive as local values, one message, no references to come back
  * for.  For a tuple, the same tuple with every list and dict in it (at
  * any depth) so copied.  For messages, tuples of a tuple space, anything
- * that is data.  REMO_INVALID if v is not a list, dict or tuple, nests
- * deeper than REMO_MAX_DEPTH, or memory ran out.
+ * that is data.  REMO_INVALID if v is not a list, dict or tuple
+ * (TypeError in remo_last_error), nests deeper than REMO_MAX_DEPTH
+ * (RecursionError), or memory ran out (MemoryError).
  */
 REMO_API remo_value remo_by_value(remo_value v);
 

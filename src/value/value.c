@@ -605,23 +605,10 @@ int remo_list_append(remo_value l, remo_value v)
 
 int remo_list_del(remo_value l, size_t i)
 {
-	if (l.kind != REMO_LIST)
-		return REMO_ETYPE;
-	struct remo__list *x = REMO__LIST(l);
-	remo__lock(&x->hdr);
-	if (i >= x->len) {
-		remo__unlock(&x->hdr);
-		return REMO_ERANGE;
-	}
-	remo_value old = x->items[i];
-	memmove(&x->items[i], &x->items[i + 1],
-	        (x->len - i - 1) * sizeof x->items[0]);
-	x->len--;
-	remo__unlock(&x->hdr);
-	if (remo__watched(l))
-		remo__watch_changed(l, "delete", remo_int((int64_t)i), remo_nil());
+	remo_value old;
+	int rc = remo_list_pop(l, i, &old);
 	remo_value_release(old);
-	return REMO_OK;
+	return rc;
 }
 
 int remo_list_insert(remo_value l, size_t i, remo_value v)
@@ -764,10 +751,16 @@ remo_value remo_list_copy(remo_value l)
 
 /* ==== by value ========================================================= */
 
+/* Set when a copy below gave up past REMO_MAX_DEPTH (not for memory):
+ * remo_by_value names its failure by it. */
+static _Thread_local bool copy_too_deep;
+
 remo_value remo__deep_copy(remo_value v, bool tuples, unsigned depth)
 {
-	if (depth > REMO_MAX_DEPTH)
+	if (depth > REMO_MAX_DEPTH) {
+		copy_too_deep = true;
 		return remo__invalid();
+	}
 	if (tuples && v.kind == REMO_TUPLE) {
 		size_t n = remo_tuple_len(v);
 		remo_value t = remo_tuple(n);
@@ -805,8 +798,10 @@ remo_value remo__deep_copy(remo_value v, bool tuples, unsigned depth)
 /* v with its lists and dicts (in tuples too) made by-value copies. */
 static remo_value by_value(remo_value v, unsigned depth)
 {
-	if (depth > REMO_MAX_DEPTH)
+	if (depth > REMO_MAX_DEPTH) {
+		copy_too_deep = true;
 		return remo__invalid();
+	}
 	if (v.kind == REMO_TUPLE) {
 		size_t n = remo_tuple_len(v);
 		remo_value t = remo_tuple(n);
@@ -828,9 +823,19 @@ static remo_value by_value(remo_value v, unsigned depth)
 
 remo_value remo_by_value(remo_value v)
 {
-	if (v.kind != REMO_LIST && v.kind != REMO_DICT && v.kind != REMO_TUPLE)
+	if (v.kind != REMO_LIST && v.kind != REMO_DICT && v.kind != REMO_TUPLE) {
+		remo__raisef("TypeError", "remo_by_value takes a list, dict or "
+		             "tuple, not %s", remo_kind_name(v.kind));
 		return remo__invalid();
-	return by_value(v, 0);
+	}
+	copy_too_deep = false;
+	remo_value c = by_value(v, 0);
+	if (!remo_ok(c) && copy_too_deep)
+		remo__raisef("RecursionError", "remo_by_value: nested deeper than "
+		             "%d levels", REMO_MAX_DEPTH);
+	else if (!remo_ok(c))
+		remo__raisef("MemoryError", "remo_by_value: out of memory");
+	return c;
 }
 
 /* ==== references ======================================================= */
