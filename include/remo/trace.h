@@ -95,6 +95,18 @@ static inline remo_value remo_local_ptr_(const volatile void *p)
 		default: remo_local_ptr_)(x))
 
 /*
+ * remo_trace_thread: while on, an error raised on the calling thread
+ * outside any call remo serves (remo_raise, remo_raise_value,
+ * remo_raise_errno) gets a traceback too, as one raised in a served
+ * call does: a snapshot with full detail (process, frames, files, the
+ * REMO_LOCAL records), never live.  For threads whose failures a peer
+ * looks at later: an actor's, a worker's.  Such an error shows that
+ * detail to whoever it is given to.  Off by default; returns the
+ * previous setting.
+ */
+REMO_API bool remo_trace_thread(bool on);
+
+/*
  * remo_tainted: true once the process has recovered from a crash (a
  * SIGSEGV, SIGBUS, SIGFPE or SIGABRT inside a call that had recovery on).
  * The code that crashed may have left a lock held or the heap half
