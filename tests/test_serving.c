@@ -1404,6 +1404,23 @@ static void test_references_forwarded_through_a_middle_process(void **state)
 	assert_int_equal(method(l, "append", remo_tuple_of(1, remo_int(5)), &v),
 	                 REMO_OK);
 	assert_int_equal(remo_list_len(f.home->list), 1);
+	/* a dict sent by value through the middle arrives home by value,
+	 * not as a reference to the middle's copy; one sent by reference
+	 * stays a reference (to the end's) */
+	remo_value dv = remo_dict(), byval = remo_by_value(dv);
+	remo_dict_set_str(dv, "k", remo_int(1));
+	remo_value byref = dv;
+	assert_int_equal(method(l, "append", remo_tuple_of(1, byval), &v),
+	                 REMO_OK);
+	assert_int_equal(method(l, "append", remo_tuple_of(1,
+	                 remo_value_retain(byref)), &v), REMO_OK);
+	assert_int_equal(remo_list_len(f.home->list), 3);
+	assert_false(remo_is_proxy(remo_list_get(f.home->list, 1)));
+	assert_int_equal(remo_list_get(f.home->list, 1).kind, REMO_DICT);
+	assert_true(remo_is_proxy(remo_list_get(f.home->list, 2)));
+	remo_list_del(f.home->list, 2);
+	remo_list_del(f.home->list, 1);
+	remo_value_release(byref);
 	/* forced through the middle: the chunks come from the home */
 	remo_value copy;
 	assert_int_equal(remo_force(l, &copy), REMO_OK);

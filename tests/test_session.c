@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,6 +139,12 @@ static int64_t bounce(remo_value fn, remo_value other, int64_t n)
 	return r;
 }
 
+/* poke: a one-way call of cb, then the reply */
+static void poke(remo_value cb)
+{
+	remo_call_oneway(cb, remo_nil());
+}
+
 static remo_value kept; /* what keep() was given, for the view test */
 
 static void keep(remo_value v)
@@ -249,6 +256,9 @@ static int pair_setup(void **state)
 	remo_value_release(f);
 	f = remo_function("keep", "v(v:r)", (void (*)(void))keep, NULL);
 	remo_export(p->exports, "keep", f);
+	remo_value_release(f);
+	f = remo_function("poke", "v(cb:r)", (void (*)(void))poke, NULL);
+	remo_export(p->exports, "poke", f);
 	remo_value_release(f);
 	f = remo_function("slow", "v(ms:i)", (void (*)(void))slow, NULL);
 	remo_export(p->exports, "slow", f);
@@ -542,6 +552,44 @@ static void callbacks_run_in_the_calling_thread(void **state)
 	remo_value_release(args);
 	remo_value_release(fn);
 	remo_value_release(calc);
+}
+
+static atomic_int poked;
+
+static void client_poked(void)
+{
+	atomic_fetch_add(&poked, 1);
+}
+
+static void *client_serve(void *arg)
+{
+	remo_session_serve(arg, -1);
+	return NULL;
+}
+
+/* A callback the peer sent before its reply has run when the call
+ * returns, even while another thread of ours serves the session and so
+ * is the one reading (it routed the callback to our call, then the
+ * reply; the callback used to be left for a serving thread blocked in
+ * its read). */
+static void callbacks_sent_before_the_reply_run_before_it(void **state)
+{
+	struct pair *p = *state;
+	pthread_t th;
+	pthread_create(&th, NULL, client_serve, p->tp.client);
+	remo_value poke_fn = lookup(p, "poke");
+	remo_value cb = remo_function("client_poked", "v()",
+	                              (void (*)(void))client_poked, NULL);
+	remo_value args = remo_tuple_of(1, cb), out;
+	atomic_store(&poked, 0);
+	for (int i = 1; i <= 200; i++) {
+		assert_int_equal(remo_call(poke_fn, args, &out), REMO_OK);
+		assert_int_equal(atomic_load(&poked), i);
+	}
+	remo_value_release(args);
+	remo_value_release(poke_fn);
+	remo_session_close(p->tp.client);
+	pthread_join(th, NULL);
 }
 
 static void callbacks_nest_both_ways(void **state)
@@ -1016,6 +1064,7 @@ int main(void)
 		T(methods_and_fields),
 		T(errors_cross_by_name_into_the_local_hierarchy),
 		T(callbacks_run_in_the_calling_thread),
+		T(callbacks_sent_before_the_reply_run_before_it),
 		T(callbacks_nest_both_ways),
 		T(recursion_across_peers_stops_at_the_limit),
 		T(lists_cross_by_reference),

@@ -83,8 +83,11 @@ struct peer {
 	char name[256];
 	remo_session *s;
 	remo_value proxy;       /* its "node" export */
-	pthread_t thread;
+	pthread_t thread;       /* serving s, if this node opened it */
+	bool incoming;          /* the peer opened s (m_hello): the
+	                           server serves it; no thread here */
 	bool down;
+	remo_future *hello;     /* ours, pending while s lasts */
 	struct rec *recs;
 };
 
@@ -177,6 +180,7 @@ static void m_kill(actor *a);
 static remo_value m_spawn(actor_node *n, const char *fn, remo_value args);
 static const char *m_name(actor_node *n);
 static remo_value m_stats(actor_node *n);
+static void m_hello(actor_node *n, const char *name);
 
 #define FN(f) ((void (*)(void))(f))
 
@@ -210,6 +214,8 @@ static void types_init(void)
 	                       "ends the actor with Killed");
 	rc |= remo_type_method(node_type, "spawn", "r(fn:s args:r)",
 	                       FN(m_spawn), "starts an actor here");
+	rc |= remo_type_method(node_type, "hello", "v(name:s)", FN(m_hello),
+	                       "the calling node's name, once per session");
 	rc |= remo_type_method(node_type, "name", "s()", FN(m_name),
 	                       "HOST:PORT");
 	rc |= remo_type_method(node_type, "stats", "r()", FN(m_stats),
@@ -589,11 +595,10 @@ static int spawn_here(actor_node *n, const char *fname, remo_value args,
 
 /* ---- peers: sessions with other nodes -------------------------------- */
 
-static void *peer_main(void *arg)
+/* p's session ended: its monitors get NodeDown. */
+static void peer_down(struct peer *p, int why)
 {
-	struct peer *p = arg;
 	actor_node *n = p->node;
-	int why = remo_session_serve(p->s, -1);
 	pthread_mutex_lock(&n->lock);
 	p->down = true;
 	struct rec *recs = p->recs;
@@ -619,7 +624,65 @@ static void *peer_main(void *arg)
 		free(r->tid);
 		free(r);
 	}
+}
+
+/* A session this node opened: served here until it ends. */
+static void *peer_main(void *arg)
+{
+	struct peer *p = arg;
+	peer_down(p, remo_session_serve(p->s, -1));
 	return NULL;
+}
+
+/* A session another node opened, introduced by its hello: it ended. */
+static void hello_gone(remo_deferred *d, void *user)
+{
+	remo_value e = remo_error("CancelledError", "session ended");
+	remo_deferred_fail(d, e); /* sends nothing: frees d */
+	remo_value_release(e);
+	peer_down(user, REMO_EPEERLOST);
+}
+
+/*
+ * hello: the node named name opened the session this call came on.
+ * That session becomes the way to it, both ways, so that its actors'
+ * addresses reach this node through one session only (two proxies of one
+ * actor through two sessions would not compare equal in a pattern).
+ * The call is answered only when the session ends (then its cancel
+ * hook tells the monitors); a name already reachable is answered at
+ * once and changes nothing.
+ */
+static void m_hello(actor_node *n, const char *name)
+{
+	remo_caller_info ci;
+	if (remo_caller(&ci) != REMO_OK || strlen(name) >= 256)
+		return;
+	pthread_mutex_lock(&n->lock);
+	struct peer *p = n->peers;
+	while (p != NULL && (p->down || strcmp(p->name, name) != 0))
+		p = p->next;
+	bool known = p != NULL || n->stopping;
+	pthread_mutex_unlock(&n->lock);
+	if (known)
+		return;
+	remo_value proxy;
+	if (remo_lookup(ci.session, "node", &proxy) != REMO_OK)
+		return;
+	p = calloc(1, sizeof *p);
+	if (p == NULL) {
+		remo_value_release(proxy);
+		return;
+	}
+	p->node = n;
+	p->incoming = true;
+	strcpy(p->name, name);
+	p->proxy = proxy;
+	pthread_mutex_lock(&n->lock);
+	p->next = n->peers;
+	n->peers = p;
+	pthread_mutex_unlock(&n->lock);
+	if (remo_defer(hello_gone, p) == NULL)
+		peer_down(p, REMO_ENOMEM);
 }
 
 /* The session with node where ("HOST:PORT"), connecting if needed. */
@@ -646,7 +709,7 @@ static int peer_get(actor_node *n, const char *where, struct peer **out)
 	o.secret_len = n->cookie_len;
 	remo_session *s = NULL;
 	int rc = strlen(where) < sizeof p->name
-	         ? remo_connect(url, 5000, NULL, &o, &s) : REMO_EINVAL;
+	         ? remo_connect(url, 5000, n->ex, &o, &s) : REMO_EINVAL;
 	remo_value proxy = remo_nil();
 	if (rc == REMO_OK)
 		rc = remo_lookup(s, "node", &proxy);
@@ -683,6 +746,10 @@ static int peer_get(actor_node *n, const char *where, struct peer **out)
 	p->next = n->peers;
 	n->peers = p;
 	pthread_mutex_unlock(&n->lock);
+	/* introduce this node: the peer then reaches it on s too */
+	remo_value args = remo_tuple_of(1, remo_str(n->name));
+	remo_call_method_async(p->proxy, "hello", args, NULL, &p->hello);
+	remo_value_release(args);
 	pthread_mutex_unlock(&n->connect_lock);
 	*out = p;
 	return REMO_OK;
@@ -1037,9 +1104,11 @@ void actor_node_stop(actor_node *n)
 	struct peer *peers = n->peers;
 	pthread_mutex_unlock(&n->lock);
 	for (struct peer *p = peers; p != NULL; p = p->next)
-		remo_session_close(p->s);
+		if (!p->incoming)
+			remo_session_close(p->s);
 	for (struct peer *p = peers; p != NULL; p = p->next)
-		pthread_join(p->thread, NULL);
+		if (!p->incoming)
+			pthread_join(p->thread, NULL);
 	if (!idle)
 		idle = kill_all(n, STOP_WAIT_MS);
 	if (!idle) {
@@ -1057,7 +1126,9 @@ void actor_node_stop(actor_node *n)
 	for (struct peer *p = peers, *next; p != NULL; p = next) {
 		next = p->next;
 		remo_value_release(p->proxy);
-		remo_session_free(p->s);
+		remo_future_free(p->hello);
+		if (!p->incoming)
+			remo_session_free(p->s);
 		free(p);
 	}
 	remo_exports_free(n->ex);
@@ -1312,7 +1383,7 @@ int actor_receive(actor *a, int timeout_ms, size_t npat,
 			pthread_mutex_unlock(&a->lock);
 			remo_raise("TimeoutError", "receive: no matching message "
 			           "in %d ms", timeout_ms);
-			return REMO_ERAISED;
+			return REMO_ETIMEDOUT;
 		}
 	}
 }
@@ -1346,7 +1417,7 @@ int actor_wait(remo_value addr, int timeout_ms, remo_value *result)
 	if (!ended) {
 		remo_raise("TimeoutError", "wait: actor %s still runs after "
 		           "%d ms", a->id, timeout_ms);
-		return REMO_ERAISED;
+		return REMO_ETIMEDOUT;
 	}
 	if (err.kind == REMO_ERROR) {
 		remo_value_release(r);
@@ -1474,12 +1545,11 @@ int actor_call(actor *self, remo_value addr, const char *method,
 	remo_value r;
 	rc = actor_receive(self, timeout_ms, 1, &pat, &r, NULL);
 	remo_value_release(pat);
-	if (rc != REMO_OK) {
-		if (remo_error_isa(remo_last_error(), "TimeoutError"))
-			remo_raise("TimeoutError", "call '%s': no response in "
-			           "%d ms", method, timeout_ms);
-		return REMO_ERAISED;
-	}
+	if (rc == REMO_ETIMEDOUT)
+		remo_raise("TimeoutError", "call '%s': no response in %d ms",
+		           method, timeout_ms);
+	if (rc != REMO_OK)
+		return rc;
 	remo_value x;
 	if (remo_dict_get_str(r, "exception", &x) == REMO_OK) {
 		if (x.kind != REMO_ERROR)

@@ -15,11 +15,12 @@
  * another: every node of a mesh registers the same names, as every
  * Erlang node loads the same modules.
  *
- * Errors: every function returns REMO_OK or a remo status; REMO_ERAISED
- * puts the error in remo_last_error(): DeadActor (the actor has ended),
+ * Errors: every function returns REMO_OK or a remo status, and puts the
+ * error in remo_last_error(): REMO_ETIMEDOUT (TimeoutError) when time ran
+ * out, REMO_ERAISED for the others: DeadActor (the actor has ended),
  * MailboxFull (a LimitError: the mailbox holds max_mailbox messages),
  * Killed (the actor was killed: what its receive and its waiters get),
- * NodeDown (the node of a linked actor went away), TimeoutError,
+ * NodeDown (the node of a linked actor went away),
  * AuthenticationError (a node with another cookie), LookupError (no
  * function of that name on the node), LimitError (max_actors).
  */
@@ -141,7 +142,7 @@ bool actor_match(remo_value p, remo_value v);
  * the npat patterns (npat 0: the next message), taken out into *msg
  * (new), the index of the pattern it matched in *which (may be NULL);
  * the other messages stay.  Waits up to timeout_ms (-1: for ever; 0:
- * only looks): TimeoutError past it.  Killed once the actor was killed.
+ * only looks): REMO_ETIMEDOUT past it.  Killed once the actor was killed.
  */
 int actor_receive(actor *self, int timeout_ms, size_t npat,
                   const remo_value *pats, remo_value *msg, int *which);
@@ -198,7 +199,8 @@ int actor_respond_error(remo_value call, remo_value error);
  *   fail (name, message)  raises that error (REMO_LOCAL k = 41)
  *   sum (n)               returns 0 + 1 + ... + n-1
  *   relay (count)         count times: {"to": a, "msg": m} sends m to a
- *   monitor (target)      returns the exit notice of target
+ *   monitor (target[, to]) returns the exit notice of target (sends
+ *                         "monitoring" to to once it monitors)
  *   link (target)         the same through actor_link
  *   flaky (attempt, ok_at) fails (ValueError) while attempt < ok_at,
  *                         then returns attempt

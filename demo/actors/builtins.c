@@ -183,6 +183,11 @@ static remo_value b_monitor(actor *self, remo_value args)
 	remo_value t = remo_tuple_get(args, 0);
 	if (actor_monitor(self, t) != REMO_OK)
 		return failed();
+	if (remo_tuple_len(args) > 1) { /* tells args[1] it is in place */
+		remo_value m = remo_str("monitoring");
+		actor_send(remo_tuple_get(args, 1), m);
+		remo_value_release(m);
+	}
 	return await_notice(self, t);
 }
 

@@ -1113,11 +1113,35 @@ static bool ops_writes(remo_value v, remo_value name)
 	return false;
 }
 
+/*
+ * A request forwarded to a proxy (its target lives in a third peer): the
+ * lists and dicts in it that arrived by value were decoded fresh, and
+ * only the request holds them (a reference to a container of this
+ * process's own is held by its export table too).  They go on by value,
+ * as their sender asked, not as references to this process's copies.
+ */
+static void forward_by_value(remo_value v, unsigned depth)
+{
+	if (depth > REMO_MAX_DEPTH)
+		return;
+	if (v.kind == REMO_TUPLE) {
+		for (size_t i = 0; i < remo_tuple_len(v); i++)
+			forward_by_value(remo_tuple_get(v, i), depth + 1);
+	} else if ((v.kind == REMO_LIST || v.kind == REMO_DICT) &&
+	           !remo_is_proxy(v) && atomic_load(&v.as.p->refs) == 1) {
+		v.as.p->flags |= REMO__OBJ_BYVALUE;
+	}
+}
+
 /* A peer's request (the serving hook): refused here if it writes to a
  * list or dict this process made read-only to peers (remo_readonly). */
 int remo__op_apply(int op, remo_value target, remo_value a, remo_value b,
                    remo_value *out)
 {
+	if (remo_is_proxy(target)) {
+		forward_by_value(a, 0);
+		forward_by_value(b, 0);
+	}
 	if (remo__peer_readonly(target) &&
 	    (op == REMO__OP_SETITEM ||
 	     (op == REMO__OP_CALLM && ops_writes(target, a)))) {

@@ -579,6 +579,12 @@ int remo__wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 {
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
+		/* the callbacks the peer sent before its reply run before the
+		 * call returns: left queued, they would wait for a serving
+		 * thread that may be blocked reading (an actor's exit notice
+		 * sent while the peer served our call waited so) */
+		if (w->reqid != 0 && w->head != NULL && serve_queued(s, w))
+			continue;
 		if (w->reply != NULL || w->done) {
 			*reply = w->reply;
 			w->reply = NULL;

@@ -590,27 +590,25 @@ bool remo_trace_thread(bool on)
 	return was;
 }
 
-/* A traceback of an error raised outside any served call, on a thread
- * that asked for them (remo_trace_thread): full detail, never live. */
-__attribute__((noinline)) static remo_value
-tb_attach_unserved(remo_value err, int skip)
-{
-	struct tb *t = tb_new();
-	if (t == NULL)
-		return err;
-	t->npcs = remo__trace_capture(t->pcs, REMO__TRACE_MAX, skip + 1);
-	t->locals = remo__locals_take(0);
-	return tb_attach_and_park(NULL, err, t);
-}
-
 static remo_value tb_attach(remo_value err, int skip)
 {
 	remo_session *s = remo__serving();
 	if (err.kind != REMO_ERROR)
 		return err;
-	if (s == NULL)
-		/* +1: this function's own frame */
-		return tb_thread_on ? tb_attach_unserved(err, skip + 1) : err;
+	if (s == NULL && !tb_thread_on)
+		return err;
+	if (s == NULL) {
+		/* outside any served call, on a thread that asked for
+		 * tracebacks (remo_trace_thread): full detail, never live.
+		 * Captured here, not in a helper that could be tail-called
+		 * (the frames to skip would change). */
+		struct tb *t = tb_new();
+		if (t == NULL)
+			return err;
+		t->npcs = remo__trace_capture(t->pcs, REMO__TRACE_MAX, skip + 1);
+		t->locals = remo__locals_take(0);
+		return tb_attach_and_park(NULL, err, t);
+	}
 	const remo_session_opts *o = remo__session_opts(s);
 	if (o->traceback == REMO_TB_NONE)
 		return err;
