@@ -131,10 +131,10 @@ static void test_a_node_of_another_cookie_is_refused_both_ways(void **state)
 	struct fx *f = *state;
 	peer_start(f, 1, "another-cookie-9876543210", NULL, NULL);
 	/* from here to there */
-	remo_value addr;
-	assert_int_equal(actor_spawn(f->n, f->peer[1], "sum",
-	                             args1(remo_int(3)), &addr),
+	remo_value addr, three = args1(remo_int(3));
+	assert_int_equal(actor_spawn(f->n, f->peer[1], "sum", three, &addr),
 	                 REMO_ERAISED);
+	remo_value_release(three);
 	assert_string_equal(err_name(), "AuthenticationError");
 	/* from there to here: that node's ring fails by the same name */
 	char name[128], err[128];
