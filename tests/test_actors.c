@@ -645,9 +645,31 @@ static void test_a_full_mailbox_is_a_named_error(void **state)
 	assert_int_equal(actor_send_checked(s, m), REMO_ERAISED);
 	assert_string_equal(err_name(), "MailboxFull");
 	assert_true(remo_error_isa(remo_last_error(), "LimitError"));
-	/* the actor still gets what its mailbox held, and "stop" */
 	assert_int_equal(actor_kill(s), REMO_OK);
 	remo_value_release(s);
+	/* an exit notice still reaches a full mailbox: a monitor there,
+	 * its mailbox filled, hears of our second actor's end */
+	actor *other;
+	assert_int_equal(actor_adopt(f->n, &other), REMO_OK);
+	remo_value mon = spawn(f, f->peer[1], "monitor",
+	                       remo_tuple_of(2,
+	                           remo_value_retain(actor_self(other)),
+	                           remo_value_retain(actor_self(f->me))));
+	remo_value ack, want = remo_str("monitoring"), r, x;
+	assert_int_equal(actor_receive(f->me, 10000, 1, &want, &ack, NULL),
+	                 REMO_OK);
+	int sent = 0;
+	while (actor_send_checked(mon, m) == REMO_OK && sent < 20)
+		sent++;
+	assert_int_equal(sent, 10);
+	assert_string_equal(err_name(), "MailboxFull");
+	actor_release(other);
+	assert_int_equal(actor_wait(mon, 10000, &r), REMO_OK);
+	assert_int_equal(remo_dict_get_str(r, "exit", &x), REMO_OK);
+	remo_value_release(r);
+	remo_value_release(ack);
+	remo_value_release(want);
+	remo_value_release(mon);
 }
 
 static void test_the_supervisor_restarts_a_failing_child(void **state)

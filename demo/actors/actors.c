@@ -29,6 +29,10 @@
 
 /* Watchers one actor keeps at most: past it, monitor is LimitError. */
 #define ACTOR_MAX_WATCHERS 65536
+/* Other nodes one node keeps track of, gone ones included (a node that
+ * went away and came back is two): past it, a new one is LimitError
+ * (peer_get) or reached without NodeDown for its monitors (m_hello). */
+#define MAX_PEERS 4096
 /* How long actor_node_stop waits for actors to return, in all. */
 #define STOP_WAIT_MS 10000
 
@@ -107,6 +111,7 @@ struct actor_node {
 	actor *actors;          /* running, with threads */
 	actor *adopted;         /* actor_adopt's */
 	struct peer *peers;
+	unsigned npeers;        /* in peers, gone ones included */
 	atomic_uint_least64_t dropped;
 	bool stopping;
 };
@@ -342,7 +347,11 @@ static int push(actor *a, remo_value msg, bool force)
 	m->next = NULL;
 	m->v = msg;
 	pthread_mutex_lock(&a->lock);
-	if (a->ended || (!force && a->nmsg >= a->max_mailbox)) {
+	/* exit notices (force) may fill a mailbox to twice its limit: a
+	 * full mailbox still hears of its links, and a node that sends
+	 * notices without end still meets a bound */
+	size_t max = force ? 2 * a->max_mailbox : a->max_mailbox;
+	if (a->ended || a->nmsg >= max) {
 		bool ended = a->ended;
 		size_t n = a->nmsg;
 		pthread_mutex_unlock(&a->lock);
@@ -661,16 +670,20 @@ static void m_hello(actor_node *n, const char *name)
 	struct peer *p = n->peers;
 	while (p != NULL && (p->down || strcmp(p->name, name) != 0))
 		p = p->next;
-	bool known = p != NULL || n->stopping;
+	bool known = p != NULL || n->stopping || n->npeers >= MAX_PEERS;
+	if (!known)
+		n->npeers++; /* taken now: given back below on failure */
 	pthread_mutex_unlock(&n->lock);
 	if (known)
 		return;
-	remo_value proxy;
-	if (remo_lookup(ci.session, "node", &proxy) != REMO_OK)
-		return;
-	p = calloc(1, sizeof *p);
+	remo_value proxy = remo_nil();
+	p = remo_lookup(ci.session, "node", &proxy) == REMO_OK
+	    ? calloc(1, sizeof *p) : NULL;
 	if (p == NULL) {
 		remo_value_release(proxy);
+		pthread_mutex_lock(&n->lock);
+		n->npeers--;
+		pthread_mutex_unlock(&n->lock);
 		return;
 	}
 	p->node = n;
@@ -693,13 +706,16 @@ static int peer_get(actor_node *n, const char *where, struct peer **out)
 	struct peer *p = n->peers;
 	while (p != NULL && (p->down || strcmp(p->name, where) != 0))
 		p = p->next;
-	bool stopping = n->stopping;
+	bool stopping = n->stopping, full = n->npeers >= MAX_PEERS;
 	pthread_mutex_unlock(&n->lock);
-	if (p != NULL || stopping) {
+	if (p != NULL || stopping || full) {
 		pthread_mutex_unlock(&n->connect_lock);
 		*out = p;
-		if (p == NULL)
+		if (p == NULL && stopping)
 			remo_raise("NodeDown", "node %s is stopping", n->name);
+		else if (p == NULL)
+			remo_raise("LimitError", "node %s has known %d other "
+			           "nodes (MAX_PEERS)", n->name, MAX_PEERS);
 		return p != NULL ? REMO_OK : REMO_ERAISED;
 	}
 	char url[300];
@@ -745,6 +761,7 @@ static int peer_get(actor_node *n, const char *where, struct peer **out)
 	pthread_mutex_lock(&n->lock);
 	p->next = n->peers;
 	n->peers = p;
+	n->npeers++;
 	pthread_mutex_unlock(&n->lock);
 	/* introduce this node: the peer then reaches it on s too */
 	remo_value args = remo_tuple_of(1, remo_str(n->name));

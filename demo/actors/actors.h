@@ -162,7 +162,7 @@ int actor_wait(remo_value addr, int timeout_ms, remo_value *result);
  * addr} (at once if it has ended; exactly one of them); if its node
  * goes away first (killed, or the connection to it is cut), the
  * exception is NodeDown.  actor_link: monitors both ways.  These
- * messages are never dropped, whatever the mailbox holds.
+ * messages pass a full mailbox (up to twice max_mailbox).
  */
 int actor_monitor(actor *self, remo_value addr);
 int actor_link(actor *self, remo_value addr);
