@@ -84,6 +84,21 @@ static int finds(remo_session *s, const char *name)
 	return rc;
 }
 
+/* The names the peer of s lists to it (remo_lookup_names), joined by
+ * commas, are want: what it may look up, in export order. */
+static void lists(remo_session *s, const char *want)
+{
+	remo_value names;
+	assert_int_equal(remo_lookup_names(s, &names), REMO_OK);
+	char got[256] = "";
+	for (size_t i = 0; i < remo_tuple_len(names); i++)
+		snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s",
+		         i ? "," : "",
+		         remo_str_data(remo_tuple_get(names, i), NULL));
+	remo_value_release(names);
+	assert_string_equal(got, want);
+}
+
 /* The server's answer to whoami(), into buf. */
 static const char *ask_whoami(remo_session *s, char *buf, size_t len)
 {
@@ -201,6 +216,7 @@ static void the_same_secret_is_served(void **state)
 	/* restricted names: "secret" is this peer; a pipe has no uid */
 	assert_int_equal(finds(cli.s, "for_secret"), REMO_OK);
 	assert_int_equal(finds(cli.s, "for_me"), REMO_ERAISED);
+	lists(cli.s, "add,whoami,for_secret");
 	serving_stop(&sv, cli.s, e);
 }
 
@@ -216,6 +232,8 @@ static void a_restricted_name_is_not_found_by_others(void **state)
 	serving_start(&sv, srv.s);
 	assert_int_equal(finds(cli.s, "whoami"), REMO_OK);
 	assert_int_equal(finds(cli.s, "for_secret"), REMO_ERAISED);
+	/* nor listed */
+	lists(cli.s, "add,whoami");
 	serving_stop(&sv, cli.s, e);
 }
 
@@ -478,6 +496,7 @@ static void a_server_serves_only_the_secret(void **state)
 	/* and exports for this uid, or another's */
 	assert_int_equal(finds(s, "for_me"), REMO_OK);
 	assert_int_equal(finds(s, "for_other"), REMO_ERAISED);
+	lists(s, "add,whoami,for_secret,for_me");
 	remo_session_free(s);
 
 	co = with_secret(secret_b);

@@ -1046,6 +1046,12 @@ REMO_API int remo_session_status(const remo_session *s);
  * REMO_EINVAL (name NULL), REMO_ENOMEM, or a request's failures
  * (section 9): an unknown name is REMO_ERAISED with NotFound. */
 REMO_API int remo_lookup(remo_session *s, const char *name, remo_value *out);
+/* remo_lookup_names: a new tuple of the names the peer exports that this
+ * side may look up (remo_export_to's restrictions hold: a name kept
+ * from us is not listed), in the order they were exported.  REMO_EINVAL
+ * (s NULL), or a request's failures; a peer older than this call
+ * answers TypeError. */
+REMO_API int remo_lookup_names(remo_session *s, remo_value *out);
 
 /* ======================================================================
  * 9. Operations
@@ -1156,6 +1162,16 @@ REMO_API int remo_dir(remo_value v, remo_value *out);
 REMO_API const char *remo_signature(remo_value fn);
 /* remo_is_proxy: true if v stands for an object in a peer. */
 REMO_API bool remo_is_proxy(remo_value v);
+/*
+ * remo_describe: what v is, from its shape (no round trip), as a new
+ * dict.  An object (or a proxy of one): {"kind": "object", "type": name,
+ * "bases": (names of its base types, nearest first), "doc": str, "fields":
+ * ((name, code, readonly), ...), "methods": ((name, signature, doc),
+ * ...)}, the base types' members included after its own.  A callable:
+ * {"kind": "function", "name", "signature", "doc"}.  Anything else:
+ * {"kind": remo_kind_name(kind), "proxy": bool}.  REMO_ENOMEM.
+ */
+REMO_API int remo_describe(remo_value v, remo_value *out);
 
 /* ======================================================================
  * 10. C function pointers

@@ -44,8 +44,11 @@ static int serve_op(remo_session *s, int op, remo_value target, remo_value a,
 		REMO__ASSERT(remo__session_hooks.apply != NULL);
 		return remo__session_hooks.apply(op, target, a, b, out);
 	}
+	if (a.kind == REMO_NIL) /* what do you export (wire.md 7.2) */
+		return remo__exports_names(s, out) == REMO_OK
+		       ? REMO_OK : remo__raisef("MemoryError", "listing exports");
 	if (a.kind != REMO_STR)
-		return remo__raisef("TypeError", "lookup needs a str");
+		return remo__raisef("TypeError", "lookup needs a str or nil");
 	if (remo__exports_get(s, a, out) != REMO_OK)
 		return remo__raisef("NotFound", "nothing is exported as '%s'",
 		                    remo_str_data(a, NULL));

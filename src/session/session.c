@@ -383,6 +383,16 @@ int remo_lookup(remo_session *s, const char *name, remo_value *out)
 	return rc;
 }
 
+int remo_lookup_names(remo_session *s, remo_value *out)
+{
+	*out = remo_nil();
+	if (s == NULL)
+		return remo__fail(REMO_EINVAL, "lookup_names");
+	/* LOOKUP of nil: the names, not a value (doc/wire.md 7.2) */
+	return remo__session_request(s, REMO__OP_LOOKUP, remo_nil(),
+	                             remo_nil(), remo_nil(), out);
+}
+
 /* ==== for tests ======================================================== */
 
 size_t remo__session_table_len(remo_session *s)

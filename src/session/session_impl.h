@@ -348,6 +348,8 @@ void remo__session_end(remo_session *s, int status);
  * name restricted to identities s's peer has none of (it does not learn
  * that the name exists). */
 int remo__exports_get(remo_session *s, remo_value name, remo_value *out);
+/* The names s's peer may look up, in export order: a new tuple. */
+int remo__exports_names(remo_session *s, remo_value *out);
 /* The peer's type of shape id (remo__shape_base_fn, ctx: the session). */
 const remo_type *remo__shape_base(void *ctx, uint32_t id);
 /* Takes count from id's entry of the object table (a release). */

@@ -109,6 +109,51 @@ static bool exports_peer_is(remo_session *s, const char *id)
 	return false;
 }
 
+/* Whether s's peer may look up the export whose who-list is ids (nil:
+ * anyone). */
+static bool exports_allowed(remo_session *s, remo_value ids)
+{
+	if (ids.kind == REMO_NIL)
+		return true;
+	for (size_t i = 0; i < remo_tuple_len(ids); i++)
+		if (exports_peer_is(s, remo_str_data(remo_tuple_get(ids, i),
+		                                     NULL)))
+			return true;
+	return false;
+}
+
+int remo__exports_names(remo_session *s, remo_value *out)
+{
+	remo_exports *e = s->exports;
+	*out = remo_tuple(0);
+	if (e == NULL)
+		return remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
+	remo_value_release(*out);
+	pthread_mutex_lock(&e->lock);
+	remo_value names = remo_dict_copy(e->names);
+	remo_value who = remo_dict_copy(e->who);
+	pthread_mutex_unlock(&e->lock);
+	remo_value list = remo_list();
+	size_t pos = 0;
+	remo_value k, v, ids;
+	int rc = remo_ok(names) && remo_ok(who) && remo_ok(list) ? REMO_OK
+	                                                        : REMO_ENOMEM;
+	while (rc == REMO_OK && remo_dict_next(names, &pos, &k, &v))
+		if (exports_allowed(s, remo_dict_get(who, k, &ids) == REMO_OK
+		                       ? ids : remo_nil()))
+			rc = remo_list_append(list, remo_value_retain(k));
+	size_t n = rc == REMO_OK ? remo_list_len(list) : 0;
+	*out = rc == REMO_OK ? remo_tuple(n) : remo_nil();
+	for (size_t i = 0; remo_ok(*out) && i < n; i++)
+		remo_tuple_set(*out, i, remo_value_retain(remo_list_get(list, i)));
+	if (rc == REMO_OK && !remo_ok(*out))
+		rc = REMO_ENOMEM;
+	remo_value_release(names);
+	remo_value_release(who);
+	remo_value_release(list);
+	return rc;
+}
+
 int remo__exports_get(remo_session *s, remo_value name, remo_value *out)
 {
 	remo_exports *e = s->exports;

@@ -377,6 +377,93 @@ int remo_dir(remo_value v, remo_value *out)
 	return REMO_OK;
 }
 
+static remo_value str_or_empty(const char *s)
+{
+	return remo_str(s != NULL ? s : "");
+}
+
+/* The members of t and its bases (fields: pass 0, methods: pass 1) as a
+ * tuple of (name, code, readonly) or (name, signature, doc). */
+static remo_value describe_members(const remo_type *t, int pass)
+{
+	size_t n = 0;
+	for (const remo_type *x = t; x != NULL; x = x->base)
+		n += pass == 0 ? x->nfields : x->nmethods;
+	remo_value tup = remo_tuple(n);
+	size_t k = 0;
+	for (const remo_type *x = t; x != NULL && remo_ok(tup); x = x->base)
+		for (size_t i = 0; i < (pass == 0 ? x->nfields : x->nmethods);
+		     i++) {
+			remo_value m;
+			if (pass == 0) {
+				const struct remo__field *f = &x->fields[i];
+				char code[300];
+				if (f->p.code == '<')
+					snprintf(code, sizeof code, "<%s>",
+					         f->p.type_name);
+				else
+					snprintf(code, sizeof code, "%c",
+					         f->p.code);
+				m = remo_tuple_of(3, remo_str(f->name),
+				                  remo_str(code),
+				                  remo_bool(f->flags &
+				                            REMO_READONLY));
+			} else {
+				const struct remo__func *f = &x->methods[i];
+				m = remo_tuple_of(3, remo_str(f->name),
+				                  remo_str(f->sig.text),
+				                  str_or_empty(f->doc));
+			}
+			if (remo_tuple_set(tup, k++, m) != REMO_OK) {
+				remo_value_release(tup);
+				return remo__invalid();
+			}
+		}
+	return tup;
+}
+
+int remo_describe(remo_value v, remo_value *out)
+{
+	*out = remo_nil();
+	remo_value d = remo_dict();
+	int rc = remo_ok(d) ? REMO_OK : REMO_ENOMEM;
+	const remo_type *t = remo__is_objlike(v.kind) ? REMO__REF(v)->type
+	                                              : NULL;
+	const struct remo__func *f = v.kind == REMO_CALLABLE
+	                             ? REMO__REF(v)->func : NULL;
+	if (rc == REMO_OK && t != NULL) {
+		size_t nb = 0;
+		for (const remo_type *x = t->base; x != NULL; x = x->base)
+			nb++;
+		remo_value bases = remo_tuple(nb);
+		size_t i = 0;
+		for (const remo_type *x = t->base; x != NULL && remo_ok(bases);
+		     x = x->base)
+			remo_tuple_set(bases, i++, remo_str(x->name));
+		rc |= remo_dict_set_str(d, "kind", remo_str("object"));
+		rc |= remo_dict_set_str(d, "type", remo_str(t->name));
+		rc |= remo_dict_set_str(d, "bases", bases);
+		rc |= remo_dict_set_str(d, "doc", str_or_empty(t->doc));
+		rc |= remo_dict_set_str(d, "fields", describe_members(t, 0));
+		rc |= remo_dict_set_str(d, "methods", describe_members(t, 1));
+	} else if (rc == REMO_OK && f != NULL) {
+		rc |= remo_dict_set_str(d, "kind", remo_str("function"));
+		rc |= remo_dict_set_str(d, "name", remo_str(f->name));
+		rc |= remo_dict_set_str(d, "signature", remo_str(f->sig.text));
+		rc |= remo_dict_set_str(d, "doc", str_or_empty(f->doc));
+	} else if (rc == REMO_OK) {
+		rc |= remo_dict_set_str(d, "kind",
+		                        remo_str(remo_kind_name(v.kind)));
+		rc |= remo_dict_set_str(d, "proxy", remo_bool(remo_is_proxy(v)));
+	}
+	if (rc != REMO_OK) {
+		remo_value_release(d);
+		return remo__fail(REMO_ENOMEM, "describe");
+	}
+	*out = d;
+	return REMO_OK;
+}
+
 const char *remo_signature(remo_value fn)
 {
 	if (fn.kind != REMO_CALLABLE || REMO__REF(fn)->func == NULL)
