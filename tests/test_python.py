@@ -110,7 +110,84 @@ def pod_main(url, mode):
     return 1 if failures else 0
 
 
+def calc_main(url):
+    """demo/calc's server: the seed's headline, a remote
+    ZeroDivisionError caught as Python's own and walked with remo.pm();
+    proxies as Python objects; async calls; releases."""
+    import gc
+    import io
+    s = remo.connect(url)
+    calc = s.proxy(s.lookup("calc"))
+    check("dir() from the shape: fields and methods",
+          {"acc", "history", "add", "div"} <= set(dir(calc)))
+    calc.acc = 0.0
+    check("a method call", calc.add(2.5) == 2.5)
+    check("a field read, a field written", calc.acc == 2.5)
+    hist = calc.history
+    check("len and indexing of a remote list",
+          len(hist) >= 1 and hist[-1] == ("add", 2.5, 2.5))
+    check("iteration and in", ("add", 2.5, 2.5) in list(iter(hist)))
+    caught = None
+    try:
+        calc.div(0)
+    except ZeroDivisionError as e:  # Python's own built-in
+        caught = e
+    check("the peer's ZeroDivisionError is caught as Python's",
+          caught is not None and isinstance(caught, ArithmeticError) and
+          isinstance(caught, remo.RemoteError) and
+          caught.message == "cannot divide 2.5 by zero")
+    try:
+        calc.add("ten")
+    except TypeError as e:
+        check("a TypeError by name, as Python's", "must be double" in str(e))
+    out = io.StringIO()
+    remo.pm(caught, stdin=io.StringIO("where\nlocals\np x\nlist\nq\n"),
+            stdout=out)
+    text = out.getvalue()
+    print(text)
+    check("pm: the failing frame", "> #0 calc_div (" in text)
+    check("pm: its recorded locals", "acc = 2.5" in text and
+          "x = 0.0" in text)
+    check("pm: its source line, marked",
+          'remo_raise("ZeroDivisionError"' in text and "->" in text)
+    f1 = s.call_method_async(s.lookup("calc"), "add", 1.0)
+    f2 = s.call_method_async(s.lookup("calc"), "mul", 2.0)
+    check("two async calls, answered in order",
+          f1.result(5) == 3.5 and f2.result(5) == 7.0)
+    before = s.released
+    for _ in range(5):
+        len(calc.history)  # a new list proxy each time (a copy), dropped
+    gc.collect()
+    calc.acc  # a message, which carries the releases due
+    check("dropped proxies are released (RELEASE sent)",
+          s.released > before)
+    s.close()
+    return 1 if failures else 0
+
+
+def auth_main(url, secret_path):
+    """A server with a secret: the right one opens, a wrong one and none
+    are AuthenticationError (a PermissionError), by name."""
+    sp = Space(url, secret=remo.secret_file(secret_path))
+    sp.out(("authenticated", 1))
+    check("a session that proved the secret is served",
+          sp.inp(("authenticated", 1)) == ("authenticated", 1))
+    sp.close()
+    for secret in (b"not-the-secret-0123456789", None):
+        try:
+            remo.connect(url, secret=secret)
+            check("a wrong or missing secret is refused", False)
+        except PermissionError as e:
+            check("a wrong or missing secret is refused by name: %s" %
+                  e.name, e.name == "AuthenticationError")
+    return 1 if failures else 0
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "pod":
         sys.exit(pod_main(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) == 3 and sys.argv[1] == "calc":
+        sys.exit(calc_main(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "auth":
+        sys.exit(auth_main(sys.argv[2], sys.argv[3]))
     sys.exit(main())

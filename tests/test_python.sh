@@ -63,4 +63,42 @@ pod() {
 }
 pod write
 pod read
+
+# the calc demo: a remote ZeroDivisionError caught as Python's own and
+# walked with remo.pm(); proxies, async calls, releases
+"$build/demo/calc/calc-server" "unix://$tmp/calc.sock" >"$tmp/calc.out" 2>&1 &
+spid=$!
+i=0
+while ! grep -q serving "$tmp/calc.out" && [ $i -lt 300 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+"$py" "$top/tests/test_python.py" calc "unix://$tmp/calc.sock" \
+	>"$tmp/calc.checks" 2>&1
+cat "$tmp/calc.checks"
+if grep -q '^FAILED' "$tmp/calc.checks" || ! grep -q '^ok' "$tmp/calc.checks"
+then
+	not_ok "the calc demo from Python, remo.pm() on its error"
+else
+	ok "the calc demo from Python, remo.pm() on its error"
+fi
+kill "$spid" && wait "$spid"
+spid=
+
+# a server with a secret: proved from Python (doc/wire.md 7.1)
+printf 'a-secret-for-python-0123456789\n' >"$tmp/secret"
+chmod 600 "$tmp/secret"
+"$build/demo/tuplespace/remo-tuplespace" "unix://$tmp/ats.sock" \
+	--secret-file "$tmp/secret" >"$tmp/ats.out" 2>&1 &
+spid=$!
+url=$(ready_url "$tmp/ats.out" "$spid")
+"$py" "$top/tests/test_python.py" auth "$url" "$tmp/secret" \
+	>"$tmp/auth.checks" 2>&1
+cat "$tmp/auth.checks"
+if grep -q '^FAILED' "$tmp/auth.checks" || ! grep -q '^ok' "$tmp/auth.checks"
+then
+	not_ok "a secret proved from Python; a wrong one refused by name"
+else
+	ok "a secret proved from Python; a wrong one refused by name"
+fi
 finish test_python

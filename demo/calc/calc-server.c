@@ -11,6 +11,7 @@
  * calls back into the client (apply).
  */
 #include <remo/remo.h>
+#include <remo/trace.h>
 #include <remo/transport.h>
 
 #include <signal.h>
@@ -52,6 +53,9 @@ static double calc_mul(struct calc *c, double x)
 static double calc_div(struct calc *c, double x)
 {
 	if (x == 0) {
+		double acc = c->acc;
+		REMO_LOCAL(acc); /* for the traceback: remo-pdb, remo.pm() */
+		REMO_LOCAL(x);
 		remo_raise("ZeroDivisionError", "cannot divide %g by zero", c->acc);
 		return 0;
 	}

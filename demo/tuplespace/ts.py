@@ -20,8 +20,8 @@ import remo  # noqa: E402
 
 
 class Space:
-    def __init__(self, url):
-        self.s = remo.connect(url)
+    def __init__(self, url, secret=None):
+        self.s = remo.connect(url, secret=secret)
         self.fns = {name: self.s.lookup(name) for name in
                     ("out", "take", "read", "takep", "readp", "any",
                      "count")}
