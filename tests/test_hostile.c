@@ -1247,6 +1247,45 @@ static void peer_reference_is_released(void **state)
 	remo_value_release(r);
 }
 
+/* A request refused before it runs (here: past the depth limit) still
+ * releases the references it carried: the peer counted them as sent. */
+static void a_refused_request_releases_its_references(void **state)
+{
+	struct fx *fx = *state;
+	char msg[256];
+	uint64_t fn = lookup_add(fx);
+	size_t before = fx->r->nsent;
+
+	remo_buf m = {0};
+	req_begin(&m, 3, REMO_DEFAULT_MAX_CALL_DEPTH + 1, OP_CALL,
+	          REMO_CALLABLE, fn);
+	assert_int_equal(remo__wire_put_array(&m, 2), REMO_OK);
+	assert_int_equal(remo__put_ref(&m, REMO_OBJECT, 78, false,
+	                               REMO__SHAPE_LIST), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&m, 1), REMO_OK);
+	assert_int_equal(remo__wire_put_nil(&m), REMO_OK);
+	push_buf(fx, &m);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+
+	size_t at;
+	int64_t type;
+	remo_value e = answer_for(fx, 3, &type, &at);
+	remo_value_release(e);
+	expect_error(fx, 3, "RecursionError", msg, sizeof msg);
+	assert_int_equal(remo__session_proxies_len(fx->s), 0);
+	size_t rel = SIZE_MAX;
+	for (size_t i = before; i < fx->r->nsent; i++)
+		if (frame_type(fx, i) == RELEASE)
+			rel = i;
+	assert_true(rel != SIZE_MAX);
+	remo_value r = frame_at(fx, rel);
+	remo_value pairs = remo_tuple_get(r, 1);
+	assert_int_equal(remo_tuple_len(pairs), 2);
+	assert_int_equal(remo_tuple_get(pairs, 0).as.i, 78);
+	assert_int_equal(remo_tuple_get(pairs, 1).as.i, 1);
+	remo_value_release(r);
+}
+
 /* ==== 13. a peer with a small max_message ============================== */
 
 /*
@@ -1757,6 +1796,7 @@ int main(void)
 		T(message_at_the_limit_is_served),
 		T(members_and_arguments_are_checked),
 		T(depth_past_the_limit_is_a_recursion_error),
+		T(a_refused_request_releases_its_references),
 		T(callback_depth_counts_across_peers),
 		T(error_answer_without_an_error),
 		T(answer_with_a_forged_id),

@@ -205,18 +205,24 @@ static int serve_args(remo_session *s, struct msg *m, remo_value vals[3])
 	} else {
 		remo__session_codec_for(s, &codec, m, &base);
 	}
-	for (int i = pipe; rc == REMO_OK && i < 3; i++) {
-		if (!m->decoded)
-			rc = remo__unpack_with(&m->rest, &codec, &vals[i]);
-		if (rc == REMO_ENOTFOUND)
+	/* decoded even when the request is refused (RecursionError, a
+	 * kept result gone): the references it carries become proxies, and
+	 * releasing vals releases them to the peer, which counted them as
+	 * sent (doc/wire.md 7.2) */
+	for (int i = pipe; !m->decoded && i < 3; i++) {
+		int drc = remo__unpack_with(&m->rest, &codec, &vals[i]);
+		if (drc == REMO_OK)
+			continue;
+		if (rc == REMO_OK && drc == REMO_ENOTFOUND)
 			rc = remo__raisef("ReferenceError",
 			                  "no object with that id in this session "
 			                  "(released, or never sent)");
-		else if (rc == REMO_EPROTO)
+		else if (rc == REMO_OK && drc == REMO_EPROTO)
 			rc = remo__raisef("ProtocolError",
 			                  "a reference to a shape never sent");
-		else if (rc != REMO_OK)
-			rc = remo__fail(rc, "decoding the arguments");
+		else if (rc == REMO_OK)
+			rc = remo__fail(drc, "decoding the arguments");
+		break;
 	}
 	remo_value_release(base); /* views keep what they need */
 	return rc;
