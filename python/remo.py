@@ -9,8 +9,8 @@
 What it speaks: the stream transport's framing (a 4-byte big-endian
 length before each message), HELLO, MULTI, REQ (LOOKUP, GETATTR, CALL, CALLM,
 LEN, GETITEM, SETITEM, CONTAINS, with the DEADLINE flag for a timeout),
-REPLY, ERROR, SHAPE, PING (sent every PING_S seconds, so the server's
-lease never runs out), CANCEL (at a timeout, then the server's answer is
+REPLY, ERROR, SHAPE, PING (sent every half of the lease the server
+tells in HELLO, so its lease never runs out), CANCEL (at a timeout, then the server's answer is
 waited for: a tuple space's tuple that was already on its way is
 returned, not lost), BYE.  Values, as section 2 maps them: None, bool,
 int, float, str, bytes, tuple (an array), list (extension 1, sent by
@@ -63,6 +63,7 @@ LOOKUP, GETATTR, SETATTR, CALL, CALLM, LEN, GETITEM, SETITEM, CONTAINS = \
 DEADLINE = 0x800
 EXT_LIST, EXT_ERROR = 1, 2
 REF_KINDS = {3: "object", 4: "callable", 5: "frame", 6: "traceback"}
+# PING this often when the server tells no lease in its HELLO
 HOME = 1 << 63
 
 
@@ -288,8 +289,9 @@ class Session:
         if secret is not None and not 16 <= len(secret) <= 1024:
             raise ValueError("a secret has 16 to 1024 bytes")
         nonce = secrets.token_bytes(32) if secret is not None else None
-        self._send([HELLO, VERSION, MAX_MESSAGE, 32] +
-                   ([nonce] if nonce else []))
+        # [0, version, max_message, max_call_depth, nonce or nil,
+        #  lease_ms]: 0, this side keeps no lease (doc/wire.md 7.1)
+        self._send([HELLO, VERSION, MAX_MESSAGE, 32, nonce, 0])
         hello = self._recv(10.0)
         if hello[0] == REFUSED:
             if hello[1] == 18:
@@ -299,11 +301,15 @@ class Session:
                          "refused by the server (status %d)" % hello[1])
         if hello[0] != HELLO or hello[1] != VERSION:
             raise _error("ProtocolError", "no HELLO version 1")
-        if (len(hello) == 5) != (secret is not None):
+        asks = len(hello) >= 5 and hello[4] is not None  # its nonce
+        if asks != (secret is not None):
             self._bye()
             raise _error("AuthenticationError",
-                         "the server asks for a secret" if len(hello) == 5
+                         "the server asks for a secret" if asks
                          else "the server has no secret")
+        # the server's lease (ms): speak at least every half of it
+        lease = hello[5] if len(hello) >= 6 else 0
+        self.ping_s = lease / 2000.0 if lease else PING_S
         if secret is not None:
             # doc/wire.md 7.1: HMAC-SHA-256 over "remo-auth-1", the
             # peer's nonce, then ours; the peer's over ours, then its
@@ -395,7 +401,7 @@ class Session:
 
     def _ping(self):
         while not self.closed:
-            time.sleep(PING_S)
+            time.sleep(self.ping_s)
             try:
                 self._send([PING])
             except OSError:

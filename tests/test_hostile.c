@@ -582,12 +582,16 @@ static void handshake_frame_by_frame(void **state)
 	/* the session speaks first, before it has heard anything */
 	assert_int_equal(fx->r->nsent, 1);
 	remo_value h = frame_at(fx, 0);
-	assert_int_equal(remo_tuple_len(h), 4);
+	/* [0, 1, max_message, max_call_depth, nil (no nonce), lease_ms] */
+	assert_int_equal(remo_tuple_len(h), 6);
 	assert_int_equal(remo_tuple_get(h, 0).as.i, HELLO);
 	assert_int_equal(remo_tuple_get(h, 1).kind, REMO_INT);
 	assert_int_equal(remo_tuple_get(h, 1).as.i, 1);
 	assert_int_equal(remo_tuple_get(h, 2).as.i, REMO_DEFAULT_MAX_MESSAGE);
 	assert_int_equal(remo_tuple_get(h, 3).as.i, REMO_DEFAULT_MAX_CALL_DEPTH);
+	assert_int_equal(remo_tuple_get(h, 4).kind, REMO_NIL);
+	assert_int_equal(remo_tuple_get(h, 5).kind, REMO_INT);
+	assert_int_equal(remo_tuple_get(h, 5).as.i, 0); /* remo_session_new */
 	remo_value_release(h);
 
 	/* the peer's hello is taken silently: nothing more is sent */
@@ -595,6 +599,42 @@ static void handshake_frame_by_frame(void **state)
 	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
 	assert_int_equal(remo_session_status(fx->s), REMO_OK);
 	assert_int_equal(fx->r->nsent, 1);
+}
+
+/* A HELLO of six items tells the peer's lease; a nonce there (the peer
+ * asks for a secret this side lacks) and a lease that is no uint end
+ * the session. */
+static void hello_with_a_lease(void **state)
+{
+	struct fx *fx = *state;
+	remo_buf m = {0};
+	int64_t head[4] = {HELLO, 1, REMO_DEFAULT_MAX_MESSAGE,
+	                   REMO_DEFAULT_MAX_CALL_DEPTH};
+	assert_int_equal(remo__wire_put_array(&m, 6), REMO_OK);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(remo__wire_put_int(&m, head[i]), REMO_OK);
+	assert_int_equal(remo__wire_put_nil(&m), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&m, 2500), REMO_OK);
+	push_buf(fx, &m);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+	assert_int_equal(remo__session_peer_lease_ms(fx->s), 2500);
+}
+
+static void hello_with_a_bad_lease(void **state)
+{
+	struct fx *fx = *state;
+	remo_buf m = {0};
+	int64_t head[4] = {HELLO, 1, REMO_DEFAULT_MAX_MESSAGE,
+	                   REMO_DEFAULT_MAX_CALL_DEPTH};
+	assert_int_equal(remo__wire_put_array(&m, 6), REMO_OK);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(remo__wire_put_int(&m, head[i]), REMO_OK);
+	assert_int_equal(remo__wire_put_nil(&m), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&m, -1), REMO_OK);
+	push_buf(fx, &m);
+	serve(fx);
+	assert_int_equal(remo_session_status(fx->s), REMO_EPROTO);
 }
 
 /* ==== 2. a valid lookup and call ======================================= */
@@ -1795,6 +1835,8 @@ int main(void)
 		T(oversize_message_ends_the_session),
 		T(message_at_the_limit_is_served),
 		T(members_and_arguments_are_checked),
+		T(hello_with_a_lease),
+		T(hello_with_a_bad_lease),
 		T(depth_past_the_limit_is_a_recursion_error),
 		T(a_refused_request_releases_its_references),
 		T(callback_depth_counts_across_peers),

@@ -122,11 +122,20 @@ int remo__session_auth(remo_session *s,
 	    (!remo__read_uint(&rd, &version) ||
 	     !remo__read_uint(&rd, &max_message) ||
 	     !remo__read_uint(&rd, &max_depth) || version != PROTO_VERSION ||
-	     max_message < 64 || (n != 4 && n != 5)))
+	     max_message < 64 || n < 4 || n > 6))
 		rc = REMO_EPROTO;
 	if (rc == REMO_OK && n == 4)
 		rc = REMO_EAUTH; /* the peer has no secret */
+	remo__tok t;
+	remo__rd at = rd;
+	if (rc == REMO_OK && remo__wire_next(&at, &t) == REMO_OK &&
+	    t.type == REMO__T_NIL)
+		rc = REMO_EAUTH; /* nil where the nonce goes: no secret */
 	if (rc == REMO_OK && !auth_bin(&rd, peer, sizeof peer))
+		rc = REMO_EPROTO;
+	uint64_t lease = 0;
+	if (rc == REMO_OK && n == 6 &&
+	    (!remo__read_uint(&rd, &lease) || lease > INT32_MAX))
 		rc = REMO_EPROTO;
 	/* our own nonce back: its proof would be ours, played back */
 	if (rc == REMO_OK && CRYPTO_memcmp(peer, nonce, sizeof peer) == 0)
@@ -154,6 +163,7 @@ int remo__session_auth(remo_session *s,
 		rc = REMO_EAUTH;
 	if (rc == REMO_OK) {
 		s->peer_max_message = max_message;
+		s->peer_lease_ms = (int64_t)lease;
 		s->hello_seen = true;
 	} else if (rc == REMO_EAUTH) {
 		/* say so, so that a peer whose proof we refused hears it by

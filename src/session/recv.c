@@ -34,7 +34,8 @@ static int msg_parse(struct msg *m)
 	m->type = (int)type;
 	switch (type) {
 	case MSG_HELLO:
-		if (n != 4 && n != 5) /* 5: with a nonce (auth.c) */
+		/* 5: with a nonce (auth.c); 6: a nonce or nil, then the lease */
+		if (n < 4 || n > 6)
 			return REMO_EPROTO;
 		break;
 	case MSG_REFUSED:
@@ -114,12 +115,21 @@ static void handle_hello(remo_session *s, struct msg *m)
 		remo__session_end(s, REMO_EPROTO);
 		return;
 	}
-	if (m->rest.p != m->rest.end) {
+	remo__tok t;
+	if (m->rest.p != m->rest.end &&
+	    (remo__wire_next(&m->rest, &t) != REMO_OK || t.type != REMO__T_NIL)) {
 		/* a nonce: the peer asks for a secret this side does not
 		 * have (a side with one reads HELLO in auth.c, not here) */
 		remo__session_end(s, REMO_EAUTH);
 		return;
 	}
+	uint64_t lease = 0;
+	if (m->rest.p != m->rest.end &&
+	    (!remo__read_uint(&m->rest, &lease) || lease > INT32_MAX)) {
+		remo__session_end(s, REMO_EPROTO);
+		return;
+	}
+	s->peer_lease_ms = (int64_t)lease;
 	s->peer_max_message = max_message;
 }
 

@@ -228,8 +228,11 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 	int64_t hello[4] = {MSG_HELLO, PROTO_VERSION,
 	                    (int64_t)s->opts.max_message,
 	                    (int64_t)s->opts.max_call_depth};
+	/* [0, version, max_message, max_call_depth, nonce or nil, lease_ms]
+	 * (doc/wire.md 7.1) */
+	remo_value tail[2] = {remo_nil(), remo_int(s->opts.lease_ms)};
 	if (s->secret == NULL) {
-		rc = remo__send_msg(s, hello, 4, NULL, 0);
+		rc = remo__send_msg(s, hello, 4, tail, 2);
 	} else {
 		/* HELLO with our nonce, then the proofs (auth.c); until they
 		 * hold, the peer may send nothing bigger than the opening */
@@ -241,8 +244,9 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 		                             : remo_nil();
 		if (rc == REMO_OK && !remo_ok(v))
 			rc = REMO_ENOMEM;
+		tail[0] = v;
 		if (rc == REMO_OK)
-			rc = remo__send_msg(s, hello, 4, &v, 1);
+			rc = remo__send_msg(s, hello, 4, tail, 2);
 		remo_value_release(v);
 		if (rc == REMO_OK)
 			rc = remo__session_auth(s, nonce);
@@ -394,6 +398,11 @@ int remo_lookup_names(remo_session *s, remo_value *out)
 }
 
 /* ==== for tests ======================================================== */
+
+int64_t remo__session_peer_lease_ms(remo_session *s)
+{
+	return s->peer_lease_ms;
+}
 
 size_t remo__session_table_len(remo_session *s)
 {

@@ -98,6 +98,8 @@ void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline);
 size_t remo__serving_locals_mark(void);
 /* For tests: sizes of a session's tables, and sending what is batched. */
 size_t remo__session_table_len(struct remo_session *s);
+/* The lease the peer told in HELLO (0: none, or not told). */
+int64_t remo__session_peer_lease_ms(struct remo_session *s);
 size_t remo__session_proxies_len(struct remo_session *s);
 int remo__session_flush(struct remo_session *s);
 /* Waits until no helper thread serves s (serve.c: they end soon after

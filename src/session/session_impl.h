@@ -193,6 +193,9 @@ struct remo_session {
 	remo_exports *exports;
 	remo_session_opts opts;
 	_Atomic size_t peer_max_message; /* written by the reader, read by senders */
+	_Atomic int64_t peer_lease_ms;   /* the peer's lease, told in HELLO
+	                                    (0: none, or a peer too old to
+	                                    tell) */
 	atomic_int nparked;    /* threads parked with a live traceback */
 	atomic_bool served;    /* remo_session_serve was called: the lease
 	                          thread watches it for helpers         */
