@@ -72,6 +72,40 @@ static inline remo_value remo_local_ptr_(const volatile void *p)
  * a remo_value itself (retained), other pointers an int (the address).
  * A struct does not compile: record its fields.
  */
+#ifdef __cplusplus
+} /* extern "C" */
+/* C++ has no _Generic: the same conversions by overloading. */
+static inline remo_value remo_local_of_(bool x) { return remo_bool(x); }
+static inline remo_value remo_local_of_(char x) { return remo_int(x); }
+static inline remo_value remo_local_of_(signed char x) { return remo_int(x); }
+static inline remo_value remo_local_of_(short x) { return remo_int(x); }
+static inline remo_value remo_local_of_(int x) { return remo_int(x); }
+static inline remo_value remo_local_of_(long x) { return remo_int(x); }
+static inline remo_value remo_local_of_(long long x) { return remo_int(x); }
+static inline remo_value remo_local_of_(unsigned char x)
+{ return remo_int((int64_t)x); }
+static inline remo_value remo_local_of_(unsigned short x)
+{ return remo_int((int64_t)x); }
+static inline remo_value remo_local_of_(unsigned int x)
+{ return remo_int((int64_t)x); }
+static inline remo_value remo_local_of_(unsigned long x)
+{ return remo_int((int64_t)x); }
+static inline remo_value remo_local_of_(unsigned long long x)
+{ return remo_int((int64_t)x); }
+static inline remo_value remo_local_of_(float x) { return remo_double(x); }
+static inline remo_value remo_local_of_(double x) { return remo_double(x); }
+static inline remo_value remo_local_of_(long double x)
+{ return remo_double((double)x); }
+static inline remo_value remo_local_of_(char *s) { return remo_local_cstr_(s); }
+static inline remo_value remo_local_of_(const char *s)
+{ return remo_local_cstr_(s); }
+static inline remo_value remo_local_of_(remo_value v)
+{ return remo_value_retain(v); }
+static inline remo_value remo_local_of_(const volatile void *p)
+{ return remo_local_ptr_(p); }
+#define REMO_LOCAL(x) remo_local(__func__, #x, remo_local_of_(x))
+extern "C" {
+#else
 #define REMO_LOCAL(x) \
 	remo_local(__func__, #x, _Generic((x), \
 		bool: remo_local_bool_, \
@@ -93,6 +127,7 @@ static inline remo_value remo_local_ptr_(const volatile void *p)
 		const char *: remo_local_cstr_, \
 		remo_value: remo_value_retain, \
 		default: remo_local_ptr_)(x))
+#endif
 
 /*
  * remo_trace_thread: while on, an error raised on the calling thread
