@@ -487,7 +487,8 @@ class Session:
                     pass
                 elif kind == BYE:
                     self.closed = True
-                    raise _error("PeerLost", "the peer closed")
+                    raise _error("PeerLost", "the peer ended the session" +
+                                 (": " + m[2] if len(m) == 3 else ""))
                 elif kind == REPLY and m[1] == rid:
                     return m[2]
                 elif kind == ERROR and m[1] == rid:

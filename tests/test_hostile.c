@@ -747,9 +747,19 @@ static void garbage_ends_the_session(void **state)
 			fail_msg("%s: serve returned %s, not REMO_EPROTO",
 			         cases[i].what, remo_status_name(rc));
 		assert_int_equal(remo_session_status(fx->s), REMO_EPROTO);
-		/* no ERROR reply is owed, and none was sent: only our hello */
-		assert_int_equal(fx->r->nsent, 1);
+		/* no ERROR reply is owed, and none was sent: our hello, then
+		 * a last BYE that says why, [6, 17, reason] */
+		assert_int_equal(fx->r->nsent, 2);
 		assert_int_equal(frame_type(fx, 0), HELLO);
+		remo_value bye = frame_at(fx, 1);
+		assert_int_equal(remo_tuple_len(bye), 3);
+		assert_int_equal(remo_tuple_get(bye, 0).as.i, BYE);
+		assert_int_equal(remo_tuple_get(bye, 1).as.i, REMO_EPROTO);
+		const char *why = remo_str_data(remo_tuple_get(bye, 2), NULL);
+		assert_non_null(why);
+		print_message("    BYE: %s\n", why);
+		assert_true(strlen(why) > 10);
+		remo_value_release(bye);
 		assert_true(fx->r->closed_here);
 	}
 }
@@ -1160,6 +1170,28 @@ static void bye_from_the_peer(void **state)
 	assert_int_equal(g_destroyed, 1);
 	assert_int_equal(g_sent_at_destroy, sent);
 	assert_int_equal(g_late_at_destroy, 0); /* not even tried */
+}
+
+/* A BYE that says why (the peer found us breaking the protocol): the
+ * calls that fail name the reason. */
+static void bye_with_a_reason(void **state)
+{
+	struct fx *fx = *state;
+	push_hello(fx);
+	remo_buf m = {0};
+	assert_int_equal(remo__wire_put_array(&m, 3), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&m, BYE), REMO_OK);
+	assert_int_equal(remo__wire_put_int(&m, REMO_EPROTO), REMO_OK);
+	remo_value why = remo_str("a malformed test");
+	assert_int_equal(remo_pack(why, &m), REMO_OK);
+	remo_value_release(why);
+	push_buf(fx, &m);
+	assert_int_equal(serve(fx), REMO_EPEERLOST);
+	remo_value v;
+	assert_int_equal(remo_lookup(fx->s, "add", &v), REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "PeerLost");
+	assert_non_null(strstr(remo_error_message(remo_last_error()),
+	                       "the peer ended the session: a malformed test"));
 }
 
 /* A peer that vanishes without a BYE ends the session the same way. */
@@ -1843,6 +1875,7 @@ int main(void)
 		T(error_answer_without_an_error),
 		T(answer_with_a_forged_id),
 		T(bye_from_the_peer),
+		T(bye_with_a_reason),
 		T(peer_vanishes),
 		T(free_says_bye),
 		T(stray_reply_is_dropped),

@@ -110,6 +110,14 @@ int remo__req_send_failed(int rc, int op)
 	return remo__fail(rc, remo__op_names[op]);
 }
 
+/* The peer ended the session with a BYE that said why (it found us
+ * breaking the protocol): PeerLost, with its reason. */
+static int peer_said(remo_session *s, int op)
+{
+	return remo__raisef("PeerLost", "%s: the peer ended the session: %s",
+	                    remo__op_names[op], s->bye_why);
+}
+
 /* Requests that arrived for a call that is over go to whoever serves,
  * or nowhere once the session ended.  Under s->lock; returns what to
  * free after unlocking. */
@@ -161,6 +169,8 @@ int remo__session_request_timed(remo_session *s, int op, remo_value target,
 	w.reqid = ++s->next_reqid;
 	rc = st == REMO_OK ? remo__map_put(&s->pending, w.reqid, &w) : st;
 	pthread_mutex_unlock(&s->lock);
+	if (rc == REMO_EPEERLOST && s->bye_why[0] != '\0')
+		return peer_said(s, op);
 	if (rc != REMO_OK)
 		return remo__fail(rc, remo__op_names[op]);
 
@@ -217,6 +227,8 @@ int remo__session_request_timed(remo_session *s, int op, remo_value target,
 	}
 	if (rc != REMO_OK) {
 		remo__msg_free(reply);
+		if (rc == REMO_EPEERLOST && s->bye_why[0] != '\0')
+			return peer_said(s, op);
 		return remo__req_send_failed(rc, op);
 	}
 	/* the reader decoded it (remo__msg_decode) */

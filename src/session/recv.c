@@ -20,6 +20,24 @@ bool remo__read_uint(remo__rd *rd, uint64_t *out)
 }
 
 /* Parses the header of a message the reader received.  REMO_EPROTO. */
+
+/*
+ * The peer broke the protocol: why, for the BYE that says so before the
+ * session closes (session.c, remo__session_end), and REMO_EPROTO.  Set
+ * by the reader, so one at a time; the first reason stands.
+ */
+static int proto_why(remo_session *s, const char *why)
+{
+	if (s->eproto_why == NULL)
+		s->eproto_why = why;
+	return REMO_EPROTO;
+}
+
+static void proto_end(remo_session *s, const char *why)
+{
+	remo__session_end(s, proto_why(s, why));
+}
+
 static int msg_parse(struct msg *m)
 {
 	if (remo__wire_check(m->buf.data, m->buf.len) != REMO_OK)
@@ -93,7 +111,10 @@ static int msg_parse(struct msg *m)
 		if (n < 2 || n > MULTI_PARTS + 1)
 			return REMO_EPROTO;
 		break;
-	case MSG_BYE:
+	case MSG_BYE: /* [6], or [6, status, reason] */
+		if (n != 1 && n != 3)
+			return REMO_EPROTO;
+		break;
 	case MSG_PING:
 		if (n != 1)
 			return REMO_EPROTO;
@@ -112,7 +133,7 @@ static void handle_hello(remo_session *s, struct msg *m)
 	    !remo__read_uint(&m->rest, &max_message) ||
 	    !remo__read_uint(&m->rest, &max_depth) ||
 	    version != PROTO_VERSION || max_message < 64) {
-		remo__session_end(s, REMO_EPROTO);
+		proto_end(s, "a HELLO of another version, or with a max_message under 64");
 		return;
 	}
 	remo__tok t;
@@ -126,7 +147,7 @@ static void handle_hello(remo_session *s, struct msg *m)
 	uint64_t lease = 0;
 	if (m->rest.p != m->rest.end &&
 	    (!remo__read_uint(&m->rest, &lease) || lease > INT32_MAX)) {
-		remo__session_end(s, REMO_EPROTO);
+		proto_end(s, "a HELLO whose lease is not an int from 0 to 2^31 - 1");
 		return;
 	}
 	s->peer_lease_ms = (int64_t)lease;
@@ -138,13 +159,13 @@ static void handle_release(remo_session *s, struct msg *m)
 	remo__tok t;
 	if (remo__wire_next(&m->rest, &t) != REMO_OK ||
 	    t.type != REMO__T_ARRAY || t.n % 2 != 0) {
-		remo__session_end(s, REMO_EPROTO);
+		proto_end(s, "a malformed RELEASE");
 		return;
 	}
 	for (uint32_t i = 0; i < t.n; i += 2) {
 		uint64_t id, count;
 		if (!remo__read_uint(&m->rest, &id) || !remo__read_uint(&m->rest, &count)) {
-			remo__session_end(s, REMO_EPROTO);
+			proto_end(s, "a malformed RELEASE");
 			return;
 		}
 		remo__table_uncount(s, id, count);
@@ -158,7 +179,7 @@ static void handle_shape(remo_session *s, struct msg *m)
 	struct remo__shape *sh = NULL;
 	if (!remo__read_uint(&m->rest, &id) || id < 16 || id > UINT32_MAX ||
 	    remo__unpack_with(&m->rest, NULL, &v) != REMO_OK) {
-		remo__session_end(s, REMO_EPROTO);
+		proto_end(s, "a malformed SHAPE");
 		return;
 	}
 	int rc = remo__shape_from_value((uint32_t)id, v, remo__shape_base, s, &sh);
@@ -174,7 +195,9 @@ static void handle_shape(remo_session *s, struct msg *m)
 			remo__shape_free(sh);
 	}
 	if (rc != REMO_OK)
-		remo__session_end(s, rc == REMO_ENOMEM ? REMO_ENOMEM : REMO_EPROTO);
+		rc == REMO_ENOMEM ? remo__session_end(s, REMO_ENOMEM)
+		                  : proto_end(s, "a SHAPE sent twice, past the "
+		                                 "limit of shapes, or malformed");
 }
 
 /* Frees a kept result nobody can name any more.  Under s->lock; returns
@@ -196,13 +219,13 @@ static void handle_drop(remo_session *s, struct msg *m)
 	remo__tok t;
 	if (remo__wire_next(&m->rest, &t) != REMO_OK ||
 	    t.type != REMO__T_ARRAY) {
-		remo__session_end(s, REMO_EPROTO);
+		proto_end(s, "a malformed DROP");
 		return;
 	}
 	for (uint32_t i = 0; i < t.n; i++) {
 		uint64_t reqid;
 		if (!remo__read_uint(&m->rest, &reqid)) {
-			remo__session_end(s, REMO_EPROTO);
+			proto_end(s, "a malformed DROP");
 			return;
 		}
 		pthread_mutex_lock(&s->lock);
@@ -332,7 +355,7 @@ static struct msg *batch_split(remo_session *s, struct msg *b, int *end,
 	while (b->rest.p < b->rest.end && *end == REMO_OK) {
 		const uint8_t *start = b->rest.p;
 		if (remo__wire_skip(&b->rest) != REMO_OK) {
-			*end = REMO_EPROTO;
+			*end = proto_why(s, "a malformed BATCH or MULTI");
 			break;
 		}
 		remo_buf one = {0};
@@ -375,11 +398,18 @@ static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
 	}
 	memset(m, 0, sizeof *m);
 	m->buf = buf;
-	if (buf.len > s->opts.max_message || msg_parse(m) != REMO_OK ||
-	    (in == IN_BATCH && m->type != MSG_REQ) ||
-	    (in == IN_MULTI && (m->type == MSG_HELLO || m->type == MSG_MULTI))) {
+	const char *bad =
+		buf.len > s->opts.max_message ? "a message over max_message"
+		: msg_parse(m) != REMO_OK ? "a malformed message: its type, "
+		                            "item count or a field is not as "
+		                            "doc/wire.md section 7 says"
+		: (in == IN_BATCH && m->type != MSG_REQ) ||
+		  (in == IN_MULTI && (m->type == MSG_HELLO ||
+		                      m->type == MSG_MULTI))
+		? "a message out of place in a BATCH or MULTI" : NULL;
+	if (bad != NULL) {
 		remo__msg_free(m);
-		*end = REMO_EPROTO;
+		*end = proto_why(s, bad);
 		return NULL;
 	}
 	atomic_store(&s->last_recv_ms, remo__now_ms());
@@ -390,7 +420,7 @@ static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
 			*end = remo__read_uint(&m->rest, &why)
 			       ? remo__refused_status(why) : REMO_EPROTO;
 		else if (s->hello_seen || m->type != MSG_HELLO)
-			*end = REMO_EPROTO; /* first, and only once */
+			*end = proto_why(s, "a message before HELLO, or a second HELLO"); /* first, and only once */
 		else
 			handle_hello(s, m);
 		s->hello_seen = true;
@@ -411,7 +441,7 @@ static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
 			/* a reference we never sent, a shape never sent, or
 			 * an error reply without an error */
 			remo__msg_free(m);
-			*end = REMO_EPROTO;
+			*end = proto_why(s, "a reply naming a reference or shape never sent, or an ERROR without an error");
 			return NULL;
 		}
 		return m;
@@ -431,9 +461,24 @@ static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
 		 * came before it is queued or running, never in between */
 		remo__serve_cancel(s, m->reqid);
 		break;
-	case MSG_BYE:
+	case MSG_BYE: {
+		/* its reason, if it gave one: for the calls that fail now */
+		uint64_t status;
+		remo__tok t;
+		if (remo__read_uint(&m->rest, &status) &&
+		    remo__wire_next(&m->rest, &t) == REMO_OK &&
+		    t.type == REMO__T_STR) {
+			size_t k = 0;
+			for (uint32_t i = 0; i < t.n && k + 1 < sizeof s->bye_why;
+			     i++) {
+				char c = ((const char *)t.v.p)[i];
+				s->bye_why[k++] = c >= 0x20 && c < 0x7f ? c : '?';
+			}
+			s->bye_why[k] = '\0';
+		}
 		*end = REMO_EPEERLOST;
 		break;
+	}
 	case MSG_RELEASE:
 		handle_release(s, m);
 		break;

@@ -108,9 +108,34 @@ static void kept_free_all(struct remo__map *kept)
  * and fails, and every reference the peer held is released.  Called
  * without s->lock.
  */
+/*
+ * The peer broke the protocol: a last BYE that says why, [6, 17,
+ * reason] (doc/wire.md 7.5), a courtesy as remo_session_close's BYE is:
+ * not sent if another send holds the send lock (a peer that stopped
+ * reading; closing the channel is what frees that send).
+ */
+static void session_bye_why(remo_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool open = s->status == REMO_OK && s->hello_seen;
+	const char *why = s->eproto_why != NULL ? s->eproto_why
+	                  : "a message that breaks doc/wire.md";
+	pthread_mutex_unlock(&s->lock);
+	if (!open || pthread_mutex_trylock(&s->send_lock) != 0)
+		return;
+	pthread_mutex_unlock(&s->send_lock);
+	int64_t bye[2] = {MSG_BYE, REMO_EPROTO};
+	remo_value v = remo_str(why);
+	if (remo_ok(v))
+		remo__send_msg(s, bye, 2, &v, 1);
+	remo_value_release(v);
+}
+
 void remo__session_end(remo_session *s, int status)
 {
 	struct remo__map table, kept;
+	if (status == REMO_EPROTO)
+		session_bye_why(s);
 	pthread_mutex_lock(&s->lock);
 	if (s->status == REMO_OK)
 		s->status = status;

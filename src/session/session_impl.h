@@ -193,6 +193,9 @@ struct remo_session {
 	remo_exports *exports;
 	remo_session_opts opts;
 	_Atomic size_t peer_max_message; /* written by the reader, read by senders */
+	const char *eproto_why;  /* why the peer broke the protocol (a
+	                            static string; recv.c, the reader) */
+	char bye_why[160];       /* the reason the peer's BYE gave, or "" */
 	_Atomic int64_t peer_lease_ms;   /* the peer's lease, told in HELLO
 	                                    (0: none, or a peer too old to
 	                                    tell) */
