@@ -32,9 +32,10 @@ Python's built-in of that name (except ZeroDivisionError catches the
 peer's), dir() and iteration from shapes, and pm(): a post-mortem
 prompt on a remote traceback.
 
-Not built: serving the peer's requests while no call of ours waits (so
-no subscriptions), pipelining.  One thread at a time per session (a
-lock); use a session per thread.
+serve_in_background() serves the peer's calls while no call of ours
+waits (a tuple space's subscription), reading whenever the session is
+idle.  Not built: pipelining.  A session's calls are one at a time (a
+lock); use a session per thread for calls in parallel.
 """
 import cmd
 import collections
@@ -501,6 +502,29 @@ class Session:
                     self.replies[m[1]] = m  # an outer wait's
                 elif kind == REQ:
                     self._serve(m)
+
+    def serve_in_background(self, poll=0.05):
+        """Serves the peer's calls of our functions while no call of ours
+        waits (a subscription's notifications, a callback kept for
+        later): a daemon thread reads whenever the session is idle, each
+        look at most poll seconds, so a call of ours waits that long at
+        most for it.  Once per session; returns the thread."""
+        if getattr(self, "_server", None) is not None:
+            return self._server
+
+        def loop():
+            while not self.closed:
+                with self.call_lock:
+                    try:
+                        self._wait(0, None, poll)
+                    except _Pending:
+                        pass
+                    except (RemoteError, OSError):
+                        return
+                time.sleep(0.001)  # a caller may take the lock now
+        self._server = threading.Thread(target=loop, daemon=True)
+        self._server.start()
+        return self._server
 
     def function(self, fn, sig, name=None, doc=""):
         """fn as a callable the peer can call: sig is its signature in

@@ -86,6 +86,23 @@ def main():
     except remo.RemoteError as e:
         check("an unknown name is an error by name: " + e.name,
               e.name in ("NotFound", "KeyError", "LookupError"))
+    # a subscription: the space calls us back while we make no call
+    import threading
+    got, done = [], threading.Event()
+
+    def note(t):
+        got.append(t)
+        if len(got) == 3:
+            done.set()
+    sub = sp.subscribe(("note", sp.any("int")), note)
+    other = Space(sys.argv[1])
+    for i in range(3):
+        other.out(("note", i))
+    other.out(("other", 9))
+    other.close()
+    check("a subscriber hears every match, in order, while idle",
+          done.wait(10) and got == [("note", 0), ("note", 1), ("note", 2)])
+    sub.cancel()
     sp.close()
     return 1 if failures else 0
 

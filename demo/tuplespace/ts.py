@@ -8,8 +8,10 @@
 The same space the C clients use (ts.h): tuples are Python tuples, lists
 and dicts in them go by value, wildcards come from the server (any()),
 in_/rd wait (TimeoutError by name past timeout, and nothing is lost),
-inp/rdp return None when nothing matches.  Predicates and subscriptions
-need a client that serves the space's calls, which remo.py does not yet.
+inp/rdp return None when nothing matches.  A predicate (a Python
+callable made with sp.s.function(fn, "?(x:r)")) is asked while the call
+that carries it waits; subscribe() serves the space's notifications in a
+background thread.
 """
 import os
 import sys
@@ -49,6 +51,17 @@ class Space:
 
     def count(self):
         return self.s.call(self.fns["count"])
+
+    def subscribe(self, pattern, fn):
+        """fn(t) for every tuple put in from now on that matches pattern,
+        in order (fn(None) once if the space ends the subscription: a
+        subscriber too slow, or one that raised); the session serves
+        those calls in a background thread.  The Subscription returned
+        ends it with cancel()."""
+        self.s.serve_in_background()
+        cb = self.s.function(fn, "v(t:r)", name="notify")
+        sub = self.s.call(self.s.lookup("subscribe"), pattern, cb)
+        return self.s.proxy(sub)
 
     def close(self):
         self.s.close()
