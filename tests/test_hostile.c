@@ -1418,6 +1418,26 @@ static void failed_reply_does_not_pin_objects(void **state)
 	assert_int_equal(remo__session_table_len(fx->s), 0);
 }
 
+/* A request over the peer's max_message fails before it is sent, with
+ * LimitError naming the operation and the figure. */
+static void a_request_over_the_peers_limit_names_it(void **state)
+{
+	struct fx *fx = *state;
+	int64_t hello[4] = {HELLO, 1, 64, REMO_DEFAULT_MAX_CALL_DEPTH};
+	push_ints(fx, 4, hello);
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	char name[200];
+	memset(name, 'n', sizeof name - 1);
+	name[sizeof name - 1] = '\0';
+	remo_value v;
+	assert_int_equal(remo_lookup(fx->s, name, &v), REMO_ERAISED);
+	remo_value e = remo_last_error();
+	assert_string_equal(remo_error_name(e), "LimitError");
+	assert_non_null(strstr(remo_error_message(e), "lookup: the request is "
+	                       "over the peer's max_message of 64 bytes"));
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+}
+
 /* Requests nobody serves pile up (here: drained by the lease thread of
  * an idle session); past the session's limit the peer is flooding. */
 static void a_flood_of_requests_ends_the_session(void **state)
@@ -1882,6 +1902,7 @@ int main(void)
 		T(unknown_shape_in_an_argument),
 		T(peer_reference_is_released),
 		T(shape_too_big_for_the_peer),
+		T(a_request_over_the_peers_limit_names_it),
 		T(failed_reply_does_not_pin_objects),
 		T(a_flood_of_requests_ends_the_session),
 		T(a_shape_sent_twice_ends_the_session),

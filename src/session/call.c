@@ -229,6 +229,13 @@ int remo__session_request_timed(remo_session *s, int op, remo_value target,
 		remo__msg_free(reply);
 		if (rc == REMO_EPEERLOST && s->bye_why[0] != '\0')
 			return peer_said(s, op);
+		if (rc == REMO_ETOOBIG)
+			/* name the figure that was exceeded, and whose */
+			return remo__raisef("LimitError", "%s: the request is "
+			                    "over the peer's max_message of %zu "
+			                    "bytes (told in its HELLO)",
+			                    remo__op_names[op],
+			                    atomic_load(&s->peer_max_message));
 		return remo__req_send_failed(rc, op);
 	}
 	/* the reader decoded it (remo__msg_decode) */
