@@ -503,6 +503,21 @@ static void test_a_killed_node_ends_its_actors_for_their_monitors(void **state)
 	assert_int_equal(actor_wait(m, 10000, &r), REMO_OK);
 	assert_string_equal(exception_name(r), "NodeDown");
 	remo_value_release(r);
+	/* what else a program does with the dead node's actors fails by
+	 * name, at once: a checked send, a wait, a kill, a spawn there */
+	remo_value m2 = remo_str("anyone?"), x;
+	assert_int_equal(actor_send_checked(s1, m2), REMO_EPEERLOST);
+	assert_string_equal(err_name(), "PeerLost");
+	assert_int_equal(actor_wait(s1, 5000, &x), REMO_EPEERLOST);
+	assert_int_equal(actor_kill(s1), REMO_EPEERLOST);
+	remo_value none = remo_tuple(0);
+	assert_int_equal(actor_spawn(f->n, f->peer[1], "sum", none, &x),
+	                 REMO_ERAISED);
+	remo_value_release(none);
+	assert_string_equal(err_name(), "NodeDown");
+	assert_non_null(strstr(remo_error_message(remo_last_error()),
+	                       f->peer[1]));
+	remo_value_release(m2);
 	remo_value_release(n1);
 	remo_value_release(n2);
 	remo_value_release(m);

@@ -747,10 +747,12 @@ static int peer_get(actor_node *n, const char *where, struct peer **out)
 		         rc == REMO_OK ? "out of memory or threads"
 		         : e.kind == REMO_ERROR ? remo_error_message(e)
 		                                : remo_strerror(rc));
+		/* a node that cannot be reached is down, as far as this
+		 * node can tell: NodeDown, whatever the transport said */
 		const char *name = rc == REMO_OK ? "MemoryError"
 		                   : rc == REMO_EAUTH ? "AuthenticationError"
-		                   : e.kind == REMO_ERROR ? remo_error_name(e)
-		                                          : "ConnectionError";
+		                   : rc == REMO_ENOMEM ? "MemoryError"
+		                                       : "NodeDown";
 		remo_value_release(proxy);
 		if (s != NULL)
 			remo_session_free(s);

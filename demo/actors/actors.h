@@ -20,7 +20,8 @@
  * out, REMO_ERAISED for the others: DeadActor (the actor has ended),
  * MailboxFull (a LimitError: the mailbox holds max_mailbox messages),
  * Killed (the actor was killed: what its receive and its waiters get),
- * NodeDown (the node of a linked actor went away),
+ * NodeDown (the node of a linked actor went away, or a node that
+ * cannot be reached),
  * AuthenticationError (a node with another cookie), LookupError (no
  * function of that name on the node), LimitError (max_actors).
  */
