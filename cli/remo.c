@@ -113,7 +113,12 @@ static remo_value lit_string(struct lit *l, bool bytes)
 			buf[n++] = c;
 			continue;
 		}
-		char e = *l->p++;
+		char e = *l->p;
+		if (e == '\0') { /* a backslash last: keep p on the NUL */
+			free(buf);
+			return lit_fail(l, "a string without its closing quote");
+		}
+		l->p++;
 		unsigned cp;
 		switch (e) {
 		case '"': buf[n++] = '"'; break;
@@ -163,8 +168,7 @@ static remo_value lit_string(struct lit *l, bool bytes)
 	remo_value v = bytes ? remo_bytes(buf, n) : remo_strn(buf, n);
 	free(buf);
 	if (!remo_ok(v))
-		return lit_fail(l, bytes ? "out of memory"
-		                         : "a string that is not UTF-8");
+		return lit_fail(l, "out of memory");
 	return v;
 }
 
@@ -641,20 +645,26 @@ static int cmd_list(remo_session *s)
 		return rc;
 	if (json)
 		fputs("[", stdout);
+	bool first = true;
 	for (size_t i = 0; i < remo_tuple_len(names); i++) {
 		const char *name = remo_str_data(remo_tuple_get(names, i), NULL);
 		remo_value v, d, x;
-		if (remo_lookup(s, name, &v) != REMO_OK)
-			continue; /* gone since listed */
-		remo_describe(v, &d);
-		remo_dict_get_str(d, "kind", &x);
+		if (name == NULL || remo_lookup(s, name, &v) != REMO_OK)
+			continue; /* gone since listed, or not to be named */
+		if (remo_describe(v, &d) != REMO_OK ||
+		    remo_dict_get_str(d, "kind", &x) != REMO_OK ||
+		    remo_str_data(x, NULL) == NULL) {
+			remo_value_release(v);
+			continue;
+		}
 		const char *kind = remo_str_data(x, NULL);
 		const char *what = remo_type_name(v);
 		if (strcmp(kind, "function") == 0 &&
 		    remo_dict_get_str(d, "signature", &x) == REMO_OK)
 			what = remo_str_data(x, NULL);
 		if (json) {
-			fputs(i ? ", {\"name\": " : "{\"name\": ", stdout);
+			fputs(first ? "{\"name\": " : ", {\"name\": ", stdout);
+			first = false;
 			json_cstr(stdout, name);
 			fputs(", \"kind\": ", stdout);
 			json_cstr(stdout, kind);

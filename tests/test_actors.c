@@ -376,8 +376,10 @@ static void test_wait_raises_an_actors_error_with_its_traceback(void **state)
 		assert_string_equal(err_name(), "ZeroDivisionError");
 		remo_value_release(a);
 	}
-	/* a wait that times out leaves the actor running */
+	/* a wait that times out leaves the actor running; 0 only looks,
+	 * there as here */
 	remo_value s = spawn(f, f->peer[0], "sleeper", remo_tuple(0)), r;
+	assert_int_equal(actor_wait(s, 0, &r), REMO_ETIMEDOUT);
 	assert_int_equal(actor_wait(s, 100, &r), REMO_ETIMEDOUT);
 	assert_string_equal(err_name(), "TimeoutError");
 	send_str(s, "stop");
@@ -709,6 +711,93 @@ static void test_the_supervisor_restarts_a_failing_child(void **state)
 	remo_value_release(sup);
 }
 
+/* A node stopped while one of its actors monitors an actor of another
+ * node of this process: that actor's end later touches nothing of the
+ * stopped node (ASan found the stopped node's memory read). */
+static void test_a_stopped_nodes_watchers_are_left_alone(void **state)
+{
+	struct fx *f = *state;
+	int rc;
+	actor_node *n1 = actor_node_start(COOKIE "@127.0.0.1:0", NULL, &rc);
+	actor_node *n2 = actor_node_start(COOKIE "@127.0.0.1:0", NULL, &rc);
+	assert_non_null(n1);
+	assert_non_null(n2);
+	remo_value none = remo_tuple(0), y, x;
+	assert_int_equal(actor_spawn(n2, NULL, "sleeper", none, &y), REMO_OK);
+	remo_value args = remo_tuple_of(2, remo_value_retain(y),
+	                                remo_value_retain(actor_self(f->me)));
+	assert_int_equal(actor_spawn(n1, NULL, "monitor", args, &x), REMO_OK);
+	remo_value ack, want = remo_str("monitoring");
+	assert_int_equal(actor_receive(f->me, 10000, 1, &want, &ack, NULL),
+	                 REMO_OK);
+	actor_node_stop(n1); /* x is killed, n1 freed */
+	send_str(y, "stop");
+	remo_value r;
+	assert_int_equal(actor_wait(y, 5000, &r), REMO_OK);
+	assert_string_equal(cstr(r), "stopped");
+	remo_value_release(r);
+	actor_node_stop(n2);
+	remo_value_release(ack);
+	remo_value_release(want);
+	remo_value_release(args);
+	remo_value_release(none);
+	remo_value_release(x);
+	remo_value_release(y);
+}
+
+/* One session introduces one node: a node saying hello under many names
+ * on one session does not fill the other's table of nodes, and a node
+ * whose session ended is no longer counted. */
+static void test_one_hello_per_session(void **state)
+{
+	struct fx *f = *state;
+	char url[320];
+	snprintf(url, sizeof url, "tcp://%s", f->peer[0]);
+	remo_session_opts o = {.secret = COOKIE, .secret_len = strlen(COOKIE)};
+	remo_session *s;
+	/* a "node" of ours for the other to look up, as a node has */
+	remo_exports *ex = remo_exports_new();
+	assert_int_equal(remo_export(ex, "node", remo_int(1)), REMO_OK);
+	assert_int_equal(remo_connect(url, 5000, ex, &o, &s), REMO_OK);
+	remo_value node, out, st;
+	assert_int_equal(remo_lookup(s, "node", &node), REMO_OK);
+	int64_t before, during = -1, after = -1;
+	assert_int_equal(actor_node_stats(f->n, f->peer[0], &st), REMO_OK);
+	before = remo_tuple_get(st, 4).as.i;
+	remo_value_release(st);
+	for (int i = 0; i < 20; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "127.0.0.1:%d", 1000 + i);
+		remo_value a = remo_tuple_of(1, remo_str(name));
+		remo_future *fut;
+		/* hello is answered only when the session ends */
+		assert_int_equal(remo_call_method_async(node, "hello", a, NULL,
+		                                        &fut), REMO_OK);
+		remo_future_free(fut);
+		remo_value_release(a);
+	}
+	/* a round trip after them: they have been served */
+	assert_int_equal(remo_call_method(node, "name", remo_nil(), &out),
+	                 REMO_OK);
+	remo_value_release(out);
+	assert_int_equal(actor_node_stats(f->n, f->peer[0], &st), REMO_OK);
+	during = remo_tuple_get(st, 4).as.i;
+	remo_value_release(st);
+	assert_int_equal(during, before + 1);
+	remo_value_release(node);
+	remo_session_free(s);
+	for (int k = 0; k < 500; k++) {
+		assert_int_equal(actor_node_stats(f->n, f->peer[0], &st), REMO_OK);
+		after = remo_tuple_get(st, 4).as.i;
+		remo_value_release(st);
+		if (after == before)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(after, before);
+	remo_exports_free(ex);
+}
+
 static void test_the_ring_goes_around_two_nodes(void **state)
 {
 	struct fx *f = *state;
@@ -755,6 +844,8 @@ int main(void)
 		T(test_calls_between_actors),
 		T(test_a_full_mailbox_is_a_named_error),
 		T(test_the_supervisor_restarts_a_failing_child),
+		T(test_a_stopped_nodes_watchers_are_left_alone),
+		T(test_one_hello_per_session),
 		T(test_the_ring_goes_around_two_nodes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

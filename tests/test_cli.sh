@@ -100,4 +100,6 @@ out "$tmp/big" 2 "$hurl" call echo 99999999999999999999
 expect "an int past 64 bits is refused" "past 64 bits" "$tmp/big"
 out "$tmp/surr" 2 "$hurl" call echo '"\ud800"'
 expect "a lone surrogate is refused" "lone surrogate" "$tmp/surr"
+out "$tmp/bs" 2 "$hurl" call echo '"abc\'
+expect "a string ending in a backslash is refused" "closing quote" "$tmp/bs"
 finish test_cli

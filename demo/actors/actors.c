@@ -32,7 +32,13 @@
 /* Other nodes one node keeps track of, gone ones included (a node that
  * went away and came back is two): past it, a new one is LimitError
  * (peer_get) or reached without NodeDown for its monitors (m_hello). */
-#define MAX_PEERS 4096
+#define MAX_PEERS 4096 /* live ones */
+/* Monitors of one other node's actors a node keeps: past it, LimitError. */
+#define MAX_RECS 65536
+/* A call to another node (spawn, a checked send, monitor, kill, the
+ * lookups of an opening) fails with TimeoutError past it; wait has its
+ * own timeout. */
+#define PEER_CALL_MS 10000
 /* How long actor_node_stop waits for actors to return, in all. */
 #define STOP_WAIT_MS 10000
 
@@ -64,6 +70,7 @@ struct actor {
 	struct watcher *watchers;
 	size_t nwatchers;
 	struct waiter *waiters;
+	size_t nwaiters;
 	atomic_int refs;        /* the address value, and each waiter */
 	remo_value addr;        /* its address: held while it runs */
 	actor_fn *fn;
@@ -91,8 +98,11 @@ struct peer {
 	bool incoming;          /* the peer opened s (m_hello): the
 	                           server serves it; no thread here */
 	bool down;
+	bool finished;          /* down, and every monitor told */
+	unsigned users;         /* peer_get's callers using it (n->lock) */
 	remo_future *hello;     /* ours, pending while s lasts */
 	struct rec *recs;
+	size_t nrecs;
 };
 
 struct actor_node {
@@ -111,7 +121,7 @@ struct actor_node {
 	actor *actors;          /* running, with threads */
 	actor *adopted;         /* actor_adopt's */
 	struct peer *peers;
-	unsigned npeers;        /* in peers, gone ones included */
+	unsigned npeers;        /* in peers and not down */
 	atomic_uint_least64_t dropped;
 	bool stopping;
 };
@@ -224,7 +234,7 @@ static void types_init(void)
 	rc |= remo_type_method(node_type, "name", "s()", FN(m_name),
 	                       "HOST:PORT");
 	rc |= remo_type_method(node_type, "stats", "r()", FN(m_stats),
-	                       "(actors, threads, rss_kib, dropped)");
+	                       "(actors, threads, rss_kib, dropped, peers)");
 	types_status = rc == REMO_OK ? REMO_OK : REMO_ENOMEM;
 }
 
@@ -400,6 +410,7 @@ static void rec_drop(actor_node *n, actor *w, const char *tid)
 			    strcmp((*r)->tid, tid) == 0) {
 				found = *r;
 				*r = found->next;
+				p->nrecs--;
 				break;
 			}
 	pthread_mutex_unlock(&n->lock);
@@ -416,7 +427,9 @@ static void deliver_notice(remo_value w, const char *tid, remo_value notice)
 {
 	actor *t = local_actor(w);
 	if (t != NULL) {
-		rec_drop(t->node, t, tid);
+		/* a watcher of this process watches an actor of this
+		 * process: no record (those are for other nodes' actors),
+		 * and t's node may be stopped (t->node gone) */
 		push(t, remo_value_retain(notice), true);
 		return;
 	}
@@ -444,6 +457,7 @@ static void actor_end(actor *a, remo_value result, remo_value error)
 	a->watchers = NULL;
 	a->nwatchers = 0;
 	a->waiters = NULL;
+	a->nwaiters = 0;
 	a->head = NULL;
 	a->tail = &a->head;
 	a->nmsg = 0;
@@ -470,9 +484,13 @@ static void actor_end(actor *a, remo_value result, remo_value error)
 		int rc = a->error.kind == REMO_ERROR
 		         ? remo_deferred_fail(w->d, a->error)
 		         : remo_deferred_reply(w->d, a->result);
-		/* answered: no cancel hook will run to drop the waiter's
-		 * reference; otherwise that hook drops it */
-		if (rc == REMO_OK)
+		/* answered (or the answer could not be encoded): no cancel
+		 * hook will run to drop the waiter's reference.  Cancelled,
+		 * or its session ended first: that hook drops it.  (A
+		 * session that ends during the send looks the same, and the
+		 * actor's memory then stays until the process ends.) */
+		if (rc != REMO_ECANCELED && rc != REMO_ECLOSED &&
+		    rc != REMO_EPEERLOST)
 			actor_unref(a);
 		free(w);
 	}
@@ -609,9 +627,12 @@ static void peer_down(struct peer *p, int why)
 {
 	actor_node *n = p->node;
 	pthread_mutex_lock(&n->lock);
+	if (!p->down)
+		n->npeers--;
 	p->down = true;
 	struct rec *recs = p->recs;
 	p->recs = NULL;
+	p->nrecs = 0;
 	pthread_mutex_unlock(&n->lock);
 	for (struct rec *r = recs, *next; r != NULL; r = next) {
 		next = r->next;
@@ -633,6 +654,50 @@ static void peer_down(struct peer *p, int why)
 		free(r->tid);
 		free(r);
 	}
+	/* the last touch: from now on peer_sweep may free p */
+	pthread_mutex_lock(&n->lock);
+	p->finished = true;
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Frees the peers that are down, have told their monitors and that no
+ * caller uses: a node that comes and goes costs nothing that stays.
+ * Under n->connect_lock (peer_get, actor_node_stop). */
+static void peer_sweep(actor_node *n)
+{
+	struct peer *gone = NULL;
+	pthread_mutex_lock(&n->lock);
+	/* a stopping node's peers are actor_node_stop's to free */
+	for (struct peer **pp = &n->peers; *pp != NULL && !n->stopping;) {
+		struct peer *p = *pp;
+		if (p->down && p->finished && p->users == 0) {
+			*pp = p->next;
+			p->next = gone;
+			gone = p;
+		} else {
+			pp = &p->next;
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+	while (gone != NULL) {
+		struct peer *p = gone;
+		gone = p->next;
+		if (!p->incoming) {
+			pthread_join(p->thread, NULL);
+			remo_future_free(p->hello);
+			remo_session_free(p->s);
+		}
+		remo_value_release(p->proxy);
+		free(p);
+	}
+}
+
+/* Done with a peer peer_get gave. */
+static void peer_put(actor_node *n, struct peer *p)
+{
+	pthread_mutex_lock(&n->lock);
+	p->users--;
+	pthread_mutex_unlock(&n->lock);
 }
 
 /* A session this node opened: served here until it ends. */
@@ -668,7 +733,10 @@ static void m_hello(actor_node *n, const char *name)
 		return;
 	pthread_mutex_lock(&n->lock);
 	struct peer *p = n->peers;
-	while (p != NULL && (p->down || strcmp(p->name, name) != 0))
+	/* a name already reachable, or this session already introduced
+	 * (one hello a session: a node cannot fill the table alone) */
+	while (p != NULL && (p->down || (strcmp(p->name, name) != 0 &&
+	                                 p->s != ci.session)))
 		p = p->next;
 	bool known = p != NULL || n->stopping || n->npeers >= MAX_PEERS;
 	if (!known)
@@ -688,6 +756,7 @@ static void m_hello(actor_node *n, const char *name)
 	}
 	p->node = n;
 	p->incoming = true;
+	p->s = ci.session; /* its identity only: the server owns it */
 	strcpy(p->name, name);
 	p->proxy = proxy;
 	pthread_mutex_lock(&n->lock);
@@ -702,11 +771,14 @@ static void m_hello(actor_node *n, const char *name)
 static int peer_get(actor_node *n, const char *where, struct peer **out)
 {
 	pthread_mutex_lock(&n->connect_lock);
+	peer_sweep(n);
 	pthread_mutex_lock(&n->lock);
 	struct peer *p = n->peers;
 	while (p != NULL && (p->down || strcmp(p->name, where) != 0))
 		p = p->next;
 	bool stopping = n->stopping, full = n->npeers >= MAX_PEERS;
+	if (p != NULL)
+		p->users++; /* peer_put when done */
 	pthread_mutex_unlock(&n->lock);
 	if (p != NULL || stopping || full) {
 		pthread_mutex_unlock(&n->connect_lock);
@@ -723,6 +795,7 @@ static int peer_get(actor_node *n, const char *where, struct peer **out)
 	remo_session_opts o = {0};
 	o.secret = n->cookie;
 	o.secret_len = n->cookie_len;
+	o.timeout_ms = PEER_CALL_MS;
 	remo_session *s = NULL;
 	int rc = strlen(where) < sizeof p->name
 	         ? remo_connect(url, 5000, n->ex, &o, &s) : REMO_EINVAL;
@@ -764,6 +837,7 @@ static int peer_get(actor_node *n, const char *where, struct peer **out)
 	p->next = n->peers;
 	n->peers = p;
 	n->npeers++;
+	p->users = 1; /* peer_put when done */
 	pthread_mutex_unlock(&n->lock);
 	/* introduce this node: the peer then reaches it on s too */
 	remo_value args = remo_tuple_of(1, remo_str(n->name));
@@ -855,6 +929,7 @@ static void wait_cancelled(remo_deferred *d, void *user)
 		if ((*w)->d == d) {
 			found = *w;
 			*w = found->next;
+			a->nwaiters--;
 			break;
 		}
 	pthread_mutex_unlock(&a->lock);
@@ -893,6 +968,13 @@ static remo_value m_wait(actor *a)
 		remo_value_release(e);
 		return remo_nil();
 	}
+	if (a->nwaiters >= ACTOR_MAX_WATCHERS) {
+		pthread_mutex_unlock(&a->lock);
+		free(w);
+		remo_raise("LimitError", "actor %s has %d waiters", a->id,
+		           ACTOR_MAX_WATCHERS);
+		return remo_nil();
+	}
 	atomic_fetch_add(&a->refs, 1);
 	w->d = remo_defer(wait_cancelled, a);
 	if (w->d == NULL) {
@@ -904,6 +986,7 @@ static remo_value m_wait(actor *a)
 	}
 	w->next = a->waiters;
 	a->waiters = w;
+	a->nwaiters++;
 	pthread_mutex_unlock(&a->lock);
 	return remo_nil();
 }
@@ -944,10 +1027,14 @@ static int64_t proc_status(const char *field)
 
 static remo_value m_stats(actor_node *n)
 {
-	return remo_tuple_of(4, remo_int(actor_node_actors(n)),
+	pthread_mutex_lock(&n->lock);
+	unsigned peers = n->npeers;
+	pthread_mutex_unlock(&n->lock);
+	return remo_tuple_of(5, remo_int(actor_node_actors(n)),
 	                     remo_int(proc_status("Threads:")),
 	                     remo_int(proc_status("VmRSS:")),
-	                     remo_int((int64_t)actor_node_dropped(n)));
+	                     remo_int((int64_t)actor_node_dropped(n)),
+	                     remo_int(peers));
 }
 
 int actor_node_stats(actor_node *n, const char *where, remo_value *out)
@@ -959,9 +1046,11 @@ int actor_node_stats(actor_node *n, const char *where, remo_value *out)
 	}
 	struct peer *p;
 	int rc = peer_get(n, where, &p);
-	return rc == REMO_OK ? remo_call_method(p->proxy, "stats", remo_nil(),
-	                                        out)
-	                     : rc;
+	if (rc != REMO_OK)
+		return rc;
+	rc = remo_call_method(p->proxy, "stats", remo_nil(), out);
+	peer_put(n, p);
+	return rc;
 }
 
 /* ---- the node ----------------------------------------------------------- */
@@ -1030,6 +1119,7 @@ actor_node *actor_node_start(const char *name, const actor_node_opts *opts,
 	remo_server_opts so = {0};
 	so.session.secret = n->cookie;
 	so.session.secret_len = n->cookie_len;
+	so.session.timeout_ms = PEER_CALL_MS; /* our calls back to them */
 	n->ex = remo_exports_new();
 	remo_value nv = remo_object(node_type, n, NULL);
 	*rc = n->ex != NULL && remo_ok(nv) ? remo_export(n->ex, "node", nv)
@@ -1119,6 +1209,8 @@ void actor_node_stop(actor_node *n)
 	bool idle = kill_all(n, STOP_WAIT_MS / 5);
 	remo_server_stop(n->srv);
 	pthread_join(n->srv_thread, NULL);
+	/* no peer comes or goes (peer_get, peer_sweep) from here on */
+	pthread_mutex_lock(&n->connect_lock);
 	pthread_mutex_lock(&n->lock);
 	struct peer *peers = n->peers;
 	pthread_mutex_unlock(&n->lock);
@@ -1128,6 +1220,9 @@ void actor_node_stop(actor_node *n)
 	for (struct peer *p = peers; p != NULL; p = p->next)
 		if (!p->incoming)
 			pthread_join(p->thread, NULL);
+	/* (peer_get refuses new peers now, and peer_sweep frees none:
+	 * stopping is set) */
+	pthread_mutex_unlock(&n->connect_lock);
 	if (!idle)
 		idle = kill_all(n, STOP_WAIT_MS);
 	if (!idle) {
@@ -1175,6 +1270,7 @@ int actor_spawn(actor_node *n, const char *where, const char *fn,
 	remo_value a = remo_tuple_of(2, remo_str(fn), copy);
 	rc = remo_call_method(p->proxy, "spawn", a, addr);
 	remo_value_release(a);
+	peer_put(n, p);
 	return rc;
 }
 
@@ -1412,7 +1508,9 @@ int actor_wait(remo_value addr, int timeout_ms, remo_value *result)
 	*result = remo_nil();
 	actor *a = local_actor(addr);
 	if (a == NULL) {
-		remo_call_opts o = {timeout_ms < 0 ? -1 : timeout_ms};
+		/* 0 is "the session's default" to remo: a look is 1 ms */
+		remo_call_opts o = {timeout_ms < 0 ? -1
+		                    : timeout_ms == 0 ? 1 : timeout_ms};
 		return remo_call_method_with(addr, "wait", remo_nil(), &o,
 		                             result);
 	}
@@ -1481,31 +1579,45 @@ static int monitor_of(actor *w, remo_value target)
 		rc = REMO_ERAISED;
 	}
 	remo_value_release(info);
-	if (rc != REMO_OK)
+	if (rc != REMO_OK) {
+		if (p != NULL)
+			peer_put(n, p);
 		return rc;
+	}
 	r->watcher = remo_value_retain(w->addr);
 	r->target = remo_value_retain(target);
 	pthread_mutex_lock(&n->lock);
-	bool down = p->down;
-	if (!down) {
+	bool down = p->down, full = p->nrecs >= MAX_RECS;
+	if (!down && !full) {
 		r->next = p->recs;
 		p->recs = r;
+		p->nrecs++;
 	}
 	pthread_mutex_unlock(&n->lock);
-	if (down) {
+	if (down || full) {
 		remo_value_release(r->watcher);
 		remo_value_release(r->target);
 		free(r->tid);
 		free(r);
-		remo_raise("NodeDown", "node %s went away", p->name);
+		if (down)
+			remo_raise("NodeDown", "node %s went away", p->name);
+		else
+			remo_raise("LimitError", "%d monitors of node %s's "
+			           "actors", MAX_RECS, p->name);
+		peer_put(n, p);
 		return REMO_ERAISED;
 	}
+	peer_put(n, p);
+	char tidcopy[sizeof w->id];
+	snprintf(tidcopy, sizeof tidcopy, "%s", r->tid);
 	remo_value args = remo_tuple_of(1, remo_value_retain(w->addr));
 	remo_value out;
 	rc = remo_call_method(target, "monitor", args, &out);
 	remo_value_release(args);
 	if (rc == REMO_OK)
 		remo_value_release(out);
+	else /* not monitoring after all: no NodeDown for it later */
+		rec_drop(n, w, tidcopy);
 	return rc;
 }
 

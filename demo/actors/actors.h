@@ -73,9 +73,10 @@ unsigned actor_node_actors(actor_node *n);
 /* actor_node_dropped: one-way messages dropped here (a full mailbox, an
  * ended actor) because their sender did not ask (actor_send). */
 uint64_t actor_node_dropped(actor_node *n);
-/* actor_node_stats: *out (new) = (actors, threads, rss_kib, dropped) of
- * the node where ("HOST:PORT"; NULL: n): its actors running, the
- * process's threads and resident memory, actor_node_dropped. */
+/* actor_node_stats: *out (new) = (actors, threads, rss_kib, dropped,
+ * peers) of the node where ("HOST:PORT"; NULL: n): its actors running,
+ * the process's threads and resident memory, actor_node_dropped, and the
+ * other nodes it has a session with now. */
 int actor_node_stats(actor_node *n, const char *where, remo_value *out);
 /* actor_node_stop: kills every actor here (Killed), waits for their
  * threads (an actor's function must return once its receive fails),

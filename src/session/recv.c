@@ -638,7 +638,8 @@ int remo__wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 		 * call returns: left queued, they would wait for a serving
 		 * thread that may be blocked reading (an actor's exit notice
 		 * sent while the peer served our call waited so) */
-		if (w->reqid != 0 && w->head != NULL && serve_queued(s, w))
+		if (w->reqid != 0 && w->head != NULL && s->status == REMO_OK &&
+		    serve_queued(s, w))
 			continue;
 		if (w->reply != NULL || w->done) {
 			*reply = w->reply;
