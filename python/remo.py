@@ -626,13 +626,10 @@ class Session:
             (shape[1] if shape else None)
 
     def close(self):
-        if not self.closed:
-            try:
-                self._send([BYE])
-            except OSError:
-                pass
-        self.closed = True
-        self.sock.close()
+        if self.closed:
+            self.sock.close()
+        else:
+            self._bye()
 
 
 class Proxy:

@@ -1282,10 +1282,36 @@ static void unknown_shape_in_an_argument(void **state)
  * proxy; when the request is done with it, the release goes back to the
  * peer with the next message, before the answer.
  */
+/* Request reqid was answered with the error name, and a RELEASE of
+ * (id, 1), sent after frame before, came before that answer: the
+ * proxy the request's argument made is gone. */
+static void expect_released_before_answer(struct fx *fx, int64_t reqid,
+                                          const char *name, size_t before,
+                                          int64_t id)
+{
+	char msg[256];
+	size_t at;
+	int64_t type;
+	remo_value e = answer_for(fx, reqid, &type, &at);
+	remo_value_release(e);
+	expect_error(fx, reqid, name, msg, sizeof msg);
+	assert_int_equal(remo__session_proxies_len(fx->s), 0);
+	size_t rel = SIZE_MAX;
+	for (size_t i = before; i < fx->r->nsent; i++)
+		if (frame_type(fx, i) == RELEASE)
+			rel = i;
+	assert_true(rel < at);
+	remo_value r = frame_at(fx, rel);
+	remo_value pairs = remo_tuple_get(r, 1);
+	assert_int_equal(remo_tuple_len(pairs), 2);
+	assert_int_equal(remo_tuple_get(pairs, 0).as.i, id);
+	assert_int_equal(remo_tuple_get(pairs, 1).as.i, 1);
+	remo_value_release(r);
+}
+
 static void peer_reference_is_released(void **state)
 {
 	struct fx *fx = *state;
-	char msg[256];
 	uint64_t fn = lookup_add(fx);
 	size_t before = fx->r->nsent;
 
@@ -1299,24 +1325,7 @@ static void peer_reference_is_released(void **state)
 	push_buf(fx, &m);
 	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
 
-	size_t at;
-	int64_t type;
-	remo_value e = answer_for(fx, 2, &type, &at);
-	remo_value_release(e);
-	expect_error(fx, 2, "TypeError", msg, sizeof msg);
-	assert_int_equal(remo__session_proxies_len(fx->s), 0);
-	/* [4, (77, 1)] before the answer */
-	size_t rel = SIZE_MAX;
-	for (size_t i = before; i < fx->r->nsent; i++)
-		if (frame_type(fx, i) == RELEASE)
-			rel = i;
-	assert_true(rel < at);
-	remo_value r = frame_at(fx, rel);
-	remo_value pairs = remo_tuple_get(r, 1);
-	assert_int_equal(remo_tuple_len(pairs), 2);
-	assert_int_equal(remo_tuple_get(pairs, 0).as.i, 77);
-	assert_int_equal(remo_tuple_get(pairs, 1).as.i, 1);
-	remo_value_release(r);
+	expect_released_before_answer(fx, 2, "TypeError", before, 77);
 }
 
 /* A request refused before it runs (here: past the depth limit) still
@@ -1324,7 +1333,6 @@ static void peer_reference_is_released(void **state)
 static void a_refused_request_releases_its_references(void **state)
 {
 	struct fx *fx = *state;
-	char msg[256];
 	uint64_t fn = lookup_add(fx);
 	size_t before = fx->r->nsent;
 
@@ -1339,23 +1347,7 @@ static void a_refused_request_releases_its_references(void **state)
 	push_buf(fx, &m);
 	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
 
-	size_t at;
-	int64_t type;
-	remo_value e = answer_for(fx, 3, &type, &at);
-	remo_value_release(e);
-	expect_error(fx, 3, "RecursionError", msg, sizeof msg);
-	assert_int_equal(remo__session_proxies_len(fx->s), 0);
-	size_t rel = SIZE_MAX;
-	for (size_t i = before; i < fx->r->nsent; i++)
-		if (frame_type(fx, i) == RELEASE)
-			rel = i;
-	assert_true(rel != SIZE_MAX);
-	remo_value r = frame_at(fx, rel);
-	remo_value pairs = remo_tuple_get(r, 1);
-	assert_int_equal(remo_tuple_len(pairs), 2);
-	assert_int_equal(remo_tuple_get(pairs, 0).as.i, 78);
-	assert_int_equal(remo_tuple_get(pairs, 1).as.i, 1);
-	remo_value_release(r);
+	expect_released_before_answer(fx, 3, "RecursionError", before, 78);
 }
 
 /* ==== 13. a peer with a small max_message ============================== */
