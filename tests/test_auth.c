@@ -577,6 +577,68 @@ static void a_full_server_refuses_by_name(void **state)
 }
 
 /*
+ * max_per_address: two sessions from one address at once; a third from
+ * it is told LimitError, while a peer at another address (here: a unix
+ * socket's, counted by its uid) is served; one gone, its address may
+ * come again.
+ */
+static void one_address_holds_at_most_max_per_address(void **state)
+{
+	(void)state;
+	remo_exports *e = exports_with_add();
+	remo_server_opts so = {.max_per_address = 2,
+	                       .session = with_secret(NULL)};
+	struct unix_server u;
+	unix_server_start(&u, e, &so);
+	/* the same server on loopback tcp too (before it runs: a second
+	 * server object would be simpler, but one table is the point) */
+	remo_server_stop(u.srv);
+	pthread_join(u.th, NULL);
+	remo_server_free(u.srv);
+	unlink(u.path);
+	u.srv = remo_server_new(e, &so, NULL);
+	char bound[128], tcp[160];
+	assert_int_equal(remo_server_listen(u.srv, u.url, bound, sizeof bound),
+	                 REMO_OK);
+	assert_int_equal(remo_server_listen(u.srv, "tcp://127.0.0.1:0", tcp,
+	                                    sizeof tcp), REMO_OK);
+	pthread_create(&u.th, NULL, run_main, u.srv);
+	remo_session_opts co = with_secret(NULL);
+	remo_session *a, *b, *c;
+	int rc;
+	assert_int_equal(remo_connect(tcp, 2000, NULL, &co, &a), REMO_OK);
+	assert_int_equal(remo_connect(tcp, 2000, NULL, &co, &b), REMO_OK);
+	assert_int_equal(call_add(a, &rc), 42);
+	assert_int_equal(call_add(b, &rc), 42);
+	refused_by(tcp, &co, REMO_ELIMIT);
+	assert_string_equal(remo_error_name(remo_last_error()), "LimitError");
+	/* another peer is served meanwhile */
+	assert_int_equal(remo_connect(u.url, 2000, NULL, &co, &c), REMO_OK);
+	assert_int_equal(call_add(c, &rc), 42);
+	assert_int_equal(rc, REMO_OK);
+	remo_session_free(c);
+	/* one of the two gone: the address may come again (the server
+	 * notices the end within its poll tick) */
+	remo_session_free(a);
+	rc = REMO_ELIMIT;
+	for (int i = 0; i < 200 && rc != REMO_OK; i++) {
+		/* (a refusal is read with the first answer) */
+		a = NULL;
+		if (remo_connect(tcp, 2000, NULL, &co, &a) == REMO_OK &&
+		    call_add(a, &rc) == 42 && rc == REMO_OK)
+			break;
+		remo_session_free(a);
+		rc = REMO_ELIMIT;
+		usleep(10000);
+	}
+	assert_int_equal(rc, REMO_OK);
+	remo_session_free(a);
+	remo_session_free(b);
+	unix_server_stop(&u);
+	remo_exports_free(e);
+}
+
+/*
  * Before it has proved the secret a peer may send nothing bigger than
  * the opening needs: one that announces a 1 MiB message is cut off at
  * once, not held (with what it trickles) until handshake_ms; before,
@@ -623,6 +685,7 @@ int main(void)
 		cmocka_unit_test(a_server_serves_only_the_secret),
 		cmocka_unit_test(an_open_address_needs_a_secret),
 		cmocka_unit_test(a_full_server_refuses_by_name),
+		cmocka_unit_test(one_address_holds_at_most_max_per_address),
 		cmocka_unit_test(a_stranger_cannot_make_the_server_hold_a_big_frame),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

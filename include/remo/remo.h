@@ -1419,6 +1419,12 @@ typedef struct remo_server remo_server;
 typedef struct remo_server_opts {
 	remo_session_opts session;  /* for every session (its secret too) */
 	unsigned max_sessions;      /* 0: REMO_DEFAULT_MAX_SESSIONS       */
+	unsigned max_per_address;   /* sessions from one peer at once: a
+	                               tcp:// or tls:// peer by its IP
+	                               address, a unix:// one by its uid;
+	                               more are told LimitError and closed,
+	                               as by a full server.  0: no bound
+	                               but max_sessions                   */
 	bool open;                  /* serve anyone on an address other
 	                               machines reach: without it (and
 	                               without a secret), listening there

@@ -71,6 +71,8 @@ struct srv_session {
 	struct srv_session *job_next; /* in the pool's queue           */
 	bool job_open;            /* the queued job opens the session  */
 	int64_t job_since;        /* ms: when it was queued            */
+	char key[72];             /* its peer for max_per_address ("":
+	                             not counted)                      */
 };
 
 /*
@@ -108,6 +110,7 @@ struct remo_server {
 	size_t nlisteners;
 	struct srv_session *sessions;
 	unsigned nsessions;
+	remo_value per_address;   /* peer key -> its sessions (a dict) */
 	unsigned ndone[2];    /* done and not reaped: [0] threads, [1] pooled */
 	int wake[2];          /* the stop pipe */
 	pthread_cond_t stopped; /* remo_server_run has returned */
@@ -133,9 +136,17 @@ remo_server *remo_server_new(remo_exports *exports,
 	srv->exports = exports;
 	if (opts != NULL)
 		srv->opts = *opts;
+	srv->per_address = remo_dict();
+	if (!remo_ok(srv->per_address)) {
+		remo__free(srv);
+		if (status)
+			*status = REMO_ENOMEM;
+		return NULL;
+	}
 	if (srv->opts.max_sessions == 0)
 		srv->opts.max_sessions = REMO_DEFAULT_MAX_SESSIONS;
 	if (pipe2(srv->wake, O_CLOEXEC) != 0) {
+		remo_value_release(srv->per_address);
 		remo__free(srv);
 		if (status)
 			*status = REMO_ENOMEM;
@@ -257,12 +268,56 @@ int remo_server_listen(remo_server *srv, const char *url, char *bound,
 	return REMO_OK;
 }
 
+/*
+ * The peer of a channel as max_per_address counts it: the IP address
+ * of a tcp:// or tls:// peer (the last word of its account, the port
+ * cut), "uid=N" of a unix:// one; "" (not counted) if the channel says
+ * nothing.
+ */
+static void peer_key(const remo_channel *ch, char *key, size_t cap)
+{
+	char line[512];
+	key[0] = '\0';
+	if (ch->peer == NULL || ch->peer(ch->user, line, sizeof line) != REMO_OK)
+		return;
+	if (strncmp(line, "unix ", 5) == 0) {
+		const char *u = strstr(line, "uid=");
+		if (u != NULL)
+			snprintf(key, cap, "%.*s", (int)strcspn(u, " "), u);
+		return;
+	}
+	const char *a = strrchr(line, ' ');
+	a = a != NULL ? a + 1 : line;
+	const char *colon = strrchr(a, ':');
+	if (colon != NULL && colon > a)
+		snprintf(key, cap, "%.*s", (int)(colon - a), a);
+}
+
+/* One more (delta 1) or one fewer (-1) session from key; the count
+ * before.  Under srv->lock. */
+static int64_t per_address_add(remo_server *srv, const char *key, int delta)
+{
+	if (key[0] == '\0')
+		return 0;
+	remo_value k = remo_str(key), v;
+	int64_t n = remo_dict_get(srv->per_address, k, &v) == REMO_OK
+	            ? v.as.i : 0;
+	if (n + delta <= 0)
+		remo_dict_del(srv->per_address, k);
+	else
+		remo_dict_set(srv->per_address, remo_value_retain(k),
+		              remo_int(n + delta));
+	remo_value_release(k);
+	return n;
+}
+
 /* The session is over (or never opened): reap may free it. */
 static void session_done(struct srv_session *ss)
 {
 	pthread_mutex_lock(&ss->srv->lock);
 	ss->done = true;
 	ss->srv->nsessions--;
+	per_address_add(ss->srv, ss->key, -1);
 	ss->srv->ndone[ss->fd >= 0]++;
 	pthread_mutex_unlock(&ss->srv->lock);
 }
@@ -525,9 +580,19 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 {
 	remo_channel ch;
 	remo__conn_channel(c, &ch);
+	char key[sizeof ((struct srv_session *)0)->key];
+	if (srv->opts.max_per_address > 0)
+		peer_key(&ch, key, sizeof key);
+	else
+		key[0] = '\0';
 	/* take a place first, so two listeners cannot both take the last */
 	pthread_mutex_lock(&srv->lock);
 	bool full = srv->nsessions >= srv->opts.max_sessions;
+	if (!full && key[0] != '\0' &&
+	    per_address_add(srv, key, 1) >= srv->opts.max_per_address) {
+		per_address_add(srv, key, -1);
+		full = true; /* for this peer */
+	}
 	if (!full)
 		srv->nsessions++;
 	pthread_mutex_unlock(&srv->lock);
@@ -540,6 +605,7 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 		if (!full) {
 			pthread_mutex_lock(&srv->lock);
 			srv->nsessions--;
+			per_address_add(srv, key, -1);
 			pthread_mutex_unlock(&srv->lock);
 		}
 		ch.destroy(ch.user);
@@ -551,6 +617,7 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 	if (ss != NULL) {
 		*ss = (struct srv_session){.srv = srv, .ch = ch, .opts = o,
 		                           .fd = fd};
+		snprintf(ss->key, sizeof ss->key, "%s", key);
 		atomic_init(&ss->turn, TURN_IDLE);
 		pthread_mutex_lock(&srv->lock);
 		ss->next = srv->sessions;
@@ -571,6 +638,7 @@ static void start_session(remo_server *srv, struct remo__conn *c)
 	ch.destroy(ch.user); /* no thread: nobody took the channel */
 	pthread_mutex_lock(&srv->lock);
 	srv->nsessions--;
+	per_address_add(srv, key, -1);
 	pthread_mutex_unlock(&srv->lock);
 }
 
@@ -729,5 +797,6 @@ void remo_server_free(remo_server *srv)
 	pthread_mutex_destroy(&srv->pool.lock);
 	pthread_cond_destroy(&srv->stopped);
 	pthread_mutex_destroy(&srv->lock);
+	remo_value_release(srv->per_address);
 	remo__free(srv);
 }
