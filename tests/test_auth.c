@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include <remo/remo.h>
+#include <remo/transport.h>
 
 static const char secret_a[] = "correct horse battery staple";
 static const char secret_b[] = "incorrect horse battery staple";
@@ -671,6 +673,78 @@ static void a_stranger_cannot_make_the_server_hold_a_big_frame(void **state)
 	remo_exports_free(e);
 }
 
+/* Writes n zero bytes to fd (a blocking socket). */
+static void write_zeros(int fd, size_t n)
+{
+	static char zero[65536];
+	while (n > 0) {
+		size_t k = n < sizeof zero ? n : sizeof zero;
+		ssize_t w = write(fd, zero, k);
+		assert_true(w > 0);
+		n -= (size_t)w;
+	}
+}
+
+/*
+ * The process's budget for frames being received (transport.h): two
+ * peers each announce an 8 MiB message and send part of it; the second
+ * to pass the 3 MiB budget is cut off (EOF), the first is held, a
+ * well-behaved client is served meanwhile, and the budget comes back
+ * when the first goes.  Before it, each connection could hold up to its
+ * own limit (issue 11: 1.85 GB from 30 connections).
+ */
+static void partial_frames_share_one_budget(void **state)
+{
+	(void)state;
+	remo_frame_set_budget(3u << 20);
+	remo_exports *e = exports_with_add();
+	remo_server_opts so = {.session = with_secret(NULL)};
+	struct unix_server u;
+	unix_server_start(&u, e, &so);
+	unsigned char hdr[4] = {0x00, 0x80, 0x00, 0x00}; /* 8 MiB */
+	int a = unix_server_raw(&u);
+	assert_int_equal(write(a, hdr, 4), 4);
+	write_zeros(a, 2u << 20);
+	for (int i = 0; i < 500 && remo_frame_budget_used() < (2u << 20); i++)
+		usleep(10000);
+	assert_true(remo_frame_budget_used() >= (2u << 20));
+	int b = unix_server_raw(&u);
+	assert_int_equal(write(b, hdr, 4), 4);
+	/* b is cut off before it has sent 2 MiB: the writes may fail */
+	signal(SIGPIPE, SIG_IGN);
+	static char zero[65536];
+	for (size_t sent = 0; sent < (2u << 20);) {
+		ssize_t w = write(b, zero, sizeof zero);
+		if (w <= 0)
+			break;
+		sent += (size_t)w;
+	}
+	struct pollfd p = {b, POLLIN, 0};
+	char buf[4096];
+	ssize_t r = 1;
+	while (r > 0 && poll(&p, 1, 10000) == 1)
+		r = read(b, buf, sizeof buf);
+	assert_true(r <= 0); /* EOF (or reset), not a poll that timed out */
+	close(b);
+	assert_true(remo_frame_budget_used() <= (4u << 20));
+	/* a well-behaved client is served */
+	remo_session_opts co = with_secret(NULL);
+	remo_session *c;
+	int rc;
+	assert_int_equal(remo_connect(u.url, 2000, NULL, &co, &c), REMO_OK);
+	assert_int_equal(call_add(c, &rc), 42);
+	assert_int_equal(rc, REMO_OK);
+	remo_session_free(c);
+	/* a goes: what it held comes back */
+	close(a);
+	for (int i = 0; i < 500 && remo_frame_budget_used() > 0; i++)
+		usleep(10000);
+	assert_int_equal(remo_frame_budget_used(), 0);
+	unix_server_stop(&u);
+	remo_exports_free(e);
+	remo_frame_set_budget(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -687,6 +761,7 @@ int main(void)
 		cmocka_unit_test(a_full_server_refuses_by_name),
 		cmocka_unit_test(one_address_holds_at_most_max_per_address),
 		cmocka_unit_test(a_stranger_cannot_make_the_server_hold_a_big_frame),
+		cmocka_unit_test(partial_frames_share_one_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

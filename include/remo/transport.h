@@ -146,6 +146,21 @@ REMO_API int remo_frame_recv(int fd, remo_frame_rx *rx, remo_buf *out,
 REMO_API void remo_frame_rx_free(remo_frame_rx *rx);
 
 /*
+ * The budget of the whole process for frames being received: the bytes
+ * of every connection's partly received big frame (a peer sends a
+ * length, then the body slowly, or never), over all sessions and
+ * transports that frame with these helpers (stream, exec; tls reads its
+ * own records and is not counted).  A connection whose frame
+ * would take the total past it fails its recv with REMO_ENOMEM (its
+ * session ends, MemoryError), and the others go on.  Small frames (up
+ * to 64 KiB, read ahead) are not counted.  remo_frame_set_budget: 0
+ * puts the default back.  remo_frame_budget_used: the bytes held now.
+ */
+#define REMO_FRAME_DEFAULT_BUDGET (256u << 20)
+REMO_API void remo_frame_set_budget(size_t bytes);
+REMO_API size_t remo_frame_budget_used(void);
+
+/*
  * A framed descriptor: one connection over one stream descriptor, with
  * the four verbs a plugin's connection needs, written once (the stream
  * and exec transports both use it).  Keep one in the connection state

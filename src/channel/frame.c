@@ -77,6 +77,65 @@ int remo_frame_send(int fd, const void *msg, size_t n, size_t max)
  */
 #define AHEAD_MAX (64u << 10)
 
+/*
+ * The process's budget for big frames being received: what peers make
+ * this process hold before a message is whole (a length, then a body
+ * trickled).  While rx->hdr_got is 4, rx->body.cap is counted in
+ * partial_bytes; the frame's end or rx_free gives it back.  A growth
+ * that would pass the budget fails that connection's recv with
+ * REMO_ENOMEM (its session ends: MemoryError).  One growth may pass it
+ * by what the allocator rounds up (at most the doubling of one buffer).
+ */
+static _Atomic size_t partial_bytes;
+static _Atomic size_t partial_max = REMO_FRAME_DEFAULT_BUDGET;
+
+void remo_frame_set_budget(size_t bytes)
+{
+	atomic_store(&partial_max, bytes ? bytes : REMO_FRAME_DEFAULT_BUDGET);
+}
+
+size_t remo_frame_budget_used(void)
+{
+	return atomic_load(&partial_bytes);
+}
+
+static bool budget_take(size_t n)
+{
+	size_t max = atomic_load(&partial_max);
+	size_t cur = atomic_load(&partial_bytes);
+	do {
+		if (cur > max || n > max - cur)
+			return false;
+	} while (!atomic_compare_exchange_weak(&partial_bytes, &cur, cur + n));
+	return true;
+}
+
+static void budget_give(size_t n)
+{
+	atomic_fetch_sub(&partial_bytes, n);
+}
+
+/* Grows a big frame's body by n, within the budget.  REMO_ENOMEM. */
+static int body_grow(remo_frame_rx *rx, size_t n)
+{
+	if (rx->body.cap - rx->body.len >= n)
+		return REMO_OK;
+	size_t before = rx->body.cap;
+	size_t want = rx->body.len + n - before; /* at least this much more */
+	if (!budget_take(want))
+		return REMO_ENOMEM;
+	if (remo__buf_grow(&rx->body, n) != REMO_OK) {
+		budget_give(want);
+		return REMO_ENOMEM;
+	}
+	size_t grew = rx->body.cap - before;
+	if (grew > want)
+		atomic_fetch_add(&partial_bytes, grew - want); /* rounding */
+	else
+		budget_give(want - grew);
+	return REMO_OK;
+}
+
 static size_t frame_len(const unsigned char *p)
 {
 	return (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 |
@@ -93,7 +152,7 @@ static int frame_read_body(int fd, remo_frame_rx *rx)
 	size_t left = rx->body_len - rx->body.len;
 	size_t step = rx->body.len > FRAME_STEP ? rx->body.len : FRAME_STEP;
 	if (rx->body.cap == rx->body.len &&
-	    remo__buf_grow(&rx->body, left < step ? left : step) != REMO_OK)
+	    body_grow(rx, left < step ? left : step) != REMO_OK)
 		return REMO_ENOMEM;
 	size_t room = rx->body.cap - rx->body.len;
 	ssize_t r = read(fd, rx->body.data + rx->body.len,
@@ -124,9 +183,14 @@ static int frame_from_ahead(remo_frame_rx *rx, remo_buf *out, size_t max)
 		/* a big frame: its body is read straight into rx->body */
 		size_t have = avail - 4 < n ? avail - 4 : n;
 		rx->body.len = 0;
+		/* from here its capacity counts in the budget */
+		if (!budget_take(rx->body.cap))
+			return REMO_ENOMEM;
 		if (have > 0) {
-			if (remo__buf_grow(&rx->body, have) != REMO_OK)
+			if (body_grow(rx, have) != REMO_OK) {
+				budget_give(rx->body.cap);
 				return REMO_ENOMEM;
+			}
 			memcpy(rx->body.data, p + 4, have);
 		}
 		rx->body.len = have;
@@ -174,6 +238,9 @@ static int frame_read_ahead(int fd, remo_frame_rx *rx)
  * is empty. */
 static int frame_hand_over(remo_frame_rx *rx, remo_buf *out)
 {
+	/* a message now, the session's: out of the budget (on ENOMEM
+	 * below, rx->body stays and its capacity counts on) */
+	size_t counted = rx->body.cap;
 	if (out->len == 0) {
 		remo_buf done = rx->body;
 		rx->body = *out;
@@ -186,6 +253,7 @@ static int frame_hand_over(remo_frame_rx *rx, remo_buf *out)
 		out->len += rx->body.len;
 		rx->body.len = 0;
 	}
+	budget_give(counted);
 	rx->hdr_got = 0;
 	rx->body_len = 0;
 	return REMO_OK;
@@ -226,6 +294,8 @@ int remo_frame_recv(int fd, remo_frame_rx *rx, remo_buf *out, int timeout_ms,
 
 void remo_frame_rx_free(remo_frame_rx *rx)
 {
+	if (rx->hdr_got == 4)
+		budget_give(rx->body.cap);
 	remo_buf_free(&rx->body);
 	remo_buf_free(&rx->ahead);
 	rx->hdr_got = rx->body_len = rx->ahead_pos = 0;
