@@ -98,6 +98,7 @@ struct peer {
 	bool incoming;          /* the peer opened s (m_hello): the
 	                           server serves it; no thread here */
 	bool down;
+	bool counted;           /* in n->npeers (while not down) */
 	bool finished;          /* down, and every monitor told */
 	unsigned users;         /* peer_get's callers using it (n->lock) */
 	remo_future *hello;     /* ours, pending while s lasts */
@@ -627,7 +628,7 @@ static void peer_down(struct peer *p, int why)
 {
 	actor_node *n = p->node;
 	pthread_mutex_lock(&n->lock);
-	if (!p->down)
+	if (!p->down && p->counted)
 		n->npeers--;
 	p->down = true;
 	struct rec *recs = p->recs;
@@ -756,6 +757,7 @@ static void m_hello(actor_node *n, const char *name)
 	}
 	p->node = n;
 	p->incoming = true;
+	p->counted = true; /* npeers was taken above */
 	p->s = ci.session; /* its identity only: the server owns it */
 	strcpy(p->name, name);
 	p->proxy = proxy;
@@ -836,7 +838,10 @@ static int peer_get(actor_node *n, const char *where, struct peer **out)
 	pthread_mutex_lock(&n->lock);
 	p->next = n->peers;
 	n->peers = p;
-	n->npeers++;
+	if (!p->down) { /* (its session may have ended already) */
+		n->npeers++;
+		p->counted = true;
+	}
 	p->users = 1; /* peer_put when done */
 	pthread_mutex_unlock(&n->lock);
 	/* introduce this node: the peer then reaches it on s too */
