@@ -29,6 +29,8 @@
  */
 #include <remo/remo.h>
 
+#include "../sqlfile.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -88,13 +90,7 @@ static char db_error[512];
 
 static int db_exec(const char *sql)
 {
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		snprintf(db_error, sizeof db_error, "%s",
-		         msg ? msg : sqlite3_errstr(rc));
-	sqlite3_free(msg);
-	return rc;
+	return sqlfile_exec(db, sql, db_error, sizeof db_error);
 }
 
 static int bind_packed(sqlite3_stmt *q, int i, remo_value v)
@@ -163,62 +159,11 @@ static int db_load(void)
  * row that does not decode: refused by name, the file left as it was. */
 static int db_open(const char *path)
 {
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-	                    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-		snprintf(db_error, sizeof db_error, "IOError: %s",
-		         sqlite3_errmsg(db));
-		return -1;
-	}
-	sqlite3_busy_timeout(db, 5000);
-	sqlite3_stmt *q;
-	int tables = -1, ours = 0;
-	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE "
-	                       "type = 'table'", -1, &q, NULL) == SQLITE_OK) {
-		int rc;
-		tables = 0;
-		while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-			tables++;
-			ours += strcmp((const char *)sqlite3_column_text(q, 0),
-			               "remo_pod") == 0;
-		}
-		if (rc != SQLITE_DONE)
-			tables = -1;
-	}
-	const char *why = tables < 0 ? sqlite3_errmsg(db) : "";
-	snprintf(db_error, sizeof db_error, "NotAPod: %s", why);
-	sqlite3_finalize(q);
-	if (tables < 0)
-		return -1;
-	if (tables > 0 && !ours) {
-		snprintf(db_error, sizeof db_error, "NotAPod: a SQLite file of "
-		         "something else (left as it was)");
-		return -1;
-	}
-	if (db_exec("PRAGMA journal_mode = WAL") != SQLITE_OK ||
-	    db_exec("PRAGMA synchronous = NORMAL") != SQLITE_OK)
-		return -1;
-	if (tables == 0 &&
-	    db_exec("BEGIN;"
-	            "CREATE TABLE remo_pod (key TEXT PRIMARY KEY, "
-	            "value TEXT NOT NULL);"
-	            "INSERT INTO remo_pod VALUES ('format', '1');"
-	            "CREATE TABLE entries (ord INTEGER PRIMARY KEY, "
-	            "key BLOB NOT NULL UNIQUE, value BLOB NOT NULL);"
-	            "COMMIT") != SQLITE_OK)
-		return -1;
-	bool fmt_ok = false;
-	if (sqlite3_prepare_v2(db, "SELECT value FROM remo_pod WHERE key = "
-	                       "'format'", -1, &q, NULL) == SQLITE_OK &&
-	    sqlite3_step(q) == SQLITE_ROW)
-		fmt_ok = strcmp((const char *)sqlite3_column_text(q, 0), "1")
-		         == 0;
-	sqlite3_finalize(q);
-	if (!fmt_ok) {
-		snprintf(db_error, sizeof db_error, "NotAPod: no format 1 in its "
-		         "remo_pod table");
-		return -1;
-	}
-	return db_load();
+	db = sqlfile_open(path, "remo_pod",
+	                  "CREATE TABLE entries (ord INTEGER PRIMARY KEY, "
+	                  "key BLOB NOT NULL UNIQUE, value BLOB NOT NULL)",
+	                  "NotAPod", db_error, sizeof db_error);
+	return db != NULL ? db_load() : -1;
 }
 
 /* ---- syncing ------------------------------------------------------------------ */

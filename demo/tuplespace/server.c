@@ -37,6 +37,8 @@
  */
 #include <remo/remo.h>
 
+#include "../sqlfile.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -336,79 +338,21 @@ static void restore(uint64_t seq, remo_value t)
 	nstored++;
 }
 
-static int db_exec(const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK) {
-		fprintf(stderr, "remo-tuplespace: %s\n",
-		        msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-	}
-	return rc;
-}
-
 /* Opens (or makes) the space's file and loads its tuples.  A file that
  * is not SQLite, or is SQLite but not a tuple space, or has a row that
  * does not decode, is refused by name, and never written to. */
 static int db_open(const char *path)
 {
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-	                    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-		fprintf(stderr, "remo-tuplespace: %s: IOError: %s\n", path,
-		        sqlite3_errmsg(db));
+	char why[512];
+	db = sqlfile_open(path, "remo_tuplespace",
+	                  "CREATE TABLE tuples (seq INTEGER PRIMARY KEY, "
+	                  "tuple BLOB NOT NULL)",
+	                  "NotATupleSpace", why, sizeof why);
+	if (db == NULL) {
+		fprintf(stderr, "remo-tuplespace: %s: %s\n", path, why);
 		return -1;
 	}
-	sqlite3_busy_timeout(db, 5000);
 	sqlite3_stmt *q;
-	int tables = -1, ours = 0;
-	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE "
-	                       "type = 'table'", -1, &q, NULL) == SQLITE_OK) {
-		int rc;
-		tables = 0;
-		while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-			tables++;
-			ours += strcmp((const char *)sqlite3_column_text(q, 0),
-			               "remo_tuplespace") == 0;
-		}
-		if (rc != SQLITE_DONE)
-			tables = -1;
-	}
-	sqlite3_finalize(q);
-	if (tables < 0) {
-		fprintf(stderr, "remo-tuplespace: %s: NotATupleSpace: %s\n",
-		        path, sqlite3_errmsg(db));
-		return -1;
-	}
-	if (tables > 0 && !ours) {
-		fprintf(stderr, "remo-tuplespace: %s: NotATupleSpace: a SQLite "
-		        "file of something else (left as it was)\n", path);
-		return -1;
-	}
-	if (db_exec("PRAGMA journal_mode = WAL") != SQLITE_OK ||
-	    db_exec("PRAGMA synchronous = NORMAL") != SQLITE_OK)
-		return -1;
-	if (tables == 0 &&
-	    db_exec("BEGIN;"
-	            "CREATE TABLE remo_tuplespace (key TEXT PRIMARY KEY, "
-	            "value TEXT NOT NULL);"
-	            "INSERT INTO remo_tuplespace VALUES ('format', '1');"
-	            "CREATE TABLE tuples (seq INTEGER PRIMARY KEY, "
-	            "tuple BLOB NOT NULL);"
-	            "COMMIT") != SQLITE_OK)
-		return -1;
-	const char *fmt = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT value FROM remo_tuplespace WHERE "
-	                       "key = 'format'", -1, &q, NULL) == SQLITE_OK &&
-	    sqlite3_step(q) == SQLITE_ROW)
-		fmt = (const char *)sqlite3_column_text(q, 0);
-	bool fmt_ok = fmt != NULL && strcmp(fmt, "1") == 0;
-	sqlite3_finalize(q);
-	if (!fmt_ok) {
-		fprintf(stderr, "remo-tuplespace: %s: NotATupleSpace: no format "
-		        "1 in its remo_tuplespace table\n", path);
-		return -1;
-	}
 	if (sqlite3_prepare_v2(db, "SELECT seq, tuple FROM tuples ORDER BY seq",
 	                       -1, &q, NULL) != SQLITE_OK) {
 		fprintf(stderr, "remo-tuplespace: %s: CorruptSpace: %s\n", path,
