@@ -260,17 +260,8 @@ static double oneway_per_s(void)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	char exe[PATH_MAX], path[PATH_MAX + 64], tp[3 * PATH_MAX];
-	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (len <= 0)
-		die("readlink");
-	exe[len] = '\0';
-	*strrchr(exe, '/') = '\0';
-	snprintf(path, sizeof path, "%s/../demo/actors/remo-node", exe);
-	if (getenv("REMO_TRANSPORT_PATH") == NULL) {
-		snprintf(tp, sizeof tp, "%s/../transport/stream/.libs", exe);
-		setenv("REMO_TRANSPORT_PATH", tp, 1);
-	}
+	char path[PATH_MAX + 64];
+	proc_build_path("demo/actors/remo-node", path, sizeof path);
 	if (actors_builtins() != REMO_OK)
 		die("builtins");
 	int rc;

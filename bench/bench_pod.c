@@ -47,18 +47,8 @@ __attribute__((noreturn)) static void die(const char *what)
 static pid_t server(const char *name, const char *sync_at, char *url,
                     size_t cap)
 {
-	char exe[PATH_MAX], path[PATH_MAX + 64], db[128], listen[128],
-		err[128], tp[3 * PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n <= 0)
-		die("readlink");
-	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	snprintf(path, sizeof path, "%s/../demo/pod/remo-pod", exe);
-	if (getenv("REMO_TRANSPORT_PATH") == NULL) {
-		snprintf(tp, sizeof tp, "%s/../transport/stream/.libs", exe);
-		setenv("REMO_TRANSPORT_PATH", tp, 1);
-	}
+	char path[PATH_MAX + 64], db[128], listen[128], err[128];
+	proc_build_path("demo/pod/remo-pod", path, sizeof path);
 	snprintf(db, sizeof db, "%s/%s.db", dir, name);
 	snprintf(listen, sizeof listen, "unix://%s/%s.sock", dir, name);
 	snprintf(err, sizeof err, "%s/%s.err", dir, name);

@@ -50,19 +50,9 @@ static pid_t server_pid;
 /* Finds remo-tuplespace beside this program's build tree and starts it. */
 static void server_start(void)
 {
-	char exe[PATH_MAX], server[PATH_MAX + 64], path[3 * PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n <= 0)
-		die("cannot read /proc/self/exe");
-	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	snprintf(server, sizeof server, "%s/../demo/tuplespace/remo-tuplespace",
-	         exe);
-	if (getenv("REMO_TRANSPORT_PATH") == NULL) {
-		snprintf(path, sizeof path, "%s/../transport/stream/.libs:"
-		         "%s/../transport/exec/.libs", exe, exe);
-		setenv("REMO_TRANSPORT_PATH", path, 1);
-	}
+	char server[PATH_MAX + 64];
+	proc_build_path("demo/tuplespace/remo-tuplespace", server,
+	                sizeof server);
 	snprintf(dir, sizeof dir, "/tmp/remo-bench-ts-XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp");

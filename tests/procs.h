@@ -84,6 +84,28 @@ static inline const char *proc_self(void)
 	return self;
 }
 
+/*
+ * proc_build_path: rel (e.g. "demo/pod/remo-pod") in the build tree
+ * this program runs from (a test or benchmark, one folder down), into
+ * out; and, unless REMO_TRANSPORT_PATH is set, that tree's stream and
+ * exec modules as the transports, as make check and make bench set.
+ */
+static inline void proc_build_path(const char *rel, char *out, size_t cap)
+{
+	char top[4096];
+	snprintf(top, sizeof top, "%s", proc_self());
+	char *slash = strrchr(top, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	snprintf(out, cap, "%s/../%s", top, rel);
+	if (getenv("REMO_TRANSPORT_PATH") == NULL) {
+		char tp[3 * sizeof top];
+		snprintf(tp, sizeof tp, "%s/../transport/stream/.libs:"
+		         "%s/../transport/exec/.libs", top, top);
+		setenv("REMO_TRANSPORT_PATH", tp, 1);
+	}
+}
+
 /* proc_rmdir: removes a scratch directory a test or benchmark made
  * (with what its servers left in it); says so if it could not. */
 static inline void proc_rmdir(const char *dir)
