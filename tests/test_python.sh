@@ -21,19 +21,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# py_checks WHAT OUT ARGS...: runs test_python.py ARGS, its output into
+# OUT (shown); the check WHAT passes if every line it printed is ok
+py_checks() {
+	what=$1 out=$2
+	shift 2
+	"$py" "$top/tests/test_python.py" "$@" >"$out" 2>&1
+	cat "$out"
+	if grep -q '^FAILED' "$out" || ! grep -q '^ok' "$out"; then
+		not_ok "$what"
+	else
+		ok "$what"
+	fi
+}
+
 "$build/demo/tuplespace/remo-tuplespace" "unix://$tmp/ts.sock" \
 	>"$tmp/server.out" 2>&1 &
 spid=$!
 url=$(ready_url "$tmp/server.out" "$spid")
 [ -n "$url" ] || { show remo-tuplespace "$tmp/server.out"; exit 1; }
 
-"$py" "$top/tests/test_python.py" "$url" >"$tmp/checks.out" 2>&1
-cat "$tmp/checks.out"
-if grep -q '^FAILED' "$tmp/checks.out" || ! grep -q '^ok' "$tmp/checks.out"; then
-	not_ok "the Python client's checks (test_python.py)"
-else
-	ok "the Python client's checks (test_python.py)"
-fi
+py_checks "the Python client's checks (test_python.py)" "$tmp/checks.out" \
+	"$url"
 "$py" "$top/demo/tuplespace/sum.py" "$url" 40 \
 	"$build/demo/tuplespace/ts-sum" >"$tmp/sum.out" 2>&1
 expect "a Python master and C workers share one space" \
@@ -73,15 +82,8 @@ while ! grep -q serving "$tmp/calc.out" && [ $i -lt 300 ]; do
 	sleep 0.05
 	i=$((i + 1))
 done
-"$py" "$top/tests/test_python.py" calc "unix://$tmp/calc.sock" \
-	>"$tmp/calc.checks" 2>&1
-cat "$tmp/calc.checks"
-if grep -q '^FAILED' "$tmp/calc.checks" || ! grep -q '^ok' "$tmp/calc.checks"
-then
-	not_ok "the calc demo from Python, remo.pm() on its error"
-else
-	ok "the calc demo from Python, remo.pm() on its error"
-fi
+py_checks "the calc demo from Python, remo.pm() on its error" \
+	"$tmp/calc.checks" calc "unix://$tmp/calc.sock"
 kill "$spid" && wait "$spid"
 spid=
 
@@ -92,13 +94,6 @@ chmod 600 "$tmp/secret"
 	--secret-file "$tmp/secret" >"$tmp/ats.out" 2>&1 &
 spid=$!
 url=$(ready_url "$tmp/ats.out" "$spid")
-"$py" "$top/tests/test_python.py" auth "$url" "$tmp/secret" \
-	>"$tmp/auth.checks" 2>&1
-cat "$tmp/auth.checks"
-if grep -q '^FAILED' "$tmp/auth.checks" || ! grep -q '^ok' "$tmp/auth.checks"
-then
-	not_ok "a secret proved from Python; a wrong one refused by name"
-else
-	ok "a secret proved from Python; a wrong one refused by name"
-fi
+py_checks "a secret proved from Python; a wrong one refused by name" \
+	"$tmp/auth.checks" auth "$url" "$tmp/secret"
 finish test_python
