@@ -592,36 +592,22 @@ bool remo_trace_thread(bool on)
 
 static remo_value tb_attach(remo_value err, int skip)
 {
+	/* in a served call, by the session's policy; outside one, only on
+	 * a thread that asked (remo_trace_thread): full detail, never live */
 	remo_session *s = remo__serving();
-	if (err.kind != REMO_ERROR)
-		return err;
-	if (s == NULL && !tb_thread_on)
-		return err;
-	if (s == NULL) {
-		/* outside any served call, on a thread that asked for
-		 * tracebacks (remo_trace_thread): full detail, never live.
-		 * Captured here, not in a helper that could be tail-called
-		 * (the frames to skip would change). */
-		struct tb *t = tb_new();
-		if (t == NULL)
-			return err;
-		t->npcs = remo__trace_capture(t->pcs, REMO__TRACE_MAX, skip + 1);
-		t->locals = remo__locals_take(0);
-		return tb_attach_and_park(NULL, err, t);
-	}
-	const remo_session_opts *o = remo__session_opts(s);
-	if (o->traceback == REMO_TB_NONE)
+	if (err.kind != REMO_ERROR || (s == NULL && !tb_thread_on) ||
+	    (s != NULL && remo__session_opts(s)->traceback == REMO_TB_NONE))
 		return err;
 	struct tb *t = tb_new();
 	if (t == NULL)
 		return err;
 	/* +1: this function's own frame */
 	t->npcs = remo__trace_capture(t->pcs, REMO__TRACE_MAX, skip + 1);
-	t->locals = remo__locals_take(remo__serving_locals_mark());
-	bool full = remo__session_tb_full(s);
+	t->locals = remo__locals_take(remo__serving_locals_mark()); /* 0: all */
+	bool full = s == NULL || remo__session_tb_full(s);
 	if (!full)
 		tb_names_only(t);
-	t->live = full && tb_may_park(s);
+	t->live = s != NULL && full && tb_may_park(s);
 	if (t->live && remo__trace_dwarf_locals(NULL, skip + 1, &t->dlocals) !=
 	    REMO_OK)
 		t->dlocals = remo_nil();
