@@ -25,12 +25,11 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Passes the receive's failure (Killed) on as the actor's own. */
+/* Passes a failed call's error (a receive's Killed, a send's DeadActor)
+ * on as the actor's own: an actor that returns REMO_INVALID ends with
+ * remo_last_error(), traceback and all (actors.c, actor_main). */
 static remo_value failed(void)
 {
-	bool was = remo_trace_thread(false); /* keep its own traceback */
-	remo_raise_value(remo_value_retain(remo_last_error()));
-	remo_trace_thread(was);
 	return (remo_value){.kind = REMO_INVALID};
 }
 
