@@ -35,8 +35,9 @@ typedef struct actor actor;
 
 /* An actor's function: returns its result (a new value: nil, a number,
  * a string, a tuple, a list or dict (copied out), an address...), or
- * REMO_INVALID after remo_raise (its error, with the traceback of where
- * it was raised). */
+ * REMO_INVALID to fail with remo_last_error(): one it raised
+ * (remo_raise, with the traceback of where), or that of a call that
+ * failed (a receive's Killed). */
 typedef remo_value actor_fn(actor *self, remo_value args);
 
 /* actor_register: makes fn spawnable as name in this process (before
