@@ -204,6 +204,33 @@ static int add(int a, int b)
 static remo_exports *g_exports;
 static struct counter g_counter;
 
+/* block(): holds its serving thread until unblock() (at most 5 s) */
+static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t block_cond = PTHREAD_COND_INITIALIZER;
+static bool block_open, block_entered;
+
+static void block(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&block_lock);
+	block_entered = true;
+	pthread_cond_broadcast(&block_cond);
+	while (!block_open &&
+	       pthread_cond_timedwait(&block_cond, &block_lock, &ts) == 0)
+		;
+	pthread_mutex_unlock(&block_lock);
+}
+
+static void unblock(void)
+{
+	pthread_mutex_lock(&block_lock);
+	block_open = true;
+	pthread_cond_broadcast(&block_cond);
+	pthread_mutex_unlock(&block_lock);
+}
+
 /* Type names are process-global: registered once, for the whole group. */
 static int group_setup(void **state)
 {
@@ -228,6 +255,9 @@ static int group_setup(void **state)
 	         remo_export(g_exports, "add", fn) != REMO_OK ||
 	         remo_export(g_exports, "counter", obj) != REMO_OK ||
 	         remo_export(g_exports, "pair", pair) != REMO_OK;
+	remo_value_release(fn);
+	fn = remo_function("block", "v()", (void (*)(void))block, NULL);
+	rc = rc || !remo_ok(fn) || remo_export(g_exports, "block", fn) != REMO_OK;
 	remo_value_release(fn);
 	remo_value_release(obj);
 	remo_value_release(pair);
@@ -1430,9 +1460,22 @@ static void a_request_over_the_peers_limit_names_it(void **state)
 	assert_int_equal(remo_session_status(fx->s), REMO_OK);
 }
 
-/* Requests nobody serves pile up (here: drained by the lease thread of
- * an idle session); past the session's limit the peer is flooding. */
-static void a_flood_of_requests_ends_the_session(void **state)
+/* Waits (up to 2 s) until s holds at least n of the peer's requests,
+ * then a little longer: enough for a reader that would go on to do so. */
+static size_t queued_settles(remo_session *s, size_t n, size_t *bytes)
+{
+	for (int i = 0; i < 200 && remo__session_queued(s, bytes) < n; i++)
+		usleep(10 * 1000);
+	usleep(200 * 1000);
+	return remo__session_queued(s, bytes);
+}
+
+/* Requests nobody serves pile up (here: read by the lease thread of an
+ * idle session) until the session's budget, and then reading stops:
+ * backpressure, not buffering, and not an end.  The lease (20 ms) does
+ * not take that pause for the peer's silence; once served, every
+ * request is answered: nothing is lost. */
+static void a_flood_of_requests_is_pushed_back(void **state)
 {
 	struct fx *fx = *state;
 	remo_session_opts o = {.lease_ms = 20};
@@ -1441,16 +1484,20 @@ static void a_flood_of_requests_ends_the_session(void **state)
 	push_hello(fx);
 	for (int i = 1; i <= 40; i++)
 		push_lookup(fx, i, "add");
-	for (int i = 0; i < 200 && remo_session_status(fx->s) == REMO_OK; i++)
-		usleep(10 * 1000);
-	assert_int_equal(remo_session_status(fx->s), REMO_EPROTO);
+	size_t bytes;
+	assert_int_equal(queued_settles(fx->s, 8, &bytes), 8);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+	while (serve(fx) == REMO_OK || !has_answer(fx, 40))
+		;
+	for (int i = 1; i <= 40; i++)
+		assert_true(has_answer(fx, i));
 }
 
-/* The same flood in bytes: requests not yet served are bounded by
- * max_queued_bytes (here 8 KiB, twice max_message), and past it the
- * session ends with REMO_ELIMIT rather than holding whatever the peer
- * sends (issue 11 measured 4.92 GB queued behind a slow call). */
-static void a_flood_of_bytes_ends_the_session(void **state)
+/* The same flood in bytes: requests not yet served are held up to
+ * max_queued_bytes (here 8 KiB, twice max_message), plus the one
+ * message that crossed it (issue 11 measured 4.92 GB queued behind a
+ * slow call). */
+static void a_flood_of_bytes_is_pushed_back(void **state)
 {
 	struct fx *fx = *state;
 	remo_session_opts o = {.lease_ms = 20, .max_message = 4096,
@@ -1462,9 +1509,59 @@ static void a_flood_of_bytes_ends_the_session(void **state)
 	name[sizeof name - 1] = '\0';
 	for (int i = 1; i <= 40; i++)
 		push_lookup(fx, i, name);
-	for (int i = 0; i < 200 && remo_session_status(fx->s) == REMO_OK; i++)
-		usleep(10 * 1000);
-	assert_int_equal(remo_session_status(fx->s), REMO_ELIMIT);
+	size_t bytes, n = queued_settles(fx->s, 8, &bytes);
+	assert_true(bytes >= 8192 && bytes < 8192 + 1100);
+	assert_true(n >= 8 && n < 40);
+	assert_int_equal(remo_session_status(fx->s), REMO_OK);
+	while (serve(fx) == REMO_OK || !has_answer(fx, 40))
+		;
+	for (int i = 1; i <= 40; i++)
+		assert_true(has_answer(fx, i));
+}
+
+struct waiting_call {
+	remo_session *s;
+	pthread_t th;
+	int rc;
+};
+
+static void *serve_main(void *arg)
+{
+	struct waiting_call *c = arg;
+	c->rc = remo_session_serve(c->s, 3000);
+	return NULL;
+}
+
+/* Past the budget only a thread waiting for its own reply reads (it may
+ * need the reply to finish what it serves); past twice the budget the
+ * peer is flooding and the session ends (REMO_EPROTO). */
+static void a_flood_read_by_a_waiting_call_ends_the_session(void **state)
+{
+	struct fx *fx = *state;
+	remo__session_set_max_queued(fx->s, 8);
+	uint64_t id = 0;
+	push_hello(fx);
+	push_lookup(fx, 1, "block");
+	assert_int_equal(serve(fx), REMO_ETIMEDOUT);
+	id = expect_ref(fx, 1, REMO_CALLABLE, NULL, NULL);
+	block_open = block_entered = false;
+	push_call(fx, 2, id, remo_tuple(0));
+	struct waiting_call srv = {.s = fx->s};
+	pthread_create(&srv.th, NULL, serve_main, &srv);
+	pthread_mutex_lock(&block_lock);
+	while (!block_entered)
+		pthread_cond_wait(&block_cond, &block_lock);
+	pthread_mutex_unlock(&block_lock);
+	/* the only serving thread is busy: what comes now is queued */
+	for (int i = 3; i <= 40; i++)
+		push_lookup(fx, i, "add");
+	remo_value v;
+	assert_int_equal(remo_lookup(fx->s, "anything", &v), REMO_EPROTO);
+	size_t bytes;
+	assert_int_equal(remo__session_queued(fx->s, &bytes), 17);
+	unblock();
+	pthread_join(srv.th, NULL);
+	assert_int_equal(remo_session_status(fx->s), REMO_EPROTO);
 }
 
 /* A peer that stops reading: a send that makes no progress within the
@@ -1896,7 +1993,7 @@ int main(void)
 		T(shape_too_big_for_the_peer),
 		T(a_request_over_the_peers_limit_names_it),
 		T(failed_reply_does_not_pin_objects),
-		T(a_flood_of_requests_ends_the_session),
+		T(a_flood_of_requests_is_pushed_back),
 		T(a_shape_sent_twice_ends_the_session),
 		T(a_shape_with_a_bad_method_ends_the_session),
 		T(close_does_not_wait_behind_a_stuck_send),
@@ -1907,7 +2004,8 @@ int main(void)
 		T(batches_are_split_and_checked),
 		T(multi_frames_are_split_and_checked),
 		T(member_names_with_nul_are_refused),
-		T(a_flood_of_bytes_ends_the_session),
+		T(a_flood_of_bytes_is_pushed_back),
+		T(a_flood_read_by_a_waiting_call_ends_the_session),
 		T(a_peer_that_stops_reading_fails_the_send),
 #undef T
 	};

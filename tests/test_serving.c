@@ -218,6 +218,16 @@ static void open_gate(bool open)
 	pthread_mutex_unlock(&gate_lock);
 }
 
+/* gated_len(b): waits for the gate as wait_gate does, then b's length */
+static int64_t gated_len(remo_value b)
+{
+	remo_value r = wait_gate();
+	remo_value_release(r);
+	size_t n = 0;
+	remo_bytes_data(b, &n);
+	return (int64_t)n;
+}
+
 static int64_t saw_cancel(void) { return atomic_load(&gate_saw_cancel); }
 static int64_t deadline_left(void) { return remo_deadline_ms(); }
 
@@ -326,7 +336,14 @@ static void export_value(remo_exports *ex, const char *name, remo_value v)
 	remo_value_release(v);
 }
 
+static struct server *server_start_with(const remo_server_opts *so);
+
 static struct server *server_start(void)
+{
+	return server_start_with(NULL);
+}
+
+static struct server *server_start_with(const remo_server_opts *so)
 {
 	types_init();
 	struct server *sv = calloc(1, sizeof *sv);
@@ -353,6 +370,7 @@ static struct server *server_start(void)
 	export_fn(sv->ex, "waiting", "q()", (void (*)(void))box_waiting);
 	export_fn(sv->ex, "wait_gate", "r()", (void (*)(void))wait_gate);
 	export_fn(sv->ex, "open_gate", "v(open:?)", (void (*)(void))open_gate);
+	export_fn(sv->ex, "gated_len", "q(b:r)", (void (*)(void))gated_len);
 	export_fn(sv->ex, "saw_cancel", "q()", (void (*)(void))saw_cancel);
 	export_fn(sv->ex, "deadline_left", "q()",
 	          (void (*)(void))deadline_left);
@@ -364,7 +382,7 @@ static struct server *server_start(void)
 	          (void (*)(void))handles_a_failure);
 	export_fn(sv->ex, "call_later", "v(fn:r)", (void (*)(void))call_later);
 	int rc;
-	sv->srv = remo_server_new(sv->ex, NULL, &rc);
+	sv->srv = remo_server_new(sv->ex, so, &rc);
 	assert_non_null(sv->srv);
 	char listen[128];
 	snprintf(listen, sizeof listen, "unix://%s/s.sock", sv->dir);
@@ -722,6 +740,85 @@ static void test_a_blocked_call_does_not_stall_its_session(void **state)
 	assert_string_equal(remo_str_data(g.result, NULL), "opened");
 	remo_value_release(g.result);
 	remo_session_free(s);
+	server_stop(sv);
+}
+
+struct flood {
+	remo_session *s;
+	atomic_int started;
+	int ok; /* calls answered with the length sent */
+};
+
+#define FLOOD_CALLS 200
+#define FLOOD_BYTES (64 << 10)
+
+/* FLOOD_CALLS async calls of gated_len with FLOOD_BYTES each, then the
+ * answers. */
+static void *flood_main(void *arg)
+{
+	struct flood *fl = arg;
+	static remo_future *f[FLOOD_CALLS];
+	static char blob[FLOOD_BYTES];
+	remo_value fn;
+	int n = 0; /* no cmocka assertion in this thread: counted instead */
+	if (remo_lookup(fl->s, "gated_len", &fn) != REMO_OK)
+		return NULL;
+	for (; n < FLOOD_CALLS; n++) {
+		remo_value args = remo_tuple_of(1, remo_bytes(blob, sizeof blob));
+		int rc = remo_call_async(fn, args, NULL, &f[n]);
+		remo_value_release(args);
+		if (rc != REMO_OK)
+			break;
+		atomic_fetch_add(&fl->started, 1);
+	}
+	for (int i = 0; i < n; i++) {
+		remo_value v;
+		if (remo_future_wait(f[i], 20000, &v) == REMO_OK &&
+		    v.kind == REMO_INT && v.as.i == FLOOD_BYTES)
+			fl->ok++;
+		remo_future_free(f[i]);
+	}
+	remo_value_release(fn);
+	return NULL;
+}
+
+/*
+ * One client floods a session with calls that all wait behind busy ones
+ * (200 of 64 KiB; 16 run, blocked at the gate, the rest wait for a
+ * thread).  The server holds its budget of them (max_queued_bytes,
+ * 1 MiB here) and then stops reading that session: the client's sends
+ * block (backpressure), its session is not ended, another client is
+ * served meanwhile, and once the gate opens every call is answered.
+ * Before, the session ended at the budget (REMO_ELIMIT): the flooding
+ * client lost every call.
+ */
+static void test_a_flooding_session_is_pushed_back(void **state)
+{
+	(void)state;
+	remo_server_opts so = {.session = {.max_message = 256 << 10,
+	                                   .max_queued_bytes = 1 << 20}};
+	struct server *sv = server_start_with(&so);
+	struct flood fl = {.s = client(sv)};
+	pthread_t th;
+	pthread_create(&th, NULL, flood_main, &fl);
+	/* until its sends block: nothing more starts for 0.5 s */
+	int was = -1, now;
+	while ((now = atomic_load(&fl.started)) != was && now < FLOOD_CALLS) {
+		was = now;
+		usleep(500 * 1000);
+	}
+	/* 16 running, 1 MiB queued, what the sockets hold: not all */
+	assert_true(now < FLOOD_CALLS / 2);
+	remo_session *good = client(sv);
+	assert_int_equal(call_int(good, "count"), 0);
+	assert_int_equal(remo_session_status(fl.s), REMO_OK);
+	remo_value v;
+	assert_int_equal(call(good, "open_gate",
+	                      remo_tuple_of(1, remo_bool(true)), 0, &v), REMO_OK);
+	pthread_join(th, NULL);
+	assert_int_equal(fl.ok, FLOOD_CALLS);
+	remo_session_free(good);
+	remo_session_free(fl.s);
 	server_stop(sv);
 }
 
@@ -1670,6 +1767,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_readonly_to_peers),
 		cmocka_unit_test(test_two_types_on_one_pointer_are_two_objects),
 		cmocka_unit_test(test_a_blocked_call_does_not_stall_its_session),
+		cmocka_unit_test(test_a_flooding_session_is_pushed_back),
 		cmocka_unit_test(test_a_timeout_reaches_the_running_call),
 		cmocka_unit_test(test_the_deadline_travels_with_the_request),
 		cmocka_unit_test(test_a_deferred_take_is_answered_by_a_put),

@@ -870,8 +870,10 @@ typedef struct remo_session_opts {
 	                           for remo_connect and servers */
 	size_t max_queued_bytes;/* bytes of the peer's requests received and
 	                           not yet served (waiting for a thread):
-	                           past it the peer is flooding and the
-	                           session ends with REMO_ELIMIT.  0:
+	                           at it the session is not read until one
+	                           is served (the peer's sends block); past
+	                           twice it (read by a thread waiting for its
+	                           reply) the session ends with REMO_ELIMIT.  0:
 	                           REMO_DEFAULT_MAX_QUEUED_BYTES; never less
 	                           than twice max_message */
 } remo_session_opts;

@@ -90,7 +90,9 @@ static void *lease_main(void *arg)
 			 * count and requests get queued. */
 			for (int k = 0; (T > 0 || served) && k < 16; k++) {
 				pthread_mutex_lock(&s->lock);
-				bool mine = !s->reading && s->status == REMO_OK;
+				/* not past the queue's budget: backpressure */
+				bool mine = !s->reading && s->status == REMO_OK &&
+				            !remo__rx_full(s);
 				if (mine)
 					s->reading = true;
 				pthread_mutex_unlock(&s->lock);
@@ -104,6 +106,12 @@ static void *lease_main(void *arg)
 			if (served || s->opts.max_concurrent > 1)
 				remo__serve_maybe_help(s, !served);
 			now = remo__now_ms();
+			/* a session not read for backpressure hears nothing:
+			 * that silence is ours, not the peer's */
+			pthread_mutex_lock(&s->lock);
+			if (remo__rx_full(s))
+				atomic_store(&s->last_recv_ms, now);
+			pthread_mutex_unlock(&s->lock);
 			if (T == 0) {
 				/* no lease to keep */
 			} else if (now - atomic_load(&s->last_recv_ms) >= 3 * T &&

@@ -560,10 +560,12 @@ int remo__reader_turn(remo_session *s, int timeout_ms)
 		}
 		got = next;
 	}
-	if (s->nqueued > s->max_queued)
-		end = REMO_EPROTO; /* a peer flooding us with requests */
-	else if (s->queued_bytes > s->opts.max_queued_bytes)
-		end = REMO_ELIMIT; /* ... or with bytes (a stated option) */
+	/* reading stops at the budget (remo__rx_full) but for a thread
+	 * waiting for its reply: past twice it the peer is flooding */
+	if (s->nqueued > 2 * s->max_queued)
+		end = REMO_EPROTO;
+	else if (s->queued_bytes > 2 * s->opts.max_queued_bytes)
+		end = REMO_ELIMIT; /* ... with bytes (a stated option) */
 	s->reading = false;
 	pthread_cond_broadcast(&s->cond);
 	/* A session an event loop watches: a thread other than its turn
@@ -588,6 +590,21 @@ int remo__reader_turn(remo_session *s, int timeout_ms)
 	return rc;
 }
 
+void remo__rx_taken(remo_session *s, const struct msg *m)
+{
+	bool full = remo__rx_full(s);
+	s->nqueued--;
+	s->queued_bytes -= m->buf.len;
+	/* under the budget again: whoever stopped reading for it reads (a
+	 * thread waiting in remo__wait_for, or an event loop's turn that
+	 * gave the session up) */
+	if (full && !remo__rx_full(s)) {
+		pthread_cond_broadcast(&s->cond);
+		if (s->poll_kick != NULL && s->nhelpers == 0)
+			s->poll_kick(s->poll_arg);
+	}
+}
+
 /*
  * Serves one request that w may serve, if one waits: its own (a callback
  * of w's call), or a top-level one when w is a serving thread (reqid 0)
@@ -609,8 +626,7 @@ static bool serve_queued(remo_session *s, struct waiter *w)
 	}
 	if (m == NULL)
 		return false;
-	s->nqueued--;
-	s->queued_bytes -= m->buf.len;
+	remo__rx_taken(s, m);
 	s->nbusy += top;
 	s->noneway_busy += ow;
 	pthread_mutex_unlock(&s->lock);
@@ -660,7 +676,9 @@ int remo__wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 			pthread_mutex_unlock(&s->lock);
 			return REMO_ETIMEDOUT;
 		}
-		if (!s->reading) {
+		/* at the queue's budget only a thread waiting for its own
+		 * reply reads; the others wait for a request to be served */
+		if (!s->reading && (w->reqid != 0 || !remo__rx_full(s))) {
 			s->reading = true;
 			pthread_mutex_unlock(&s->lock);
 			remo__reader_turn(s, left > INT32_MAX ? INT32_MAX : (int)left);
@@ -726,10 +744,12 @@ int remo__session_serve_ready(remo_session *s, int linger_ms,
 			continue;
 		if (s->reading)
 			break; /* its reader looks, and kicks us when done */
-		if (s->nhelpers > 0) {
+		if (s->nhelpers > 0 || remo__rx_full(s)) {
 			/* helpers serve it for now: they read, and the last
 			 * to go asks for a turn; the descriptor stays unwatched
-			 * meanwhile */
+			 * meanwhile.  Or the peer's requests are at their
+			 * budget, queued for threads busy in calls: the one
+			 * that takes it under asks (rx_resume). */
 			handed = true;
 			break;
 		}

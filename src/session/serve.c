@@ -132,11 +132,8 @@ static void kept_settle_value(remo_session *s, uint64_t reqid, bool failed,
 		k->val = v;
 		/* the pipelined requests that waited for it can be served */
 		struct msg *w;
-		while ((w = remo__queue_pop(&k->wait_head, &k->wait_tail)) != NULL) {
-			s->nqueued++;
-			s->queued_bytes += w->buf.len;
+		while ((w = remo__queue_pop(&k->wait_head, &k->wait_tail)) != NULL)
 			remo__queue_push(&s->top_head, &s->top_tail, w);
-		}
 		gone = remo__kept_maybe_free(s, reqid, k);
 		pthread_cond_broadcast(&s->cond);
 	}
@@ -168,8 +165,13 @@ static bool kept_defer(remo_session *s, struct msg *m)
 	pthread_mutex_lock(&s->lock);
 	struct kept *k = remo__map_get(&s->kept, m->pipe);
 	bool defer = k != NULL && !k->done && s->status == REMO_OK;
-	if (defer)
+	if (defer) {
+		/* still the peer's, not served: counted as queued (a peer
+		 * could pipeline without end on a call that never ends) */
+		s->nqueued++;
+		s->queued_bytes += m->buf.len;
 		remo__queue_push(&k->wait_head, &k->wait_tail, m);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return defer;
 }
@@ -383,8 +385,7 @@ static struct msg *queue_take(remo_session *s, uint64_t reqid)
 		if (s->top_tail == m)
 			s->top_tail = prev;
 		m->next = NULL;
-		s->nqueued--;
-		s->queued_bytes -= m->buf.len;
+		remo__rx_taken(s, m);
 		return m;
 	}
 	return NULL;

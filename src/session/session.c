@@ -445,6 +445,15 @@ size_t remo__session_proxies_len(remo_session *s)
 	return n;
 }
 
+size_t remo__session_queued(remo_session *s, size_t *bytes)
+{
+	pthread_mutex_lock(&s->lock);
+	size_t n = s->nqueued;
+	*bytes = s->queued_bytes;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 void remo__session_set_max_queued(remo_session *s, size_t n)
 {
 	pthread_mutex_lock(&s->lock);

@@ -125,6 +125,8 @@ void remo__session_poll(struct remo_session *s, void (*kick)(void *),
 int remo__session_serve_ready(struct remo_session *s, int linger_ms,
                                bool (*linger_ok)(void *), void *arg,
                                bool *handed);
+/* The peer's requests not yet served, and their bytes (for tests). */
+size_t remo__session_queued(struct remo_session *s, size_t *bytes);
 void remo__session_set_max_queued(struct remo_session *s, size_t n);
 
 /* remo__session_refuse: instead of opening a session on ch, tells the

@@ -104,10 +104,20 @@ enum msg_type {
 
 /* What a peer may make us hold: shapes it sent, and requests waiting to
  * be served.  A remo peer makes calls one per thread and shapes one per
- * type, so these are far above real use; past them the peer is flooding
- * and the session ends (REMO_EPROTO). */
+ * type, so these are far above real use.  At MAX_QUEUED requests (or
+ * max_queued_bytes) reading stops until some are served (remo__rx_full);
+ * past twice that (only a thread waiting for its own reply reads on) the
+ * peer is flooding and the session ends (REMO_EPROTO, REMO_ELIMIT). */
 #define MAX_SHAPES 65536
 #define MAX_QUEUED 4096
+
+/* Backpressure: the peer's requests not yet served are at their budget,
+ * so nothing more is read for them: only a thread waiting for its own
+ * reply reads on (it may need that reply to finish what it serves).
+ * Under s->lock. */
+#define remo__rx_full(s)                                                  \
+	((s)->nqueued >= (s)->max_queued ||                               \
+	 (s)->queued_bytes >= (s)->opts.max_queued_bytes)
 
 struct msg {
 	struct msg *next;
@@ -414,6 +424,10 @@ const remo__codec *remo__session_codec_for(remo_session *s, remo__codec *c,
                                            struct msg *m, remo_value *base);
 /* Serves request m on this thread, replies, frees m. */
 void remo__serve(remo_session *s, struct msg *m);
+/* A request of the peer's left the queues (to be served, or cancelled):
+ * it counts no more against remo__rx_full.  Under s->lock. */
+void remo__rx_taken(remo_session *s, const struct msg *m);
+
 /* The reader got CANCEL for reqid: a queued request is taken out and
  * answered CancelledError, a running one is marked and answered, a
  * deferred one is cancelled (its hook runs). */
