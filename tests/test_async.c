@@ -227,6 +227,17 @@ struct pair {
 };
 
 static int server_lease_ms; /* 0: none */
+static size_t server_kept_bytes; /* 0: the default */
+
+/* blob(n): a fresh str of n bytes */
+static remo_value blob(int64_t n)
+{
+	char *b = malloc((size_t)n);
+	memset(b, 'b', (size_t)n);
+	remo_value v = remo_strn(b, (size_t)n);
+	free(b);
+	return v;
+}
 static int client_lease_ms; /* 0: none */
 
 static int pair_setup(void **state)
@@ -249,8 +260,10 @@ static int pair_setup(void **state)
 	test_export_fn(p->exports, "keep", "v(v:r)", (void (*)(void))keep);
 	test_export_fn(p->exports, "call_back", "q(fn:r)",
 	               (void (*)(void))call_back);
+	test_export_fn(p->exports, "blob", "r(n:q)", (void (*)(void))blob);
 
-	remo_session_opts sopts = {.lease_ms = server_lease_ms};
+	remo_session_opts sopts = {.lease_ms = server_lease_ms,
+	                           .max_kept_bytes = server_kept_bytes};
 	p->log = calloc(1, sizeof *p->log);
 	pthread_mutex_init(&p->log->lock, NULL);
 	p->log->inner = b;
@@ -270,6 +283,15 @@ static int pair_setup_lease(void **state)
 	server_lease_ms = 1000;
 	int rc = pair_setup(state);
 	server_lease_ms = 0;
+	return rc;
+}
+
+/* A server that keeps 4 KiB of results for pipelining. */
+static int pair_setup_small_kept(void **state)
+{
+	server_kept_bytes = 4096;
+	int rc = pair_setup(state);
+	server_kept_bytes = 0;
 	return rc;
 }
 
@@ -650,6 +672,58 @@ static void test_pipelined_error_propagates(void **state)
 	remo_value_release(root);
 }
 
+/* The length of pr's str, asked of the peer (pipelined). */
+static int promised_len(remo_value pr, size_t *n)
+{
+	return remo_len(pr, n);
+}
+
+/*
+ * Results kept for pipelining are bounded in bytes (max_kept_bytes):
+ * past it a result is still the caller's (its reply goes as always), but
+ * not kept, and a call pipelined on it fails with LimitError.  What the
+ * caller drops (DROP) comes back to the budget.  Issue 11 measured
+ * 1.06 GB held by KEEP without DROP.
+ */
+static void test_kept_results_are_bounded_in_bytes(void **state)
+{
+	struct pair *p = *state;
+	remo_value fn = lookup(p, "blob");
+	remo_future *f1, *f2;
+	assert_int_equal(remo_call_async(fn, remo_tuple_of(1, remo_int(1000)),
+	                                 NULL, &f1), REMO_OK);
+	assert_int_equal(remo_call_async(fn, remo_tuple_of(1, remo_int(10000)),
+	                                 NULL, &f2), REMO_OK);
+	remo_value v;
+	size_t n;
+	assert_int_equal(remo_future_wait(f2, -1, &v), REMO_OK);
+	remo_str_data(v, &n);
+	assert_int_equal(n, 10000); /* the reply itself is whole */
+	remo_value_release(v);
+	remo_value pr1 = remo_future_promise(f1), pr2 = remo_future_promise(f2);
+	assert_int_equal(promised_len(pr1, &n), REMO_OK);
+	assert_int_equal(n, 1000);
+	assert_int_equal(promised_len(pr2, &n), REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "LimitError");
+	assert_non_null(strstr(remo_error_message(remo_last_error()),
+	                       "max_kept_bytes (4096 bytes)"));
+	/* dropped, their bytes come back: 3000 more fit again */
+	remo_value_release(pr1);
+	remo_value_release(pr2);
+	remo_future_free(f1);
+	remo_future_free(f2);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(remo_call_async(fn, remo_tuple_of(1,
+		                 remo_int(3000)), NULL, &f1), REMO_OK);
+		pr1 = remo_future_promise(f1);
+		assert_int_equal(promised_len(pr1, &n), REMO_OK);
+		assert_int_equal(n, 3000);
+		remo_value_release(pr1);
+		remo_future_free(f1);
+	}
+	remo_value_release(fn);
+}
+
 static remo_value local_twice(int64_t x)
 {
 	return remo_int(2 * x);
@@ -990,6 +1064,8 @@ int main(void)
 		T(test_pipelined_chain_one_round_trip),
 		T(test_pipelined_error_propagates),
 		cmocka_unit_test(test_local_async_and_promise),
+		cmocka_unit_test_setup_teardown(test_kept_results_are_bounded_in_bytes,
+		                                pair_setup_small_kept, pair_teardown),
 		T(test_oneway),
 		T(test_oneway_reference_then_release),
 		T(test_batch_one_message),

@@ -876,9 +876,18 @@ typedef struct remo_session_opts {
 	                           reply) the session ends with REMO_ELIMIT.  0:
 	                           REMO_DEFAULT_MAX_QUEUED_BYTES; never less
 	                           than twice max_message */
+	size_t max_kept_bytes;  /* results kept for the peer's pipelined
+	                           calls (KEEP, until its DROP), by weight:
+	                           strings' and bytes' lengths, 16 a value;
+	                           a list or dict 16 an item, not what it
+	                           nests.  Past it a result is not kept:
+	                           calls pipelined on it fail with
+	                           LimitError (its own reply is sent).  0:
+	                           REMO_DEFAULT_MAX_KEPT_BYTES */
 } remo_session_opts;
 
 #define REMO_DEFAULT_MAX_QUEUED_BYTES (64u << 20)
+#define REMO_DEFAULT_MAX_KEPT_BYTES (64u << 20)
 
 #define REMO_MIN_SECRET 16
 #define REMO_MAX_SECRET 1024

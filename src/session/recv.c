@@ -208,6 +208,7 @@ remo_value remo__kept_maybe_free(remo_session *s, uint64_t reqid,
 	remo_value v = remo_nil();
 	if (k->done && k->dropped && k->uses == 0) {
 		remo__map_del(&s->kept, reqid);
+		s->kept_bytes -= k->weight;
 		v = k->val;
 		remo__free(k);
 	}

@@ -123,22 +123,40 @@ static int kept_take(remo_session *s, uint64_t reqid, remo_value *out)
 static void kept_settle_value(remo_session *s, uint64_t reqid, bool failed,
                               remo_value v)
 {
+	size_t w = remo__value_weight(v);
 	pthread_mutex_lock(&s->lock);
 	struct kept *k = remo__map_get(&s->kept, reqid);
-	remo_value gone = v;
+	remo_value gone = v, freed = remo_nil();
 	if (k != NULL && !k->done) {
 		k->done = true;
 		k->failed = failed;
 		k->val = v;
+		gone = remo_nil();
+		if (w > s->opts.max_kept_bytes - s->kept_bytes) {
+			/* over the budget: the caller has its reply; what it
+			 * pipelines on this one fails by name */
+			char why[160];
+			snprintf(why, sizeof why, "the result was not kept "
+			         "for pipelining: the session's kept results "
+			         "are at max_kept_bytes (%zu bytes)",
+			         s->opts.max_kept_bytes);
+			gone = v;
+			k->failed = true;
+			k->val = remo_error("LimitError", why); /* allocates only */
+			w = 0;
+		}
+		k->weight = w;
+		s->kept_bytes += w;
 		/* the pipelined requests that waited for it can be served */
-		struct msg *w;
-		while ((w = remo__queue_pop(&k->wait_head, &k->wait_tail)) != NULL)
-			remo__queue_push(&s->top_head, &s->top_tail, w);
-		gone = remo__kept_maybe_free(s, reqid, k);
+		struct msg *m;
+		while ((m = remo__queue_pop(&k->wait_head, &k->wait_tail)) != NULL)
+			remo__queue_push(&s->top_head, &s->top_tail, m);
+		freed = remo__kept_maybe_free(s, reqid, k);
 		pthread_cond_broadcast(&s->cond);
 	}
 	pthread_mutex_unlock(&s->lock);
 	remo_value_release(gone);
+	remo_value_release(freed);
 }
 
 static void kept_settle(remo_session *s, uint64_t reqid, int rc,

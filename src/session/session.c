@@ -218,6 +218,8 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 		s->opts.handshake_ms = REMO_DEFAULT_HANDSHAKE_MS;
 	if (s->opts.max_queued_bytes == 0)
 		s->opts.max_queued_bytes = REMO_DEFAULT_MAX_QUEUED_BYTES;
+	if (s->opts.max_kept_bytes == 0)
+		s->opts.max_kept_bytes = REMO_DEFAULT_MAX_KEPT_BYTES;
 	if (s->opts.max_queued_bytes / 2 < s->opts.max_message)
 		s->opts.max_queued_bytes = s->opts.max_message > SIZE_MAX / 2
 		                           ? SIZE_MAX : 2 * s->opts.max_message;

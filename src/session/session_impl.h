@@ -175,6 +175,7 @@ struct kept {
 	bool done, failed, dropped;
 	uint32_t uses;           /* pipelined requests routed, not served */
 	remo_value val;
+	size_t weight;           /* val's, counted in s->kept_bytes */
 	struct msg *wait_head, *wait_tail; /* pipelined requests that came
 	                                      to be served before it was
 	                                      done: queued when it is */
@@ -237,6 +238,7 @@ struct remo_session {
 	remo_buf rxspare;           /* a used receive buffer, kept */
 	size_t max_queued;          /* MAX_QUEUED; lower in tests */
 	size_t queued_bytes;        /* of the requests in all queues */
+	size_t kept_bytes;          /* weights of the kept results */
 	struct remo__map table;     /* id -> entry */
 	struct remo__map table_key; /* identity -> entry */
 	struct remo__map proxies;   /* id -> remo__ref, weak */

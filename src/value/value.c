@@ -755,6 +755,35 @@ remo_value remo_list_copy(remo_value l)
  * remo_by_value names its failure by it. */
 static _Thread_local bool copy_too_deep;
 
+static size_t weight(remo_value v, unsigned depth)
+{
+	size_t w = 16, n;
+	switch (v.kind) {
+	case REMO_STR:
+		remo_str_data(v, &n);
+		return w + n;
+	case REMO_BYTES:
+		remo_bytes_data(v, &n);
+		return w + n;
+	case REMO_TUPLE:
+		n = remo_tuple_len(v);
+		for (size_t i = 0; i < n && depth < REMO_MAX_DEPTH; i++)
+			w += weight(remo_tuple_get(v, i), depth + 1);
+		return w;
+	case REMO_LIST:
+		return w + 16 * remo_list_len(v);
+	case REMO_DICT:
+		return w + 32 * remo_dict_len(v);
+	default:
+		return w;
+	}
+}
+
+size_t remo__value_weight(remo_value v)
+{
+	return weight(v, 0);
+}
+
 remo_value remo__deep_copy(remo_value v, bool tuples, unsigned depth)
 {
 	if (depth > REMO_MAX_DEPTH) {

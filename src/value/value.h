@@ -159,6 +159,12 @@ static inline bool remo__watched(remo_value c)
 	                            : &((struct remo__dict *)c.as.p)->watch;
 	return __atomic_load_n(slot, __ATOMIC_RELAXED) != NULL;
 }
+/* What holding v costs, roughly, in bytes: strings' and bytes' lengths,
+ * 16 a value, tuples' items in full (to REMO_MAX_DEPTH), a list's or a
+ * dict's own items but not what containers inside them hold (shared, or
+ * counted where they are held).  For budgets (kept results). */
+size_t remo__value_weight(remo_value v);
+
 /* A deep copy of the lists and dicts in v (and of tuples, if tuples),
  * other values shared; REMO_INVALID past REMO_MAX_DEPTH or without
  * memory.  remo_by_value's, and a read-only field's copy (api/ops.c). */
