@@ -672,6 +672,16 @@ static void test_pipelined_error_propagates(void **state)
 	remo_value_release(root);
 }
 
+/* blob(n), async */
+static remo_future *blob_async(remo_value fn, int64_t n)
+{
+	remo_future *f;
+	remo_value args = remo_tuple_of(1, remo_int(n));
+	assert_int_equal(remo_call_async(fn, args, NULL, &f), REMO_OK);
+	remo_value_release(args);
+	return f;
+}
+
 /* The length of pr's str, asked of the peer (pipelined). */
 static int promised_len(remo_value pr, size_t *n)
 {
@@ -689,11 +699,7 @@ static void test_kept_results_are_bounded_in_bytes(void **state)
 {
 	struct pair *p = *state;
 	remo_value fn = lookup(p, "blob");
-	remo_future *f1, *f2;
-	assert_int_equal(remo_call_async(fn, remo_tuple_of(1, remo_int(1000)),
-	                                 NULL, &f1), REMO_OK);
-	assert_int_equal(remo_call_async(fn, remo_tuple_of(1, remo_int(10000)),
-	                                 NULL, &f2), REMO_OK);
+	remo_future *f1 = blob_async(fn, 1000), *f2 = blob_async(fn, 10000);
 	remo_value v;
 	size_t n;
 	assert_int_equal(remo_future_wait(f2, -1, &v), REMO_OK);
@@ -713,8 +719,7 @@ static void test_kept_results_are_bounded_in_bytes(void **state)
 	remo_future_free(f1);
 	remo_future_free(f2);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(remo_call_async(fn, remo_tuple_of(1,
-		                 remo_int(3000)), NULL, &f1), REMO_OK);
+		f1 = blob_async(fn, 3000);
 		pr1 = remo_future_promise(f1);
 		assert_int_equal(promised_len(pr1, &n), REMO_OK);
 		assert_int_equal(n, 3000);
