@@ -3,7 +3,7 @@
  * fork+exec (they never fork after creating sockets themselves).
  *
  *   helper_server URL [--max-message N] [--lease MS] [--raw-echo]
- *                     [--secret-file PATH]
+ *                     [--secret-file PATH] [--frame-budget BYTES]
  *
  * Prints "READY <bound url>" on stdout once listening, then serves until
  * SIGTERM.  Exports: add(a:q b:q) -> q; echo(v:r) -> r; slow(ms:i);
@@ -142,6 +142,8 @@ int main(int argc, char **argv)
 			raw = true;
 		else if (strcmp(argv[i], "--max-message") == 0 && i + 1 < argc)
 			opts.session.max_message = strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--frame-budget") == 0 && i + 1 < argc)
+			remo_frame_set_budget(strtoul(argv[++i], NULL, 10));
 		else if (strcmp(argv[i], "--lease") == 0 && i + 1 < argc)
 			opts.session.lease_ms = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc) {

@@ -8,7 +8,10 @@
 #      (AuthenticationError, the certificate's problem in words);
 #   3. a server that asks for client certificates (ca= on its URL)
 #      refuses a client without one and serves a client with one;
-#   4. a server URL without cert= and key= is refused at listen.
+#   4. a server URL without cert= and key= is refused at listen;
+#   5. big frames received over tls:// count in the process's frame
+#      budget: a second peer that trickles one is cut off, and a
+#      well-behaved client is served meanwhile.
 set -u
 HELPER_DIR=${HELPER_DIR:-$(pwd)/tests}
 server=$HELPER_DIR/helper_server
@@ -33,8 +36,8 @@ make_certs "$tmp" 127.0.0.1 || {
 	exit 1
 }
 
-start() { # url: starts helper_server, sets spid and bound
-	"$server" "$1" >"$tmp/server.out" 2>&1 &
+start() { # url [options]: starts helper_server, sets spid and bound
+	"$server" "$@" >"$tmp/server.out" 2>&1 &
 	spid=$!
 	bound=$(ready_url "$tmp/server.out" "$spid")
 	[ -n "$bound" ] || { show helper_server "$tmp/server.out"; return 1; }
@@ -85,6 +88,67 @@ else
 	spid=
 	expect "a tls:// server without cert= and key= is refused" \
 		'needs cert= and key=' "$tmp/s5.out"
+fi
+
+# ---- 5: the frame budget ------------------------------------------------------------
+# a 6 MiB budget: peer A opens a session, announces 8 MiB and sends 2
+# (its buffer, 4 MiB, is counted), then B does the same and is cut off
+# past 2 MiB counted (without the budget, only the lease, 30 s, would)
+if [ -x /usr/bin/python3 ]; then
+	start "tls://127.0.0.1:0?cert=$tmp/srv.pem&key=$tmp/srv.key" \
+		--frame-budget 6291456 || exit 1
+	/usr/bin/python3 - "${bound#tls://}" >"$tmp/c6.out" 2>&1 <<'EOF' &
+import socket, ssl, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+def trickle(n):
+    s = ctx.wrap_socket(socket.create_connection((host, int(port))))
+    # HELLO [0, 1, 16 MiB, 32] (doc/wire.md 7.1): the session is open,
+    # and no opening deadline cuts the frame that follows
+    hello = bytes([0x94, 0x00, 0x01, 0xce, 0x01, 0x00, 0x00, 0x00, 0x20])
+    s.sendall(len(hello).to_bytes(4, "big") + hello)
+    s.sendall((8 << 20).to_bytes(4, "big"))
+    sent = 0
+    try:
+        while sent < n:
+            s.sendall(bytes(65536))
+            sent += 65536
+    except OSError:
+        pass
+    return s
+a = trickle(2 << 20)
+time.sleep(1)
+b = trickle(3 << 20)
+until = time.time() + 8  # the lease (30 s) would cut it only later
+try:  # the server's HELLO, then the end
+    b.settimeout(8)
+    while b.recv(4096):
+        b.settimeout(max(0.01, until - time.time()))
+    print("B CUT")
+except socket.timeout:
+    print("B NOT CUT")
+except (OSError, ssl.SSLError) as e:
+    print("B CUT", type(e).__name__)
+print("A HOLDING", flush=True)
+time.sleep(3)
+a.close()
+EOF
+	ppid=$!
+	for i in $(seq 1 100); do
+		grep -q HOLDING "$tmp/c6.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	"$client" "$bound?ca=$tmp/ca.pem" 5 >"$tmp/c7.out" 2>&1
+	wait "$ppid"
+	expect "a peer trickling a big frame past the frame budget is cut off" \
+		'^B CUT' "$tmp/c6.out"
+	expect "a client is served while another peer holds a big frame" \
+		'^OK 5$' "$tmp/c7.out"
+	stop
+else
+	echo "skipped 5: /usr/bin/python3 is not installed"
 fi
 
 finish test_tls

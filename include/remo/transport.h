@@ -149,16 +149,23 @@ REMO_API void remo_frame_rx_free(remo_frame_rx *rx);
  * The budget of the whole process for frames being received: the bytes
  * of every connection's partly received big frame (a peer sends a
  * length, then the body slowly, or never), over all sessions and
- * transports that frame with these helpers (stream, exec; tls reads its
- * own records and is not counted).  A connection whose frame
+ * transports that frame with these helpers (stream, exec) or count
+ * their own with remo_frame_budget_take (tls).  A connection whose frame
  * would take the total past it fails its recv with REMO_ENOMEM (its
  * session ends, MemoryError), and the others go on.  Small frames (up
- * to 64 KiB, read ahead) are not counted.  remo_frame_set_budget: 0
- * puts the default back.  remo_frame_budget_used: the bytes held now.
+ * to REMO_FRAME_SMALL, 64 KiB, read ahead) are not counted.
+ * remo_frame_set_budget: 0 puts the default back.
+ * remo_frame_budget_used: the bytes held now.
+ * remo_frame_budget_take: counts n more bytes, or REMO_ENOMEM (nothing
+ * counted) if the total would pass the budget; remo_frame_budget_give
+ * gives back what was taken, once the frame is whole or dropped.
  */
 #define REMO_FRAME_DEFAULT_BUDGET (256u << 20)
+#define REMO_FRAME_SMALL (64u << 10)
 REMO_API void remo_frame_set_budget(size_t bytes);
 REMO_API size_t remo_frame_budget_used(void);
+REMO_API int remo_frame_budget_take(size_t n);
+REMO_API void remo_frame_budget_give(size_t n);
 
 /*
  * A framed descriptor: one connection over one stream descriptor, with

@@ -75,7 +75,7 @@ int remo_frame_send(int fd, const void *msg, size_t n, size_t max)
  * straight into rx->body, so a 1 MiB message is still received without
  * a copy and memory still follows the bytes that came.
  */
-#define AHEAD_MAX (64u << 10)
+#define AHEAD_MAX REMO_FRAME_SMALL
 
 /*
  * The process's budget for big frames being received: what peers make
@@ -113,6 +113,16 @@ static bool budget_take(size_t n)
 static void budget_give(size_t n)
 {
 	atomic_fetch_sub(&partial_bytes, n);
+}
+
+int remo_frame_budget_take(size_t n)
+{
+	return budget_take(n) ? REMO_OK : REMO_ENOMEM;
+}
+
+void remo_frame_budget_give(size_t n)
+{
+	budget_give(n);
 }
 
 /* Grows a big frame's body by n, within the budget.  REMO_ENOMEM. */

@@ -78,6 +78,7 @@ struct tls_conn {
 	size_t body_len;
 	bool in_body;
 	remo_buf body;
+	size_t counted;    /* of body.cap, in the process's frame budget */
 	size_t recv_max;   /* 0: TLS_MAX_MESSAGE; lower: tls_limit */
 };
 
@@ -504,17 +505,27 @@ static int tls_recv(void *state, remo_buf *out, int timeout_ms)
 		}
 	}
 	remo_buf *b = &c->body;
+	bool big = c->body_len > REMO_FRAME_SMALL;
 	while (b->len < c->body_len) {
 		size_t want = c->body_len - b->len;
 		if (want > TLS_STEP)
 			want = TLS_STEP;
 		if (remo_buf_reserve(b, want) != REMO_OK)
 			return REMO_ENOMEM;
+		/* a big frame's buffer counts in the process's budget while
+		 * it is received (remo_frame_set_budget), as stream's does */
+		if (big && b->cap > c->counted) {
+			if (remo_frame_budget_take(b->cap - c->counted) != REMO_OK)
+				return REMO_ENOMEM;
+			c->counted = b->cap;
+		}
 		long r = tls_io(c, false, b->data + b->len, want, deadline);
 		if (r <= 0)
 			return (int)-r;
 		b->len += (size_t)r;
 	}
+	remo_frame_budget_give(c->counted);
+	c->counted = 0;
 	c->in_body = false;
 	c->hdr_got = 0;
 	if (out->len == 0) { /* hand it over, and keep out's buffer */
@@ -580,6 +591,8 @@ static void tls_fini(void *state)
 	close(c->fd);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->send_lock);
+	remo_frame_budget_give(c->counted); /* a frame cut off */
+	c->counted = 0;
 	remo_buf_free(&c->body);
 	c->open = false;
 }
