@@ -309,7 +309,9 @@ uint64_t remo_hash(remo_value v)
 
 /* ==== str and bytes ==================================================== */
 
-static remo_value value_str(remo_kind kind, const void *p, size_t n)
+/* utf8: for a str, whether p holds UTF-8: 1 yes, 0 no, -1 check it */
+static remo_value value_str(remo_kind kind, const void *p, size_t n,
+                            int utf8)
 {
 	if (n > SIZE_MAX - sizeof(struct remo__str) - 1)
 		return remo__invalid();
@@ -323,7 +325,11 @@ static remo_value value_str(remo_kind kind, const void *p, size_t n)
 	if (n != 0)
 		memcpy(s->data, p, n);
 	s->data[n] = '\0';
-	return value_heap(kind, &s->hdr);
+	remo_value v = value_heap(kind, &s->hdr);
+	if (kind == REMO_STR &&
+	    (utf8 < 0 ? remo__utf8_valid((const uint8_t *)p, n) : utf8 > 0))
+		s->hdr.flags |= REMO__OBJ_UTF8;
+	return v;
 }
 
 static remo_value value_bytes_ext(const void *p, size_t n, bool own,
@@ -353,17 +359,23 @@ remo_value remo__bytes_view(remo_value base, const void *p, size_t n)
 
 remo_value remo_str(const char *s)
 {
-	return s ? value_str(REMO_STR, s, strlen(s)) : value_str(REMO_STR, "", 0);
+	return s ? value_str(REMO_STR, s, strlen(s), -1)
+	         : value_str(REMO_STR, "", 0, 1);
 }
 
 remo_value remo_strn(const char *s, size_t n)
 {
-	return value_str(REMO_STR, s, n);
+	return value_str(REMO_STR, s, n, -1);
+}
+
+remo_value remo__str_utf8(const char *s, size_t n)
+{
+	return value_str(REMO_STR, s, n, 1);
 }
 
 remo_value remo_bytes(const void *p, size_t n)
 {
-	return value_str(REMO_BYTES, p, n);
+	return value_str(REMO_BYTES, p, n, 0);
 }
 
 const char *remo_str_data(remo_value v, size_t *len)

@@ -41,6 +41,9 @@ static inline bool remo__peer_readonly(remo_value v)
 /* A list or dict made by remo_by_value: a session packs it, and all it
  * holds, by value instead of by reference. */
 #define REMO__OBJ_BYVALUE 1u
+/* a str whose bytes are UTF-8 (checked once, when it was made: a str
+ * never changes), so that encoding it need not check again */
+#define REMO__OBJ_UTF8 2u
 
 /*
  * Lists and dicts can be shared by threads and by sessions (an exported
@@ -267,6 +270,9 @@ remo_value remo__invalid(void);
  * (remo__malloc'd), freed with it: no copy.  On failure (REMO_INVALID)
  * the caller still owns p. */
 remo_value remo__bytes_own(void *p, size_t n);
+/* A str of n bytes at s that the caller has checked are UTF-8 (the
+ * decoder). */
+remo_value remo__str_utf8(const char *s, size_t n);
 /* remo__bytes_view: bytes at p inside base's memory; base retained. */
 remo_value remo__bytes_view(remo_value base, const void *p, size_t n);
 /* remo__ref_new: a new bare reference value (no session). */

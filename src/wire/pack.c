@@ -221,9 +221,9 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 	case REMO_DOUBLE:
 		return remo__wire_put_double(b, v.as.d);
 	case REMO_STR:
-		/* A peer refuses a str that is not UTF-8; refuse to send it. */
-		if (!remo__utf8_valid((const uint8_t *)remo__str_ptr(REMO__STR(v)),
-		                      REMO__STR(v)->len))
+		/* A peer refuses a str that is not UTF-8; refuse to send it
+		 * (checked when the str was made) */
+		if (!(v.as.p->flags & REMO__OBJ_UTF8))
 			return REMO_EWIRE_UTF8;
 		return remo__wire_put_str(b, remo__str_ptr(REMO__STR(v)),
 		                          REMO__STR(v)->len);
@@ -453,7 +453,7 @@ static int build_tok(remo__rd *rd, const remo__codec *c, const remo__tok *t,
 	case REMO__T_STR:
 		if (!remo__utf8_valid(t->v.p, t->n))
 			return REMO_EWIRE_UTF8;
-		*out = remo_strn((const char *)t->v.p, t->n);
+		*out = remo__str_utf8((const char *)t->v.p, t->n);
 		return remo_ok(*out) ? REMO_OK : REMO_ENOMEM;
 	case REMO__T_BIN:
 		/* a large bytes in a message kept alive as c->base: a view */
