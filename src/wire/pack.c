@@ -34,6 +34,57 @@ struct pack_state {
 
 static int pack_value(struct pack_state *st, remo_value v, unsigned depth);
 
+/*
+ * The common small scalars written in place: a fixint, nil, a bool, a
+ * double, a str of up to 31 bytes (checked UTF-8 when it was made),
+ * with one room check for the whole item.  False: not one of those (or
+ * no room), for pack_value's general path.  Measured on the 119-byte
+ * call message: a call into wire.c and a room check per item was a
+ * third of encoding.
+ */
+static inline bool pack_small(remo_buf *b, remo_value v)
+{
+	if (b->cap - b->len < 32)
+		return false;
+	uint8_t *p = b->data + b->len;
+	switch (v.kind) {
+	case REMO_NIL:
+		p[0] = 0xc0;
+		b->len += 1;
+		return true;
+	case REMO_BOOL:
+		p[0] = v.as.b ? 0xc3 : 0xc2;
+		b->len += 1;
+		return true;
+	case REMO_INT:
+		if (v.as.i < -32 || v.as.i > 0x7f)
+			return false;
+		p[0] = (uint8_t)(int8_t)v.as.i;
+		b->len += 1;
+		return true;
+	case REMO_DOUBLE: {
+		uint64_t u;
+		memcpy(&u, &v.as.d, sizeof u);
+		p[0] = 0xcb;
+		for (int i = 0; i < 8; i++)
+			p[1 + i] = (uint8_t)(u >> (56 - 8 * i));
+		b->len += 9;
+		return true;
+	}
+	case REMO_STR: {
+		const struct remo__str *s = REMO__STR(v);
+		if (s->len > 31 || !(v.as.p->flags & REMO__OBJ_UTF8))
+			return false;
+		p[0] = (uint8_t)(0xa0 | s->len);
+		memcpy(p + 1, remo__str_ptr(s), s->len);
+		b->len += 1 + s->len;
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
 static int pack_count(struct pack_state *st)
 {
 	return ++st->values > REMO_MAX_VALUES ? REMO_ETOOBIG : REMO_OK;
@@ -58,9 +109,54 @@ static int pack_items(struct pack_state *st, const remo_value *items,
                       size_t n, unsigned depth)
 {
 	int rc = pack_open(st, n, depth, false);
-	for (size_t i = 0; rc == REMO_OK && i < n; i++)
+	for (size_t i = 0; rc == REMO_OK && i < n; i++) {
+		if (pack_small(st->b, items[i])) {
+			rc = pack_count(st);
+			continue;
+		}
 		rc = pack_value(st, items[i], depth + 1);
+	}
 	return rc;
+}
+
+/* A scalar: written the same whoever packs it, reaching no session and
+ * no other container. */
+static inline bool pack_scalar(remo_value v)
+{
+	return v.kind == REMO_NIL || v.kind == REMO_BOOL ||
+	       v.kind == REMO_INT || v.kind == REMO_DOUBLE ||
+	       v.kind == REMO_STR || v.kind == REMO_BYTES;
+}
+
+/* A small dict of scalars (keyword arguments, mostly) is written under
+ * its lock, with no snapshot: no retain and release per item.  Its
+ * items reach nothing that could take another lock.  False: not such a
+ * dict, nothing written. */
+#define PACK_FLAT_MAX 16
+static bool pack_dict_flat(struct pack_state *st, remo_value dv,
+                           unsigned depth, int *rc)
+{
+	struct remo__dict *d = REMO__DICT(dv);
+	remo__lock(&d->hdr);
+	bool flat = d->len <= PACK_FLAT_MAX;
+	for (size_t i = 0; flat && i < d->used; i++) {
+		const struct remo__dict_entry *en = &d->entries[i];
+		flat = en->key.kind == REMO_INVALID ||
+		       (pack_scalar(en->key) && pack_scalar(en->val));
+	}
+	if (flat) {
+		*rc = pack_open(st, d->len, depth, true);
+		for (size_t i = 0; *rc == REMO_OK && i < d->used; i++) {
+			const struct remo__dict_entry *en = &d->entries[i];
+			if (en->key.kind == REMO_INVALID)
+				continue;
+			*rc = pack_value(st, en->key, depth + 1);
+			if (*rc == REMO_OK)
+				*rc = pack_value(st, en->val, depth + 1);
+		}
+	}
+	remo__unlock(&d->hdr);
+	return flat;
 }
 
 /*
@@ -73,10 +169,13 @@ static int pack_dict(struct pack_state *st, remo_value d, unsigned depth)
 {
 	remo_value buf[PACK_SNAP];
 	size_t n;
+	int rc;
+	if (pack_dict_flat(st, d, depth, &rc))
+		return rc;
 	remo_value *kv = remo__dict_snapshot(d, 0, SIZE_MAX, buf, PACK_SNAP, &n);
 	if (kv == NULL)
 		return REMO_ENOMEM;
-	int rc = pack_open(st, n / 2, depth, true);
+	rc = pack_open(st, n / 2, depth, true);
 	for (size_t i = 0; rc == REMO_OK && i < n; i++)
 		rc = pack_value(st, kv[i], depth + 1);
 	remo__snapshot_free(kv, n, buf);
@@ -180,6 +279,8 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 	remo_buf *b = st->b;
 	int rc;
 
+	if (pack_small(b, v))
+		return pack_count(st);
 	switch (v.kind) {
 	case REMO_TUPLE: {
 		const struct remo__tuple *t = REMO__TUPLE(v);
