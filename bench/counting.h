@@ -32,6 +32,18 @@ static int counting_send(void *user, const void *msg, size_t n)
 	return rc;
 }
 
+static int counting_sendv(void *user, const remo_iov *iov, int n)
+{
+	struct counting *c = user;
+	int rc = c->inner.sendv(c->inner.user, iov, n);
+	if (rc == REMO_OK) {
+		c->sent_msgs++;
+		for (int i = 0; i < n; i++)
+			c->sent_bytes += iov[i].n;
+	}
+	return rc;
+}
+
 static int counting_recv(void *user, remo_buf *msg, int timeout_ms)
 {
 	struct counting *c = user;
@@ -72,7 +84,8 @@ static inline remo_channel counting_wrap(remo_channel inner,
 	c->inner = inner;
 	*counts = c;
 	return (remo_channel){counting_send, counting_recv, counting_close,
-	                      counting_destroy, c, NULL, NULL};
+	                      counting_destroy, c, NULL, NULL,
+	                      inner.sendv != NULL ? counting_sendv : NULL};
 }
 
 #endif /* REMO_BENCH_COUNTING_H */

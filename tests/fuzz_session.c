@@ -136,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	struct feed f = {data, data + size, 0};
 	remo_channel ch = {feed_send, feed_recv, feed_close, feed_destroy, &f,
-	                   NULL, NULL};
+	                   NULL, NULL, NULL};
 	/* no tracebacks: they would capture and name stacks, slowly, and
 	 * test_traceback covers them */
 	remo_session_opts o = {.traceback = REMO_TB_NONE, .max_message = 65536};

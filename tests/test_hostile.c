@@ -283,7 +283,7 @@ static void fx_open(struct fx *fx, const remo_session_opts *opts)
 	fx->r = calloc(1, sizeof *fx->r);
 	assert_non_null(fx->r);
 	remo_channel ch = {rec_send, rec_recv, rec_close, rec_destroy, fx->r,
-	                   NULL, NULL};
+	                   NULL, NULL, NULL};
 	g_destroyed = 0;
 	fx->s = remo_session_new(&ch, g_exports, opts, &st);
 	assert_int_equal(st, REMO_OK);

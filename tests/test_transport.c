@@ -341,6 +341,85 @@ static void the_size_limit_and_one_byte_over(void **state)
 	remo_session_free(s);
 }
 
+/* A large bytes value of its own contents: k in every byte but the
+ * first, which is i. */
+static remo_value blob_of(size_t n, int k)
+{
+	char *p = malloc(n);
+	memset(p, k, n);
+	p[0] = (char)(k + 1);
+	remo_value v = remo_bytes(p, n);
+	free(p);
+	return v;
+}
+
+static void expect_blob(remo_value v, size_t n, int k)
+{
+	size_t len;
+	const char *p = remo_bytes_data(v, &len);
+	assert_non_null(p);
+	assert_int_equal(len, n);
+	assert_int_equal(p[0], (char)(k + 1));
+	for (size_t i = 1; i < n; i++)
+		if (p[i] != (char)k)
+			fail_msg("blob %d: byte %zu is %d", k, i, p[i]);
+}
+
+/*
+ * Large bytes (64 KiB and more) reached through tuples are sent from
+ * where they live, in pieces of one gathered write (remo_channel.sendv,
+ * up to 16 a message), the rest of the message around them; those in a
+ * list are encoded as ever.  An echo of 20 of them in several places,
+ * and a message that the pieces take past the peer's max_message
+ * (LimitError, the session goes on), on every transport.
+ */
+static void large_bytes_go_whole_from_anywhere(void **state)
+{
+	struct fx *f = *state;
+	helper_start(&f->h, f->listen, "--max-message", "4000000");
+	remo_session *s = connect_ok(f->h.url);
+	enum { N = 20, LEN = 70000 };
+	remo_value t = remo_tuple(N + 2);
+	for (int i = 0; i < N; i++)
+		remo_tuple_set(t, (size_t)i, blob_of(LEN, i));
+	remo_value l = remo_list();
+	remo_list_append(l, blob_of(LEN, 50));
+	remo_tuple_set(t, N, remo_by_value(l));
+	remo_value_release(l);
+	remo_tuple_set(t, N + 1, remo_tuple_of(2, remo_str("after"),
+	                                       blob_of(LEN, 60)));
+	remo_value args = remo_tuple_of(1, t), out;
+	assert_int_equal(call2(s, "echo", args, &out), REMO_OK);
+	remo_value_release(args);
+	assert_int_equal(out.kind, REMO_TUPLE);
+	assert_int_equal(remo_tuple_len(out), N + 2);
+	for (int i = 0; i < N; i++)
+		expect_blob(remo_tuple_get(out, (size_t)i), LEN, i);
+	remo_value back = remo_tuple_get(out, N), item;
+	assert_int_equal(remo_len(back, &(size_t){0}), REMO_OK);
+	assert_int_equal(remo_getitem(back, remo_int(0), &item), REMO_OK);
+	expect_blob(item, LEN, 50);
+	remo_value_release(item);
+	remo_value last = remo_tuple_get(out, N + 1);
+	assert_string_equal(remo_str_data(remo_tuple_get(last, 0), NULL),
+	                    "after");
+	expect_blob(remo_tuple_get(last, 1), LEN, 60);
+	remo_value_release(out);
+	/* 2 x 2.5 MB: over the peer's 4,000,000 bytes with the pieces */
+	args = remo_tuple_of(1, remo_tuple_of(2, blob_of(2500000, 1),
+	                                      blob_of(2500000, 2)));
+	assert_int_equal(call2(s, "echo", args, &out), REMO_ERAISED);
+	assert_string_equal(remo_error_name(remo_last_error()), "LimitError");
+	remo_value_release(args);
+	args = remo_tuple_of(1, blob_of(2500000, 3));
+	assert_int_equal(call2(s, "echo", args, &out), REMO_OK);
+	expect_blob(out, 2500000, 3);
+	remo_value_release(out);
+	remo_value_release(args);
+	assert_int_equal(remo_session_status(s), REMO_OK);
+	remo_session_free(s);
+}
+
 struct order_reader {
 	remo_channel *ch;
 	uint32_t n, got, bad;
@@ -637,6 +716,7 @@ int main(void)
 		T(connect_refused_is_a_named_error),
 		T(a_call_round_trips),
 		T(the_size_limit_and_one_byte_over),
+		T(large_bytes_go_whole_from_anywhere),
 		T(messages_arrive_in_order),
 		T(a_peer_killed_mid_call_is_peer_lost),
 		T(close_while_a_call_is_pending),

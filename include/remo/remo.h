@@ -625,6 +625,12 @@ REMO_API int remo_unpack(const void *data, size_t n, remo_value *out);
  * thread at a time and recv from one thread at a time (possibly a
  * different one each time, and concurrently with send).
  */
+/* One piece of a message sent in pieces (remo_channel.sendv). */
+typedef struct remo_iov {
+	const void *p;
+	size_t n;
+} remo_iov;
+
 typedef struct remo_channel {
 	/*
 	 * send: sends the n bytes at msg as one message.  The bytes are
@@ -669,7 +675,17 @@ typedef struct remo_channel {
 	 * connection.
 	 */
 	void (*limit)(void *user, size_t n);
+	/*
+	 * sendv (optional): send, for one message in n pieces (at most
+	 * REMO_IOV_MAX), sent as the one message they make together.  The
+	 * session uses it for a message with a large bytes value, which
+	 * then goes from where it lives instead of being copied into the
+	 * message first.  Without it, such a message is encoded whole.
+	 */
+	int (*sendv)(void *user, const remo_iov *iov, int n);
 } remo_channel;
+
+#define REMO_IOV_MAX 64
 
 /* remo_buf_reserve: makes room for n more bytes at b->data + b->len.
  * REMO_ENOMEM (b unchanged). */

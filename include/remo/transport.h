@@ -39,7 +39,7 @@ extern "C" {
  * (one built for 3 is taken: 4 only added an operation at the end).
  * 2: remo_frame_rx grew its read-ahead buffer.  3: the optional peer
  * operation.  4: the optional fd operation. */
-#define REMO_TRANSPORT_ABI 4
+#define REMO_TRANSPORT_ABI 5
 
 typedef struct remo_transport_ops {
 	unsigned abi;                /* REMO_TRANSPORT_ABI                   */
@@ -102,6 +102,12 @@ typedef struct remo_transport_ops {
 	 * writes or closes it.
 	 */
 	int (*fd)(void *conn);
+	/*
+	 * sendv (optional, ABI 5): remo_channel's sendv, for this
+	 * connection: one message in pieces (remo_frame_sendv writes them
+	 * with one gathered write).
+	 */
+	int (*sendv)(void *conn, const remo_iov *iov, int n);
 } remo_transport_ops;
 
 /* ---- framing, for transports over a stream descriptor ----------------- */
@@ -119,6 +125,11 @@ typedef struct remo_transport_ops {
  * progress for that long: a peer that stopped reading.
  */
 REMO_API int remo_frame_send(int fd, const void *msg, size_t n, size_t max);
+/* remo_frame_sendv: remo_frame_send of the message the n pieces at iov
+ * make together (n at most REMO_IOV_MAX: REMO_EINVAL past it), written
+ * with the frame's header in gathered writes: no copy. */
+REMO_API int remo_frame_sendv(int fd, const remo_iov *iov, int n,
+                              size_t max);
 
 /* A frame being received, kept across calls that time out, and the
  * bytes read ahead of it (one read takes every small frame that has
@@ -202,6 +213,8 @@ REMO_API void remo_frame_fd_set_send_timeout(remo_frame_fd *f, int ms);
  * (at most the max init was given). */
 REMO_API void remo_frame_fd_set_limit(remo_frame_fd *f, size_t n);
 REMO_API int remo_frame_fd_send(remo_frame_fd *f, const void *msg, size_t n);
+REMO_API int remo_frame_fd_sendv(remo_frame_fd *f, const remo_iov *iov,
+                                 int n);
 REMO_API int remo_frame_fd_recv(remo_frame_fd *f, remo_buf *out,
                                 int timeout_ms);
 REMO_API void remo_frame_fd_close(remo_frame_fd *f);

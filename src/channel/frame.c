@@ -28,14 +28,32 @@
 
 int remo_frame_send(int fd, const void *msg, size_t n, size_t max)
 {
+	remo_iov one = {msg, n};
+	return remo_frame_sendv(fd, &one, 1, max);
+}
+
+int remo_frame_sendv(int fd, const remo_iov *pieces, int npieces, size_t max)
+{
+	if (npieces < 0 || npieces > REMO_IOV_MAX)
+		return REMO_EINVAL;
+	size_t n = 0;
+	struct iovec iov[REMO_IOV_MAX + 1];
+	for (int i = 0; i < npieces; i++) {
+		if (pieces[i].n > SIZE_MAX - n)
+			return REMO_ETOOBIG;
+		n += pieces[i].n;
+		iov[1 + i].iov_base = (void *)pieces[i].p;
+		iov[1 + i].iov_len = pieces[i].n;
+	}
 	if (n > max || n > UINT32_MAX)
 		return REMO_ETOOBIG;
 	unsigned char hdr[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
 	                        (unsigned char)(n >> 8), (unsigned char)n};
-	struct iovec iov[2] = {{hdr, 4}, {(void *)msg, n}};
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = 4;
 	struct msghdr mh = {0};
 	mh.msg_iov = iov;
-	mh.msg_iovlen = 2;
+	mh.msg_iovlen = (size_t)npieces + 1;
 	size_t left = 4 + n;
 	while (left > 0) {
 		/* MSG_NOSIGNAL: a vanished peer is EPIPE, not a SIGPIPE death */
@@ -344,9 +362,15 @@ static bool frame_fd_closed(remo_frame_fd *f)
 
 int remo_frame_fd_send(remo_frame_fd *f, const void *msg, size_t n)
 {
+	remo_iov one = {msg, n};
+	return remo_frame_fd_sendv(f, &one, 1);
+}
+
+int remo_frame_fd_sendv(remo_frame_fd *f, const remo_iov *iov, int n)
+{
 	if (frame_fd_closed(f))
 		return REMO_ECLOSED;
-	int rc = remo_frame_send(f->fd, msg, n, f->max);
+	int rc = remo_frame_sendv(f->fd, iov, n, f->max);
 	if (rc == REMO_EPEERLOST && frame_fd_closed(f))
 		rc = REMO_ECLOSED;
 	return rc;

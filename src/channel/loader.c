@@ -46,7 +46,7 @@ static int transport_check(const remo_transport_ops *t, const char *where)
 	const char *why = NULL;
 	if (t == NULL)
 		why = "its entry returned NULL";
-	else if (t->abi != REMO_TRANSPORT_ABI && t->abi != 3)
+	else if (t->abi != REMO_TRANSPORT_ABI && t->abi != 4 && t->abi != 3)
 		why = "it was built for another transport ABI";
 	else if (t->name == NULL || t->schemes == NULL || t->schemes[0] == NULL)
 		why = "it has no name or no schemes";
@@ -275,10 +275,18 @@ void *remo__conn_state(struct remo__conn *c)
 	return c->state;
 }
 
+static int conn_sendv(void *user, const remo_iov *iov, int n)
+{
+	struct remo__conn *c = user;
+	return c->ops->sendv(c->state, iov, n);
+}
+
 void remo__conn_channel(struct remo__conn *c, remo_channel *out)
 {
+	/* tables before ABI 5 end before sendv */
+	bool v = c->ops->abi >= 5 && c->ops->sendv != NULL;
 	*out = (remo_channel){conn_send, conn_recv, conn_close, conn_destroy,
-	                      c, conn_peer, conn_limit};
+	                      c, conn_peer, conn_limit, v ? conn_sendv : NULL};
 }
 
 int remo__conn_fd(struct remo__conn *c)

@@ -196,8 +196,8 @@ int remo_pipe(remo_channel *a, remo_channel *b)
 	*eb = (struct pipe_end){sh, 1};
 	/* no limit: a pipe's messages are copies this process made */
 	*a = (remo_channel){pipe_send, pipe_recv, pipe_close, pipe_destroy, ea,
-	                    pipe_peer, NULL};
+	                    pipe_peer, NULL, NULL};
 	*b = (remo_channel){pipe_send, pipe_recv, pipe_close, pipe_destroy, eb,
-	                    pipe_peer, NULL};
+	                    pipe_peer, NULL, NULL};
 	return REMO_OK;
 }

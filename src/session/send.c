@@ -17,6 +17,30 @@ int remo__send_raw(remo_session *s, const remo_buf *b)
 	return rc;
 }
 
+/* b with the large bytes g left out of it, sent in pieces: one gathered
+ * write, no copy of those bytes (doc/design.md, "Bulk data"). */
+static int send_gathered(remo_session *s, const remo_buf *b,
+                         const struct remo__gather *g)
+{
+	if (b->len + g->total > s->peer_max_message)
+		return REMO_ETOOBIG;
+	remo_iov iov[2 * REMO__GATHER_MAX + 1];
+	int n = 0;
+	size_t at = 0;
+	for (unsigned i = 0; i < g->n; i++) {
+		if (g->at[i] > at)
+			iov[n++] = (remo_iov){b->data + at, g->at[i] - at};
+		iov[n++] = (remo_iov){g->p[i], g->len[i]};
+		at = g->at[i];
+	}
+	if (b->len > at)
+		iov[n++] = (remo_iov){b->data + at, b->len - at};
+	int rc = s->ch.sendv(s->ch.user, iov, n);
+	if (rc == REMO_OK)
+		atomic_store(&s->last_send_ms, remo__now_ms());
+	return rc;
+}
+
 /*
  * One message of the preamble, in s->shapebuf: appended to into (the
  * parts of a MULTI: the message these go before takes them into its
@@ -155,8 +179,14 @@ static int send_multi(remo_session *s, const remo_buf *into, uint32_t parts,
 int remo__send_parts_locked(remo_session *s, const struct msg_parts *m,
                              size_t n, bool batch)
 {
+	struct remo__gather g;
+	g.n = 0;
+	g.total = 0;
+	/* large bytes go from where they are, if the channel can send a
+	 * message in pieces */
 	remo__codec codec = {.ctx = s, .put_ref = remo__hook_put_ref,
-	                     .get_ref = remo__hook_get_ref};
+	                     .get_ref = remo__hook_get_ref,
+	                     .gather = s->ch.sendv != NULL ? &g : NULL};
 	remo_buf *b = &s->sendbuf;
 	b->len = 0;
 	s->put_error = REMO_OK;
@@ -169,13 +199,14 @@ int remo__send_parts_locked(remo_session *s, const struct msg_parts *m,
 	for (size_t i = 0; rc == REMO_OK && i < n; i++)
 		rc = put_parts(b, &codec, &m[i]);
 	size_t peer_max = atomic_load(&s->peer_max_message);
-	if (rc == REMO_OK && b->len > peer_max)
+	if (rc == REMO_OK && b->len + g.total > peer_max)
 		rc = REMO_ETOOBIG;
 	/* a small message takes the releases and drops due before it into
 	 * its own frame, as a MULTI: one frame instead of two or three */
 	remo_buf *into = NULL;
 	uint32_t parts = 0;
-	if (rc == REMO_OK && b->len <= MULTI_MAX && peer_max > b->len + 16) {
+	if (rc == REMO_OK && g.n == 0 && b->len <= MULTI_MAX &&
+	    peer_max > b->len + 16) {
 		into = &s->multibuf;
 		into->len = 0;
 	}
@@ -183,7 +214,9 @@ int remo__send_parts_locked(remo_session *s, const struct msg_parts *m,
 		rc = remo__send_preamble(s, into, &parts,
 		                   into ? peer_max - b->len - 16 : 0);
 	if (rc == REMO_OK)
-		rc = parts > 0 ? send_multi(s, into, parts, b) : remo__send_raw(s, b);
+		rc = parts > 0  ? send_multi(s, into, parts, b)
+		     : g.n > 0 ? send_gathered(s, b, &g)
+		               : remo__send_raw(s, b);
 	/* A message that did not go gave the peer nothing: undo what its
 	 * encoding counted, or the peer could never release it. */
 	s->nshape_queue = 0;

@@ -30,7 +30,35 @@ struct pack_state {
 	const remo__codec *codec;
 	unsigned byvalue; /* inside a remo_by_value container: lists and
 	                     dicts go by value, not to the session */
+	unsigned nested;  /* inside a list, dict or extension: no gathering */
 };
+
+/* A large bytes reached through tuples only: its header now, its body
+ * left out for the send (struct remo__gather). */
+static bool pack_gather(struct pack_state *st, remo_value v, int *rc)
+{
+	struct remo__gather *g = st->codec != NULL ? st->codec->gather : NULL;
+	size_t n = REMO__STR(v)->len;
+	if (g == NULL || st->nested || n < REMO__GATHER_MIN ||
+	    g->n == REMO__GATHER_MAX || n > UINT32_MAX)
+		return false;
+	/* bin32: the shortest form from 64 KiB on */
+	if ((*rc = remo__buf_grow(st->b, 5)) != REMO_OK)
+		return true;
+	uint8_t *p = st->b->data + st->b->len;
+	p[0] = 0xc6;
+	p[1] = (uint8_t)(n >> 24);
+	p[2] = (uint8_t)(n >> 16);
+	p[3] = (uint8_t)(n >> 8);
+	p[4] = (uint8_t)n;
+	st->b->len += 5;
+	g->at[g->n] = st->b->len;
+	g->p[g->n] = remo__str_ptr(REMO__STR(v));
+	g->len[g->n] = n;
+	g->n++;
+	g->total += n;
+	return true;
+}
 
 static int pack_value(struct pack_state *st, remo_value v, unsigned depth);
 
@@ -170,15 +198,21 @@ static int pack_dict(struct pack_state *st, remo_value d, unsigned depth)
 	remo_value buf[PACK_SNAP];
 	size_t n;
 	int rc;
-	if (pack_dict_flat(st, d, depth, &rc))
+	st->nested++;
+	if (pack_dict_flat(st, d, depth, &rc)) {
+		st->nested--;
 		return rc;
+	}
 	remo_value *kv = remo__dict_snapshot(d, 0, SIZE_MAX, buf, PACK_SNAP, &n);
-	if (kv == NULL)
+	if (kv == NULL) {
+		st->nested--;
 		return REMO_ENOMEM;
+	}
 	rc = pack_open(st, n / 2, depth, true);
 	for (size_t i = 0; rc == REMO_OK && i < n; i++)
 		rc = pack_value(st, kv[i], depth + 1);
 	remo__snapshot_free(kv, n, buf);
+	st->nested--;
 	return rc;
 }
 
@@ -198,6 +232,7 @@ static int pack_ext_body(struct pack_state *st, int8_t type, remo_value v,
 	b->len += 6;
 	size_t body = b->len;
 
+	st->nested++; /* the body's length is b's: nothing left out of it */
 	if (v.kind == REMO_LIST) {
 		remo_value buf[PACK_SNAP];
 		size_t n;
@@ -220,6 +255,7 @@ static int pack_ext_body(struct pack_state *st, int8_t type, remo_value v,
 		if (rc == REMO_OK)
 			rc = pack_value(st, e->tb, depth + 1);
 	}
+	st->nested--;
 	if (rc != REMO_OK)
 		return rc;
 
@@ -329,6 +365,8 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 		return remo__wire_put_str(b, remo__str_ptr(REMO__STR(v)),
 		                          REMO__STR(v)->len);
 	case REMO_BYTES:
+		if (pack_gather(st, v, &rc))
+			return rc;
 		return remo__wire_put_bin(b, remo__str_ptr(REMO__STR(v)),
 		                          REMO__STR(v)->len);
 	case REMO_LIST:
@@ -347,11 +385,19 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 
 int remo__pack_with(remo_value v, remo_buf *out, const remo__codec *c)
 {
-	struct pack_state st = {out, 0, c, 0};
+	struct pack_state st = {out, 0, c, 0, 0};
 	size_t mark = out->len;
+	struct remo__gather *g = c != NULL ? c->gather : NULL;
+	unsigned gn = g != NULL ? g->n : 0;
+	size_t gtotal = g != NULL ? g->total : 0;
 	int rc = pack_value(&st, v, 0);
-	if (rc != REMO_OK)
+	if (rc != REMO_OK) {
 		out->len = mark;
+		if (g != NULL) { /* nothing left out of what was taken back */
+			g->n = gn;
+			g->total = gtotal;
+		}
+	}
 	return rc;
 }
 

@@ -462,9 +462,28 @@ int remo__wire_skip(remo__rd *rd);
 /* bytes at least this long decode as views when the codec has a base */
 #define REMO__VIEW_MIN 4096
 
+/*
+ * Large bytes left out of an encoded message (its bin header written,
+ * not its body), to be sent from where they live with the buffer's
+ * pieces around them (remo_channel.sendv): at[i] is where bytes i go in
+ * the buffer.  Only bytes reached through tuples from the value packed
+ * (which the sender holds until the send is done), never from inside a
+ * list or a dict another thread could change meanwhile.
+ */
+#define REMO__GATHER_MIN (64u << 10)
+#define REMO__GATHER_MAX 16
+struct remo__gather {
+	unsigned n;
+	size_t total; /* bytes left out */
+	size_t at[REMO__GATHER_MAX];
+	const void *p[REMO__GATHER_MAX];
+	size_t len[REMO__GATHER_MAX];
+};
+
 typedef struct remo__codec {
 	void *ctx;
 	remo_value base; /* the message, as a bytes value, or nil */
+	struct remo__gather *gather; /* encoding: large bytes, or NULL */
 	int (*put_ref)(void *ctx, remo_buf *b, remo_value v);
 	int (*get_ref)(void *ctx, remo_kind kind, uint64_t id, bool home,
 	               uint32_t shape, remo_value *out);

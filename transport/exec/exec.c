@@ -324,6 +324,11 @@ static int exec_send(void *state, const void *msg, size_t n)
 	return remo_frame_fd_send(&((struct exec_conn *)state)->f, msg, n);
 }
 
+static int exec_sendv(void *state, const remo_iov *iov, int n)
+{
+	return remo_frame_fd_sendv(&((struct exec_conn *)state)->f, iov, n);
+}
+
 static int exec_recv(void *state, remo_buf *out, int timeout_ms)
 {
 	return remo_frame_fd_recv(&((struct exec_conn *)state)->f, out,
@@ -393,6 +398,7 @@ static const remo_transport_ops exec_ops = {
 	.max_message = EXEC_MAX_MESSAGE,
 	.connect = exec_connect,
 	.send = exec_send,
+	.sendv = exec_sendv,
 	.recv = exec_recv,
 	.close = exec_close,
 	.fini = exec_fini,

@@ -115,6 +115,11 @@ static int stream_send(void *state, const void *msg, size_t n)
 	return remo_frame_fd_send(&((struct stream_conn *)state)->f, msg, n);
 }
 
+static int stream_sendv(void *state, const remo_iov *iov, int n)
+{
+	return remo_frame_fd_sendv(&((struct stream_conn *)state)->f, iov, n);
+}
+
 static int stream_recv(void *state, remo_buf *out, int timeout_ms)
 {
 	return remo_frame_fd_recv(&((struct stream_conn *)state)->f, out,
@@ -256,6 +261,7 @@ static const remo_transport_ops stream_ops = {
 	.max_message = STREAM_MAX_MESSAGE,
 	.connect = stream_connect,
 	.send = stream_send,
+	.sendv = stream_sendv,
 	.recv = stream_recv,
 	.close = stream_close,
 	.fini = stream_fini,
