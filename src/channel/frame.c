@@ -290,7 +290,9 @@ static int frame_hand_over(remo_frame_rx *rx, remo_buf *out)
 int remo_frame_recv(int fd, remo_frame_rx *rx, remo_buf *out, int timeout_ms,
                     size_t max)
 {
-	int64_t deadline = remo__deadline_ms(timeout_ms);
+	/* one look (timeout 0, how a spinning reader polls) reads no clock */
+	int64_t deadline = timeout_ms > 0 ? remo__deadline_ms(timeout_ms)
+	                   : timeout_ms < 0 ? -1 : 0;
 	for (;;) {
 		int rc;
 		if (rx->hdr_got == 4 && rx->body.len == rx->body_len)
@@ -302,8 +304,9 @@ int remo_frame_recv(int fd, remo_frame_rx *rx, remo_buf *out, int timeout_ms,
 			if (rx->hdr_got == 4) /* became a big frame */
 				continue;
 		}
-		int wait = deadline < 0 ? -1 : (int)(deadline - remo__now_ms());
-		if (deadline >= 0 && wait < 0)
+		int wait = deadline <= 0 ? (int)deadline
+		                         : (int)(deadline - remo__now_ms());
+		if (deadline > 0 && wait < 0)
 			wait = 0;
 		struct pollfd p = {fd, POLLIN, 0};
 		int n = poll(&p, 1, wait);

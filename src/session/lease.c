@@ -40,7 +40,7 @@ static void *lease_main(void *arg)
 		usleep(LEASE_TICK_MS * 1000);
 		remo_session *due[256];
 		int ndue = 0;
-		int64_t now = remo__now_ms();
+		int64_t now = remo__now_ms_coarse(); /* as the stamps */
 		pthread_mutex_lock(&lease_lock);
 		for (remo_session *s = lease_list; s && ndue < 256;
 		     s = s->lease_next) {
@@ -105,7 +105,7 @@ static void *lease_main(void *arg)
 			 * helper does */
 			if (served || s->opts.max_concurrent > 1)
 				remo__serve_maybe_help(s, !served);
-			now = remo__now_ms();
+			now = remo__now_ms_coarse();
 			/* a session not read for backpressure hears nothing:
 			 * that silence is ours, not the peer's */
 			pthread_mutex_lock(&s->lock);

@@ -413,7 +413,7 @@ static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
 		*end = proto_why(s, bad);
 		return NULL;
 	}
-	atomic_store(&s->last_recv_ms, remo__now_ms());
+	atomic_store(&s->last_recv_ms, remo__now_ms_coarse());
 	if (!s->hello_seen || m->type == MSG_HELLO) {
 		uint64_t why;
 		if (!s->hello_seen && m->type == MSG_REFUSED)

@@ -13,7 +13,7 @@ int remo__send_raw(remo_session *s, const remo_buf *b)
 		return REMO_ETOOBIG;
 	int rc = s->ch.send(s->ch.user, b->data, b->len);
 	if (rc == REMO_OK)
-		atomic_store(&s->last_send_ms, remo__now_ms());
+		atomic_store(&s->last_send_ms, remo__now_ms_coarse());
 	return rc;
 }
 
@@ -37,7 +37,7 @@ static int send_gathered(remo_session *s, const remo_buf *b,
 		iov[n++] = (remo_iov){b->data + at, b->len - at};
 	int rc = s->ch.sendv(s->ch.user, iov, n);
 	if (rc == REMO_OK)
-		atomic_store(&s->last_send_ms, remo__now_ms());
+		atomic_store(&s->last_send_ms, remo__now_ms_coarse());
 	return rc;
 }
 

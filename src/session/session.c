@@ -239,8 +239,8 @@ remo_session *remo_session_new(const remo_channel *ch, remo_exports *exports,
 	    (remo__session_hooks.init_handlers == NULL ||
 	     (rc = remo__session_hooks.init_handlers()) != REMO_OK))
 		goto fail;
-	atomic_init(&s->last_recv_ms, remo__now_ms());
-	atomic_init(&s->last_send_ms, remo__now_ms());
+	atomic_init(&s->last_recv_ms, remo__now_ms_coarse());
+	atomic_init(&s->last_send_ms, remo__now_ms_coarse());
 	s->peer_max_message = s->opts.max_message;
 	s->max_queued = MAX_QUEUED;
 	s->status = REMO_OK;
