@@ -38,7 +38,8 @@ extern "C" {
 /* The ABI this header describes.  A module built for another is refused
  * (one built for 3 is taken: 4 only added an operation at the end).
  * 2: remo_frame_rx grew its read-ahead buffer.  3: the optional peer
- * operation.  4: the optional fd operation. */
+ * operation.  4: the optional fd operation.  5: the optional sendv
+ * operation (remo_frame_rx's unused hdr became state, of the same size). */
 #define REMO_TRANSPORT_ABI 5
 
 typedef struct remo_transport_ops {
@@ -135,7 +136,7 @@ REMO_API int remo_frame_sendv(int fd, const remo_iov *iov, int n,
  * bytes read ahead of it (one read takes every small frame that has
  * arrived).  Zero-fill to start; remo_frame_rx_free to end. */
 typedef struct remo_frame_rx {
-	unsigned char hdr[4];
+	unsigned char state[4]; /* remo_frame_recv's own */
 	size_t hdr_got;
 	remo_buf body;
 	size_t body_len;

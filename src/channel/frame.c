@@ -239,10 +239,11 @@ static int frame_from_ahead(remo_frame_rx *rx, remo_buf *out, size_t max)
 	return REMO_OK;
 }
 
-/* Reads what has arrived into the read-ahead buffer (after a poll said
- * there is something: read() then does not block, on a socket or a
- * pipe).  REMO_OK, REMO_EPEERLOST at EOF or on an error, REMO_ENOMEM. */
-static int frame_read_ahead(int fd, remo_frame_rx *rx)
+/* rx->state[0]: the descriptor said it is not a socket (a pipe) */
+#define RX_NOT_SOCKET 1
+
+/* Makes room in the read-ahead buffer, its partial frame at the start. */
+static int frame_ahead_room(remo_frame_rx *rx)
 {
 	remo_buf *a = &rx->ahead;
 	if (rx->ahead_pos > 0) { /* keep the partial frame, at the start */
@@ -253,6 +254,47 @@ static int frame_read_ahead(int fd, remo_frame_rx *rx)
 	if (a->cap < AHEAD_MAX && remo__buf_grow(a, AHEAD_MAX - a->len) !=
 	    REMO_OK)
 		return REMO_ENOMEM;
+	return REMO_OK;
+}
+
+/*
+ * A socket is read before it is polled, without waiting (MSG_DONTWAIT):
+ * when a message is there, as it is for a reader that spins, that is one
+ * system call instead of a poll and a read.  REMO_OK (bytes came),
+ * REMO_ETIMEDOUT (none yet, or fd is not a socket: poll it),
+ * REMO_EPEERLOST at EOF or on an error, REMO_ENOMEM.
+ */
+static int frame_try_ahead(int fd, remo_frame_rx *rx)
+{
+	if (rx->state[0] & RX_NOT_SOCKET)
+		return REMO_ETIMEDOUT;
+	int rc = frame_ahead_room(rx);
+	if (rc != REMO_OK)
+		return rc;
+	remo_buf *a = &rx->ahead;
+	ssize_t r = recv(fd, a->data + a->len, a->cap - a->len, MSG_DONTWAIT);
+	if (r > 0) {
+		a->len += (size_t)r;
+		return REMO_OK;
+	}
+	if (r == 0)
+		return REMO_EPEERLOST;
+	if (errno == ENOTSOCK)
+		rx->state[0] |= RX_NOT_SOCKET;
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		return REMO_EPEERLOST;
+	return REMO_ETIMEDOUT;
+}
+
+/* Reads what has arrived into the read-ahead buffer (after a poll said
+ * there is something: read() then does not block, on a socket or a
+ * pipe).  REMO_OK, REMO_EPEERLOST at EOF or on an error, REMO_ENOMEM. */
+static int frame_read_ahead(int fd, remo_frame_rx *rx)
+{
+	remo_buf *a = &rx->ahead;
+	int rc = frame_ahead_room(rx);
+	if (rc != REMO_OK)
+		return rc;
 	ssize_t r = read(fd, a->data + a->len, a->cap - a->len);
 	if (r < 0 && errno == EINTR)
 		return REMO_OK;
@@ -303,6 +345,13 @@ int remo_frame_recv(int fd, remo_frame_rx *rx, remo_buf *out, int timeout_ms,
 				return rc;
 			if (rx->hdr_got == 4) /* became a big frame */
 				continue;
+			rc = frame_try_ahead(fd, rx);
+			if (rc == REMO_OK)
+				continue;
+			if (rc != REMO_ETIMEDOUT)
+				return rc;
+			if (timeout_ms == 0 && !(rx->state[0] & RX_NOT_SOCKET))
+				return REMO_ETIMEDOUT; /* that was the look */
 		}
 		int wait = deadline <= 0 ? (int)deadline
 		                         : (int)(deadline - remo__now_ms());
