@@ -63,19 +63,16 @@ static int preamble_put(remo_session *s, remo_buf *into, uint32_t *parts,
 }
 
 /*
- * The ints due in d (taken under s->lock) as [type, (int, ...)]
- * messages that fit the peer's limit, group ints never split between
- * two (a RELEASE pair): an int takes at most 9 bytes, the header 8.
+ * The ints due (took, taken from the session under s->lock) as [type,
+ * (int, ...)] messages that fit the peer's limit, group ints never split
+ * between two (a RELEASE pair): an int takes at most 9 bytes, the header
+ * 8.
  */
-static int preamble_due(remo_session *s, int type, struct due *d,
+static int preamble_due(remo_session *s, int type, const struct due *took_,
                         size_t group, remo_buf *into, uint32_t *parts,
                         size_t *budget)
 {
-	pthread_mutex_lock(&s->lock);
-	struct due took = *d;
-	memset(d, 0, sizeof *d);
-	pthread_mutex_unlock(&s->lock);
-
+	const struct due took = *took_;
 	size_t per = (atomic_load(&s->peer_max_message) - 8) / 9 / group * group;
 	int rc = REMO_OK;
 	for (size_t at = 0; rc == REMO_OK && at < took.n;) {
@@ -93,8 +90,27 @@ static int preamble_due(remo_session *s, int type, struct due *d,
 			rc = preamble_put(s, into, parts, budget);
 		at += k;
 	}
-	remo__free(took.v);
 	return rc;
+}
+
+/* Takes the releases and drops due (one lock, none when nothing was
+ * pushed), leaving the session the vectors the last send used, emptied:
+ * no allocation per message.  Under send_lock, which guards the spares. */
+static void due_take(remo_session *s, struct due *rel, struct due *drop)
+{
+	*rel = s->due_spare[0];
+	*drop = s->due_spare[1];
+	rel->n = drop->n = 0;
+	if (atomic_load(&s->ndue) == 0)
+		return;
+	pthread_mutex_lock(&s->lock);
+	struct due r = s->releases, d = s->drops;
+	s->releases = *rel;
+	s->drops = *drop;
+	atomic_store(&s->ndue, 0);
+	pthread_mutex_unlock(&s->lock);
+	*rel = r;
+	*drop = d;
 }
 
 /* Sends queued shapes (always frames of their own: they are rare), the
@@ -124,11 +140,13 @@ int remo__send_preamble(remo_session *s, remo_buf *into, uint32_t *parts,
 	if (rc != REMO_OK)
 		return rc; /* the release batch waits for a message that goes */
 
-	rc = preamble_due(s, MSG_RELEASE, &s->releases, 2, into, parts,
-	                  &budget);
+	struct due rel, drop;
+	due_take(s, &rel, &drop);
+	rc = preamble_due(s, MSG_RELEASE, &rel, 2, into, parts, &budget);
 	if (rc == REMO_OK) /* kept results we no longer need */
-		rc = preamble_due(s, MSG_DROP, &s->drops, 1, into, parts,
-		                  &budget);
+		rc = preamble_due(s, MSG_DROP, &drop, 1, into, parts, &budget);
+	s->due_spare[0] = rel;
+	s->due_spare[1] = drop;
 	return rc;
 }
 

@@ -363,6 +363,8 @@ static void session_destroy(remo_session *s)
 		remo__msg_free(m);
 	remo__free(s->releases.v);
 	remo__free(s->drops.v);
+	remo__free(s->due_spare[0].v);
+	remo__free(s->due_spare[1].v);
 	remo__free(s->shape_queue);
 	remo__free(s->shape_queue_is_type);
 	remo__free(s->put_ids);

@@ -244,9 +244,14 @@ struct remo_session {
 	struct remo__map proxies;   /* id -> remo__ref, weak */
 	struct remo__map shapes_in; /* shape id -> shape */
 	struct due releases;        /* (id, count) pairs to send */
+	atomic_uint ndue;           /* pushes to releases or drops since
+	                               the sender last took them: 0, and
+	                               it need not lock to look */
 
 	pthread_mutex_t send_lock;
 	remo_buf sendbuf, shapebuf;
+	struct due due_spare[2];    /* releases', drops' vectors, emptied:
+	                               under send_lock */
 	remo_buf multibuf, framebuf; /* a MULTI's parts, and the MULTI */
 	struct remo__map shapes_out; /* shape id -> (void *)1, sent */
 	const void **shape_queue;    /* types or funcs to send first */

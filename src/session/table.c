@@ -537,6 +537,7 @@ bool remo__due_push(remo_session *s, struct due *d, const uint64_t *v,
 	if (d->n + k <= d->cap) {
 		memcpy(d->v + d->n, v, k * sizeof *v);
 		d->n += k;
+		atomic_fetch_add(&s->ndue, 1);
 	}
 	return d->n >= k * RELEASE_BATCH;
 }
