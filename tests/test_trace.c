@@ -623,13 +623,23 @@ static struct {
 	int npcs;
 } hook_seen;
 
-static void test_hook(struct remo__recover *r, void *uc, bool recovering)
+/* The hook's two halves: the handler's capture asks for the service,
+ * whose serve (on the service thread) records what it saw. */
+static bool test_capture(struct remo__crash *c)
+{
+	return true;
+}
+
+static void test_serve(struct remo__crash *c)
 {
 	hook_seen.calls++;
-	hook_seen.recovering = recovering;
-	hook_seen.sig = r->sig;
-	hook_seen.npcs = r->npcs;
+	hook_seen.recovering = c->recovering;
+	hook_seen.sig = c->r->sig;
+	hook_seen.npcs = c->r->npcs;
+	remo__crash_done(c);
 }
+
+static const struct remo__crash_hook test_hook = {test_capture, test_serve};
 
 /*
  * cmocka puts its own SIGSEGV, SIGFPE, SIGBUS handlers in around every
@@ -657,7 +667,7 @@ static void use_remo_handlers(void)
 static int setup_recover(void **state)
 {
 	memset(&hook_seen, 0, sizeof hook_seen);
-	remo__set_crash_hook(test_hook);
+	remo__set_crash_hook(&test_hook);
 	return 0;
 }
 
@@ -943,14 +953,17 @@ enum child_how { CHILD_PLAIN, CHILD_PRIOR_HANDLER, CHILD_ARMED_KILLED };
 static const char *self_path; /* argv[0] */
 static int hook_fd = -1;
 
-static void child_hook(struct remo__recover *r, void *uc, bool recovering)
+static void child_serve(struct remo__crash *c)
 {
 	char msg[64];
-	int len = snprintf(msg, sizeof msg, "hook %d %d %d", recovering, r->sig,
-	                   r->npcs > 0);
+	int len = snprintf(msg, sizeof msg, "hook %d %d %d", c->recovering,
+	                   c->r->sig, c->r->npcs > 0);
 	if (write(hook_fd, msg, (size_t)len) < 0)
 		_exit(3);
+	remo__crash_done(c);
 }
+
+static const struct remo__crash_hook child_hook = {test_capture, child_serve};
 
 static void prior_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -971,7 +984,7 @@ static int child_main(int mode, int how, int fd)
 	}
 	if (remo__recover_init() != REMO_OK)
 		return 2;
-	remo__set_crash_hook(child_hook);
+	remo__set_crash_hook(&child_hook);
 	struct subject_ctx ctx;
 	ctx_init(&ctx, mode);
 	ctx.ptr = under_valgrind() ? ro_page() : NULL;
