@@ -932,6 +932,30 @@ static remo_channel fd_channel(int fd)
 	                      .user = c};
 }
 
+/* The child died as it would have without remo: of sig, or under
+ * ThreadSanitizer, which takes the signal itself, of TSan's report. */
+static void assert_died_of(int st, int sig)
+{
+	if (TEST_UNDER_TSAN) {
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+		return;
+	}
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), sig);
+}
+
+#if TEST_UNDER_TSAN
+/* ThreadSanitizer stops a child of a multi-threaded fork that starts a
+ * thread, since a lock another thread held at the fork stays held in
+ * the child.  fork_server's child takes none of them: it makes its own
+ * session (and crash service) from scratch. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+	return "die_after_fork=0";
+}
+#endif
+
 /*
  * A server in a child process (fork, no exec: the child has the
  * parent's crash handlers but not its crash service thread, which its
@@ -989,8 +1013,7 @@ static void unrecovered_crash_is_reported_then_fatal(void **state)
 	/* and the process died of it */
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFSIGNALED(st));
-	assert_int_equal(WTERMSIG(st), SIGSEGV);
+	assert_died_of(st, SIGSEGV);
 	remo_value_release(args);
 	remo_value_release(fn);
 	remo_session_free(cli);
@@ -1018,8 +1041,7 @@ static void crash_holding_the_allocator_still_dies_of_it(void **state)
 	assert_int_not_equal(remo_call(fn, args, &out), REMO_OK);
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFSIGNALED(st));
-	assert_int_equal(WTERMSIG(st), SIGSEGV);
+	assert_died_of(st, SIGSEGV);
 	remo_value_release(args);
 	remo_value_release(fn);
 	remo_session_free(cli);
@@ -1113,7 +1135,6 @@ static void pipelined_on_a_live_failure(void **state)
 
 int main(void)
 {
-	TEST_SKIP_UNDER_TSAN("test_traceback");
 	remo_set_allocator(&count_alloc);
 	/* the traceback layer installs them through the session's hook */
 	assert_non_null(remo__session_hooks.init_handlers);

@@ -29,20 +29,23 @@
  * calls.  Everything else a crash needs (DWARF locals, which take
  * libdw's lock and allocate; the Crash error; the reply to the caller;
  * a live park) runs on the crash service, a thread started with the
- * handlers, in normal context.  The handler writes a pointer to a
- * record on its own stack (struct remo__crash) into the service's pipe
- * and waits on a futex in the record until the service says done, or
- * until the record's bound passes: then it marks the record abandoned
- * (the service skips it, or, if it took it already, no longer wakes
- * it) and goes on without.  The service takes records in order, so two
- * crashes at once are served one after the other, each thread bounded
- * by its own wait; nothing waits for a lock in between.
+ * handlers, in normal context.  The handler claims a record (struct
+ * remo__crash, one of a static few, by compare-and-swap), fills it,
+ * writes a pointer to it into the service's pipe and waits on a futex
+ * in the record until the service says done, or until the record's
+ * bound passes: then it marks the record abandoned (the service frees
+ * it without touching the rest, whether it had taken it or not) and
+ * goes on without.  The service takes records in order, so two crashes
+ * at once are served one after the other, each thread bounded by its
+ * own wait; no wait is for a lock.
  *
  * Rejected: a pipe per thread, or a wake descriptor made when a thread
  * arms (a descriptor per serving thread, for a wait that a futex in the
- * record does with none); serving the crash in the handler, as before
- * (malloc and locks in a signal handler: a crash inside malloc hung it,
- * and only an alarm(3) made sure the process still died).
+ * record does with none); the record on the crashed thread's stack (a
+ * thread that gave up waiting may unmap it while the pipe still holds
+ * its address); serving the crash in the handler, as before (malloc and
+ * locks in a signal handler: a crash inside malloc hung it, and only an
+ * alarm(3) made sure the process still died).
  *
  * The handler runs on an alternate stack, so that a stack overflow can
  * be caught too.  Live mode parks the crashed thread in the handler, on
@@ -151,10 +154,26 @@ static void recover_thread_setup(void)
  * then dies anyway. */
 #define RECOVER_WAIT_MS 3000
 
-/* A record's state: the handler queues it, the service takes it and
- * says done; a handler whose wait ran out abandons it (from queued: the
- * service skips it; from taken: the service's done touches nothing). */
-enum { CRASH_QUEUED, CRASH_TAKEN, CRASH_DONE, CRASH_ABANDONED };
+/*
+ * The records, in static memory, not on the crashed thread's stack: a
+ * thread whose wait ran out goes on (and may exit, unmapping its
+ * alternate stack) while its record's pointer is still in the pipe, and
+ * the service must be able to look at the record's state then.  A
+ * record's life:
+ *
+ *   FREE -> FILLING (a handler claims it) -> QUEUED (in the pipe)
+ *        -> TAKEN (the service works) -> DONE (the handler sees it, and
+ *        frees the record)
+ *
+ * and a handler whose wait runs out makes QUEUED or TAKEN ABANDONED;
+ * the service then frees the record when it reads it from the pipe, or
+ * at remo__crash_done, and does not wake anyone.  More crashes at once
+ * than records: the extra ones go without the service.
+ */
+#define RECOVER_RECORDS 16
+enum { CRASH_FREE, CRASH_FILLING, CRASH_QUEUED, CRASH_TAKEN, CRASH_DONE,
+       CRASH_ABANDONED };
+static struct remo__crash recover_records[RECOVER_RECORDS];
 
 /* The service's pipe, and the process it runs in: after fork the child
  * has the pipe but not the thread, which its first remo__recover_init
@@ -175,6 +194,8 @@ void remo__crash_done(struct remo__crash *c)
 	int st = CRASH_TAKEN;
 	if (atomic_compare_exchange_strong(&c->state, &st, CRASH_DONE))
 		recover_futex(&c->state, FUTEX_WAKE_PRIVATE, 1, NULL);
+	else /* abandoned: its thread went on without it */
+		atomic_store(&c->state, CRASH_FREE);
 }
 
 static void *recover_service(void *arg)
@@ -190,8 +211,11 @@ static void *recover_service(void *arg)
 			break; /* the pipe is gone (a program closed it) */
 		int st = CRASH_QUEUED;
 		if (!atomic_compare_exchange_strong(&c->state, &st,
-		                                    CRASH_TAKEN))
-			continue; /* its thread stopped waiting */
+		                                    CRASH_TAKEN)) {
+			/* abandoned: its thread stopped waiting */
+			atomic_store(&c->state, CRASH_FREE);
+			continue;
+		}
 		if (c->want_dlocals &&
 		    remo__trace_dwarf_locals(c->uc, 0, &c->r->dlocals) != REMO_OK)
 			c->r->dlocals = remo_nil();
@@ -269,8 +293,10 @@ static void recover_wait(struct remo__crash *c)
 	}
 	for (;;) {
 		int st = atomic_load(&c->state);
-		if (st == CRASH_DONE)
+		if (st == CRASH_DONE) {
+			atomic_store(&c->state, CRASH_FREE);
 			return;
+		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		struct timespec left = {end.tv_sec - now.tv_sec,
 		                        end.tv_nsec - now.tv_nsec};
@@ -295,32 +321,50 @@ static void recover_wait(struct remo__crash *c)
  * the service itself (a crash of the service has nobody to wait for),
  * nor in a child of fork that has not started its own.
  */
+static struct remo__crash *recover_claim(void)
+{
+	for (size_t i = 0; i < RECOVER_RECORDS; i++) {
+		int st = CRASH_FREE;
+		if (atomic_compare_exchange_strong(&recover_records[i].state,
+		                                   &st, CRASH_FILLING))
+			return &recover_records[i];
+	}
+	return NULL;
+}
+
 static void recover_serve(struct remo__recover *r, void *uc, bool recovering,
                           bool whole)
 {
 	if (recover_on_service || atomic_load(&recover_svc_pid) != getpid())
 		return;
-	struct remo__crash c = {
-		.r = r, .uc = uc, .recovering = recovering,
-		.in_naming = remo__trace_naming_held(),
-		.tid = (int)gettid(), .wait_ms = RECOVER_WAIT_MS,
-	};
+	struct remo__crash *c = recover_claim();
+	if (c == NULL)
+		return;
+	c->r = r;
+	c->uc = uc;
+	c->recovering = recovering;
+	c->in_naming = remo__trace_naming_held();
+	c->tid = (int)gettid();
+	c->wait_ms = RECOVER_WAIT_MS;
+	memset(c->ctx, 0, sizeof c->ctx);
 	/* DWARF locals only from a stack libunwind could walk: a fault
 	 * while the service reads them would leave libdw's lock held */
-	c.want_dlocals = recovering && r->want_dlocals && whole &&
-	                 !c.in_naming;
+	c->want_dlocals = recovering && r->want_dlocals && whole &&
+	                  !c->in_naming;
 	const struct remo__crash_hook *hook = atomic_load(&recover_hook);
-	if (hook != NULL && hook->capture(&c))
-		c.hook = hook;
-	if (c.hook == NULL && !c.want_dlocals)
+	c->hook = hook != NULL && hook->capture(c) ? hook : NULL;
+	if (c->hook == NULL && !c->want_dlocals) {
+		atomic_store(&c->state, CRASH_FREE);
 		return;
-	atomic_init(&c.state, CRASH_QUEUED);
-	struct remo__crash *cp = &c;
+	}
+	atomic_store(&c->state, CRASH_QUEUED);
 	/* a pipe write of at most PIPE_BUF bytes is atomic: records of two
 	 * threads never mix */
-	if (write(recover_svc_wr, &cp, sizeof cp) != (ssize_t)sizeof cp)
+	if (write(recover_svc_wr, &c, sizeof c) != (ssize_t)sizeof c) {
+		atomic_store(&c->state, CRASH_FREE); /* never queued */
 		return;
-	recover_wait(&c);
+	}
+	recover_wait(c);
 }
 
 /* ==== the handler ======================================================== */

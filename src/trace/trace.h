@@ -237,10 +237,11 @@ void remo__recover_arm(struct remo__recover *r);
 void remo__recover_disarm(struct remo__recover *r);
 
 /*
- * A crash as the handler hands it to the crash service: it lives on the
- * crashed thread's (alternate) stack, which waits in the handler until
- * the service is done with it, so every pointer in it stays good until
- * remo__crash_done.
+ * A crash as the handler hands it to the crash service: one of a few
+ * static records (recover.c).  Its pointers are into the crashed
+ * thread's stack and alternate stack; that thread waits in its handler
+ * until remo__crash_done (or until c->wait_ms pass: then it goes on, and
+ * what the service still does with them is on borrowed time).
  */
 struct remo__crash {
 	struct remo__recover *r; /* the armed record, or the handler's own
