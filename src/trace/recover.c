@@ -315,12 +315,7 @@ static void recover_wait(struct remo__crash *c)
 	}
 }
 
-/*
- * In the handler: gives the crash to the service when the hook's
- * capture or the record (DWARF locals) asks for it, and waits.  Not on
- * the service itself (a crash of the service has nobody to wait for),
- * nor in a child of fork that has not started its own.
- */
+/* A free record, now the caller's to fill; NULL if all are in use. */
 static struct remo__crash *recover_claim(void)
 {
 	for (size_t i = 0; i < RECOVER_RECORDS; i++) {
@@ -332,6 +327,12 @@ static struct remo__crash *recover_claim(void)
 	return NULL;
 }
 
+/*
+ * In the handler: gives the crash to the service when the hook's
+ * capture or the record (DWARF locals) asks for it, and waits.  Not on
+ * the service itself (a crash of the service has nobody to wait for),
+ * nor in a child of fork that has not started its own.
+ */
 static void recover_serve(struct remo__recover *r, void *uc, bool recovering,
                           bool whole)
 {
