@@ -38,6 +38,15 @@
 /* Bugs are asserted; anything a peer can cause returns a status code. */
 #define REMO__ASSERT(x) assert(x)
 
+/*
+ * Thread-local state that a crash handler reads is initial-exec TLS: the
+ * compiler then reaches it at a fixed offset from the thread pointer,
+ * while the default model for a shared library calls __tls_get_addr,
+ * which may allocate, and the handler must not (trace/recover.c).  Use
+ * it on the definition and on every declaration of the variable.
+ */
+#define REMO__TLS_IE __attribute__((tls_model("initial-exec")))
+
 /* ---- memory (alloc.c) -------------------------------------------------- */
 
 void *remo__malloc(size_t n);

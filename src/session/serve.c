@@ -6,7 +6,7 @@
  */
 #include "session/session_impl.h"
 
-_Thread_local struct serving *remo__tls_serving;
+_Thread_local struct serving *remo__tls_serving REMO__TLS_IE;
 
 /* ==== serving ========================================================== */
 
@@ -745,8 +745,28 @@ int remo__serving_reply_error(remo_value err, bool try_only)
 	return rc;
 }
 
-/* This thread is parked (serving inside remo__serving_park). */
-static _Thread_local bool tls_parked;
+/* This thread is parked (serving inside remo__serving_park).  Read by a
+ * crash handler (remo__serving_ref). */
+static _Thread_local bool tls_parked REMO__TLS_IE;
+
+struct remo__serving_ref remo__serving_ref(void)
+{
+	return (struct remo__serving_ref){remo__tls_serving, tls_parked};
+}
+
+struct remo__serving_ref remo__serving_act_for(struct remo__serving_ref ref)
+{
+	struct remo__serving_ref saved = remo__serving_ref();
+	remo__tls_serving = ref.ctx;
+	tls_parked = ref.parked;
+	return saved;
+}
+
+void remo__serving_act_end(struct remo__serving_ref saved)
+{
+	remo__tls_serving = saved.ctx;
+	tls_parked = saved.parked;
+}
 
 bool remo__serving_park_begin(void)
 {

@@ -96,6 +96,25 @@ void remo__serving_park(bool (*done)(void *), void *arg, int64_t deadline);
 /* remo__serving_locals_mark: the REMO_LOCAL mark of the request this
  * thread serves (remo__locals_take). */
 size_t remo__serving_locals_mark(void);
+/*
+ * A crash is reported by the crash service, a thread other than the one
+ * that crashed (trace/recover.c).  remo__serving_ref: the request this
+ * thread serves and whether it is parked, read in its signal handler
+ * (async-signal-safe: initial-exec thread-locals only).
+ * remo__serving_act_for: makes the calling thread act for that request
+ * (remo__serving and the functions above answer for it, a park
+ * included; REMO_LOCALs excepted, which stay the crashed thread's:
+ * remo__locals_take_of) until remo__serving_act_end with what it
+ * returned.  The request's own thread must not run meanwhile: it waits
+ * in its handler.
+ */
+struct remo__serving_ref {
+	void *ctx;   /* the request (struct serving), or NULL           */
+	bool parked; /* its thread is parked: parks never nest on it    */
+};
+struct remo__serving_ref remo__serving_ref(void);
+struct remo__serving_ref remo__serving_act_for(struct remo__serving_ref ref);
+void remo__serving_act_end(struct remo__serving_ref saved);
 /* For tests: sizes of a session's tables, and sending what is batched. */
 size_t remo__session_table_len(struct remo_session *s);
 /* The lease the peer told in HELLO (0: none, or not told). */

@@ -330,8 +330,9 @@ struct remo_deferred {
 	void (*on_cancel)(struct remo_deferred *d, void *user);
 	void *user;
 };
-/* The innermost request this thread serves (serve.c). */
-extern _Thread_local struct serving *remo__tls_serving;
+/* The innermost request this thread serves (serve.c).  Initial-exec: a
+ * crash handler reads it (remo__serving_ref). */
+extern _Thread_local struct serving *remo__tls_serving REMO__TLS_IE;
 
 /* Operation names, for errors (call.c). */
 extern const char *const remo__op_names[];

@@ -24,6 +24,11 @@
  * without bound, and the cost of a record would include a realloc now
  * and then); copying func and name (a malloc per record, for strings
  * that are literals in every real use).
+ *
+ * The thread's state is one initial-exec struct, so that a crash handler
+ * can take its address (remo__locals_self) and the crash service, on
+ * another thread, can take the crashed call's locals while the crashed
+ * thread waits in its handler (remo__locals_take_of).
  */
 #include "trace/trace.h"
 
@@ -39,11 +44,15 @@ struct locals_entry {
 	remo_value v;
 };
 
-/* Plain malloc, as raise.c's slot: it lives as long as the thread and
- * is freed by a thread-exit destructor, perhaps after a test changed
- * remo's allocator. */
-static __thread struct locals_entry *locals_e;
-static __thread uint32_t locals_len, locals_floor, locals_drops;
+/* One thread's list.  e is plain malloc, as raise.c's slot: it lives as
+ * long as the thread and is freed by a thread-exit destructor, perhaps
+ * after a test changed remo's allocator. */
+struct remo__locals {
+	struct locals_entry *e;
+	uint32_t len, floor, drops;
+};
+
+static __thread struct remo__locals locals_tls REMO__TLS_IE;
 
 static pthread_key_t locals_key;
 static pthread_once_t locals_once = PTHREAD_ONCE_INIT;
@@ -56,10 +65,11 @@ static void locals_release(struct locals_entry *e, uint32_t from, uint32_t to)
 
 static void locals_thread_exit(void *p)
 {
-	locals_release(p, 0, locals_len);
+	struct remo__locals *l = &locals_tls;
+	locals_release(p, 0, l->len);
 	free(p);
-	locals_e = NULL;
-	locals_len = locals_floor = 0;
+	l->e = NULL;
+	l->len = l->floor = 0;
 }
 
 static void locals_init(void)
@@ -67,17 +77,17 @@ static void locals_init(void)
 	pthread_key_create(&locals_key, locals_thread_exit);
 }
 
-static struct locals_entry *locals_list(void)
+static struct locals_entry *locals_list(struct remo__locals *l)
 {
-	if (locals_e != NULL)
-		return locals_e;
+	if (l->e != NULL)
+		return l->e;
 	pthread_once(&locals_once, locals_init);
 	struct locals_entry *e = malloc(REMO_LOCALS_MAX * sizeof *e);
 	if (e == NULL || pthread_setspecific(locals_key, e) != 0) {
 		free(e);
 		return NULL;
 	}
-	return locals_e = e;
+	return l->e = e;
 }
 
 static bool locals_same(const char *a, const char *b)
@@ -87,45 +97,48 @@ static bool locals_same(const char *a, const char *b)
 
 void remo_local(const char *func, const char *name, remo_value v)
 {
+	struct remo__locals *l = &locals_tls;
 	struct locals_entry *e;
 	if (func == NULL || name == NULL || !remo_ok(v) ||
-	    (e = locals_list()) == NULL) {
+	    (e = locals_list(l)) == NULL) {
 		remo_value_release(v);
-		locals_drops++;
+		l->drops++;
 		return;
 	}
-	for (uint32_t i = locals_len; i-- > locals_floor;) {
+	for (uint32_t i = l->len; i-- > l->floor;) {
 		if (locals_same(e[i].name, name) && locals_same(e[i].func, func)) {
 			remo_value_release(e[i].v);
 			e[i].v = v;
 			return;
 		}
 	}
-	if (locals_len == REMO_LOCALS_MAX) {
+	if (l->len == REMO_LOCALS_MAX) {
 		remo_value_release(v);
-		locals_drops++;
+		l->drops++;
 		return;
 	}
-	e[locals_len++] = (struct locals_entry){func, name, v};
+	e[l->len++] = (struct locals_entry){func, name, v};
 }
 
 size_t remo__locals_mark(void)
 {
-	size_t m = (size_t)locals_len | (size_t)locals_floor << 16 |
-	           (size_t)locals_drops << 32;
-	locals_floor = locals_len;
+	struct remo__locals *l = &locals_tls;
+	size_t m = (size_t)l->len | (size_t)l->floor << 16 |
+	           (size_t)l->drops << 32;
+	l->floor = l->len;
 	return m;
 }
 
-/* locals_restore: back to the state at mark m; returns its length. */
-static uint32_t locals_restore(size_t m, uint32_t *from)
+/* locals_restore: l back to the state at mark m; returns its length. */
+static uint32_t locals_restore(struct remo__locals *l, size_t m,
+                               uint32_t *from)
 {
 	uint32_t len = (uint32_t)(m & 0xffff);
-	REMO__ASSERT(len <= locals_len);
+	REMO__ASSERT(len <= l->len);
 	*from = len;
-	uint32_t to = locals_len;
-	locals_len = len;
-	locals_floor = (uint32_t)(m >> 16 & 0xffff);
+	uint32_t to = l->len;
+	l->len = len;
+	l->floor = (uint32_t)(m >> 16 & 0xffff);
 	return to;
 }
 
@@ -154,10 +167,15 @@ static int locals_put(remo_value out, const char *func, const char *name,
 	return remo_dict_set_str(inner, name, v);
 }
 
-remo_value remo__locals_take(size_t mark)
+struct remo__locals *remo__locals_self(void)
 {
-	uint32_t from, to = locals_restore(mark, &from);
-	struct locals_entry *e = locals_e;
+	return &locals_tls;
+}
+
+remo_value remo__locals_take_of(struct remo__locals *l, size_t mark)
+{
+	uint32_t from, to = locals_restore(l, mark, &from);
+	struct locals_entry *e = l->e;
 	if (from == to)
 		return remo_nil();
 	remo_value out = remo_dict();
@@ -175,14 +193,20 @@ remo_value remo__locals_take(size_t mark)
 	return out;
 }
 
+remo_value remo__locals_take(size_t mark)
+{
+	return remo__locals_take_of(&locals_tls, mark);
+}
+
 void remo__locals_reset(size_t mark)
 {
-	uint32_t from, to = locals_restore(mark, &from);
+	struct remo__locals *l = &locals_tls;
+	uint32_t from, to = locals_restore(l, mark, &from);
 	if (from < to)
-		locals_release(locals_e, from, to);
+		locals_release(l->e, from, to);
 }
 
 unsigned remo__locals_dropped(size_t mark)
 {
-	return locals_drops - (uint32_t)(mark >> 32);
+	return locals_tls.drops - (uint32_t)(mark >> 32);
 }

@@ -125,6 +125,9 @@ static const Dwfl_Callbacks trace_callbacks = {
 /* Error-checking, so that a thread that crashed inside libdw and then
  * asks for DWARF locals from its handler gets EDEADLK, not a hang. */
 static pthread_mutex_t trace_lock = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
+/* This thread holds trace_lock: read by the crash handler, so that the
+ * crash service does not wait for a lock the crashed thread holds. */
+static __thread bool trace_lock_mine REMO__TLS_IE;
 static Dwfl *trace_dwfl;
 static unsigned long long trace_adds, trace_subs; /* the loader's counts */
 static bool trace_reported;
@@ -172,12 +175,19 @@ Dwfl *remo__dwfl_lock(int *status)
 		trace_report();
 	}
 	*status = REMO_OK;
+	trace_lock_mine = true;
 	return trace_dwfl;
 }
 
 void remo__dwfl_unlock(void)
 {
+	trace_lock_mine = false;
 	pthread_mutex_unlock(&trace_lock);
+}
+
+bool remo__trace_naming_held(void)
+{
+	return trace_lock_mine;
 }
 
 static Dwfl_Module *trace_module_in_range(Dwfl *dwfl, Dwarf_Addr addr)

@@ -8,7 +8,7 @@
  *   trace.c          capture (libunwind) and naming (libdw)
  *   locals.c         REMO_LOCAL's per-thread list
  *   dwarf.c          locals of a live stack from DWARF
- *   recover.c        crash handlers, recovery, the crash hook
+ *   recover.c        crash handlers, recovery, the crash service and hook
  *   dwfl.h           libdw's session, private to trace.c and dwarf.c
  *
  * The trace layer sits above types/ and below channel/; it knows values
@@ -100,6 +100,10 @@ void remo__frame_info_free(struct remo__frame_info *f, size_t n);
  */
 void remo__trace_warm(void);
 
+/* remo__trace_naming_held: this thread holds the lock that naming and
+ * DWARF locals take (a crash inside libdw).  Async-signal-safe. */
+bool remo__trace_naming_held(void);
+
 /* ---- explicit locals (locals.c) ---------------------------------- */
 
 /* Entries one thread's list holds at most (REMO_LOCALS_MAX in trace.h). */
@@ -130,6 +134,17 @@ void remo__locals_reset(size_t mark);
 /* remo__locals_dropped: locals this thread could not record since mark,
  * because its list was full or memory ran out. */
 unsigned remo__locals_dropped(size_t mark);
+
+/*
+ * remo__locals_self: this thread's list, for remo__locals_take_of on
+ * another thread.  Async-signal-safe (a crash handler takes it).
+ * remo__locals_take_of: remo__locals_take on l's thread's list, which
+ * must not run meanwhile (the crash service, while the crashed thread
+ * waits in its handler).
+ */
+struct remo__locals;
+struct remo__locals *remo__locals_self(void);
+remo_value remo__locals_take_of(struct remo__locals *l, size_t mark);
 
 /* ---- DWARF locals (dwarf.c) -------------------------------------- */
 
@@ -164,30 +179,37 @@ int remo__trace_dwarf_locals(void *uc, int skip, remo_value *out);
 /* ---- crash recovery (recover.c) ---------------------------------- */
 
 /* Size of the alternate signal stack given to each thread that arms
- * recovery: the crash hook may run session code on it. */
+ * recovery: the handler captures the stack on it (libunwind's cursor is
+ * a few KiB) and waits there while the crash service works. */
 #define REMO__ALTSTACK_SIZE (256 * 1024)
 
 struct remo__recover {
 	sigjmp_buf jb;
-	bool want_dlocals;     /* set before arming: the handler reads the
-	                          DWARF locals of the crashed stack         */
+	bool want_dlocals;     /* set before arming: the crash service reads
+	                          the DWARF locals of the crashed stack     */
 	int sig;               /* the signal caught; 0 before               */
 	void *addr;            /* its si_addr                               */
 	uintptr_t pcs[REMO__TRACE_MAX]; /* pcs[0] exact (the faulting pc)   */
 	int npcs;
 	remo_value dlocals;    /* nil, or the DWARF locals (the caller owns
 	                          them after a crash)                       */
+	remo_value report;     /* nil, or what the crash hook left for the
+	                          code after the jump (the caller owns it)  */
 	struct remo__recover *prev;
 };
 
 /*
  * remo__recover_init: installs the process's handlers for SIGSEGV,
- * SIGBUS, SIGFPE and SIGABRT, once (later calls do nothing), keeping the
- * actions they replace.  On a thread that has not armed, a crash goes on
- * as it would have without remo: after the crash hook, the previous
- * handler runs, or the previous action (default: core dump) is restored
- * and the signal comes again.  REMO_OK, or REMO_EINVAL if sigaction
- * failed (nothing is installed then).
+ * SIGBUS, SIGFPE and SIGABRT, once, keeping the actions they replace,
+ * and starts the crash service thread, once per process (a child made
+ * by fork starts its own at its first call: until then its crashes go
+ * without the service).  On a thread that has not armed, a crash goes
+ * on as it would have without remo: after the crash hook, the previous
+ * handler runs, or the previous action (default: core dump) is
+ * restored and the signal comes again.  Call it from normal context.
+ * REMO_OK, or REMO_EINVAL if sigaction failed (nothing is installed
+ * then).  The service is best effort: without it crashes are still
+ * recovered, only not reported.
  */
 int remo__recover_init(void);
 
@@ -200,7 +222,8 @@ int remo__recover_init(void);
  *             ...call...
  *             remo__recover_disarm(&r);
  *     } else {
- *             ...crashed: r.sig, r.addr, r.pcs, r.npcs, r.dlocals...
+ *             ...crashed: r.sig, r.addr, r.pcs, r.npcs, r.dlocals,
+ *                r.report...
  *     }
  *
  * Arming nests (last armed, first disarmed); a crash returns to the
@@ -214,19 +237,62 @@ void remo__recover_arm(struct remo__recover *r);
 void remo__recover_disarm(struct remo__recover *r);
 
 /*
- * remo__crash_hook: called from the signal handler, on the alternate
- * stack when the thread has one, after the pcs (and DWARF locals, if
- * wanted) are captured, with the handler's ucontext.  recovering true:
- * r is the armed record, and siglongjmp follows when the hook returns
- * (it may block first: live mode parks the crashed thread here so a
- * debugger sees its frames).  false: no recovery, r is the handler's
- * own record, and the process dies (or the previous handler runs) after
- * the hook returns: report what can be reported.  Memory may be in any
- * state; a crash inside the hook ends the process.
+ * A crash as the handler hands it to the crash service: one of a few
+ * static records (recover.c).  Its pointers are into the crashed
+ * thread's stack and alternate stack; that thread waits in its handler
+ * until remo__crash_done (or until c->wait_ms pass: then it goes on, and
+ * what the service still does with them is on borrowed time).
  */
-typedef void remo__crash_hook(struct remo__recover *r, void *uc,
-                              bool recovering);
-/* remo__set_crash_hook: sets the hook (NULL: none). */
-void remo__set_crash_hook(remo__crash_hook *fn);
+struct remo__crash {
+	struct remo__recover *r; /* the armed record, or the handler's own
+	                            (pcs, sig, addr filled in)             */
+	void *uc;                /* the handler's ucontext                  */
+	bool recovering;         /* r is armed: the thread jumps back       */
+	bool in_naming;          /* the thread crashed holding libdw's lock:
+	                            no naming and no DWARF locals, which
+	                            would wait for it forever               */
+	int tid;                 /* the crashed thread                      */
+	int wait_ms;             /* how long the thread waits for the
+	                            service; the hook's capture sets it     */
+	void *ctx[4];            /* the hook's capture: what it needs of the
+	                            crashed thread (its thread-locals)     */
+	/* recover.c's: */
+	bool want_dlocals;       /* the service reads r->dlocals first      */
+	const struct remo__crash_hook *hook; /* its serve, if capture said so */
+	_Atomic int state;
+};
+
+/*
+ * The crash hook, in two halves, so that nothing but the first runs in
+ * the signal handler:
+ *
+ *   capture  in the handler, after the pcs are captured: async-signal-
+ *            safe only (no malloc, no lock, no stdio, no remo value).
+ *            Saves in c->ctx what the service needs of the crashed
+ *            thread, sets c->wait_ms, and says whether the service is
+ *            wanted at all (false: the handler goes straight on).
+ *   serve    on the crash service thread, in normal context, one crash
+ *            at a time, after the DWARF locals (r->want_dlocals) are
+ *            read into r->dlocals.  Must call remo__crash_done(c) once,
+ *            now or later from any thread (a live park hands c to a
+ *            thread of its own, and the service goes on to the next).
+ *
+ * recovering true: r is the armed record, and siglongjmp follows the
+ * wait (serve may leave a value in r->report for the code after it).
+ * false: r is the handler's own record, and the process dies (or the
+ * previous handler runs) after the wait: report what can be reported.
+ * The crashed thread's memory may be in any state and it may hold any
+ * lock: serve must not wait for one the crash may hold, and if it does,
+ * the thread stops waiting after c->wait_ms and goes on without it.
+ */
+struct remo__crash_hook {
+	bool (*capture)(struct remo__crash *c);
+	void (*serve)(struct remo__crash *c);
+};
+/* remo__set_crash_hook: sets the hook (NULL: none); h is not copied. */
+void remo__set_crash_hook(const struct remo__crash_hook *h);
+/* remo__crash_done: the service is done with c; its thread goes on.  A
+ * thread that stopped waiting already is not touched. */
+void remo__crash_done(struct remo__crash *c);
 
 #endif /* REMO_TRACE_H */

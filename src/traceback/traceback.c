@@ -17,10 +17,12 @@
  *             with Crash and a traceback that starts at the faulting
  *             instruction.  In live mode the crashed thread parks inside
  *             the signal handler, on its alternate stack, so a debugger
- *             sees the crashing frames.  Without recovery the caller
- *             still gets Crash with the frames by value (attrs "frames")
- *             where the handler can send it, and then the process dies
- *             as it would have.
+ *             sees the crashing frames, while the crash service sends the
+ *             error and serves the park for it.  Without recovery the
+ *             caller still gets Crash with the frames by value (attrs
+ *             "frames") where the crash service can send it, and then
+ *             the process dies as it would have.  Nothing but a capture
+ *             runs in the signal handler (trace/recover.c).
  *
  * Neighbours: trace.h below (capture, naming, locals, recovery), the
  * session above (remo__serving_*: who we serve, an early reply, parking).
@@ -38,6 +40,7 @@
 #include "traceback/traceback.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -470,8 +473,6 @@ static void tb_types_init(void)
 
 /* ==== making tracebacks ================================================= */
 
-static _Thread_local remo_value crash_error; /* set by a live crash hook */
-
 static struct tb *tb_new(void)
 {
 	if (pthread_once(&types_once, tb_types_init) != 0 ||
@@ -640,10 +641,14 @@ static remo_value crash_error_new(const struct remo__recover *r)
 	return e;
 }
 
-/* The error of a crash, with its traceback; r's DWARF locals move in. */
-/* The Crash error of r with its traceback; live, and parked in, only if
- * park and a park is free (tb_attach_and_park). */
-static remo_value crash_with_tb(struct remo__recover *r, bool park)
+/*
+ * The Crash error of r with its traceback; live, and parked in, only if
+ * park and a park is free (tb_attach_and_park).  The crashed thread is
+ * tid, and lt its REMO_LOCAL list: the crash service builds the error of
+ * a thread that waits in its handler.  r's DWARF locals move in.
+ */
+static remo_value crash_with_tb(struct remo__recover *r,
+                                struct remo__locals *lt, int tid, bool park)
 {
 	remo_value e = crash_error_new(r);
 	remo_session *s = remo__serving();
@@ -658,9 +663,10 @@ static remo_value crash_with_tb(struct remo__recover *r, bool park)
 	t->npcs = r->npcs;
 	t->first_exact = true;
 	t->signal = r->sig;
+	t->tid = tid; /* for debugger(): the crashed thread, not this one */
 	bool full = remo__session_tb_full(s);
 	t->live = full && park && tb_may_park(s);
-	t->locals = remo__locals_take(remo__serving_locals_mark());
+	t->locals = remo__locals_take_of(lt, remo__serving_locals_mark());
 	t->dlocals = r->dlocals;
 	r->dlocals = remo_nil();
 	if (!full) {
@@ -671,47 +677,91 @@ static remo_value crash_with_tb(struct remo__recover *r, bool park)
 	return tb_attach_and_park(s, e, t);
 }
 
+/* After the jump, on the crashed thread: the error a live park sent
+ * already (r->report), or a snapshot's made now. */
 static int tb_crashed(struct remo__recover *r)
 {
-	remo_value e = crash_error;
-	crash_error = remo_nil();
+	remo_value e = r->report;
+	r->report = remo_nil();
 	if (e.kind == REMO_NIL)
-		e = crash_with_tb(r, false);
+		e = crash_with_tb(r, remo__locals_self(), (int)gettid(), false);
 	remo_value_release(r->dlocals);
 	r->dlocals = remo_nil();
 	return remo__raise(e);
 }
 
+/* ==== the crash hook ===================================================== */
+
 /*
- * In the signal handler.  Recovering in live mode: park here, on the
- * alternate stack, with the crashed frames intact beneath (what the
- * debugger is for).  Not recovering: tell the caller what happened, by
- * value, since the process is about to die, then let it.
+ * A crash is handled in two halves (trace.h, struct remo__crash_hook):
+ * the signal handler only captures, with tb_crash_capture, what the
+ * crashed thread serves; the crash service then does the rest with
+ * tb_crash_serve, acting for that request (remo__serving_act_for) while
+ * the crashed thread waits in its handler, on its alternate stack, with
+ * its frames intact beneath for a debugger.
  */
-static void tb_crash_hook(struct remo__recover *r, void *uc, bool recovering)
+enum { CTX_SERVING, CTX_PARKED, CTX_LOCALS }; /* struct remo__crash.ctx */
+
+/* Time beyond live_ms that a live crash's thread waits for the service:
+ * building and sending the error, and the park's last slice. */
+#define TB_CRASH_MARGIN_MS 5000
+
+static struct remo__serving_ref tb_crash_ref(const struct remo__crash *c)
 {
-	(void)uc;
+	return (struct remo__serving_ref){
+		.ctx = c->ctx[CTX_SERVING],
+		.parked = c->ctx[CTX_PARKED] != NULL,
+	};
+}
+
+/* In the signal handler: async-signal-safe only.  Recovering in
+ * snapshot mode all is done after the jump, on the thread itself. */
+static bool tb_crash_capture(struct remo__crash *c)
+{
+	struct remo__serving_ref ref = remo__serving_ref();
 	remo_session *s = remo__serving();
 	if (s == NULL)
-		return;
-	if (recovering) {
-		if (remo__session_opts(s)->traceback != REMO_TB_LIVE)
-			return; /* snapshot: all is done after the jump */
-		crash_error = crash_with_tb(r, true); /* parks, if it can */
-		return;
+		return false;
+	const remo_session_opts *o = remo__session_opts(s);
+	if (c->recovering) {
+		if (o->traceback != REMO_TB_LIVE)
+			return false;
+		c->wait_ms = o->live_ms < INT_MAX - TB_CRASH_MARGIN_MS
+		             ? o->live_ms + TB_CRASH_MARGIN_MS : INT_MAX;
 	}
-	/* Not recovering: the process dies next.  What follows allocates and
-	 * takes locks in a signal handler, which the crash may hold (a
-	 * double free aborts inside malloc): an alarm makes sure that a
-	 * hang still ends in death. */
-	alarm(3);
+	c->ctx[CTX_SERVING] = ref.ctx;
+	c->ctx[CTX_PARKED] = ref.parked ? (void *)1 : NULL;
+	c->ctx[CTX_LOCALS] = remo__locals_self();
+	return true;
+}
+
+/* A live crash, on a thread of its own: the Crash error, sent now, and
+ * the park, serving the session for the crashed thread, until the
+ * caller lets go; then the crashed thread jumps back. */
+static void *tb_crash_park(void *arg)
+{
+	struct remo__crash *c = arg;
+	struct remo__serving_ref saved = remo__serving_act_for(tb_crash_ref(c));
+	c->r->report = crash_with_tb(c->r, c->ctx[CTX_LOCALS], c->tid, true);
+	remo__serving_act_end(saved);
+	remo__crash_done(c);
+	return NULL;
+}
+
+/* No recovery: the process dies next.  Tell the caller what happened,
+ * by value (frames as text: a reference would point into a process
+ * about to die), and only if the send lock is free: the crash may hold
+ * it. */
+static void tb_crash_report(struct remo__crash *c)
+{
+	struct remo__serving_ref saved = remo__serving_act_for(tb_crash_ref(c));
+	struct remo__recover *r = c->r;
 	remo_value e = crash_error_new(r);
 	struct remo__frame_info *fi;
 	size_t n;
-	if (remo_ok(e) &&
+	/* naming takes libdw's lock: not if the crashed thread holds it */
+	if (remo_ok(e) && !c->in_naming &&
 	    remo__trace_name(r->pcs, r->npcs, true, &fi, &n) == REMO_OK) {
-		/* a tuple: by value (a list would cross as a reference to a
-		 * process about to die) */
 		size_t k = 0;
 		while (k < n && !module_is_libffi(fi[k].module))
 			k++;
@@ -726,23 +776,47 @@ static void tb_crash_hook(struct remo__recover *r, void *uc, bool recovering)
 		}
 		remo__frame_info_free(fi, n);
 		remo_dict_set_str(remo_error_attrs(e), "frames", frames);
-		remo_dict_set_str(remo_error_attrs(e), "fatal", remo_bool(true));
 	}
+	if (remo_ok(e))
+		remo_dict_set_str(remo_error_attrs(e), "fatal", remo_bool(true));
 	remo__serving_reply_error(e, true);
 	remo_value_release(e);
+	remo__serving_act_end(saved);
 }
+
+/* On the crash service thread, in normal context. */
+static void tb_crash_serve(struct remo__crash *c)
+{
+	if (!c->recovering) {
+		tb_crash_report(c);
+		remo__crash_done(c);
+		return;
+	}
+	/* The park serves the session for up to live_ms: on a thread of its
+	 * own, so that the service is free for the next crash (one in a
+	 * call that this park serves, say).  Without one, no park: the
+	 * crashed thread makes a snapshot after its jump. */
+	pthread_t th;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &a, tb_crash_park, c) != 0)
+		remo__crash_done(c);
+	pthread_attr_destroy(&a);
+}
+
+static const struct remo__crash_hook tb_crash_hook = {
+	.capture = tb_crash_capture,
+	.serve = tb_crash_serve,
+};
 
 static int tb_init_handlers(void)
 {
-	static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
-	static bool done;
-	pthread_mutex_lock(&once);
-	int rc = done ? REMO_OK : remo__recover_init();
-	if (rc == REMO_OK && !done) {
-		remo__set_crash_hook(tb_crash_hook);
-		done = true;
-	}
-	pthread_mutex_unlock(&once);
+	/* every time, not once: in a child of fork, it starts the child's
+	 * crash service (remo__recover_init) */
+	int rc = remo__recover_init();
+	if (rc == REMO_OK)
+		remo__set_crash_hook(&tb_crash_hook);
 	return rc;
 }
 
