@@ -61,8 +61,11 @@ struct rec {
 	struct frame *script_head, *script_tail; /* for the session to recv */
 	bool script_closed;  /* the fake peer went away after its script */
 	atomic_bool closed_here; /* the session called close (any thread) */
-	struct frame **sent; /* every frame the session sent, in order   */
-	size_t nsent, capsent;
+	struct frame **sent; /* every frame the session sent, in order
+	                        (grown under rec_lock: a lease thread may
+	                        send while the test looks)               */
+	atomic_size_t nsent;
+	size_t capsent;
 	size_t late_sends;   /* send attempts after close                */
 	size_t nmulti;       /* MULTI frames among them                  */
 	atomic_bool stuck;   /* sends block until close: a peer that has
@@ -88,12 +91,16 @@ static struct frame *frame_new(const void *p, size_t n)
 
 static void rec_keep(struct rec *r, const void *msg, size_t n)
 {
+	struct frame *f = frame_new(msg, n);
+	pthread_mutex_lock(&rec_lock);
 	if (r->nsent == r->capsent) {
 		r->capsent = r->capsent ? 2 * r->capsent : 16;
 		r->sent = realloc(r->sent, r->capsent * sizeof *r->sent);
 		assert_non_null(r->sent);
 	}
-	r->sent[r->nsent++] = frame_new(msg, n);
+	r->sent[r->nsent] = f;
+	r->nsent++;
+	pthread_mutex_unlock(&rec_lock);
 }
 
 /*
@@ -432,7 +439,10 @@ static remo_value frame_at(struct fx *fx, size_t i)
 {
 	remo_value v;
 	assert_true(i < fx->r->nsent);
-	assert_int_equal(remo_unpack(fx->r->sent[i]->data, fx->r->sent[i]->n,
+	pthread_mutex_lock(&rec_lock);
+	struct frame *f = fx->r->sent[i];
+	pthread_mutex_unlock(&rec_lock);
+	assert_int_equal(remo_unpack(f->data, f->n,
 	                             &v), REMO_OK);
 	assert_int_equal(v.kind, REMO_TUPLE);
 	assert_true(remo_tuple_len(v) >= 1);
