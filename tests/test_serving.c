@@ -743,22 +743,23 @@ static void test_a_blocked_call_does_not_stall_its_session(void **state)
 	server_stop(sv);
 }
 
+#define FLOOD_CALLS 200
+#define FLOOD_BYTES (64 << 10)
+
 struct flood {
 	remo_session *s;
 	atomic_int started;
 	int ok; /* calls answered with the length sent */
+	remo_future *f[FLOOD_CALLS];
 };
-
-#define FLOOD_CALLS 200
-#define FLOOD_BYTES (64 << 10)
 
 /* FLOOD_CALLS async calls of gated_len with FLOOD_BYTES each, then the
  * answers. */
 static void *flood_main(void *arg)
 {
 	struct flood *fl = arg;
-	static remo_future *f[FLOOD_CALLS];
-	static char blob[FLOOD_BYTES];
+	remo_future **f = fl->f;
+	static const char blob[FLOOD_BYTES]; /* zeros, only read */
 	remo_value fn;
 	int n = 0; /* no cmocka assertion in this thread: counted instead */
 	if (remo_lookup(fl->s, "gated_len", &fn) != REMO_OK)
@@ -820,6 +821,63 @@ static void test_a_flooding_session_is_pushed_back(void **state)
 	remo_session_free(good);
 	remo_session_free(fl.s);
 	server_stop(sv);
+}
+
+/* Waits until nothing more starts for 0.5 s (the flooders' sends
+ * block); the calls started. */
+static int floods_settle(struct flood *fl, int n)
+{
+	int was = -1, now = 0;
+	for (;;) {
+		now = 0;
+		for (int i = 0; i < n; i++)
+			now += atomic_load(&fl[i].started);
+		if (now == was)
+			return now;
+		was = now;
+		usleep(500 * 1000);
+	}
+}
+
+/*
+ * The same flood from two clients at once, against the process's budget
+ * (remo_queue_set_budget, 1 MiB here) rather than each session's (64
+ * MiB): past it the sessions that hold queued requests stop being read,
+ * a third client (nothing queued) is served meanwhile, the total stays
+ * within the budget and a message per session, and every call is
+ * answered once the gate opens; the count goes back to 0.
+ */
+static void test_floods_share_the_process_budget(void **state)
+{
+	(void)state;
+	remo_queue_set_budget(1 << 20);
+	remo_server_opts so = {.session = {.max_message = 256 << 10}};
+	struct server *sv = server_start_with(&so);
+	struct flood fl[2] = {{.s = client(sv)}, {.s = client(sv)}};
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, flood_main, &fl[i]);
+	int started = floods_settle(fl, 2);
+	assert_true(started < FLOOD_CALLS); /* of 2 x 200 */
+	size_t used = remo_queue_budget_used();
+	assert_true(used >= (1u << 20) - FLOOD_BYTES);
+	assert_true(used <= (1u << 20) + 2 * (FLOOD_BYTES + 1024));
+	remo_session *good = client(sv);
+	assert_int_equal(call_int(good, "count"), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(remo_session_status(fl[i].s), REMO_OK);
+	remo_value v;
+	assert_int_equal(call(good, "open_gate",
+	                      remo_tuple_of(1, remo_bool(true)), 0, &v), REMO_OK);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(fl[i].ok, FLOOD_CALLS);
+		remo_session_free(fl[i].s);
+	}
+	remo_session_free(good);
+	server_stop(sv);
+	assert_int_equal(remo_queue_budget_used(), 0);
+	remo_queue_set_budget(0);
 }
 
 /* A function that calls an operation which fails, and handles it, is
@@ -1768,6 +1826,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_two_types_on_one_pointer_are_two_objects),
 		cmocka_unit_test(test_a_blocked_call_does_not_stall_its_session),
 		cmocka_unit_test(test_a_flooding_session_is_pushed_back),
+		cmocka_unit_test(test_floods_share_the_process_budget),
 		cmocka_unit_test(test_a_timeout_reaches_the_running_call),
 		cmocka_unit_test(test_the_deadline_travels_with_the_request),
 		cmocka_unit_test(test_a_deferred_take_is_answered_by_a_put),

@@ -903,6 +903,19 @@ typedef struct remo_session_opts {
 } remo_session_opts;
 
 #define REMO_DEFAULT_MAX_QUEUED_BYTES (64u << 20)
+
+/*
+ * The process's budget for its peers' requests received and not yet
+ * served, over all its sessions (each also has max_queued_bytes): past
+ * it, a session that holds such requests is not read until the total is
+ * under the budget again (its peer's sends block), while one that holds
+ * none reads on, so a client whose calls are served as they come is not
+ * held up by flooding ones.  remo_queue_set_budget: 0 puts the default
+ * back.  remo_queue_budget_used: the bytes held now.
+ */
+#define REMO_DEFAULT_QUEUE_BUDGET (256u << 20)
+REMO_API void remo_queue_set_budget(size_t bytes);
+REMO_API size_t remo_queue_budget_used(void);
 #define REMO_DEFAULT_MAX_KEPT_BYTES (64u << 20)
 
 #define REMO_MIN_SECRET 16

@@ -56,7 +56,8 @@ static void *lease_main(void *arg)
 			 * while its turn is busy in a call waits for us */
 			bool unread = !atomic_load(&s->reading) &&
 			              (!atomic_load(&s->polled) ||
-			               atomic_load(&s->turns_serving) > 0);
+			               atomic_load(&s->turns_serving) > 0 ||
+			               atomic_load(&s->rx_paused));
 			bool served = atomic_load(&s->served);
 			if (T == 0 ? !(served && unread) &&
 			             atomic_load(&s->ndeadlines) == 0
@@ -107,10 +108,18 @@ static void *lease_main(void *arg)
 				remo__serve_maybe_help(s, !served);
 			now = remo__now_ms_coarse();
 			/* a session not read for backpressure hears nothing:
-			 * that silence is ours, not the peer's */
+			 * that silence is ours, not the peer's.  One paused
+			 * for the process's budget is woken when that frees
+			 * up (what ends its own pause wakes it at once) */
 			pthread_mutex_lock(&s->lock);
-			if (remo__rx_full(s))
+			if (remo__rx_full(s)) {
 				atomic_store(&s->last_recv_ms, now);
+			} else if (atomic_exchange(&s->rx_paused, false)) {
+				pthread_cond_broadcast(&s->cond);
+				if (s->poll_kick != NULL && s->nhelpers == 0 &&
+				    !s->reading)
+					s->poll_kick(s->poll_arg);
+			}
 			pthread_mutex_unlock(&s->lock);
 			if (T == 0) {
 				/* no lease to keep */

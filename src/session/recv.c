@@ -252,8 +252,7 @@ static struct msg *route(remo_session *s, struct msg *m,
                          struct remo_future **settled)
 {
 	if (m->type == MSG_REQ) {
-		s->nqueued++;
-		s->queued_bytes += m->buf.len;
+		remo__rx_add(s, m);
 		if ((m->flags & REMO__REQ_KEEP) && s->kept.len < REMO_MAX_KEPT &&
 		    remo__map_get(&s->kept, m->reqid) == NULL) {
 			/* kept from arrival on, so a pipelined request routed
@@ -591,11 +590,53 @@ int remo__reader_turn(remo_session *s, int timeout_ms)
 	return rc;
 }
 
+/* The bytes of the requests queued in every session of the process, and
+ * their budget. */
+static _Atomic size_t queued_total;
+static _Atomic size_t queued_max = REMO_DEFAULT_QUEUE_BUDGET;
+
+void remo_queue_set_budget(size_t bytes)
+{
+	atomic_store(&queued_max, bytes ? bytes : REMO_DEFAULT_QUEUE_BUDGET);
+}
+
+size_t remo_queue_budget_used(void)
+{
+	return atomic_load(&queued_total);
+}
+
+bool remo__rx_full(const remo_session *s)
+{
+	return s->nqueued >= s->max_queued ||
+	       s->queued_bytes >= s->opts.max_queued_bytes ||
+	       (s->nqueued > 0 &&
+	        atomic_load(&queued_total) >= atomic_load(&queued_max));
+}
+
+void remo__rx_add(remo_session *s, const struct msg *m)
+{
+	s->nqueued++;
+	s->queued_bytes += m->buf.len;
+	atomic_fetch_add(&queued_total, m->buf.len);
+}
+
+/* The session ended: what it still holds leaves the process's count
+ * (its messages are freed without remo__rx_taken).  Under s->lock. */
+void remo__rx_end(remo_session *s)
+{
+	atomic_fetch_sub(&queued_total, s->queued_bytes);
+	s->queued_bytes = 0;
+	s->nqueued = 0;
+}
+
 void remo__rx_taken(remo_session *s, const struct msg *m)
 {
+	if (s->status != REMO_OK)
+		return; /* counted out by remo__rx_end */
 	bool full = remo__rx_full(s);
 	s->nqueued--;
 	s->queued_bytes -= m->buf.len;
+	atomic_fetch_sub(&queued_total, m->buf.len);
 	/* under the budget again: whoever stopped reading for it reads (a
 	 * thread waiting in remo__wait_for, or an event loop's turn that
 	 * gave the session up) */
@@ -678,8 +719,12 @@ int remo__wait_for(remo_session *s, struct waiter *w, int64_t deadline,
 			return REMO_ETIMEDOUT;
 		}
 		/* at the queue's budget only a thread waiting for its own
-		 * reply reads; the others wait for a request to be served */
-		if (!s->reading && (w->reqid != 0 || !remo__rx_full(s))) {
+		 * reply reads; the others wait for a request to be served
+		 * (or, the process's budget, for the lease thread's look) */
+		bool full = !s->reading && w->reqid == 0 && remo__rx_full(s);
+		if (full)
+			atomic_store(&s->rx_paused, true);
+		if (!s->reading && !full) {
 			s->reading = true;
 			pthread_mutex_unlock(&s->lock);
 			remo__reader_turn(s, left > INT32_MAX ? INT32_MAX : (int)left);
@@ -745,7 +790,10 @@ int remo__session_serve_ready(remo_session *s, int linger_ms,
 			continue;
 		if (s->reading)
 			break; /* its reader looks, and kicks us when done */
-		if (s->nhelpers > 0 || remo__rx_full(s)) {
+		bool full = s->nhelpers == 0 && remo__rx_full(s);
+		if (full)
+			atomic_store(&s->rx_paused, true);
+		if (s->nhelpers > 0 || full) {
 			/* helpers serve it for now: they read, and the last
 			 * to go asks for a turn; the descriptor stays unwatched
 			 * meanwhile.  Or the peer's requests are at their

@@ -186,8 +186,7 @@ static bool kept_defer(remo_session *s, struct msg *m)
 	if (defer) {
 		/* still the peer's, not served: counted as queued (a peer
 		 * could pipeline without end on a call that never ends) */
-		s->nqueued++;
-		s->queued_bytes += m->buf.len;
+		remo__rx_add(s, m);
 		remo__queue_push(&k->wait_head, &k->wait_tail, m);
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -147,6 +147,7 @@ void remo__session_end(remo_session *s, int status)
 	/* an ended session serves nothing more, even what was queued */
 	struct msg *queued = s->top_head;
 	s->top_head = s->top_tail = NULL;
+	remo__rx_end(s);
 	struct remo_future *settled = NULL;
 	while (s->inflight_head != NULL) {
 		struct remo_future *f = s->inflight_head;

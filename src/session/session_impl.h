@@ -111,13 +111,16 @@ enum msg_type {
 #define MAX_SHAPES 65536
 #define MAX_QUEUED 4096
 
-/* Backpressure: the peer's requests not yet served are at their budget,
- * so nothing more is read for them: only a thread waiting for its own
- * reply reads on (it may need that reply to finish what it serves).
- * Under s->lock. */
-#define remo__rx_full(s)                                                  \
-	((s)->nqueued >= (s)->max_queued ||                               \
-	 (s)->queued_bytes >= (s)->opts.max_queued_bytes)
+/* Backpressure: the peer's requests not yet served are at their budget
+ * (this session's, or, for a session that holds some, the process's:
+ * remo_queue_set_budget), so nothing more is read for them: only a
+ * thread waiting for its own reply reads on (it may need that reply to
+ * finish what it serves).  Under s->lock. */
+struct msg;
+bool remo__rx_full(const remo_session *s);
+/* A request of the peer's joins the queues (counted in its session's
+ * and the process's bytes).  Under s->lock. */
+void remo__rx_add(remo_session *s, const struct msg *m);
 
 struct msg {
 	struct msg *next;
@@ -244,6 +247,9 @@ struct remo_session {
 	struct remo__map proxies;   /* id -> remo__ref, weak */
 	struct remo__map shapes_in; /* shape id -> shape */
 	struct due releases;        /* (id, count) pairs to send */
+	atomic_bool rx_paused;      /* a reader stopped for remo__rx_full:
+	                               the lease thread wakes it when the
+	                               process's queue budget frees up */
 	atomic_uint ndue;           /* pushes to releases or drops since
 	                               the sender last took them: 0, and
 	                               it need not lock to look */
@@ -435,6 +441,8 @@ void remo__serve(remo_session *s, struct msg *m);
 /* A request of the peer's left the queues (to be served, or cancelled):
  * it counts no more against remo__rx_full.  Under s->lock. */
 void remo__rx_taken(remo_session *s, const struct msg *m);
+/* The session ended: its queued bytes leave the process's count. */
+void remo__rx_end(remo_session *s);
 
 /* The reader got CANCEL for reqid: a queued request is taken out and
  * answered CancelledError, a running one is marked and answered, a
