@@ -32,8 +32,7 @@ void remo__dict_free(struct remo__dict *d)
 		remo_value_release(d->entries[i].key);
 		remo_value_release(d->entries[i].val);
 	}
-	remo__free(d->entries);
-	remo__free(d->index);
+	remo__free(d->entries); /* and the index, in the same block */
 }
 
 size_t remo_dict_len(remo_value dv)
@@ -92,13 +91,14 @@ static int dict_resize(struct remo__dict *d, size_t want)
 		slots *= 2;
 	size_t cap = slots * 2 / 3; /* >= want, and keeps the index 2/3 full */
 
-	int32_t *index = remo__malloc(slots * sizeof *index);
-	struct remo__dict_entry *entries = remo__malloc(cap * sizeof *entries);
-	if (index == NULL || entries == NULL) {
-		remo__free(index);
-		remo__free(entries);
+	/* one block: the entries, then the index (one allocation a dict
+	 * instead of two: measured, decoding a message with a 2-key dict
+	 * made 11 allocations, 3 of them the dict's) */
+	struct remo__dict_entry *entries =
+		remo__malloc(cap * sizeof *entries + slots * sizeof(int32_t));
+	if (entries == NULL)
 		return REMO_ENOMEM;
-	}
+	int32_t *index = (int32_t *)(entries + cap);
 	for (size_t i = 0; i < slots; i++)
 		index[i] = DICT_EMPTY;
 	size_t j = 0;
@@ -111,8 +111,7 @@ static int dict_resize(struct remo__dict *d, size_t want)
 			s = (s + 1) & (slots - 1);
 		index[s] = (int32_t)j++;
 	}
-	remo__free(d->index);
-	remo__free(d->entries);
+	remo__free(d->entries); /* and its index */
 	d->index = index;
 	d->entries = entries;
 	d->used = j;

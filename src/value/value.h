@@ -129,7 +129,8 @@ struct remo__dict {
 	size_t cap;     /* entries allocated                             */
 	size_t mask;    /* index slots - 1 (a power of two, or 0: none)  */
 	struct remo__dict_entry *entries;
-	int32_t *index; /* -1 empty, -2 deleted, else an entry number    */
+	int32_t *index; /* -1 empty, -2 deleted, else an entry number;
+	                   in the block of entries, after them        */
 	struct remo__watch *watch; /* observe.c; under the lock          */
 };
 
