@@ -1529,6 +1529,37 @@ static void a_flood_of_bytes_is_pushed_back(void **state)
 		assert_true(has_answer(fx, i));
 }
 
+/* A one-way request is decoded as it is read, and one of 64 KiB or more
+ * gives its buffer to the bytes it holds: it still counts its size in
+ * the queue's budget (it counted 0, and a peer could queue 4096 of up
+ * to max_message each). */
+static void a_big_one_way_request_counts_its_bytes(void **state)
+{
+	struct fx *fx = *state;
+	/* the lease thread reads an idle session; long enough a lease
+	 * that this script's silence does not end it */
+	remo_session_opts o = {.lease_ms = 5000};
+	fx_reopen(fx, &o);
+	uint64_t id = lookup_add(fx);
+	static const char blob[100000];
+	remo_buf m = {0};
+	int64_t head[5] = {REQ, 2, 0, 1, OP_CALL | REMO__REQ_ONEWAY};
+	assert_int_equal(remo__wire_put_array(&m, 8), REMO_OK);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(remo__wire_put_int(&m, head[i]), REMO_OK);
+	assert_int_equal(remo__put_ref(&m, REMO_CALLABLE, id, true, 0), REMO_OK);
+	remo_value args = remo_tuple_of(1, remo_bytes(blob, sizeof blob));
+	assert_int_equal(remo_pack(args, &m), REMO_OK);
+	assert_int_equal(remo__wire_put_nil(&m), REMO_OK);
+	remo_value_release(args);
+	size_t len = m.len;
+	push_buf(fx, &m);
+	size_t bytes;
+	assert_int_equal(queued_settles(fx->s, 1, &bytes), 1);
+	assert_int_equal(bytes, len);
+	assert_true(remo_queue_budget_used() >= len);
+}
+
 struct waiting_call {
 	remo_session *s;
 	pthread_t th;
@@ -2025,6 +2056,7 @@ int main(void)
 		T(member_names_with_nul_are_refused),
 		T(a_flood_of_bytes_is_pushed_back),
 		T(a_flood_read_by_a_waiting_call_ends_the_session),
+		T(a_big_one_way_request_counts_its_bytes),
 		T(a_peer_that_stops_reading_fails_the_send),
 #undef T
 	};

@@ -880,6 +880,53 @@ static void test_floods_share_the_process_budget(void **state)
 	remo_queue_set_budget(0);
 }
 
+/*
+ * Calls pipelined on a deferred result wait on its kept entry, counted
+ * as queued: here 20 of 2000 bytes fill the session's 8 KiB budget, so
+ * the server stops reading that session and its event loop stops
+ * watching it.  When another client's put() answers the take, the
+ * waiting calls must still be served: the answer gives the session a
+ * turn.  Before, they waited for a message the server no longer read
+ * (found by review: the session hung for good).
+ */
+static void test_calls_pipelined_on_a_deferred_result_are_served(void **state)
+{
+	(void)state;
+	remo_server_opts so = {.session = {.max_message = 4096,
+	                                   .max_queued_bytes = 8192}};
+	struct server *sv = server_start_with(&so);
+	remo_session *a = client(sv), *b = client(sv);
+	remo_value fn;
+	assert_int_equal(remo_lookup(a, "take", &fn), REMO_OK);
+	remo_future *f;
+	assert_int_equal(remo_call_async(fn, remo_nil(), NULL, &f), REMO_OK);
+	until_int(b, "waiting", 1);
+	remo_value pr = remo_future_promise(f);
+	static const char blob[2000];
+	remo_future *g[20];
+	for (int i = 0; i < 20; i++) {
+		remo_value args = remo_tuple_of(1, remo_bytes(blob, sizeof blob));
+		assert_int_equal(remo_call_async(pr, args, NULL, &g[i]), REMO_OK);
+		remo_value_release(args);
+	}
+	put(b, 7);
+	remo_value v;
+	assert_int_equal(remo_future_wait(f, 5000, &v), REMO_OK);
+	assert_int_equal(v.as.i, 7);
+	/* each: 7 is not callable, so a TypeError, but an answer */
+	for (int i = 0; i < 20; i++) {
+		assert_int_not_equal(remo_future_wait(g[i], 5000, NULL),
+		                     REMO_ETIMEDOUT);
+		remo_future_free(g[i]);
+	}
+	remo_future_free(f);
+	remo_value_release(pr);
+	remo_value_release(fn);
+	remo_session_free(a);
+	remo_session_free(b);
+	server_stop(sv);
+}
+
 /* A function that calls an operation which fails, and handles it, is
  * not failed by it: only remo_raise fails a call (the error stays in
  * remo_last_error for the function to read). */
@@ -1827,6 +1874,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_blocked_call_does_not_stall_its_session),
 		cmocka_unit_test(test_a_flooding_session_is_pushed_back),
 		cmocka_unit_test(test_floods_share_the_process_budget),
+		cmocka_unit_test(test_calls_pipelined_on_a_deferred_result_are_served),
 		cmocka_unit_test(test_a_timeout_reaches_the_running_call),
 		cmocka_unit_test(test_the_deadline_travels_with_the_request),
 		cmocka_unit_test(test_a_deferred_take_is_answered_by_a_put),

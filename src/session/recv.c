@@ -398,6 +398,7 @@ static struct msg *reader_take_one(remo_session *s, remo_buf buf, int *end,
 	}
 	memset(m, 0, sizeof *m);
 	m->buf = buf;
+	m->size = buf.len;
 	const char *bad =
 		buf.len > s->opts.max_message ? "a message over max_message"
 		: msg_parse(m) != REMO_OK ? "a malformed message: its type, "
@@ -613,11 +614,13 @@ bool remo__rx_full(const remo_session *s)
 	        atomic_load(&queued_total) >= atomic_load(&queued_max));
 }
 
-void remo__rx_add(remo_session *s, const struct msg *m)
+void remo__rx_add(remo_session *s, struct msg *m)
 {
+	if (s->status != REMO_OK) /* counted out by remo__rx_end already */
+		return;
 	s->nqueued++;
-	s->queued_bytes += m->buf.len;
-	atomic_fetch_add(&queued_total, m->buf.len);
+	s->queued_bytes += m->size;
+	atomic_fetch_add(&queued_total, m->size);
 }
 
 /* The session ended: what it still holds leaves the process's count
@@ -635,8 +638,8 @@ void remo__rx_taken(remo_session *s, const struct msg *m)
 		return; /* counted out by remo__rx_end */
 	bool full = remo__rx_full(s);
 	s->nqueued--;
-	s->queued_bytes -= m->buf.len;
-	atomic_fetch_sub(&queued_total, m->buf.len);
+	s->queued_bytes -= m->size;
+	atomic_fetch_sub(&queued_total, m->size);
 	/* under the budget again: whoever stopped reading for it reads (a
 	 * thread waiting in remo__wait_for, or an event loop's turn that
 	 * gave the session up) */

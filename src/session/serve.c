@@ -149,8 +149,14 @@ static void kept_settle_value(remo_session *s, uint64_t reqid, bool failed,
 		s->kept_bytes += w;
 		/* the pipelined requests that waited for it can be served */
 		struct msg *m;
+		bool moved = k->wait_head != NULL;
 		while ((m = remo__queue_pop(&k->wait_head, &k->wait_tail)) != NULL)
 			remo__queue_push(&s->top_head, &s->top_tail, m);
+		/* an event loop's session may be between turns, its
+		 * descriptor unwatched (at its queue's budget, nothing else
+		 * would wake it): it has work now */
+		if (moved && s->poll_kick != NULL && s->nhelpers == 0)
+			s->poll_kick(s->poll_arg);
 		freed = remo__kept_maybe_free(s, reqid, k);
 		pthread_cond_broadcast(&s->cond);
 	}

@@ -120,11 +120,14 @@ struct msg;
 bool remo__rx_full(const remo_session *s);
 /* A request of the peer's joins the queues (counted in its session's
  * and the process's bytes).  Under s->lock. */
-void remo__rx_add(remo_session *s, const struct msg *m);
+void remo__rx_add(remo_session *s, struct msg *m);
 
 struct msg {
 	struct msg *next;
 	remo_buf buf;
+	size_t size;     /* buf.len as received: what a request counts in
+	                    the queue budgets (a one-way request's buffer
+	                    may move into its decoded bytes, leaving 0) */
 	int type;
 	uint64_t reqid, cause;
 	uint64_t depth, op;
