@@ -115,10 +115,7 @@ static void *lease_main(void *arg)
 			if (remo__rx_full(s)) {
 				atomic_store(&s->last_recv_ms, now);
 			} else if (atomic_exchange(&s->rx_paused, false)) {
-				pthread_cond_broadcast(&s->cond);
-				if (s->poll_kick != NULL && s->nhelpers == 0 &&
-				    !s->reading)
-					s->poll_kick(s->poll_arg);
+				remo__session_wake(s);
 			}
 			pthread_mutex_unlock(&s->lock);
 			if (T == 0) {

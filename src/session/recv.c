@@ -632,6 +632,14 @@ void remo__rx_end(remo_session *s)
 	s->nqueued = 0;
 }
 
+void remo__session_wake(remo_session *s)
+{
+	pthread_cond_broadcast(&s->cond);
+	/* helpers read it themselves; the last to go kicks */
+	if (s->poll_kick != NULL && s->nhelpers == 0)
+		s->poll_kick(s->poll_arg);
+}
+
 void remo__rx_taken(remo_session *s, const struct msg *m)
 {
 	if (s->status != REMO_OK)
@@ -640,14 +648,9 @@ void remo__rx_taken(remo_session *s, const struct msg *m)
 	s->nqueued--;
 	s->queued_bytes -= m->size;
 	atomic_fetch_sub(&queued_total, m->size);
-	/* under the budget again: whoever stopped reading for it reads (a
-	 * thread waiting in remo__wait_for, or an event loop's turn that
-	 * gave the session up) */
-	if (full && !remo__rx_full(s)) {
-		pthread_cond_broadcast(&s->cond);
-		if (s->poll_kick != NULL && s->nhelpers == 0)
-			s->poll_kick(s->poll_arg);
-	}
+	/* under the budget again: whoever stopped reading for it reads */
+	if (full && !remo__rx_full(s))
+		remo__session_wake(s);
 }
 
 /*

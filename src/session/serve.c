@@ -152,13 +152,14 @@ static void kept_settle_value(remo_session *s, uint64_t reqid, bool failed,
 		bool moved = k->wait_head != NULL;
 		while ((m = remo__queue_pop(&k->wait_head, &k->wait_tail)) != NULL)
 			remo__queue_push(&s->top_head, &s->top_tail, m);
+		freed = remo__kept_maybe_free(s, reqid, k);
 		/* an event loop's session may be between turns, its
 		 * descriptor unwatched (at its queue's budget, nothing else
 		 * would wake it): it has work now */
-		if (moved && s->poll_kick != NULL && s->nhelpers == 0)
-			s->poll_kick(s->poll_arg);
-		freed = remo__kept_maybe_free(s, reqid, k);
-		pthread_cond_broadcast(&s->cond);
+		if (moved)
+			remo__session_wake(s);
+		else
+			pthread_cond_broadcast(&s->cond);
 	}
 	pthread_mutex_unlock(&s->lock);
 	remo_value_release(gone);
@@ -643,11 +644,9 @@ static void helper_gone(remo_session *s)
 	pthread_mutex_lock(&s->lock);
 	s->nservers--;
 	s->nhelpers--;
-	pthread_cond_broadcast(&s->cond);
 	/* an event loop's session: the helpers read it; the last one
 	 * gives it back (recv.c, remo__session_serve_ready) */
-	if (s->nhelpers == 0 && s->poll_kick != NULL)
-		s->poll_kick(s->poll_arg);
+	remo__session_wake(s);
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_sub(&helpers_total, 1);
 	remo__session_release(s);

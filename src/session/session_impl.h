@@ -444,6 +444,10 @@ void remo__serve(remo_session *s, struct msg *m);
 /* A request of the peer's left the queues (to be served, or cancelled):
  * it counts no more against remo__rx_full.  Under s->lock. */
 void remo__rx_taken(remo_session *s, const struct msg *m);
+/* The session has work that a paused or idle reader must see: threads
+ * waiting on it wake, and an event loop not served by helpers is asked
+ * for a turn.  Under s->lock. */
+void remo__session_wake(remo_session *s);
 /* The session ended: its queued bytes leave the process's count. */
 void remo__rx_end(remo_session *s);
 
