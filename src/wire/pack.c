@@ -42,16 +42,8 @@ static bool pack_gather(struct pack_state *st, remo_value v, int *rc)
 	if (g == NULL || st->nested || n < REMO__GATHER_MIN ||
 	    g->n == REMO__GATHER_MAX || n > UINT32_MAX)
 		return false;
-	/* bin32: the shortest form from 64 KiB on */
-	if ((*rc = remo__buf_grow(st->b, 5)) != REMO_OK)
+	if ((*rc = remo__wire_put_bin_head(st->b, n)) != REMO_OK)
 		return true;
-	uint8_t *p = st->b->data + st->b->len;
-	p[0] = 0xc6;
-	p[1] = (uint8_t)(n >> 24);
-	p[2] = (uint8_t)(n >> 16);
-	p[3] = (uint8_t)(n >> 8);
-	p[4] = (uint8_t)n;
-	st->b->len += 5;
 	g->at[g->n] = st->b->len;
 	g->p[g->n] = remo__str_ptr(REMO__STR(v));
 	g->len[g->n] = n;
@@ -61,6 +53,7 @@ static bool pack_gather(struct pack_state *st, remo_value v, int *rc)
 }
 
 static int pack_value(struct pack_state *st, remo_value v, unsigned depth);
+static int pack_other(struct pack_state *st, remo_value v, unsigned depth);
 
 /*
  * The common small scalars written in place: a fixint, nil, a bool, a
@@ -137,13 +130,11 @@ static int pack_items(struct pack_state *st, const remo_value *items,
                       size_t n, unsigned depth)
 {
 	int rc = pack_open(st, n, depth, false);
-	for (size_t i = 0; rc == REMO_OK && i < n; i++) {
-		if (pack_small(st->b, items[i])) {
-			rc = pack_count(st);
-			continue;
-		}
-		rc = pack_value(st, items[i], depth + 1);
-	}
+	/* pack_value, with the small case inlined here: measured, 10% of
+	 * encoding the call message */
+	for (size_t i = 0; rc == REMO_OK && i < n; i++)
+		rc = pack_small(st->b, items[i]) ? pack_count(st)
+		     : pack_other(st, items[i], depth + 1);
 	return rc;
 }
 
@@ -310,13 +301,12 @@ static int pack_ref(remo_buf *b, remo_value v)
 	return remo__put_ref(b, v.kind, r->id, r->home, r->shape_id);
 }
 
-static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
+/* pack_value for a value pack_small did not write. */
+static int pack_other(struct pack_state *st, remo_value v, unsigned depth)
 {
 	remo_buf *b = st->b;
 	int rc;
 
-	if (pack_small(b, v))
-		return pack_count(st);
 	switch (v.kind) {
 	case REMO_TUPLE: {
 		const struct remo__tuple *t = REMO__TUPLE(v);
@@ -381,6 +371,11 @@ static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
 	default:
 		return REMO_EINVAL;
 	}
+}
+
+static int pack_value(struct pack_state *st, remo_value v, unsigned depth)
+{
+	return pack_small(st->b, v) ? pack_count(st) : pack_other(st, v, depth);
 }
 
 int remo__pack_with(remo_value v, remo_buf *out, const remo__codec *c)

@@ -204,14 +204,19 @@ int remo__wire_put_str(remo_buf *b, const void *p, size_t n)
 	return rc;
 }
 
+int remo__wire_put_bin_head(remo_buf *b, size_t n)
+{
+	/* bin has no one-byte fix form, unlike str. */
+	return n > UINT32_MAX ? REMO_ETOOBIG
+	       : n <= UINT8_MAX ? wire_put_num(b, 0xc4, n, 1)
+	       : n <= UINT16_MAX ? wire_put_num(b, 0xc5, n, 2)
+	                         : wire_put_num(b, 0xc6, n, 4);
+}
+
 int remo__wire_put_bin(remo_buf *b, const void *p, size_t n)
 {
 	size_t mark = b->len;
-	/* bin has no one-byte fix form, unlike str. */
-	int rc = n > UINT32_MAX ? REMO_ETOOBIG
-	         : n <= UINT8_MAX ? wire_put_num(b, 0xc4, n, 1)
-	         : n <= UINT16_MAX ? wire_put_num(b, 0xc5, n, 2)
-	                           : wire_put_num(b, 0xc6, n, 4);
+	int rc = remo__wire_put_bin_head(b, n);
 	if (rc == REMO_OK && (rc = wire_put_body(b, p, n)) != REMO_OK)
 		b->len = mark;
 	return rc;

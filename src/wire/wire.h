@@ -511,6 +511,9 @@ int remo__wire_put_int(remo_buf *b, int64_t v);
 int remo__wire_put_double(remo_buf *b, double v);
 int remo__wire_put_str(remo_buf *b, const void *p, size_t n);
 int remo__wire_put_bin(remo_buf *b, const void *p, size_t n);
+/* remo__wire_put_bin_head: bin's header alone, the n bytes to follow
+ * (a body sent from elsewhere: struct remo__gather). */
+int remo__wire_put_bin_head(remo_buf *b, size_t n);
 int remo__wire_put_array(remo_buf *b, uint32_t n);
 int remo__wire_put_map(remo_buf *b, uint32_t n);
 /* remo__wire_put_ext: header of an ext of n body bytes; body follows. */
