@@ -1477,6 +1477,15 @@ static size_t queued_settles(remo_session *s, size_t n, size_t *bytes)
 	return remo__session_queued(s, bytes);
 }
 
+/* Serves until requests 1..n are all answered (nothing lost). */
+static void serve_until_answered(struct fx *fx, int64_t n)
+{
+	while (serve(fx) == REMO_OK || !has_answer(fx, n))
+		;
+	for (int64_t i = 1; i <= n; i++)
+		assert_true(has_answer(fx, i));
+}
+
 /* Requests nobody serves pile up (here: read by the lease thread of an
  * idle session) until the session's budget, and then reading stops:
  * backpressure, not buffering, and not an end.  The lease (20 ms) does
@@ -1494,10 +1503,7 @@ static void a_flood_of_requests_is_pushed_back(void **state)
 	size_t bytes;
 	assert_int_equal(queued_settles(fx->s, 8, &bytes), 8);
 	assert_int_equal(remo_session_status(fx->s), REMO_OK);
-	while (serve(fx) == REMO_OK || !has_answer(fx, 40))
-		;
-	for (int i = 1; i <= 40; i++)
-		assert_true(has_answer(fx, i));
+	serve_until_answered(fx, 40);
 }
 
 /* The same flood in bytes: requests not yet served are held up to
@@ -1520,10 +1526,7 @@ static void a_flood_of_bytes_is_pushed_back(void **state)
 	assert_true(bytes >= 8192 && bytes < 8192 + 1100);
 	assert_true(n >= 8 && n < 40);
 	assert_int_equal(remo_session_status(fx->s), REMO_OK);
-	while (serve(fx) == REMO_OK || !has_answer(fx, 40))
-		;
-	for (int i = 1; i <= 40; i++)
-		assert_true(has_answer(fx, i));
+	serve_until_answered(fx, 40);
 }
 
 /* A one-way request is decoded as it is read, and one of 64 KiB or more
