@@ -75,6 +75,20 @@ static inline int proc_stop(pid_t pid, int sig)
 	return st;
 }
 
+/* proc_show_err: a process that did not stop cleanly (status st, from
+ * proc_stop) has what it wrote to err shown on our stderr, before the
+ * scratch directory goes (a sanitizer's report, most often). */
+static inline void proc_show_err(const char *who, int st, const char *err)
+{
+	char line[512];
+	FILE *e = fopen(err, "r");
+	fprintf(stderr, "%s: status 0x%x; its stderr:\n", who, (unsigned)st);
+	while (e != NULL && fgets(line, sizeof line, e) != NULL)
+		fprintf(stderr, "  %s", line);
+	if (e != NULL)
+		fclose(e);
+}
+
 /* proc_self: this program's path, for running it again in a mode. */
 static inline const char *proc_self(void)
 {

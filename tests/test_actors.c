@@ -82,17 +82,10 @@ static int fx_teardown(void **state)
 		if (f->pid[i] > 0)
 			st[i] = proc_stop(f->pid[i], SIGTERM);
 	for (int i = 0; i < 2; i++) { /* why one did not stop cleanly */
-		if (WIFEXITED(st[i]) && WEXITSTATUS(st[i]) == 0)
-			continue;
-		char path[160], line[512];
+		char path[160];
 		snprintf(path, sizeof path, "%s/err%d", f->dir, i);
-		FILE *e = fopen(path, "r");
-		fprintf(stderr, "remo-node %d: status 0x%x; its stderr:\n", i,
-		        (unsigned)st[i]);
-		while (e != NULL && fgets(line, sizeof line, e) != NULL)
-			fprintf(stderr, "  %s", line);
-		if (e != NULL)
-			fclose(e);
+		if (!(WIFEXITED(st[i]) && WEXITSTATUS(st[i]) == 0))
+			proc_show_err("remo-node", st[i], path);
 	}
 	proc_rmdir(f->dir);
 	free(f);

@@ -55,8 +55,12 @@ static void restart(struct fx *f, int sig)
 {
 	if (f->pid > 0) {
 		int st = proc_stop(f->pid, sig);
-		if (sig != SIGKILL && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		if (sig != SIGKILL && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+			char err[128];
+			snprintf(err, sizeof err, "%s/err", f->dir);
+			proc_show_err("remo-pod", st, err);
 			fail_msg("remo-pod did not stop cleanly: %d", st);
+		}
 	}
 	char line[1024];
 	f->pid = start(f, f->db, line, sizeof line);
