@@ -1499,7 +1499,8 @@ REMO_API int remo_server_run(remo_server *srv);
 /*
  * remo_server_stop: makes remo_server_run return after closing every
  * listener and session.  Async-signal-safe, so a SIGINT or SIGTERM
- * handler may call it.
+ * handler may call it, in any thread, until remo_server_free is called
+ * (which waits for a stop already in progress to finish its write).
  */
 REMO_API void remo_server_stop(remo_server *srv);
 /* remo_server_sessions: sessions being served now. */

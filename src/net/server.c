@@ -37,6 +37,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -115,6 +116,8 @@ struct remo_server {
 	int wake[2];          /* the stop pipe */
 	pthread_cond_t stopped; /* remo_server_run has returned */
 	atomic_bool stopping;
+	atomic_uint stops;    /* remo_server_stop calls between their flag
+	                         and their write: free waits them out */
 	bool running;
 	int epfd;             /* the poller's epoll; -1: none (no pool)  */
 	pthread_t poller;
@@ -755,11 +758,16 @@ int remo_server_run(remo_server *srv)
 
 void remo_server_stop(remo_server *srv)
 {
-	/* only a flag and a write(2): both async-signal-safe */
+	/* only atomics and a write(2): all async-signal-safe.  run may
+	 * see the flag and return before the write: free waits for it, or
+	 * it could write into a descriptor closed and reused meanwhile
+	 * (ThreadSanitizer saw a signal handler's write race free's close) */
 	int saved = errno;
+	atomic_fetch_add(&srv->stops, 1);
 	atomic_store(&srv->stopping, true);
 	ssize_t n = write(srv->wake[1], "", 1);
 	(void)n;
+	atomic_fetch_sub(&srv->stops, 1);
 	errno = saved;
 }
 
@@ -784,6 +792,9 @@ void remo_server_free(remo_server *srv)
 			pthread_cond_wait(&srv->stopped, &srv->lock);
 	}
 	pthread_mutex_unlock(&srv->lock);
+	/* a stop in another thread or a signal handler ends its write */
+	while (atomic_load(&srv->stops) > 0)
+		sched_yield();
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		srv->listeners[i].ops->fini_listener(srv->listeners[i].state);
 		remo__free(srv->listeners[i].state);
